@@ -1,0 +1,3 @@
+from appgw.cli.main import main
+
+main()

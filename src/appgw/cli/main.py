@@ -1,0 +1,86 @@
+"""The `appgw` command line. `serve` runs the gateway; management commands come later."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from appgw.control.auth import TokenError
+from appgw.serve import DEFAULT_ADMIN_LISTEN, ServeError, ServeOptions, serve
+from appgw.store.secrets import SecretsError
+
+app = typer.Typer(
+    name="appgw",
+    help="A self-hosted application gateway managed like Azure Application Gateway.",
+    no_args_is_help=True,
+    add_completion=True,
+)
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "appgw"
+
+
+@app.command("serve")
+def serve_command(
+    data_dir: Annotated[
+        Path,
+        typer.Option(
+            envvar="APPGW_DATA_DIR",
+            help="Where the embedded store, the master key and generated certificates live.",
+            default_factory=_default_data_dir,
+            show_default="$XDG_DATA_HOME/appgw",
+        ),
+    ],
+    admin_listen: Annotated[
+        str,
+        typer.Option(
+            envvar="APPGW_ADMIN_LISTEN",
+            help="HOST:PORT of the API. Port 0 picks a free port. Off loopback it serves HTTPS.",
+        ),
+    ] = DEFAULT_ADMIN_LISTEN,
+    store_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="APPGW_STORE_URL",
+            help="SQLAlchemy URL of a shared store (postgresql://...); default: SQLite in the "
+            "data directory.",
+        ),
+    ] = None,
+    admin_cert: Annotated[
+        Path | None, typer.Option(help="PEM certificate (chain) for the HTTPS admin listener.")
+    ] = None,
+    admin_key: Annotated[
+        Path | None, typer.Option(help="PEM private key for the HTTPS admin listener.")
+    ] = None,
+) -> None:
+    """Run the gateway: the management API on --admin-listen.
+
+    Example: appgw serve --data-dir ./appgw-data --admin-listen 127.0.0.1:0
+    """
+    try:
+        serve(
+            ServeOptions(
+                data_dir=data_dir,
+                admin_listen=admin_listen,
+                store_url=store_url,
+                admin_cert=admin_cert,
+                admin_key=admin_key,
+            )
+        )
+    except (ServeError, SecretsError, TokenError) as error:
+        typer.echo(f"appgw: {error}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.callback()
+def _root() -> None:
+    """appgw: Azure Application Gateway, on your own machines."""
+
+
+def main() -> None:
+    app()

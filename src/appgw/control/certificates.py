@@ -1,0 +1,144 @@
+"""Certificate uploads in a gateway PUT: check them, keep their secrets, compute public data.
+
+Azure's tools change a gateway by GET -> modify -> PUT and send write-only fields back empty:
+an `sslCertificates` entry without `data` keeps the PFX and password stored under its name.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from appgw import certificates
+from appgw.model.diagnostics import Diagnostic
+from appgw.model.ids import GatewayId
+from appgw.model.resource import ApplicationGateway
+
+# Azure's maximum listener certificate (PFX) size: 10 KB on v1, 16 KB on v2.
+MAX_PFX_BYTES_V1 = 10 * 1024
+MAX_PFX_BYTES_V2 = 16 * 1024
+
+_PFX_CODES = {
+    certificates.CODE_INVALID_DATA: "ApplicationGatewaySslCertificateInvalidData",
+    certificates.CODE_INVALID_PASSWORD: "ApplicationGatewaySslCertificateInvalidPassword",
+    certificates.CODE_MISSING_PRIVATE_KEY: "ApplicationGatewaySslCertificateMissingPrivateKey",
+    certificates.CODE_MISSING_CERTIFICATE: "ApplicationGatewaySslCertificateInvalidData",
+    certificates.CODE_KEY_MISMATCH: "ApplicationGatewaySslCertificateKeyMismatch",
+    certificates.CODE_EXPIRED: "ApplicationGatewaySslCertificateExpired",
+    certificates.CODE_NOT_YET_VALID: "ApplicationGatewaySslCertificateNotYetValid",
+    certificates.CODE_UNSUPPORTED_KEY: "ApplicationGatewaySslCertificateUnsupportedKey",
+}
+_PUBLIC_CODES = {
+    "authenticationCertificates": "ApplicationGatewayAuthenticationCertificateInvalidData",
+    "trustedRootCertificates": "ApplicationGatewayTrustedRootCertificateInvalidData",
+}
+
+
+@dataclass
+class CertificateOutcome:
+    """What the certificate pass found: problems, secrets to store, public fields to show."""
+
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    # {"sslCertificates": {folded name: {"name", "pfx" (base64), "password"}}}
+    secrets: dict[str, Any] = field(default_factory=lambda: {"sslCertificates": {}})
+    public_cert_data: dict[str, str] = field(default_factory=dict)  # folded ssl cert name -> data
+    normalized_data: dict[tuple[str, str], str] = field(default_factory=dict)  # .cer -> base64 DER
+
+
+def check_certificates(
+    gateway: ApplicationGateway,
+    gateway_id: GatewayId,
+    previous_secrets: dict[str, Any],
+    *,
+    v1: bool,
+    now: datetime | None = None,
+) -> CertificateOutcome:
+    outcome = CertificateOutcome()
+    stored: dict[str, Any] = previous_secrets.get("sslCertificates", {})
+    limit = MAX_PFX_BYTES_V1 if v1 else MAX_PFX_BYTES_V2
+    for cert in gateway.properties.ssl_certificates:
+        owner = gateway_id.child("sslCertificates", cert.name)
+        folded = cert.name.casefold()
+        data, password = cert.properties.data, cert.properties.password
+        if not data:
+            if cert.properties.key_vault_secret_id:
+                continue  # refused by validation with its own message
+            if folded not in stored:
+                outcome.diagnostics.append(
+                    Diagnostic(
+                        "ApplicationGatewaySslCertificateDataMissing",
+                        owner,
+                        "properties.data",
+                        "a new SSL certificate needs 'data' (the base64 PFX) and 'password'",
+                    )
+                )
+                continue
+            data, password = stored[folded]["pfx"], stored[folded]["password"]
+        try:
+            raw = base64.b64decode("".join(data.split()), validate=True)
+        except (binascii.Error, ValueError):
+            outcome.diagnostics.append(
+                Diagnostic(
+                    "ApplicationGatewaySslCertificateInvalidData",
+                    owner,
+                    "properties.data",
+                    "'data' is not base64; send the PFX file's bytes base64-encoded",
+                )
+            )
+            continue
+        if len(raw) > limit:
+            outcome.diagnostics.append(
+                Diagnostic(
+                    "ApplicationGatewaySslCertificateTooLarge",
+                    owner,
+                    "properties.data",
+                    f"the PFX is {len(raw)} bytes; this SKU accepts at most {limit} bytes",
+                )
+            )
+            continue
+        try:
+            loaded = certificates.load_pfx(raw, password, now=now)
+        except certificates.CertificateError as error:
+            outcome.diagnostics.append(
+                Diagnostic(
+                    _PFX_CODES.get(error.code, "ApplicationGatewaySslCertificateInvalidData"),
+                    owner,
+                    "properties.password"
+                    if error.code == certificates.CODE_INVALID_PASSWORD
+                    else "properties.data",
+                    error.message,
+                )
+            )
+            continue
+        outcome.secrets["sslCertificates"][folded] = {
+            "name": cert.name,
+            "pfx": base64.b64encode(raw).decode(),
+            "password": password,
+        }
+        outcome.public_cert_data[folded] = certificates.public_cert_data_for_pfx(loaded)
+    for collection, children in (
+        ("authenticationCertificates", gateway.properties.authentication_certificates),
+        ("trustedRootCertificates", gateway.properties.trusted_root_certificates),
+    ):
+        for child in children:
+            if not child.properties.data:
+                continue  # validation reports the missing field
+            try:
+                parsed = certificates.load_public_certificate(child.properties.data)
+            except certificates.CertificateError as error:
+                outcome.diagnostics.append(
+                    Diagnostic(
+                        _PUBLIC_CODES[collection],
+                        gateway_id.child(collection, child.name),
+                        "properties.data",
+                        error.message,
+                    )
+                )
+                continue
+            outcome.normalized_data[(collection, child.name.casefold())] = (
+                certificates.public_certificate_data(parsed)
+            )
+    return outcome

@@ -1,0 +1,350 @@
+"""The service layer: the only code that changes desired state.
+
+API, CLI and portal call these methods and translate their results; none of them holds a rule.
+A write is: shape check -> cross-object validation -> certificate checks -> commit of a new
+version -> activity log entry. Reads return the ARM view of the stored document.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from appgw.control.certificates import check_certificates
+from appgw.model.diagnostics import Diagnostic, ValidationFailed
+from appgw.model.enums import OperationalState
+from appgw.model.ids import GatewayId
+from appgw.model.resource import TagsObject
+from appgw.model.validate import is_v1, validate_gateway
+from appgw.model.wire import canonical_document, parse_gateway, parse_model, read_view
+from appgw.store.sql import ActivityEvent, GatewayVersion, PreconditionFailed, SqlStore, utcnow
+
+WRITE = "Microsoft.Network/applicationGateways/write"
+DELETE = "Microsoft.Network/applicationGateways/delete"
+START = "Microsoft.Network/applicationGateways/start/action"
+STOP = "Microsoft.Network/applicationGateways/stop/action"
+MAX_PAGE_SIZE = 100  # ARM pages lists; 100 keeps one page of full gateways to a few MB
+
+
+class ServiceError(Exception):
+    """A refused request: HTTP status, stable code, message, and per-problem details."""
+
+    def __init__(
+        self, status: int, code: str, message: str, details: list[dict[str, str]] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or []
+
+    def to_json(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+    @classmethod
+    def invalid(cls, diagnostics: list[Diagnostic]) -> ServiceError:
+        details = [diagnostic.to_json() for diagnostic in diagnostics]
+        if len(diagnostics) == 1:
+            return cls(400, diagnostics[0].code, diagnostics[0].message, details)
+        codes = ", ".join(sorted({d.code for d in diagnostics}))
+        return cls(
+            400,
+            "MultipleErrorsOccurred",
+            f"{len(diagnostics)} problems ({codes}); see details. First: {diagnostics[0].message}",
+            details,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    name: str
+    source_ip: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    view: dict[str, Any]
+    created: bool
+    operation_id: str
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    views: list[dict[str, Any]]
+    next_after: str | None  # key of the last gateway returned when more may follow
+
+
+class GatewayService:
+    def __init__(self, store: SqlStore, clock: Callable[[], datetime] = utcnow) -> None:
+        self.store = store
+        self.clock = clock
+
+    # --- reads ----------------------------------------------------------------------------------
+
+    def get(self, gateway_id: GatewayId) -> dict[str, Any]:
+        return _view(self._require(gateway_id))
+
+    def list_gateways(
+        self,
+        subscription: str,
+        resource_group: str | None,
+        *,
+        after: str | None = None,
+        limit: int = MAX_PAGE_SIZE,
+    ) -> Page:
+        limit = max(1, min(limit, MAX_PAGE_SIZE))
+        versions = self.store.list_current(
+            subscription, resource_group, after_key=after, limit=limit + 1
+        )
+        more = len(versions) > limit
+        versions = versions[:limit]
+        next_after = versions[-1].resource_id.casefold() if more and versions else None
+        return Page([_view(version) for version in versions], next_after)
+
+    def history(self, gateway_id: GatewayId) -> list[dict[str, Any]]:
+        versions = self.store.history(gateway_id.key)
+        if not versions:
+            raise _not_found(gateway_id)
+        return [
+            {
+                "version": version.version,
+                "etag": version.etag,
+                "createdAt": _iso(version.created_at),
+                "caller": version.actor,
+                "operationalState": version.operational_state,
+                "deleted": version.deleted,
+                "gateway": None if version.deleted else _view(version),
+            }
+            for version in versions
+        ]
+
+    def activity(
+        self, *, resource_prefix: str | None = None, since: datetime | None = None, limit: int = 200
+    ) -> list[ActivityEvent]:
+        return self.store.activity(resource_prefix=resource_prefix, since=since, limit=limit)
+
+    def operation_status(self, operation_id: str) -> str | None:
+        found = self.store.operation(operation_id)
+        return found[0] if found is not None else None
+
+    # --- writes ---------------------------------------------------------------------------------
+
+    def put(
+        self,
+        gateway_id: GatewayId,
+        body: object,
+        caller: Caller,
+        *,
+        if_match: str | None = None,
+        if_none_match: str | None = None,
+    ) -> WriteResult:
+        try:
+            gateway = parse_gateway(body, gateway_id)
+        except ValidationFailed as failed:
+            raise self._refused(gateway_id, WRITE, caller, failed.diagnostics) from None
+        current = self.store.current(gateway_id.key)
+        previous_secrets = self.store.secrets(current) if current is not None else {}
+        diagnostics = validate_gateway(gateway, gateway_id)
+        outcome = check_certificates(
+            gateway, gateway_id, previous_secrets, v1=is_v1(gateway), now=self.clock()
+        )
+        diagnostics += outcome.diagnostics
+        if diagnostics:
+            raise self._refused(gateway_id, WRITE, caller, diagnostics)
+        document = canonical_document(gateway)
+        properties = document["properties"]
+        properties["resourceGuid"] = (
+            current.document["properties"].get("resourceGuid")
+            if current is not None
+            else str(uuid.uuid4())
+        )
+        for cert in properties.get("sslCertificates", []):
+            cert["properties"]["publicCertData"] = outcome.public_cert_data[cert["name"].casefold()]
+        for collection in ("authenticationCertificates", "trustedRootCertificates"):
+            for cert in properties.get(collection, []):
+                normalized = outcome.normalized_data.get((collection, cert["name"].casefold()))
+                if normalized is not None:
+                    cert["properties"]["data"] = normalized
+        # Azure: any PUT on a stopped gateway starts it.
+        return self._commit(
+            gateway_id,
+            WRITE,
+            caller,
+            document,
+            outcome.secrets,
+            OperationalState.RUNNING.value,
+            if_match=if_match,
+            if_none_match=if_none_match,
+        )
+
+    def patch_tags(
+        self, gateway_id: GatewayId, body: object, caller: Caller, *, if_match: str | None = None
+    ) -> WriteResult:
+        try:
+            tags = parse_model(TagsObject, body, str(gateway_id))
+        except ValidationFailed as failed:
+            raise self._refused(gateway_id, WRITE, caller, failed.diagnostics) from None
+        current = self._require(gateway_id)
+        document = dict(current.document)
+        document["tags"] = tags.tags or {}
+        return self._commit(
+            gateway_id,
+            WRITE,
+            caller,
+            document,
+            self.store.secrets(current),
+            current.operational_state,
+            if_match=if_match,
+        )
+
+    def set_operational_state(
+        self, gateway_id: GatewayId, caller: Caller, state: OperationalState
+    ) -> WriteResult:
+        current = self._require(gateway_id)
+        return self._commit(
+            gateway_id,
+            START if state == OperationalState.RUNNING else STOP,
+            caller,
+            current.document,
+            self.store.secrets(current),
+            state.value,
+            if_match=current.etag,
+        )
+
+    def delete(
+        self, gateway_id: GatewayId, caller: Caller, *, if_match: str | None = None
+    ) -> WriteResult | None:
+        """None when there was nothing to delete (ARM answers 204)."""
+        current = self.store.current(gateway_id.key)
+        if current is None:
+            if if_match is not None:
+                raise ServiceError(412, "PreconditionFailed", "the gateway does not exist")
+            return None
+        # Secrets of a deleted gateway are not carried into its tombstone.
+        return self._commit(
+            gateway_id,
+            DELETE,
+            caller,
+            current.document,
+            {},
+            OperationalState.STOPPED.value,
+            if_match=if_match,
+            deleted=True,
+        )
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def _require(self, gateway_id: GatewayId) -> GatewayVersion:
+        current = self.store.current(gateway_id.key)
+        if current is None:
+            raise _not_found(gateway_id)
+        return current
+
+    def _commit(
+        self,
+        gateway_id: GatewayId,
+        operation: str,
+        caller: Caller,
+        document: dict[str, Any],
+        secrets: dict[str, Any],
+        state: str,
+        *,
+        if_match: str | None = None,
+        if_none_match: str | None = None,
+        deleted: bool = False,
+    ) -> WriteResult:
+        existed = self.store.current(gateway_id.key) is not None
+        try:
+            version = self.store.commit(
+                str(gateway_id),
+                gateway_id.key,
+                document,
+                secrets,
+                operational_state=state,
+                actor=caller.name,
+                if_match=if_match,
+                if_none_match=if_none_match,
+                deleted=deleted,
+            )
+        except PreconditionFailed as failed:
+            self._log(gateway_id, operation, caller, "Failed", None, {"code": "PreconditionFailed"})
+            raise ServiceError(
+                412,
+                "PreconditionFailed",
+                f"{failed} for '{gateway_id}'; GET the gateway again and retry with its etag",
+            ) from None
+        operation_id = str(uuid.uuid4())
+        self.store.record_operation(operation_id, str(gateway_id), "Succeeded")
+        self._log(gateway_id, operation, caller, "Succeeded", version.version, None)
+        return WriteResult(
+            view={} if deleted else _view(version),
+            created=not existed,
+            operation_id=operation_id,
+            version=version.version,
+        )
+
+    def _refused(
+        self, gateway_id: GatewayId, operation: str, caller: Caller, diagnostics: list[Diagnostic]
+    ) -> ServiceError:
+        error = ServiceError.invalid(diagnostics)
+        self._log(
+            gateway_id,
+            operation,
+            caller,
+            "Failed",
+            None,
+            {"code": error.code, "problems": [d.code for d in diagnostics]},
+        )
+        return error
+
+    def _log(
+        self,
+        gateway_id: GatewayId,
+        operation: str,
+        caller: Caller,
+        status: str,
+        version: int | None,
+        detail: dict[str, Any] | None,
+    ) -> None:
+        self.store.record_activity(
+            ActivityEvent(
+                event_id=str(uuid.uuid4()),
+                time=self.clock(),
+                caller=caller.name,
+                source_ip=caller.source_ip,
+                operation=operation,
+                resource_id=str(gateway_id),
+                status=status,
+                version=version,
+                correlation_id=str(uuid.uuid4()),
+                detail=detail,
+            )
+        )
+
+
+def _view(version: GatewayVersion) -> dict[str, Any]:
+    gateway_id = GatewayId.parse(version.resource_id)
+    assert gateway_id is not None, "the store holds only valid gateway ids"
+    return read_view(
+        version.document,
+        gateway_id,
+        etag=version.etag,
+        operational_state=version.operational_state,
+    )
+
+
+def _not_found(gateway_id: GatewayId) -> ServiceError:
+    return ServiceError(
+        404,
+        "ResourceNotFound",
+        f"The Resource 'Microsoft.Network/applicationGateways/{gateway_id.name}' under resource "
+        f"group '{gateway_id.resource_group}' was not found.",
+    )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")

@@ -1,0 +1,113 @@
+"""ARM resource ids of application gateways and their children.
+
+ARM compares ids without regard to case, so every comparison here folds case; the spelling the
+client chose for names is kept for display.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+GATEWAY_TYPE = "Microsoft.Network/applicationGateways"
+PATH_RULES = "pathRules"
+
+# Child collections (JSON name) in the order Azure lists them in `properties`.
+CHILD_COLLECTIONS: tuple[str, ...] = (
+    "gatewayIPConfigurations",
+    "authenticationCertificates",
+    "trustedRootCertificates",
+    "trustedClientCertificates",
+    "sslCertificates",
+    "frontendIPConfigurations",
+    "frontendPorts",
+    "probes",
+    "backendAddressPools",
+    "backendHttpSettingsCollection",
+    "httpListeners",
+    "sslProfiles",
+    "urlPathMaps",
+    "requestRoutingRules",
+    "rewriteRuleSets",
+    "redirectConfigurations",
+)
+
+_SEGMENT = r"[^/]+"
+_GATEWAY_ID = re.compile(
+    rf"^/subscriptions/(?P<sub>{_SEGMENT})/resourceGroups/(?P<rg>{_SEGMENT})"
+    rf"/providers/Microsoft\.Network/applicationGateways/(?P<name>{_SEGMENT})$",
+    re.IGNORECASE,
+)
+# Any fully qualified ARM id: what Azure calls a "linked property id".
+_ARM_ID = re.compile(
+    r"^/subscriptions/[^/]+(/resourceGroups/[^/]+)?/providers/[A-Za-z0-9.]+/[^/]+/[^/]+(/[^/]+/[^/]+)*$",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayId:
+    subscription: str
+    resource_group: str
+    name: str
+
+    def __str__(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
+            f"/providers/{GATEWAY_TYPE}/{self.name}"
+        )
+
+    @property
+    def key(self) -> str:
+        """The case-folded id under which the store keeps this gateway."""
+        return str(self).casefold()
+
+    def child(self, collection: str, name: str) -> str:
+        return f"{self}/{collection}/{name}"
+
+    def path_rule(self, path_map: str, rule: str) -> str:
+        return f"{self}/urlPathMaps/{path_map}/{PATH_RULES}/{rule}"
+
+    @classmethod
+    def parse(cls, text: str) -> GatewayId | None:
+        match = _GATEWAY_ID.match(text)
+        if match is None:
+            return None
+        return cls(match["sub"], match["rg"], match["name"])
+
+
+def is_arm_id(text: str) -> bool:
+    return _ARM_ID.match(text) is not None
+
+
+def child_type(collection: str) -> str:
+    return f"{GATEWAY_TYPE}/{collection}"
+
+
+@dataclass(frozen=True, slots=True)
+class ChildRef:
+    """What a `{"id": ...}` reference inside a gateway points at."""
+
+    gateway_key: str
+    collection: str  # for path rules: "urlPathMaps/<map>/pathRules"
+    name: str
+
+
+def parse_child_ref(ref: str) -> ChildRef | None:
+    """Split `{gatewayId}/{collection}/{name}` (or a path rule id); None if it is not one."""
+    for prefix_end in _child_boundaries(ref):
+        gateway = GatewayId.parse(ref[:prefix_end])
+        if gateway is None:
+            continue
+        rest = ref[prefix_end + 1 :].split("/")
+        if len(rest) == 2 and all(rest):
+            return ChildRef(gateway.key, rest[0], rest[1])
+        if len(rest) == 4 and all(rest) and rest[0].casefold() == "urlpathmaps":
+            return ChildRef(gateway.key, f"urlPathMaps/{rest[1]}/{rest[2]}", rest[3])
+    return None
+
+
+def _child_boundaries(ref: str) -> list[int]:
+    # The gateway id has 8 segments, so its end is the 9th '/' of the reference.
+    positions = [i for i, char in enumerate(ref) if char == "/"]
+    return [positions[8]] if len(positions) > 8 else []

@@ -1,0 +1,183 @@
+"""`appgw serve`: open the store, make sure an admin token exists, run the control plane.
+
+The admin listener speaks plain HTTP only on loopback; bound anywhere else it serves HTTPS with
+a certificate given by flag or one generated on first start.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from appgw.api.app import create_app
+from appgw.control.auth import ensure_admin_token
+from appgw.control.service import GatewayService
+from appgw.store.secrets import MasterKey
+from appgw.store.sql import SqlStore
+
+DEFAULT_ADMIN_LISTEN = "127.0.0.1:7480"
+DB_FILE = "appgw.db"
+ADMIN_TLS_DIR = "admin-tls"
+# The generated admin certificate is for first use; operators should bring their own.
+ADMIN_CERT_DAYS = 825  # the longest validity browsers still accept for a server certificate
+
+
+class ServeError(Exception):
+    """A start-up problem the operator must fix; its text says how."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    data_dir: Path
+    admin_listen: str = DEFAULT_ADMIN_LISTEN
+    store_url: str | None = None
+    admin_cert: Path | None = None
+    admin_key: Path | None = None
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ServeError(f"--admin-listen '{text}' is not HOST:PORT (port 0-65535)")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(options: ServeOptions, environ: dict[str, str] | None = None) -> None:
+    env = dict(os.environ if environ is None else environ)
+    data_dir = options.data_dir.expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    master_key = MasterKey.load_or_create(data_dir, env)
+    store = SqlStore(options.store_url or f"sqlite:///{data_dir / DB_FILE}", master_key)
+    token = ensure_admin_token(store, env)
+    host, port = parse_listen(options.admin_listen)
+    tls = _admin_tls(options, data_dir, host)
+    sock = _bind(host, port)
+    bound_port = sock.getsockname()[1]
+    scheme = "https" if tls else "http"
+    shown_host = f"[{host}]" if ":" in host else host
+    url = f"{scheme}://{shown_host}:{bound_port}"
+    lines = [
+        "appgw control plane is running",
+        f"  data directory: {data_dir}",
+        f"  API:            {url}/  (ARM paths under /subscriptions/...; OpenAPI at "
+        f"{url}/openapi.json, docs at {url}/docs)",
+    ]
+    if tls:
+        lines.append(f"  admin TLS certificate SHA-256: {tls.fingerprint}")
+    if token is not None:
+        lines.append(f"  admin token (shown once, keep it): {token}")
+    else:
+        lines.append("  admin token: created on first start (set APPGW_TOKEN for the CLI)")
+    print("\n".join(lines), flush=True)
+    app = create_app(GatewayService(store))
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        ssl_certfile=str(tls.cert) if tls else None,
+        ssl_keyfile=str(tls.key) if tls else None,
+        # uvloop when importable: the same loop the data plane uses.
+        loop="auto",
+        http="auto",
+    )
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        store.close()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise ServeError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    sock.listen(128)
+    return sock
+
+
+@dataclass(frozen=True, slots=True)
+class AdminTls:
+    cert: Path
+    key: Path
+    fingerprint: str
+
+
+def _admin_tls(options: ServeOptions, data_dir: Path, host: str) -> AdminTls | None:
+    if is_loopback(host) and options.admin_cert is None:
+        return None
+    if (options.admin_cert is None) != (options.admin_key is None):
+        raise ServeError("--admin-cert and --admin-key go together")
+    if options.admin_cert is not None and options.admin_key is not None:
+        cert_path, key_path = options.admin_cert, options.admin_key
+        for path in (cert_path, key_path):
+            if not path.is_file():
+                raise ServeError(f"{path} does not exist")
+    else:
+        tls_dir = data_dir / ADMIN_TLS_DIR
+        cert_path, key_path = tls_dir / "cert.pem", tls_dir / "key.pem"
+        if not cert_path.exists():
+            _generate_admin_certificate(tls_dir, cert_path, key_path, host)
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    except ValueError:
+        raise ServeError(f"{cert_path} is not a PEM certificate") from None
+    digest = cert.fingerprint(hashes.SHA256()).hex().upper()
+    fingerprint = ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+    return AdminTls(cert_path, key_path, fingerprint)
+
+
+def _generate_admin_certificate(tls_dir: Path, cert_path: Path, key_path: Path, host: str) -> None:
+    tls_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    names: list[x509.GeneralName] = [x509.DNSName("localhost"), x509.DNSName(socket.gethostname())]
+    try:
+        names.append(x509.IPAddress(ipaddress.ip_address(host)))
+    except ValueError:
+        names.append(x509.DNSName(host))
+    now = dt.datetime.now(dt.UTC)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "appgw admin")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=ADMIN_CERT_DAYS))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))

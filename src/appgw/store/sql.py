@@ -1,0 +1,493 @@
+"""Versioned gateway documents in SQL: SQLite embedded by default, PostgreSQL for many instances.
+
+Every accepted write is a new row in `gateway_versions` (history is never rewritten); the
+`gateways` row points at the current one. A write is one transaction, so a crash leaves either
+the old or the new version, never half of one. Secrets are stored encrypted, per version.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from appgw.store.secrets import MasterKey, SecretsError
+
+SCHEMA_VERSION = "1"
+_KEY_CHECK = b"appgw master key check"
+
+metadata = sa.MetaData()
+
+meta_table = sa.Table(
+    "meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.LargeBinary, nullable=False),
+)
+
+gateways_table = sa.Table(
+    "gateways",
+    metadata,
+    sa.Column("key", sa.String(512), primary_key=True),  # case-folded resource id
+    sa.Column("resource_id", sa.String(512), nullable=False),
+    sa.Column("subscription", sa.String(128), nullable=False, index=True),  # folded
+    sa.Column("resource_group", sa.String(128), nullable=False),  # folded
+    sa.Column("current_version", sa.Integer, nullable=True),  # NULL once deleted
+    sa.Column("last_version", sa.Integer, nullable=False),
+)
+
+versions_table = sa.Table(
+    "gateway_versions",
+    metadata,
+    # A global, increasing sequence: data planes follow "everything after seq N".
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("gateway_key", sa.String(512), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("etag", sa.String(64), nullable=False),
+    sa.Column("document", sa.Text, nullable=False),
+    sa.Column("secrets", sa.LargeBinary, nullable=False),
+    sa.Column("operational_state", sa.String(16), nullable=False),
+    sa.Column("deleted", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.UniqueConstraint("gateway_key", "version"),
+)
+
+activity_table = sa.Table(
+    "activity_log",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(36), nullable=False),
+    sa.Column("time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("caller", sa.String(128), nullable=False),
+    sa.Column("source_ip", sa.String(64), nullable=True),
+    sa.Column("operation", sa.String(128), nullable=False),
+    sa.Column("resource_id", sa.String(512), nullable=False, index=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("version", sa.Integer, nullable=True),
+    sa.Column("correlation_id", sa.String(36), nullable=False),
+    sa.Column("detail", sa.Text, nullable=True),
+)
+
+operations_table = sa.Table(
+    "operations",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("resource_id", sa.String(512), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+tokens_table = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+class PreconditionFailed(Exception):
+    """The caller's If-Match / If-None-Match does not hold for the current version."""
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayVersion:
+    resource_id: str
+    version: int
+    seq: int
+    etag: str
+    document: dict[str, Any]
+    operational_state: str
+    deleted: bool
+    created_at: datetime
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityEvent:
+    event_id: str
+    time: datetime
+    caller: str
+    source_ip: str | None
+    operation: str
+    resource_id: str
+    status: str
+    version: int | None
+    correlation_id: str
+    detail: dict[str, Any] | None
+
+
+def new_etag() -> str:
+    return f'W/"{uuid.uuid4()}"'
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class SqlStore:
+    """One class for both engines: SQLAlchemy Core hides the dialect differences we touch."""
+
+    def __init__(self, url: str, master_key: MasterKey) -> None:
+        self.url = url
+        self._key = master_key
+        self._engine = _create_engine(url)
+        metadata.create_all(self._engine)
+        self._check_master_key()
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # --- setup ----------------------------------------------------------------------------------
+
+    def _check_master_key(self) -> None:
+        """Refuse to start with a key the stored secrets were not written with."""
+        with self._write() as conn:
+            row = conn.execute(
+                sa.select(meta_table.c.value).where(meta_table.c.key == "key_check")
+            ).first()
+            if row is None:
+                conn.execute(
+                    meta_table.insert(),
+                    [
+                        {"key": "key_check", "value": self._key.encrypt(_KEY_CHECK, b"meta")},
+                        {"key": "schema_version", "value": SCHEMA_VERSION.encode()},
+                    ],
+                )
+                return
+        if self._key.decrypt(row.value, b"meta") != _KEY_CHECK:
+            raise SecretsError("the master key check value is corrupt")
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._engine.begin() as conn:
+            yield conn
+
+    # --- gateway versions -----------------------------------------------------------------------
+
+    def current(self, key: str) -> GatewayVersion | None:
+        with self._engine.connect() as conn:
+            return self._current(conn, key)
+
+    def _current(self, conn: Connection, key: str) -> GatewayVersion | None:
+        row = conn.execute(
+            sa.select(versions_table, gateways_table.c.resource_id)
+            .join(gateways_table, gateways_table.c.key == versions_table.c.gateway_key)
+            .where(
+                gateways_table.c.key == key,
+                versions_table.c.version == gateways_table.c.current_version,
+            )
+        ).first()
+        return _version_from_row(row) if row is not None else None
+
+    def secrets(self, version: GatewayVersion) -> dict[str, Any]:
+        with self._engine.connect() as conn:
+            blob = conn.execute(
+                sa.select(versions_table.c.secrets).where(versions_table.c.seq == version.seq)
+            ).scalar_one()
+        return _decode_secrets(
+            self._key.decrypt(blob, _secrets_aad(version.resource_id, version.version))
+        )
+
+    def commit(
+        self,
+        resource_id: str,
+        key: str,
+        document: Mapping[str, Any],
+        secrets: Mapping[str, Any],
+        *,
+        operational_state: str,
+        actor: str,
+        if_match: str | None = None,
+        if_none_match: str | None = None,
+        deleted: bool = False,
+    ) -> GatewayVersion:
+        """Append a version and make it current, atomically checking the preconditions."""
+        subscription, resource_group = _scope_of(resource_id)
+        with self._write() as conn:
+            gateway = conn.execute(
+                sa.select(gateways_table).where(gateways_table.c.key == key).with_for_update()
+            ).first()
+            current = self._current(conn, key) if gateway is not None else None
+            _check_preconditions(current, if_match, if_none_match)
+            if deleted and current is None:
+                raise LookupError(key)
+            version = (gateway.last_version if gateway is not None else 0) + 1
+            etag = new_etag()
+            now = utcnow()
+            seq = conn.execute(
+                versions_table.insert().values(
+                    gateway_key=key,
+                    version=version,
+                    etag=etag,
+                    document=json.dumps(document, separators=(",", ":"), sort_keys=True),
+                    secrets=self._key.encrypt(
+                        json.dumps(secrets, sort_keys=True).encode(),
+                        _secrets_aad(resource_id, version),
+                    ),
+                    operational_state=operational_state,
+                    deleted=deleted,
+                    created_at=now,
+                    actor=actor,
+                )
+            ).inserted_primary_key
+            values = {
+                "resource_id": resource_id
+                if current is None or gateway is None
+                else gateway.resource_id,
+                "current_version": None if deleted else version,
+                "last_version": version,
+            }
+            if gateway is None:
+                conn.execute(
+                    gateways_table.insert().values(
+                        key=key, subscription=subscription, resource_group=resource_group, **values
+                    )
+                )
+            else:
+                conn.execute(
+                    gateways_table.update().where(gateways_table.c.key == key).values(**values)
+                )
+        assert seq is not None
+        return GatewayVersion(
+            resource_id=str(values["resource_id"]),
+            version=version,
+            seq=int(seq[0]),
+            etag=etag,
+            document=dict(document),
+            operational_state=operational_state,
+            deleted=deleted,
+            created_at=now,
+            actor=actor,
+        )
+
+    def list_current(
+        self, subscription: str, resource_group: str | None, *, after_key: str | None, limit: int
+    ) -> list[GatewayVersion]:
+        query = (
+            sa.select(versions_table, gateways_table.c.resource_id)
+            .join(gateways_table, gateways_table.c.key == versions_table.c.gateway_key)
+            .where(
+                gateways_table.c.subscription == subscription.casefold(),
+                versions_table.c.version == gateways_table.c.current_version,
+            )
+            .order_by(gateways_table.c.key)
+            .limit(limit)
+        )
+        if resource_group is not None:
+            query = query.where(gateways_table.c.resource_group == resource_group.casefold())
+        if after_key is not None:
+            query = query.where(gateways_table.c.key > after_key)
+        with self._engine.connect() as conn:
+            return [_version_from_row(row) for row in conn.execute(query)]
+
+    def history(self, key: str) -> list[GatewayVersion]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(versions_table, gateways_table.c.resource_id)
+                .join(gateways_table, gateways_table.c.key == versions_table.c.gateway_key)
+                .where(gateways_table.c.key == key)
+                .order_by(versions_table.c.version)
+            )
+            return [_version_from_row(row) for row in rows]
+
+    def versions_after(self, seq: int) -> list[GatewayVersion]:
+        """What data planes have not applied yet, oldest first."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(versions_table, gateways_table.c.resource_id)
+                .join(gateways_table, gateways_table.c.key == versions_table.c.gateway_key)
+                .where(versions_table.c.seq > seq)
+                .order_by(versions_table.c.seq)
+            )
+            return [_version_from_row(row) for row in rows]
+
+    # --- activity log, operations, tokens --------------------------------------------------------
+
+    def record_activity(self, event_: ActivityEvent) -> None:
+        with self._write() as conn:
+            conn.execute(
+                activity_table.insert().values(
+                    event_id=event_.event_id,
+                    time=event_.time,
+                    caller=event_.caller,
+                    source_ip=event_.source_ip,
+                    operation=event_.operation,
+                    resource_id=event_.resource_id,
+                    status=event_.status,
+                    version=event_.version,
+                    correlation_id=event_.correlation_id,
+                    detail=json.dumps(event_.detail) if event_.detail is not None else None,
+                )
+            )
+
+    def activity(
+        self, *, resource_prefix: str | None = None, since: datetime | None = None, limit: int
+    ) -> list[ActivityEvent]:
+        query = sa.select(activity_table).order_by(activity_table.c.seq.desc()).limit(limit)
+        if resource_prefix is not None:
+            query = query.where(
+                sa.func.lower(activity_table.c.resource_id).startswith(
+                    resource_prefix.casefold(), autoescape=True
+                )
+            )
+        if since is not None:
+            query = query.where(activity_table.c.time >= since)
+        with self._engine.connect() as conn:
+            return [
+                ActivityEvent(
+                    event_id=row.event_id,
+                    time=_aware(row.time),
+                    caller=row.caller,
+                    source_ip=row.source_ip,
+                    operation=row.operation,
+                    resource_id=row.resource_id,
+                    status=row.status,
+                    version=row.version,
+                    correlation_id=row.correlation_id,
+                    detail=json.loads(row.detail) if row.detail else None,
+                )
+                for row in conn.execute(query)
+            ]
+
+    def record_operation(self, operation_id: str, resource_id: str, status: str) -> None:
+        now = utcnow()
+        with self._write() as conn:
+            conn.execute(
+                operations_table.insert().values(
+                    id=operation_id,
+                    resource_id=resource_id,
+                    status=status,
+                    started_at=now,
+                    ended_at=now,
+                )
+            )
+
+    def operation(self, operation_id: str) -> tuple[str, str] | None:
+        """(status, resource id) of an operation, or None."""
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                sa.select(operations_table.c.status, operations_table.c.resource_id).where(
+                    operations_table.c.id == operation_id
+                )
+            ).first()
+        return (row.status, row.resource_id) if row is not None else None
+
+    def has_tokens(self) -> bool:
+        with self._engine.connect() as conn:
+            return (
+                conn.execute(sa.select(sa.func.count()).select_from(tokens_table)).scalar_one() > 0
+            )
+
+    def add_token(self, token_hash: str, name: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                tokens_table.insert().values(token_hash=token_hash, name=name, created_at=utcnow())
+            )
+
+    def token_name(self, token_hash: str) -> str | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                sa.select(tokens_table.c.name).where(tokens_table.c.token_hash == token_hash)
+            ).first()
+        return row.name if row is not None else None
+
+
+def _create_engine(url: str) -> Engine:
+    if not url.startswith("sqlite"):
+        return sa.create_engine(url, pool_pre_ping=True)
+    engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy issue BEGIN itself (below) so writers can take the lock up front.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit is on disk before we acknowledge it, so kill -9 or power loss keeps it.
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(conn: Connection) -> None:
+        # IMMEDIATE: take the write lock at BEGIN, so two writers serialise instead of one failing
+        # with "database is locked" half-way through its read-check-write.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _check_preconditions(
+    current: GatewayVersion | None, if_match: str | None, if_none_match: str | None
+) -> None:
+    if if_match is not None:
+        if current is None:
+            raise PreconditionFailed("the gateway does not exist")
+        if if_match.strip() != "*" and current.etag not in _etag_list(if_match):
+            raise PreconditionFailed(
+                f"If-Match {if_match} does not match the current etag {current.etag}"
+            )
+    if (
+        if_none_match is not None
+        and current is not None
+        and (if_none_match.strip() == "*" or current.etag in _etag_list(if_none_match))
+    ):
+        raise PreconditionFailed("the gateway already exists (If-None-Match)")
+
+
+def _etag_list(header: str) -> set[str]:
+    """If-Match may list several etags; weak and strong forms of one value compare equal."""
+    values: set[str] = set()
+    for raw in header.split(","):
+        value = raw.strip()
+        if not value:
+            continue
+        bare = value[2:] if value.startswith("W/") else value
+        values.update({bare, f"W/{bare}"})
+    return values
+
+
+def _scope_of(resource_id: str) -> tuple[str, str]:
+    parts = resource_id.split("/")
+    return parts[2].casefold(), parts[4].casefold()
+
+
+def _secrets_aad(resource_id: str, version: int) -> bytes:
+    return f"{resource_id.casefold()}#{version}".encode()
+
+
+def _decode_secrets(blob: bytes) -> dict[str, Any]:
+    value = json.loads(blob)
+    if not isinstance(value, dict):
+        raise SecretsError("stored secrets are not a JSON object")
+    return value
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything we store is UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _version_from_row(row: Any) -> GatewayVersion:
+    return GatewayVersion(
+        resource_id=row.resource_id,
+        version=row.version,
+        seq=row.seq,
+        etag=row.etag,
+        document=json.loads(row.document),
+        operational_state=row.operational_state,
+        deleted=bool(row.deleted),
+        created_at=_aware(row.created_at),
+        actor=row.actor,
+    )
