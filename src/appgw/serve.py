@@ -69,7 +69,7 @@ def serve(options: ServeOptions, environ: dict[str, str] | None = None) -> None:
     store = SqlStore(options.store_url or f"sqlite:///{data_dir / DB_FILE}", master_key)
     token = ensure_admin_token(store, env)
     host, port = parse_listen(options.admin_listen)
-    tls = _admin_tls(options, data_dir, host)
+    tls = admin_tls(options, data_dir, host)
     sock = _bind(host, port)
     bound_port = sock.getsockname()[1]
     scheme = "https" if tls else "http"
@@ -125,7 +125,7 @@ class AdminTls:
     fingerprint: str
 
 
-def _admin_tls(options: ServeOptions, data_dir: Path, host: str) -> AdminTls | None:
+def admin_tls(options: ServeOptions, data_dir: Path, host: str) -> AdminTls | None:
     if is_loopback(host) and options.admin_cert is None:
         return None
     if (options.admin_cert is None) != (options.admin_key is None):
