@@ -81,7 +81,7 @@ def cer_b64(ca: trustme.CA) -> str:
     return base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
 
 
-def skeleton(pfx: Pfx, root_cer: str, name: str = "appgw") -> dict[str, Any]:
+def skeleton(pfx: Pfx, root_cer: str, name: str = "appgw", port: int = 443) -> dict[str, Any]:
     """The full gateway of spec §1.6, as a client would PUT it."""
     g = gateway_id(name)
     return {
@@ -124,7 +124,7 @@ def skeleton(pfx: Pfx, root_cer: str, name: str = "appgw") -> dict[str, Any]:
                     },
                 }
             ],
-            "frontendPorts": [{"name": "appGatewayFrontendPort", "properties": {"port": 443}}],
+            "frontendPorts": [{"name": "appGatewayFrontendPort", "properties": {"port": port}}],
             "backendAddressPools": [
                 {
                     "name": "appGatewayBackendPool",
@@ -299,7 +299,13 @@ class ServeProcess:
         self.process.wait(15)
 
 
-def start_serve(data_dir: Path, env: dict[str, str] | None = None) -> ServeProcess:
+def start_serve(
+    data_dir: Path,
+    env: dict[str, str] | None = None,
+    *,
+    workers: int = 1,
+    args: tuple[str, ...] = (),
+) -> ServeProcess:
     log_path = data_dir.parent / f"{data_dir.name}-serve-{time.monotonic_ns()}.log"
     environment = {**os.environ, **(env or {})}
     log = log_path.open("w")
@@ -313,6 +319,11 @@ def start_serve(data_dir: Path, env: dict[str, str] | None = None) -> ServeProce
             str(data_dir),
             "--admin-listen",
             "127.0.0.1:0",
+            "--workers",
+            str(workers),
+            "--frontend-address",
+            "127.0.0.1",
+            *args,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -326,7 +337,8 @@ def start_serve(data_dir: Path, env: dict[str, str] | None = None) -> ServeProce
         if match:
             base = match[1]
             try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                ready = httpx.get(f"{base}/healthz", timeout=2).status_code == 200
+                if ready and text.count("ready") >= workers:
                     return ServeProcess(process, base, text, log_path)
             except httpx.TransportError:
                 pass

@@ -10,6 +10,9 @@ import datetime as dt
 import ipaddress
 import os
 import socket
+import subprocess
+import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +33,8 @@ DB_FILE = "appgw.db"
 ADMIN_TLS_DIR = "admin-tls"
 # The generated admin certificate is for first use; operators should bring their own.
 ADMIN_CERT_DAYS = 825  # the longest validity browsers still accept for a server certificate
+WORKER_CHECK_INTERVAL = 0.5  # how soon a dead worker is noticed and replaced
+WORKER_STOP_TIMEOUT = 15.0  # in-flight requests get the worker's own grace period, plus margin
 
 
 class ServeError(Exception):
@@ -43,6 +48,51 @@ class ServeOptions:
     store_url: str | None = None
     admin_cert: Path | None = None
     admin_key: Path | None = None
+    workers: int = 0  # 0: one per CPU
+    frontend_address: str = "0.0.0.0"
+
+
+class Supervisor:
+    """Runs the data-plane workers and replaces any that dies."""
+
+    def __init__(self, command: list[str], count: int) -> None:
+        self.command = command
+        self.count = count
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name="appgw-supervisor", daemon=True)
+
+    def start(self) -> None:
+        self.workers = [self._spawn(index) for index in range(self.count)]
+        self.thread.start()
+
+    def _spawn(self, index: int) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([*self.command, "--instance-id", f"{index}"])
+
+    def _watch(self) -> None:
+        while not self.stopping.wait(WORKER_CHECK_INTERVAL):
+            for index, worker in enumerate(self.workers):
+                code = worker.poll()
+                if code is not None and not self.stopping.is_set():
+                    print(
+                        f"appgw: data-plane worker {index} (pid {worker.pid}) exited with "
+                        f"{code}; starting a new one",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    self.workers[index] = self._spawn(index)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for worker in self.workers:
+            if worker.poll() is None:
+                worker.terminate()
+        for worker in self.workers:
+            try:
+                worker.wait(WORKER_STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -66,7 +116,8 @@ def serve(options: ServeOptions, environ: dict[str, str] | None = None) -> None:
     data_dir = options.data_dir.expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     master_key = MasterKey.load_or_create(data_dir, env)
-    store = SqlStore(options.store_url or f"sqlite:///{data_dir / DB_FILE}", master_key)
+    store_url = options.store_url or f"sqlite:///{data_dir / DB_FILE}"
+    store = SqlStore(store_url, master_key)
     token = ensure_admin_token(store, env)
     host, port = parse_listen(options.admin_listen)
     tls = admin_tls(options, data_dir, host)
@@ -87,8 +138,23 @@ def serve(options: ServeOptions, environ: dict[str, str] | None = None) -> None:
         lines.append(f"  admin token (shown once, keep it): {token}")
     else:
         lines.append("  admin token: created on first start (set APPGW_TOKEN for the CLI)")
-    print("\n".join(lines), flush=True)
-    app = create_app(GatewayService(store))
+    workers = options.workers or os.cpu_count() or 1
+    supervisor = Supervisor(
+        [
+            sys.executable,
+            "-m",
+            "appgw.dataplane.worker",
+            "--data-dir",
+            str(data_dir),
+            "--store-url",
+            store_url,
+            "--frontend-address",
+            options.frontend_address,
+        ],
+        workers,
+    )
+    lines.append(f"  data plane:     {workers} worker(s); access log {data_dir / 'access.log'}")
+    app = create_app(GatewayService(store, frontend_address=options.frontend_address))
     config = uvicorn.Config(
         app,
         log_level="warning",
@@ -99,9 +165,12 @@ def serve(options: ServeOptions, environ: dict[str, str] | None = None) -> None:
         loop="auto",
         http="auto",
     )
+    print("\n".join(lines), flush=True)
+    supervisor.start()
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
+        supervisor.stop()
         store.close()
 
 

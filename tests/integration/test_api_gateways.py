@@ -128,8 +128,8 @@ def test_start_and_stop(api: Api, pfx: Pfx, root_cer: str) -> None:
 
 
 def test_list_by_group_and_subscription_with_paging(api: Api, pfx: Pfx, root_cer: str) -> None:
-    for name in ("gw-a", "gw-b", "gw-c"):
-        assert put(api, skeleton(pfx, root_cer, name), name).status_code == 201
+    for port, name in enumerate(("gw-a", "gw-b", "gw-c"), start=8443):
+        assert put(api, skeleton(pfx, root_cer, name, port), name).status_code == 201
     base = (
         f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Network/applicationGateways"
     )
@@ -150,6 +150,16 @@ def test_list_by_group_and_subscription_with_paging(api: Api, pfx: Pfx, root_cer
         f"/subscriptions/other/providers/Microsoft.Network/applicationGateways?api-version={API_VERSION}"
     ).json()
     assert other == {"value": []}
+
+
+def test_two_gateways_cannot_listen_on_one_port(api: Api, pfx: Pfx, root_cer: str) -> None:
+    assert put(api, skeleton(pfx, root_cer, "first", 8443), "first").status_code == 201
+    clash = put(api, skeleton(pfx, root_cer, "second", 8443), "second")
+    assert clash.status_code == 400
+    error = clash.json()["error"]
+    assert error["code"] == "ApplicationGatewayFrontendPortInUse"
+    assert gateway_id("first") in error["message"] and gateway_id("second") in error["message"]
+    assert put(api, skeleton(pfx, root_cer, "second", 8444), "second").status_code == 201
 
 
 def test_authentication_is_required(api: Api) -> None:

@@ -503,10 +503,13 @@ def test_each_rule_has_its_own_code(
 
 def test_the_unmodified_documents_are_valid(api: Api, pfx: Pfx, root_cer: str) -> None:
     """The baselines the cases mutate are themselves accepted (so each case fails for its rule)."""
-    assert api.client.put(gateway_url("v2"), json=skeleton(pfx, root_cer, "v2")).status_code == 201
-    document = v1(skeleton(pfx, root_cer, "v1"))
+    assert (
+        api.client.put(gateway_url("v2"), json=skeleton(pfx, root_cer, "v2", 8001)).status_code
+        == 201
+    )
+    document = v1(skeleton(pfx, root_cer, "v1", 8002))
     assert api.client.put(gateway_url("v1"), json=document).status_code == 201
-    mapped = skeleton(pfx, root_cer, "mapped")
+    mapped = skeleton(pfx, root_cer, "mapped", 8003)
     G_mapped = gateway_id("mapped")
     path_map(mapped, "/images/*", "/api*")
     for path_rule in mapped["properties"]["urlPathMaps"][0]["properties"]["pathRules"]:
@@ -520,7 +523,7 @@ def test_the_unmodified_documents_are_valid(api: Api, pfx: Pfx, root_cer: str) -
     rule(mapped)["urlPathMap"]["id"] = f"{G_mapped}/urlPathMaps/map1"
     response = api.client.put(gateway_url("mapped"), json=mapped)
     assert response.status_code == 201, response.text
-    wildcard = skeleton(pfx, root_cer, "wild")
+    wildcard = skeleton(pfx, root_cer, "wild", 8004)
     listener(wildcard).update(hostName=None, hostNames=["*.contoso.*", "w??.contoso*.edu.*"])
     assert api.client.put(gateway_url("wild"), json=wildcard).status_code == 201
 

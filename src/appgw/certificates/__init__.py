@@ -146,13 +146,18 @@ class ListenerCertificate:
 
 
 def load_pfx(
-    data: str | bytes, password: str | None, *, now: datetime | None = None
+    data: str | bytes,
+    password: str | None,
+    *,
+    now: datetime | None = None,
+    check_validity: bool = True,
 ) -> ListenerCertificate:
     """Parse an uploaded PKCS#12 PFX (base64 text as Azure sends it, or raw bytes).
 
     The leaf is the certificate whose public key matches the private key; the others are
     ordered by issuer linkage above it. The leaf must be valid at `now` (default: current UTC
-    time) and carry an RSA >= 2048 or EC P-256/P-384/P-521 key. Raises CertificateError.
+    time; `check_validity=False` skips that, for already accepted certificates) and carry an
+    RSA >= 2048 or EC P-256/P-384/P-521 key. Raises CertificateError.
     """
     raw = decode_certificate_blob(data)
     if _PEM_MARKER in raw:
@@ -211,7 +216,8 @@ def load_pfx(
         )
     listener_key = _listener_key(key)
     leaf = certificates[leaf_index]
-    _check_validity(leaf, now)
+    if check_validity:
+        _check_validity(leaf, now)
     path, unrelated = _issuer_path(certificates, leaf_index)
     return ListenerCertificate(
         private_key=listener_key,

@@ -57,6 +57,20 @@ def serve_command(
     admin_key: Annotated[
         Path | None, typer.Option(help="PEM private key for the HTTPS admin listener.")
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            envvar="APPGW_WORKERS", min=0, help="Data-plane worker processes; 0 = one per CPU."
+        ),
+    ] = 0,
+    frontend_address: Annotated[
+        str,
+        typer.Option(
+            envvar="APPGW_FRONTEND_ADDRESS",
+            help="Address that frontend IP configurations without a private IP (public ones) "
+            "bind; frontends with privateIPAddress bind that address.",
+        ),
+    ] = "0.0.0.0",
 ) -> None:
     """Run the gateway: the management API on --admin-listen.
 
@@ -70,6 +84,8 @@ def serve_command(
                 store_url=store_url,
                 admin_cert=admin_cert,
                 admin_key=admin_key,
+                workers=workers,
+                frontend_address=frontend_address,
             )
         )
     except (ServeError, SecretsError, TokenError) as error:

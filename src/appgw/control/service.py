@@ -13,6 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from appgw.compile.gateway import (
+    ALL_ADDRESSES,
+    CompileError,
+    compile_gateway,
+    endpoints_overlap,
+    listening_endpoints,
+)
 from appgw.control.certificates import check_certificates
 from appgw.model.diagnostics import Diagnostic, ValidationFailed
 from appgw.model.enums import OperationalState
@@ -79,9 +86,16 @@ class Page:
 
 
 class GatewayService:
-    def __init__(self, store: SqlStore, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        store: SqlStore,
+        clock: Callable[[], datetime] = utcnow,
+        *,
+        frontend_address: str = ALL_ADDRESSES,
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.frontend_address = frontend_address
 
     # --- reads ----------------------------------------------------------------------------------
 
@@ -169,6 +183,9 @@ class GatewayService:
                 normalized = outcome.normalized_data.get((collection, cert["name"].casefold()))
                 if normalized is not None:
                     cert["properties"]["data"] = normalized
+        diagnostics = self._dry_run(gateway_id, document, outcome.secrets)
+        if diagnostics:
+            raise self._refused(gateway_id, WRITE, caller, diagnostics)
         # Azure: any PUT on a stopped gateway starts it.
         return self._commit(
             gateway_id,
@@ -237,6 +254,38 @@ class GatewayService:
         )
 
     # --- internals ------------------------------------------------------------------------------
+
+    def _dry_run(
+        self, gateway_id: GatewayId, document: dict[str, Any], secrets: dict[str, Any]
+    ) -> list[Diagnostic]:
+        """Compile as every worker will, and check the ports against the other gateways."""
+        try:
+            snapshot = compile_gateway(
+                document,
+                secrets,
+                gateway_id=str(gateway_id),
+                frontend_address=self.frontend_address,
+            )
+        except CompileError as error:
+            return error.diagnostics
+        problems: list[Diagnostic] = []
+        for other in self.store.current_all():
+            if other.resource_id.casefold() == gateway_id.key:
+                continue
+            taken = listening_endpoints(other.document, self.frontend_address)
+            for mine in snapshot.endpoints:
+                clash = next((t for t in taken if endpoints_overlap(mine, t)), None)
+                if clash is not None:
+                    problems.append(
+                        Diagnostic(
+                            "ApplicationGatewayFrontendPortInUse",
+                            str(gateway_id),
+                            "properties.frontendPorts",
+                            f"{mine[0]}:{mine[1]} collides with {clash[0]}:{clash[1]}, which "
+                            f"gateway '{other.resource_id}' listens on",
+                        )
+                    )
+        return problems
 
     def _require(self, gateway_id: GatewayId) -> GatewayVersion:
         current = self.store.current(gateway_id.key)

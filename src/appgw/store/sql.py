@@ -301,6 +301,22 @@ class SqlStore:
             )
             return [_version_from_row(row) for row in rows]
 
+    def current_all(self) -> list[GatewayVersion]:
+        """The current version of every gateway (what a starting data plane serves)."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(versions_table, gateways_table.c.resource_id)
+                .join(gateways_table, gateways_table.c.key == versions_table.c.gateway_key)
+                .where(versions_table.c.version == gateways_table.c.current_version)
+                .order_by(gateways_table.c.key)
+            )
+            return [_version_from_row(row) for row in rows]
+
+    def max_seq(self) -> int:
+        with self._engine.connect() as conn:
+            value = conn.execute(sa.select(sa.func.max(versions_table.c.seq))).scalar()
+        return int(value or 0)
+
     def versions_after(self, seq: int) -> list[GatewayVersion]:
         """What data planes have not applied yet, oldest first."""
         with self._engine.connect() as conn:

@@ -1,0 +1,1 @@
+"""pure: model + secrets -> immutable runtime snapshot"""

@@ -1,0 +1,397 @@
+"""compile_gateway: a stored gateway document + its secrets -> Snapshot. Pure: no clock, no I/O.
+
+The control plane runs it as a dry run before every commit, so a version the store accepts
+compiles on every worker. Certificate validity dates are not judged here (that needs a clock);
+the API refuses expired uploads and the health view warns before expiry.
+"""
+
+from __future__ import annotations
+
+import base64
+import ssl
+from collections.abc import Mapping
+from typing import Any
+
+from appgw import certificates
+from appgw.compile.frontend_tls import TlsPolicy, policy_from_model, server_context
+from appgw.compile.matching import CertificateSelector, HostMatcher, PathMatcher
+from appgw.compile.snapshot import (
+    BackendMember,
+    BackendPool,
+    BackendSettings,
+    Endpoint,
+    ForwardTarget,
+    PathRoute,
+    RedirectTarget,
+    Route,
+    Site,
+    Snapshot,
+    Target,
+)
+from appgw.dataplane.backend_tls import BackendTrust
+from appgw.model.diagnostics import Diagnostic
+from appgw.model.enums import CookieBasedAffinity, Protocol, RedirectType, RuleType
+from appgw.model.resource import (
+    ApplicationGateway,
+    BackendHttpSettings,
+    CustomError,
+    HttpListener,
+    RedirectConfiguration,
+    RequestRoutingRule,
+    SubResource,
+)
+from appgw.model.validate import is_v1
+
+# Azure's defaults (spec §5.2, §7.2, §7.4).
+DEFAULT_REQUEST_TIMEOUT = 20.0  # seconds, the portal's and service's default
+DEFAULT_DRAIN_TIMEOUT = 30.0  # seconds a removed member drains when draining is not configured
+AFFINITY_COOKIE = "ApplicationGatewayAffinity"
+ALL_ADDRESSES = "0.0.0.0"
+
+_REDIRECT_STATUS = {
+    RedirectType.PERMANENT: 301,
+    RedirectType.FOUND: 302,
+    RedirectType.SEE_OTHER: 303,
+    RedirectType.TEMPORARY: 307,
+}
+
+
+class CompileError(Exception):
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        super().__init__(diagnostics[0].message if diagnostics else "compile failed")
+        self.diagnostics = diagnostics
+
+
+def compile_gateway(
+    document: Mapping[str, Any],
+    secrets: Mapping[str, Any],
+    *,
+    gateway_id: str,
+    seq: int = 0,
+    version: int = 0,
+    running: bool = True,
+    frontend_address: str = ALL_ADDRESSES,
+) -> Snapshot:
+    """`frontend_address` is what a frontend without a private IP (a "public" one) binds."""
+    gateway = ApplicationGateway.model_validate(document)
+    return _Compiler(gateway, secrets, gateway_id, frontend_address).build(
+        seq=seq, version=version, running=running
+    )
+
+
+def listening_endpoints(document: Mapping[str, Any], frontend_address: str) -> set[tuple[str, int]]:
+    """The (address, port) pairs a gateway document binds: listeners that a rule uses."""
+    props = ApplicationGateway.model_validate(document).properties
+    listeners = {item.name.casefold(): item for item in props.http_listeners}
+    frontends = {item.name.casefold(): item for item in props.frontend_ip_configurations}
+    ports = {item.name.casefold(): item.properties.port or 0 for item in props.frontend_ports}
+    bound: set[tuple[str, int]] = set()
+    for rule in props.request_routing_rules:
+        listener = listeners[_name(rule.properties.http_listener)].properties
+        frontend = frontends[_name(listener.frontend_ip_configuration)].properties
+        bound.add(
+            (
+                frontend.private_ip_address or frontend_address,
+                ports[_name(listener.frontend_port)],
+            )
+        )
+    return bound
+
+
+def endpoints_overlap(a: tuple[str, int], b: tuple[str, int]) -> bool:
+    """Two binds collide on one port when the addresses are equal or either is a wildcard."""
+    wildcard = {"0.0.0.0", "::"}
+    return a[1] == b[1] and (a[0] == b[0] or a[0] in wildcard or b[0] in wildcard)
+
+
+def _name(reference: SubResource | None) -> str:
+    """The folded child name a (validated) reference points at."""
+    assert reference is not None
+    return reference.id.rsplit("/", 1)[-1].casefold()
+
+
+def _custom_errors(configs: list[CustomError] | None) -> dict[int, str]:
+    return {
+        int(c.status_code.value.removeprefix("HttpStatus")): c.custom_error_page_url
+        for c in configs or []
+    }
+
+
+class _Compiler:
+    def __init__(
+        self,
+        gateway: ApplicationGateway,
+        secrets: Mapping[str, Any],
+        gateway_id: str,
+        frontend_address: str,
+    ) -> None:
+        self.gateway = gateway
+        self.props = gateway.properties
+        self.secrets = secrets
+        self.gateway_id = gateway_id
+        self.frontend_address = frontend_address
+        self.v1 = is_v1(gateway)
+        self.problems: list[Diagnostic] = []
+        self.backend_addresses: set[tuple[str, int]] = set()
+        try:
+            self.policy: TlsPolicy = policy_from_model(self.props.ssl_policy)
+        except ValueError as error:
+            self.problems.append(
+                Diagnostic(
+                    "ApplicationGatewayInvalidSslPolicy",
+                    gateway_id,
+                    "properties.sslPolicy",
+                    str(error),
+                )
+            )
+            self.policy = policy_from_model(None)
+        self.contexts: dict[str, ssl.SSLContext] = {}
+        self.pools = {
+            pool.name.casefold(): BackendPool(
+                pool.name,
+                tuple(
+                    BackendMember(a.fqdn or a.ip_address or "", a.fqdn is not None)
+                    for a in pool.properties.backend_addresses
+                ),
+            )
+            for pool in self.props.backend_address_pools
+        }
+        self.listeners = {item.name.casefold(): item for item in self.props.http_listeners}
+        self.redirects = {item.name.casefold(): item for item in self.props.redirect_configurations}
+        self.path_maps = {item.name.casefold(): item for item in self.props.url_path_maps}
+        self.ports = {
+            item.name.casefold(): item.properties.port or 0 for item in self.props.frontend_ports
+        }
+        self.frontends = {
+            item.name.casefold(): item for item in self.props.frontend_ip_configurations
+        }
+        self.public_roots = {
+            item.name.casefold(): certificates.decode_certificate_blob(item.properties.data or "")
+            for item in self.props.trusted_root_certificates
+        }
+        self.auth_certs = {
+            item.name.casefold(): certificates.decode_certificate_blob(item.properties.data or "")
+            for item in self.props.authentication_certificates
+        }
+        self.settings = {
+            item.name.casefold(): self._settings(item)
+            for item in self.props.backend_http_settings_collection
+        }
+
+    def build(self, *, seq: int, version: int, running: bool) -> Snapshot:
+        rules = list(self.props.request_routing_rules)
+        if not self.v1 and all(rule.properties.priority is not None for rule in rules):
+            rules.sort(key=lambda rule: rule.properties.priority or 0)
+        by_endpoint: dict[tuple[str, int], list[tuple[HttpListener, RequestRoutingRule]]] = {}
+        for rule in rules:
+            listener = self.listeners[_name(rule.properties.http_listener)]
+            by_endpoint.setdefault(self._bind(listener), []).append((listener, rule))
+        endpoints: dict[tuple[str, int], Endpoint] = {}
+        for key, pairs in by_endpoint.items():
+            https = pairs[0][0].properties.protocol == Protocol.HTTPS
+            sites = HostMatcher(
+                [(self._hosts(listener), self._site(listener, rule)) for listener, rule in pairs]
+            )
+            selector: CertificateSelector[ssl.SSLContext] | None = None
+            if https:
+                selector = CertificateSelector(
+                    [
+                        (
+                            self._hosts(listener),
+                            bool(listener.properties.require_server_name_indication),
+                            self._context(_name(listener.properties.ssl_certificate)),
+                        )
+                        for listener, _rule in pairs
+                    ],
+                    sku_v1=self.v1,
+                )
+            endpoints[key] = Endpoint(
+                bind_host=key[0],
+                port=key[1],
+                https=https,
+                sites=sites,
+                certificates=selector,
+                tls_policy=self.policy if https else None,
+            )
+        if self.problems:
+            raise CompileError(self.problems)
+        return Snapshot(
+            seq=seq,
+            gateway_id=self.gateway_id,
+            version=version,
+            running=running,
+            sku_v1=self.v1,
+            endpoints=endpoints,
+            custom_errors=_custom_errors(self.props.custom_error_configurations),
+            backend_addresses=frozenset(self.backend_addresses),
+        )
+
+    # --- pieces ---------------------------------------------------------------------------------
+
+    def _bind(self, listener: HttpListener) -> tuple[str, int]:
+        frontend = self.frontends[_name(listener.properties.frontend_ip_configuration)]
+        host = frontend.properties.private_ip_address or self.frontend_address
+        return host, self.ports[_name(listener.properties.frontend_port)]
+
+    @staticmethod
+    def _hosts(listener: HttpListener) -> tuple[str, ...]:
+        p = listener.properties
+        names = [p.host_name] if p.host_name else (p.host_names or [])
+        return tuple(name.casefold().rstrip(".") for name in names)
+
+    def _site(self, listener: HttpListener, rule: RequestRoutingRule) -> Site:
+        p = rule.properties
+        route: Route
+        if p.rule_type == RuleType.PATH_BASED_ROUTING:
+            path_map = self.path_maps[_name(p.url_path_map)].properties
+            default = self._target(
+                rule.name,
+                path_map.default_backend_address_pool,
+                path_map.default_backend_http_settings,
+                path_map.default_redirect_configuration,
+                None,
+            )
+            route = PathRoute(
+                rule.name,
+                PathMatcher(
+                    [
+                        (
+                            path_rule.properties.paths,
+                            self._target(
+                                rule.name,
+                                path_rule.properties.backend_address_pool,
+                                path_rule.properties.backend_http_settings,
+                                path_rule.properties.redirect_configuration,
+                                path_rule.name,
+                            ),
+                        )
+                        for path_rule in path_map.path_rules
+                    ],
+                    default,
+                ),
+            )
+        else:
+            route = self._target(
+                rule.name,
+                p.backend_address_pool,
+                p.backend_http_settings,
+                p.redirect_configuration,
+                None,
+            )
+        return Site(
+            listener.name, route, _custom_errors(listener.properties.custom_error_configurations)
+        )
+
+    def _target(
+        self,
+        rule_name: str,
+        pool: SubResource | None,
+        settings: SubResource | None,
+        redirect: SubResource | None,
+        path_rule_name: str | None,
+    ) -> Target:
+        if redirect is not None:
+            return self._redirect(rule_name, self.redirects[_name(redirect)], path_rule_name)
+        target = ForwardTarget(
+            rule_name, self.pools[_name(pool)], self.settings[_name(settings)], path_rule_name
+        )
+        self.backend_addresses.update(
+            (member.address, target.settings.port) for member in target.pool.members
+        )
+        return target
+
+    def _redirect(
+        self, rule_name: str, redirect: RedirectConfiguration, path_rule_name: str | None
+    ) -> RedirectTarget:
+        p = redirect.properties
+        scheme = host = None
+        port = None
+        if p.target_listener is not None:
+            target = self.listeners[_name(p.target_listener)].properties
+            scheme = "https" if target.protocol == Protocol.HTTPS else "http"
+            names = [target.host_name] if target.host_name else (target.host_names or [])
+            host = names[0] if names else None
+            port = self.ports[_name(target.frontend_port)]
+        assert p.redirect_type is not None
+        return RedirectTarget(
+            rule_name=rule_name,
+            status=_REDIRECT_STATUS[p.redirect_type],
+            target_url=p.target_url,
+            target_scheme=scheme,
+            target_host=host,
+            target_port=port,
+            include_path=bool(p.include_path),
+            include_query=bool(p.include_query_string),
+            path_rule_name=path_rule_name,
+        )
+
+    def _settings(self, settings: BackendHttpSettings) -> BackendSettings:
+        p = settings.properties
+        https = p.protocol == Protocol.HTTPS
+        trust: BackendTrust | None = None
+        if https:
+            trust = BackendTrust(
+                sku_v1=self.v1,
+                allowed_leaves_der=tuple(
+                    self.auth_certs[_name(ref)] for ref in p.authentication_certificates or []
+                ),
+                trusted_roots_der=tuple(
+                    self.public_roots[_name(ref)] for ref in p.trusted_root_certificates or []
+                ),
+                validate_chain_and_expiry=p.validate_cert_chain_and_expiry is not False,
+                validate_name=p.validate_sni is not False,
+            )
+        affinity = None
+        if p.cookie_based_affinity == CookieBasedAffinity.ENABLED:
+            affinity = p.affinity_cookie_name or AFFINITY_COOKIE
+        draining = p.connection_draining
+        return BackendSettings(
+            name=settings.name,
+            port=p.port or (443 if https else 80),
+            https=https,
+            host_override=p.host_name,
+            pick_host_from_member=bool(p.pick_host_name_from_backend_address),
+            path_override=p.path,
+            request_timeout=float(p.request_timeout or DEFAULT_REQUEST_TIMEOUT),
+            affinity_cookie=affinity,
+            drain_timeout=float(draining.drain_timeout_in_sec)
+            if draining is not None and draining.enabled
+            else DEFAULT_DRAIN_TIMEOUT,
+            trust=trust,
+            sni_name=p.sni_name,
+        )
+
+    def _context(self, certificate_name: str) -> ssl.SSLContext:
+        if certificate_name in self.contexts:
+            return self.contexts[certificate_name]
+        stored = self.secrets.get("sslCertificates", {}).get(certificate_name)
+        resource = f"{self.gateway_id}/sslCertificates/{certificate_name}"
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # placeholder on failure; never served
+        if stored is None:
+            self.problems.append(
+                Diagnostic("SslCertificateSecretMissing", resource, "", "no stored PFX")
+            )
+        else:
+            try:
+                loaded = certificates.load_pfx(
+                    base64.b64decode(stored["pfx"]), stored["password"], check_validity=False
+                )
+            except certificates.CertificateError as error:
+                self.problems.append(
+                    Diagnostic(error.code, resource, "properties.data", error.message)
+                )
+            else:
+                try:
+                    context = server_context(loaded, self.policy)
+                except ssl.SSLError as error:
+                    self.problems.append(
+                        Diagnostic(
+                            "ApplicationGatewaySslPolicyUnusable",
+                            resource,
+                            "",
+                            f"this machine's OpenSSL cannot serve the certificate under the TLS "
+                            f"policy: {error.reason or error}",
+                        )
+                    )
+        self.contexts[certificate_name] = context
+        return context

@@ -1,0 +1,118 @@
+"""The immutable runtime snapshot the data plane reads: data-plane words, everything precomputed.
+
+A request reads the current snapshot once and keeps it, so a configuration change never tears
+a request. Nothing here is validated again on the hot path.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from appgw.compile.frontend_tls import TlsPolicy
+from appgw.compile.matching import CertificateSelector, HostMatcher, PathMatcher
+from appgw.dataplane.backend_tls import BackendTrust
+
+
+@dataclass(frozen=True, slots=True)
+class BackendMember:
+    address: str  # IP literal or FQDN, as configured
+    is_fqdn: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BackendPool:
+    name: str
+    members: tuple[BackendMember, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BackendSettings:
+    name: str
+    port: int
+    https: bool
+    host_override: str | None  # hostName: Host header (and v2 SNI)
+    pick_host_from_member: bool
+    path_override: str | None
+    request_timeout: float
+    affinity_cookie: str | None  # cookie name when cookie-based affinity is on
+    drain_timeout: float  # seconds a removed member keeps its in-flight connections
+    trust: BackendTrust | None  # Https only
+    sni_name: str | None  # v2 explicit SNI / expected name
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardTarget:
+    rule_name: str
+    pool: BackendPool
+    settings: BackendSettings
+    path_rule_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RedirectTarget:
+    rule_name: str
+    status: int  # 301 / 302 / 303 / 307
+    target_url: str | None  # external site
+    target_scheme: str | None  # target listener: http or https
+    target_host: str | None  # target listener's host name; None = keep the request's host
+    target_port: int | None
+    include_path: bool
+    include_query: bool
+    path_rule_name: str | None = None
+
+
+Target = ForwardTarget | RedirectTarget
+
+
+@dataclass(frozen=True, slots=True)
+class PathRoute:
+    rule_name: str
+    paths: PathMatcher[Target]
+
+
+Route = ForwardTarget | RedirectTarget | PathRoute
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """One listener and the rule that uses it."""
+
+    listener_name: str
+    route: Route
+    custom_errors: Mapping[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Everything served on one bound address and port."""
+
+    bind_host: str
+    port: int
+    https: bool
+    sites: HostMatcher[Site]
+    certificates: CertificateSelector[ssl.SSLContext] | None  # Https only
+    tls_policy: TlsPolicy | None  # Https only; changing it re-creates the listening socket
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.bind_host, self.port)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    seq: int  # the store's global sequence number of this version
+    gateway_id: str
+    version: int
+    running: bool
+    sku_v1: bool
+    endpoints: Mapping[tuple[str, int], Endpoint]
+    custom_errors: Mapping[int, str] = field(default_factory=dict)
+    # (member address, port) of every backend a rule can send to: what upstream pools keep.
+    backend_addresses: frozenset[tuple[str, int]] = frozenset()
+
+    @property
+    def keep_alive_timeout(self) -> float:
+        # Azure's client keep-alive timeouts: 120 s on v1, 75 s on v2.
+        return 120.0 if self.sku_v1 else 75.0

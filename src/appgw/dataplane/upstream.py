@@ -1,0 +1,306 @@
+"""Connections to backends: connect, verify TLS, parse responses, keep them alive in a pool.
+
+A connection verified for one identity never serves another: the pool key holds the connect
+address, port, SNI, the verified name and the trust (roots or pins). No request byte is
+written before the backend's certificate passed `verify_presented_chain`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol as TypingProtocol, cast
+
+import httptools
+
+from appgw.dataplane.backend_tls import (
+    BackendCertificateVerdict,
+    BackendTrust,
+    client_context,
+    presented_chain,
+    verify_presented_chain,
+)
+from appgw.dataplane.http import Header
+
+# Idle backend connections are closed after this; below the 60-75 s keep-alive of common
+# servers (nginx 75 s, Apache 5 s is shorter and simply closes first, which we notice).
+UPSTREAM_IDLE_TIMEOUT = 55.0
+# Per key; enough for bursts on one worker, small enough not to hoard backend sockets.
+MAX_IDLE_PER_KEY = 64
+# TCP connect plus TLS handshake to a backend; Azure does not publish one, 10 s is nginx's
+# proxy_connect_timeout order of magnitude (60 s there is generous for a LAN).
+CONNECT_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamKey:
+    address: str  # IP literal or FQDN of the pool member
+    port: int
+    sni: str | None  # None: no SNI (IP members, v1 without FQDN)
+    verify_name: str | None
+    trust: BackendTrust | None  # None: plain HTTP
+
+    def describe(self) -> str:
+        scheme = "https" if self.trust is not None else "http"
+        return f"{scheme}://{self.address}:{self.port}"
+
+
+class UpstreamError(Exception):
+    """A backend could not be used; `error_info` is Azure's access-log code."""
+
+    def __init__(self, error_info: str, message: str) -> None:
+        super().__init__(message)
+        self.error_info = error_info
+        self.message = message
+
+
+class BackendTlsRejected(UpstreamError):
+    def __init__(self, verdict: BackendCertificateVerdict) -> None:
+        super().__init__("ERRORINFO_UPSTREAM_TLS_VERIFICATION_FAILED", verdict.message)
+        self.verdict = verdict
+
+
+class ResponseConsumer(TypingProtocol):
+    """What an upstream connection reports to the exchange it is serving."""
+
+    def response_head(self, status: int, headers: list[Header], upgrade: bool) -> None: ...
+    def response_body(self, data: bytes) -> None: ...
+    def response_end(self, reusable: bool) -> None: ...
+    def upstream_lost(self, error: UpstreamError) -> None: ...
+    def upstream_paused(self, paused: bool) -> None: ...
+
+
+class UpstreamConnection(asyncio.Protocol):
+    def __init__(self, key: UpstreamKey, release: Callable[[UpstreamConnection], None]) -> None:
+        self.key = key
+        self._release = release
+        self.transport: asyncio.Transport | None = None
+        self.consumer: ResponseConsumer | None = None
+        self.closed = False
+        self.tunnel = False  # after a 101 the bytes are the consumer's, unparsed
+        self.head_only = False  # response to HEAD: no body whatever the headers say
+        self.idle_since = 0.0
+        self._parser = httptools.HttpResponseParser(self)
+        self._status = 0
+        self._headers: list[Header] = []
+        self._head_done = False
+        self.reason = b""
+
+    # --- asyncio.Protocol -----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel:
+            if self.consumer is not None:
+                self.consumer.response_body(data)
+            return
+        if self.consumer is None:
+            # Bytes nobody asked for on an idle connection: the stream is out of step.
+            self.close()
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            self.tunnel = True
+            rest = data[upgrade.args[0] :] if upgrade.args else b""
+            if rest and self.consumer is not None:
+                self.consumer.response_body(rest)
+        except httptools.HttpParserError as error:
+            self._lose(
+                UpstreamError("ERRORINFO_UPSTREAM_INVALID_RESPONSE", f"invalid response: {error}")
+            )
+
+    def eof_received(self) -> bool | None:
+        return None  # close the transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.tunnel and self.consumer is not None:
+            self.consumer.response_end(False)
+            self.consumer = None
+            return
+        self._lose(
+            UpstreamError(
+                "ERRORINFO_UPSTREAM_CLOSED_CONNECTION",
+                f"the backend closed the connection{f': {exc}' if exc else ''}",
+            )
+        )
+
+    def pause_writing(self) -> None:
+        if self.consumer is not None:
+            self.consumer.upstream_paused(True)
+
+    def resume_writing(self) -> None:
+        if self.consumer is not None:
+            self.consumer.upstream_paused(False)
+
+    # --- httptools callbacks --------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._headers = []
+        self._head_done = False
+        self.reason = b""
+
+    def on_status(self, reason: bytes) -> None:
+        self.reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        status = self._parser.get_status_code()
+        consumer = self.consumer
+        if consumer is None:
+            return
+        if 100 <= status < 200 and status != 101:
+            consumer.response_head(status, self._headers, False)  # interim; more follows
+            return
+        self._head_done = True
+        consumer.response_head(status, self._headers, status == 101)
+        if self.head_only and status != 101:
+            self._finish(reusable=self._parser.should_keep_alive())
+            # The body the headers announce never comes; start the next response afresh.
+            self._parser = httptools.HttpResponseParser(self)
+
+    def on_body(self, body: bytes) -> None:
+        if self.consumer is not None and self._head_done:
+            self.consumer.response_body(body)
+
+    def on_message_complete(self) -> None:
+        if self._head_done and self.consumer is not None:
+            self._finish(reusable=self._parser.should_keep_alive())
+
+    # --- use by the exchange --------------------------------------------------------------------
+
+    def start(self, consumer: ResponseConsumer, head_only: bool) -> None:
+        self.consumer = consumer
+        self.head_only = head_only
+        self._head_done = False
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def close(self) -> None:
+        self.closed = True
+        self.consumer = None
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        self.closed = True
+        self.consumer = None
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _finish(self, *, reusable: bool) -> None:
+        consumer, self.consumer = self.consumer, None
+        if consumer is not None:
+            consumer.response_end(reusable and not self.closed)
+
+    def _lose(self, error: UpstreamError) -> None:
+        consumer, self.consumer = self.consumer, None
+        if self.transport is not None:
+            self.transport.abort()
+        self.closed = True
+        if consumer is not None:
+            consumer.upstream_lost(error)
+
+
+class UpstreamPool:
+    """Idle keep-alive connections by key; new ones are connected and verified on demand."""
+
+    def __init__(self) -> None:
+        self._idle: dict[UpstreamKey, list[UpstreamConnection]] = {}
+
+    async def acquire(self, key: UpstreamKey, timeout: float) -> tuple[UpstreamConnection, bool]:
+        """A connection for `key` and whether it was reused from the pool."""
+        idle = self._idle.get(key)
+        while idle:
+            connection = idle.pop()
+            if not connection.closed:
+                return connection, True
+        return await self._connect(key, timeout), False
+
+    def release(self, connection: UpstreamConnection) -> None:
+        if connection.closed or connection.tunnel:
+            connection.close()
+            return
+        idle = self._idle.setdefault(connection.key, [])
+        if len(idle) >= MAX_IDLE_PER_KEY:
+            connection.close()
+            return
+        connection.idle_since = time.monotonic()
+        idle.append(connection)
+
+    def retain_only(self, keep: Callable[[UpstreamKey], bool]) -> None:
+        """Close idle connections whose key the new configuration no longer uses."""
+        for key in [key for key in self._idle if not keep(key)]:
+            for connection in self._idle.pop(key):
+                connection.close()
+
+    def close_expired(self) -> None:
+        cutoff = time.monotonic() - UPSTREAM_IDLE_TIMEOUT
+        for key, idle in list(self._idle.items()):
+            fresh = [c for c in idle if c.idle_since > cutoff and not c.closed]
+            for connection in idle:
+                if connection not in fresh:
+                    connection.close()
+            if fresh:
+                self._idle[key] = fresh
+            else:
+                del self._idle[key]
+
+    def close_all(self) -> None:
+        for idle in self._idle.values():
+            for connection in idle:
+                connection.close()
+        self._idle.clear()
+
+    async def _connect(self, key: UpstreamKey, timeout: float) -> UpstreamConnection:
+        loop = asyncio.get_running_loop()
+        context: ssl.SSLContext | None = None
+        if key.trust is not None:
+            context = client_context(key.trust)
+        try:
+            async with asyncio.timeout(min(timeout, CONNECT_TIMEOUT)):
+                _transport, connection = await loop.create_connection(
+                    lambda: UpstreamConnection(key, self.release),
+                    key.address,
+                    key.port,
+                    ssl=context,
+                    server_hostname=key.sni if context is not None else None,
+                    ssl_handshake_timeout=CONNECT_TIMEOUT if context is not None else None,
+                )
+        except TimeoutError:
+            raise UpstreamError(
+                "ERRORINFO_UPSTREAM_TIMED_OUT", f"connecting to {key.describe()} timed out"
+            ) from None
+        except ssl.SSLError as error:
+            raise UpstreamError(
+                "ERRORINFO_UPSTREAM_TLS_HANDSHAKE_FAILED",
+                f"TLS handshake with {key.describe()} failed: {error.reason or error}",
+            ) from None
+        except OSError as error:
+            kind = "resolve" if isinstance(error, socket.gaierror) else "connect to"
+            raise UpstreamError(
+                "ERRORINFO_UPSTREAM_CONNECT_FAILED",
+                f"could not {kind} {key.describe()}: {error.strerror or error}",
+            ) from None
+        if key.trust is not None:
+            assert connection.transport is not None
+            ssl_object = connection.transport.get_extra_info("ssl_object")
+            verdict = verify_presented_chain(
+                key.trust, presented_chain(ssl_object), verify_name=key.verify_name
+            )
+            if not verdict.ok:
+                connection.abort()
+                raise BackendTlsRejected(verdict)
+        return connection

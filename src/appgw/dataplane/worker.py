@@ -1,0 +1,156 @@
+"""A data-plane worker process: follows the store, compiles versions, serves traffic.
+
+Started by `appgw serve` (one per CPU by default); every worker binds the same listening
+addresses with SO_REUSEPORT. This module is the only data-plane module that reads the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from appgw.compile.gateway import CompileError, compile_gateway
+from appgw.compile.snapshot import Snapshot
+from appgw.dataplane.access_log import AccessLog
+from appgw.dataplane.proxy import Balancer, Services
+from appgw.dataplane.runtime import Runtime
+from appgw.dataplane.upstream import UpstreamPool
+from appgw.store.secrets import MasterKey
+from appgw.store.sql import GatewayVersion, SqlStore
+
+# How often the store is asked for new versions: a committed version is live within a second.
+POLL_INTERVAL = 0.25
+# How long a stopping worker lets in-flight requests finish.
+SHUTDOWN_GRACE = 10.0
+ACCESS_LOG_FILE = "access.log"
+
+log = logging.getLogger("appgw.dataplane")
+
+
+class Follower:
+    def __init__(self, store: SqlStore, runtime: Runtime, frontend_address: str) -> None:
+        self.store = store
+        self.runtime = runtime
+        self.frontend_address = frontend_address
+        self.seq = 0
+        self.applied: dict[str, int] = {}  # gateway key -> seq applied
+
+    async def start(self) -> None:
+        self.seq = await asyncio.to_thread(self.store.max_seq)
+        for version in await asyncio.to_thread(self.store.current_all):
+            await self._apply(version)
+
+    async def poll_forever(self) -> None:
+        while True:
+            await asyncio.sleep(POLL_INTERVAL)
+            try:
+                await self.poll()
+            except Exception:  # a store hiccup must not stop the traffic being served
+                log.exception("following the store failed; retrying")
+
+    async def poll(self) -> None:
+        versions = await asyncio.to_thread(self.store.versions_after, self.seq)
+        if not versions:
+            return
+        latest: dict[str, GatewayVersion] = {}
+        for version in versions:  # oldest first: keep the newest per gateway
+            latest[version.resource_id.casefold()] = version
+        self.seq = versions[-1].seq
+        for version in latest.values():
+            await self._apply(version)
+
+    async def _apply(self, version: GatewayVersion) -> None:
+        key = version.resource_id.casefold()
+        if version.deleted:
+            await self.runtime.apply(key, None)
+            self.applied.pop(key, None)
+            return
+        try:
+            snapshot = await asyncio.to_thread(self._compile, version)
+        except CompileError as error:
+            log.error(
+                "gateway %s version %d does not compile; still serving the previous one: %s",
+                version.resource_id,
+                version.version,
+                "; ".join(d.message for d in error.diagnostics),
+            )
+            return
+        await self.runtime.apply(key, snapshot)
+        self.applied[key] = version.seq
+        log.info("serving %s version %d", version.resource_id, version.version)
+
+    def _compile(self, version: GatewayVersion) -> Snapshot:
+        return compile_gateway(
+            version.document,
+            self.store.secrets(version),
+            gateway_id=version.resource_id,
+            seq=version.seq,
+            version=version.version,
+            running=version.operational_state == "Running",
+            frontend_address=self.frontend_address,
+        )
+
+
+async def run(data_dir: Path, store_url: str, frontend_address: str, instance_id: str) -> None:
+    store = SqlStore(store_url, MasterKey.load_or_create(data_dir))
+    access_log = AccessLog(data_dir / ACCESS_LOG_FILE)
+    services = Services(
+        pool=UpstreamPool(), balancer=Balancer(), access_log=access_log, instance_id=instance_id
+    )
+    runtime = Runtime(services)
+    follower = Follower(store, runtime, frontend_address)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await follower.start()
+    polling = loop.create_task(follower.poll_forever())
+    maintenance = loop.create_task(_maintain(services))
+    print(f"appgw worker {instance_id} (pid {os.getpid()}) ready", flush=True)
+    await stop.wait()
+    polling.cancel()
+    maintenance.cancel()
+    await runtime.close()
+    deadline = loop.time() + SHUTDOWN_GRACE
+    while any(listener.connections for listener in runtime.listeners.values()):
+        if loop.time() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    access_log.close()
+    store.close()
+
+
+async def _maintain(services: Services) -> None:
+    while True:
+        await asyncio.sleep(5)
+        services.pool.close_expired()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="appgw-worker")
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--store-url", required=True)
+    parser.add_argument("--frontend-address", default="0.0.0.0")
+    parser.add_argument("--instance-id", default=str(os.getpid()))
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format=f"%(asctime)s %(levelname)s [worker {args.instance_id}] %(name)s: %(message)s",
+    )
+    main_coroutine = run(args.data_dir, args.store_url, args.frontend_address, args.instance_id)
+    try:
+        import uvloop
+    except ImportError:  # uvloop is optional on platforms without it
+        asyncio.run(main_coroutine)
+    else:
+        uvloop.run(main_coroutine)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""Running the gateway: configuration changes under load, and workers that die."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from backends import Backend, free_port, wait_until
+from builders import GatewayBuilder
+from e2e.harness import Gateway
+
+pytestmark = pytest.mark.slow
+
+LOAD_CLIENTS = 4  # concurrent keep-alive clients; the machine has 2 cores
+LOAD_SECONDS = 4.0  # bounded in time ...
+LOAD_MAX_REQUESTS = 20_000  # ... and in count
+
+
+@pytest.fixture(scope="module")
+def backends() -> Iterator[tuple[Backend, Backend]]:
+    first, second = Backend("blue").start(), Backend("green").start()
+    yield first, second
+    first.stop()
+    second.stop()
+
+
+def basic(port: int, backend: Backend, **settings: object) -> GatewayBuilder:
+    return (
+        GatewayBuilder()
+        .pool("pool", "127.0.0.1")
+        .settings("settings", backend.port, "Http", **settings)
+        .listener("listener", port, "Http")
+        .rule("rule1", "listener", pool="pool", settings="settings")
+    )
+
+
+class Load:
+    """Keep-alive GETs from a few threads until stopped; records every outcome."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.stop = threading.Event()
+        self.results: list[tuple[int, str]] = []
+        self.errors: list[str] = []
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._run) for _ in range(LOAD_CLIENTS)]
+
+    def __enter__(self) -> Load:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(30)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + 30
+        with httpx.Client(timeout=10) as client:
+            while not self.stop.is_set() and time.monotonic() < deadline:
+                if len(self.results) >= LOAD_MAX_REQUESTS:
+                    return
+                try:
+                    response = client.get(
+                        f"http://127.0.0.1:{self.port}/load", headers={"Host": "load.test"}
+                    )
+                    outcome = (response.status_code, response.json().get("backend", ""))
+                except (httpx.HTTPError, ValueError) as error:
+                    with self.lock:
+                        self.errors.append(repr(error))
+                    continue
+                with self.lock:
+                    self.results.append(outcome)
+
+
+def test_f_configuration_changes_under_load_fail_no_request(
+    gateway: Gateway, backends: tuple[Backend, Backend]
+) -> None:
+    blue, green = backends
+    port = free_port()
+    gateway.apply(basic(port, blue).build())
+    with Load(port) as load:
+        time.sleep(0.5)
+        started = time.monotonic()
+        # Switch backends, change timeouts and add a site while requests flow.
+        gateway.apply(basic(port, green, requestTimeout=30).build())
+        gateway.apply(basic(port, blue, requestTimeout=25).build())
+        builder = basic(port, green)
+        builder.listener("other", free_port(), "Http").rule(
+            "rule2", "other", pool="pool", settings="settings"
+        )
+        gateway.apply(builder.build())
+        time.sleep(max(0.0, LOAD_SECONDS - (time.monotonic() - started)))
+    assert load.errors == []
+    assert len(load.results) > 100, "the load did not run"
+    assert {status for status, _ in load.results} == {200}
+    assert {backend for _, backend in load.results} == {"blue", "green"}
+    # The switches took effect in order: the last answers come from green.
+    assert load.results[-1][1] == "green"
+
+
+def worker_pids(log: str) -> dict[int, int]:
+    """Latest pid per worker index, from 'appgw worker N (pid P) ready' lines."""
+    return {int(i): int(p) for i, p in re.findall(r"appgw worker (\d+) \(pid (\d+)\) ready", log)}
+
+
+def test_g_a_killed_worker_is_replaced_and_traffic_continues(
+    gateway: Gateway, backends: tuple[Backend, Backend]
+) -> None:
+    blue, _ = backends
+    port = free_port()
+    gateway.apply(basic(port, blue).build())
+    before = worker_pids(gateway.log())
+    assert len(before) == 2
+    os.kill(before[0], signal.SIGKILL)
+    wait_until(
+        lambda: worker_pids(gateway.log()).get(0, before[0]) != before[0],
+        timeout=15,
+        what="a replacement worker",
+    )
+    replacement = worker_pids(gateway.log())[0]
+    assert replacement != before[0]
+    # The replacement serves the current configuration on its own: stop the other worker's
+    # listener by killing it too, then traffic must be served by the new one.
+    os.kill(before[1], signal.SIGKILL)
+    statuses: list[int] = []
+    deadline = time.monotonic() + 10
+    while len([s for s in statuses if s == 200]) < 20 and time.monotonic() < deadline:
+        try:
+            statuses.append(
+                httpx.get(f"http://127.0.0.1:{port}/", headers={"Host": "x"}, timeout=5).status_code
+            )
+        except httpx.TransportError:
+            time.sleep(0.05)
+    assert statuses.count(200) >= 20, statuses
+    assert set(statuses) == {200}
+    assert gateway.server.process.poll() is None
