@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 run: $(STAMP)
-	$(BIN)/appgw serve --data-dir $(DATA_DIR) $(ARGS)
+	$(BIN)/appgw serve --demo --data-dir $(DATA_DIR) $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

@@ -24,7 +24,13 @@ from cryptography.x509.oid import NameOID
 
 from appgw.api.app import create_app
 from appgw.control.auth import ensure_admin_token
-from appgw.control.service import GatewayService
+from appgw.control.service import GatewayService, ServiceError
+from appgw.demo import (
+    DEMO_GATEWAY,
+    DemoError,
+    prepare as prepare_demo,
+    start_backend as start_demo_backend,
+)
 from appgw.store.secrets import MasterKey
 from appgw.store.sql import SqlStore
 
@@ -50,6 +56,8 @@ class ServeOptions:
     admin_key: Path | None = None
     workers: int = 0  # 0: one per CPU
     frontend_address: str = "0.0.0.0"
+    demo: bool = False
+    demo_port: int | None = None
 
 
 class Supervisor:
@@ -154,7 +162,20 @@ def serve(options: ServeOptions, environ: dict[str, str] | None = None) -> None:
         workers,
     )
     lines.append(f"  data plane:     {workers} worker(s); access log {data_dir / 'access.log'}")
-    app = create_app(GatewayService(store, frontend_address=options.frontend_address))
+    service = GatewayService(store, frontend_address=options.frontend_address)
+    if options.demo:
+        try:
+            demo = prepare_demo(data_dir, service, options.demo_port)
+        except (DemoError, ServiceError) as error:
+            raise ServeError(f"--demo: {error}") from None
+        start_demo_backend(demo)
+        lines += [
+            f"  demo:           gateway {DEMO_GATEWAY} with end-to-end TLS to an HTTPS backend",
+            "                  on 127.0.0.1:"
+            f"{demo.backend_port}; try it (after a second for the workers to start):",
+            f"    {demo.curl_command()}",
+        ]
+    app = create_app(service)
     config = uvicorn.Config(
         app,
         log_level="warning",

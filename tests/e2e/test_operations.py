@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import re
 import signal
+import ssl
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,6 +17,7 @@ import pytest
 from backends import Backend, free_port, wait_until
 from builders import GatewayBuilder
 from e2e.harness import Gateway
+from helpers import TOKEN, start_serve
 
 pytestmark = pytest.mark.slow
 
@@ -143,3 +146,39 @@ def test_g_a_killed_worker_is_replaced_and_traffic_continues(
     assert statuses.count(200) >= 20, statuses
     assert set(statuses) == {200}
     assert gateway.server.process.poll() is None
+
+
+def demo_answers(ca_file: str, site: str, port: int) -> bool:
+    """What the demo's printed curl command does: trust the demo root, resolve to loopback."""
+    context = ssl.create_default_context(cafile=ca_file)
+    try:
+        with httpx.Client(verify=context, timeout=5) as client:
+            response = client.get(
+                f"https://127.0.0.1:{port}/",
+                headers={"Host": f"{site}:{port}"},
+                extensions={"sni_hostname": site},
+            )
+    except httpx.TransportError:
+        return False
+    assert response.status_code == 200, response.text
+    assert "Hello from the appgw demo backend" in response.text
+    assert "over HTTPS" in response.text
+    return True
+
+
+def test_demo_shows_end_to_end_tls_working_and_survives_a_restart(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    commands: list[tuple[str, str, int]] = []
+    for _start in range(2):  # the first start creates the demo; the second reuses it
+        server = start_serve(data_dir, {"APPGW_ADMIN_TOKEN": TOKEN}, args=("--demo",))
+        try:
+            found = re.search(
+                r"curl --cacert (\S+) --resolve (\S+):(\d+):127\.0\.0\.1", server.banner
+            )
+            assert found is not None, server.banner
+            command = (found[1], found[2], int(found[3]))
+            commands.append(command)
+            wait_until(lambda: demo_answers(*command), what="the demo gateway")  # noqa: B023
+        finally:
+            server.stop()
+    assert commands[0] == commands[1]

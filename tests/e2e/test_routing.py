@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import socket
+import ssl
 from collections.abc import Iterator
 
 import pytest
 import trustme
 from cryptography import x509
 
-from backends import Backend, free_port
+from backends import Backend, free_port, wait_until
 from builders import GatewayBuilder
 from e2e.harness import Gateway, get, served_certificate
 from helpers import Pfx, make_pfx
@@ -185,3 +187,57 @@ def test_e_http_to_https_redirect(
     assert response.headers["location"] == f"https://a.contoso.test:{https_port}/login?next=/home"
     followed = get(https_port, "a.contoso.test", https=True, ca=ca, path="/login?next=/home")
     assert followed.status_code == 200
+
+
+def test_custom_error_page_is_fetched_and_served_for_gateway_errors(
+    gateway: Gateway, backend: Backend
+) -> None:
+    port = free_port()
+    page_url = f"http://127.0.0.1:{backend.port}/errors/502.html"
+    builder = (
+        GatewayBuilder()
+        .pool("dead", "127.0.0.1")
+        .settings("settings", free_port(), "Http")  # nothing listens there
+        .listener("listener", port, "Http")
+        .rule("rule1", "listener", pool="dead", settings="settings")
+    )
+    builder.props["httpListeners"][0]["properties"]["customErrorConfigurations"] = [
+        {"statusCode": "HttpStatus502", "customErrorPageUrl": page_url}
+    ]
+    gateway.apply(builder.build())
+
+    def custom_page_served() -> bool:
+        response = get(port, "www.contoso.test")
+        assert response.status_code == 502
+        return b"/errors/502.html" in response.content
+
+    wait_until(custom_page_served, what="the custom 502 page")
+
+
+def test_gateway_tls_policy_is_enforced_on_listeners(
+    gateway: Gateway, ca: trustme.CA, certificates: dict[str, Pfx], backend: Backend
+) -> None:
+    port = free_port()
+    builder = multi_site(certificates, backend, port)
+    builder.props["sslPolicy"] = {
+        "policyType": "Predefined",
+        "policyName": "AppGwSslPolicy20170401S",
+    }
+    gateway.apply(builder.build())
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="a.contoso.test") as tls,
+    ):
+        assert tls.version() == "TLSv1.2"  # 20170401S: TLS 1.2 only, though the client offers 1.3
+    builder.props["sslPolicy"] = {
+        "policyType": "Predefined",
+        "policyName": "AppGwSslPolicy20220101",
+    }
+    gateway.apply(builder.build())
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="a.contoso.test") as tls,
+    ):
+        assert tls.version() == "TLSv1.3"

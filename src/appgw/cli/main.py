@@ -71,6 +71,17 @@ def serve_command(
             "bind; frontends with privateIPAddress bind that address.",
         ),
     ] = "0.0.0.0",
+    demo: Annotated[
+        bool,
+        typer.Option(
+            help="On an empty store, set up the Azure article's end-to-end TLS gateway with test "
+            "certificates and a local HTTPS backend, and print a curl command that uses it."
+        ),
+    ] = False,
+    demo_port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65199, help="Listener port of the demo gateway (default: free)."),
+    ] = None,
 ) -> None:
     """Run the gateway: the management API on --admin-listen.
 
@@ -86,6 +97,8 @@ def serve_command(
                 admin_key=admin_key,
                 workers=workers,
                 frontend_address=frontend_address,
+                demo=demo,
+                demo_port=demo_port,
             )
         )
     except (ServeError, SecretsError, TokenError) as error:

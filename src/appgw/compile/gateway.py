@@ -224,6 +224,17 @@ class _Compiler:
             endpoints=endpoints,
             custom_errors=_custom_errors(self.props.custom_error_configurations),
             backend_addresses=frozenset(self.backend_addresses),
+            custom_error_urls=frozenset(
+                url
+                for configs in (
+                    self.props.custom_error_configurations,
+                    *(
+                        item.properties.custom_error_configurations
+                        for item in self.props.http_listeners
+                    ),
+                )
+                for url in _custom_errors(configs).values()
+            ),
         )
 
     # --- pieces ---------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from appgw.compile.snapshot import (
     Target,
 )
 from appgw.dataplane.access_log import AccessLog
+from appgw.dataplane.error_pages import ErrorPages
 from appgw.dataplane.http import (
     LAST_CHUNK,
     MAX_HEADER_BYTES,
@@ -118,6 +119,7 @@ class Services:
     balancer: Balancer
     access_log: AccessLog
     instance_id: str
+    error_pages: ErrorPages = field(default_factory=ErrorPages)
     is_healthy: Callable[[ForwardTarget, BackendMember], bool] = lambda _t, _m: True
 
 
@@ -847,7 +849,11 @@ class Exchange:
         self.error_info = error_info
         self.response_started = True
         close = close or not self.keep_alive or (self.has_body and not self.body_done)
-        self.client.write(error_response(status, close=close))
+        url = (self.site.custom_errors.get(status) if self.site else None) or (
+            self.snapshot.custom_errors.get(status)
+        )
+        page = self.client.services.error_pages.get(url)
+        self.client.write(error_response(status, close=close, body=page))
         self._finish(close=close)
 
     def _finish(self, *, close: bool) -> None:

@@ -39,6 +39,7 @@ class Follower:
         self.frontend_address = frontend_address
         self.seq = 0
         self.applied: dict[str, int] = {}  # gateway key -> seq applied
+        self.refreshing: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.seq = await asyncio.to_thread(self.store.max_seq)
@@ -82,6 +83,10 @@ class Follower:
             return
         await self.runtime.apply(key, snapshot)
         self.applied[key] = version.seq
+        services = self.runtime.services
+        urls = {url for snap in self.runtime.snapshots.values() for url in snap.custom_error_urls}
+        # Kept in an attribute: a task nobody references may be garbage-collected mid-flight.
+        self.refreshing = asyncio.get_running_loop().create_task(services.error_pages.refresh(urls))
         log.info("serving %s version %d", version.resource_id, version.version)
 
     def _compile(self, version: GatewayVersion) -> Snapshot:

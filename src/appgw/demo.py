@@ -1,0 +1,293 @@
+"""`appgw serve --demo`: the Azure article's end-to-end TLS gateway, working on first start.
+
+On an empty store it makes test certificates (a listener certificate from a "frontend" test CA,
+a backend certificate from a "backend" test root), starts a small HTTPS backend, and configures
+the article's gateway through the service layer: an HTTPS listener with the PFX, backend HTTP
+settings on HTTPS with the backend root as trusted root certificate. Later starts reuse it all.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+import secrets
+import socket
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from appgw.control.service import Caller, GatewayService
+from appgw.model.ids import GatewayId
+
+DEMO_DIR = "demo"
+SITE_NAME = "www.appgw.demo"
+BACKEND_NAME = "backend.appgw.demo"
+DEMO_GATEWAY = GatewayId("demo", "demo-rg", "myAppGateway")
+CERT_DAYS = 365  # long enough that a demo set up today keeps working for a year
+
+
+@dataclass(frozen=True, slots=True)
+class Demo:
+    directory: Path
+    listener_port: int
+    backend_port: int
+
+    @property
+    def frontend_root(self) -> Path:
+        return self.directory / "frontend-root.pem"
+
+    def curl_command(self) -> str:
+        return (
+            f"curl --cacert {self.frontend_root} --resolve "
+            f"{SITE_NAME}:{self.listener_port}:127.0.0.1 https://{SITE_NAME}:{self.listener_port}/"
+        )
+
+
+def prepare(data_dir: Path, service: GatewayService, listener_port: int | None) -> Demo:
+    """Create the demo's certificates and gateway once; afterwards return what was made."""
+    directory = data_dir / DEMO_DIR
+    state_file = directory / "demo.json"
+    if state_file.exists():
+        state = json.loads(state_file.read_text())
+        return Demo(directory, int(state["listenerPort"]), int(state["backendPort"]))
+    if service.store.current_all():
+        raise DemoError("--demo configures an empty store only; this one already has gateways")
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    frontend_root, frontend_root_key = _ca("appgw demo frontend root")
+    backend_root, backend_root_key = _ca("appgw demo backend root")
+    site, site_key = _leaf(SITE_NAME, frontend_root, frontend_root_key)
+    backend, backend_key = _leaf(BACKEND_NAME, backend_root, backend_root_key)
+    _write(directory / "frontend-root.pem", _pem(frontend_root))
+    _write(directory / "backend-root.cer", backend_root.public_bytes(serialization.Encoding.DER))
+    _write(directory / "backend.pem", _pem(backend) + _pem(backend_root))
+    _write(directory / "backend.key", _key_pem(backend_key), private=True)
+    password = secrets.token_urlsafe(12)
+    pfx = pkcs12.serialize_key_and_certificates(
+        b"appgw-demo",
+        site_key,
+        site,
+        [frontend_root],
+        serialization.BestAvailableEncryption(password.encode()),
+    )
+    demo = Demo(directory, listener_port or _free_port(), _free_port())
+    service.put(
+        DEMO_GATEWAY,
+        _gateway(demo, base64.b64encode(pfx).decode(), password, backend_root),
+        Caller("demo"),
+    )
+    _write(
+        state_file,
+        json.dumps({"listenerPort": demo.listener_port, "backendPort": demo.backend_port}).encode(),
+    )
+    return demo
+
+
+class DemoError(Exception):
+    pass
+
+
+def start_backend(demo: Demo) -> threading.Thread:
+    """The article's HTTPS web server, on 127.0.0.1 in a thread of `appgw serve`."""
+    config = uvicorn.Config(
+        _backend_app,
+        host="127.0.0.1",
+        port=demo.backend_port,
+        ssl_certfile=str(demo.directory / "backend.pem"),
+        ssl_keyfile=str(demo.directory / "backend.key"),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+    )
+    # uvicorn touches signal handlers only on the main thread, so this one leaves them alone.
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="appgw-demo-backend", daemon=True)
+    thread.start()
+    return thread
+
+
+async def _backend_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+    body = (
+        "Hello from the appgw demo backend.\n"
+        f"This request reached me over {scope['scheme'].upper()}, re-encrypted by the gateway,\n"
+        f"which verified my certificate against the trusted root you gave it.\n"
+        f"  Host:              {headers.get('host', '')}\n"
+        f"  X-Forwarded-For:   {headers.get('x-forwarded-for', '')}\n"
+        f"  X-Original-Host:   {headers.get('x-original-host', '')}\n"
+        f"  X-AppGW-Trace-Id:  {headers.get('x-appgw-trace-id', '')}\n"
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain; charset=utf-8")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _gateway(demo: Demo, pfx_b64: str, password: str, root: x509.Certificate) -> dict[str, Any]:
+    g = str(DEMO_GATEWAY)
+    root_b64 = base64.b64encode(root.public_bytes(serialization.Encoding.DER)).decode()
+
+    def ref(collection: str, name: str) -> dict[str, str]:
+        return {"id": f"{g}/{collection}/{name}"}
+
+    return {
+        "location": "local",
+        "tags": {"createdBy": "appgw serve --demo"},
+        "properties": {
+            "sku": {"name": "Standard_v2", "tier": "Standard_v2", "capacity": 1},
+            "gatewayIPConfigurations": [
+                {
+                    "name": "appGatewayIpConfig",
+                    "properties": {
+                        "subnet": {
+                            "id": "/subscriptions/demo/resourceGroups/demo-rg/providers/"
+                            "Microsoft.Network/virtualNetworks/demoVnet/subnets/default"
+                        }
+                    },
+                }
+            ],
+            "frontendIPConfigurations": [
+                {
+                    "name": "appGatewayFrontendIP",
+                    # Loopback: the demo is for this machine only.
+                    "properties": {
+                        "privateIPAddress": "127.0.0.1",
+                        "privateIPAllocationMethod": "Static",
+                    },
+                }
+            ],
+            "frontendPorts": [
+                {"name": "appGatewayFrontendPort", "properties": {"port": demo.listener_port}}
+            ],
+            "sslCertificates": [
+                {"name": "appGatewaySslCert", "properties": {"data": pfx_b64, "password": password}}
+            ],
+            "trustedRootCertificates": [{"name": "backendRoot", "properties": {"data": root_b64}}],
+            "backendAddressPools": [
+                {
+                    "name": "appGatewayBackendPool",
+                    "properties": {"backendAddresses": [{"ipAddress": "127.0.0.1"}]},
+                }
+            ],
+            "backendHttpSettingsCollection": [
+                {
+                    "name": "appGatewayBackendHttpSettings",
+                    "properties": {
+                        "port": demo.backend_port,
+                        "protocol": "Https",
+                        "cookieBasedAffinity": "Disabled",
+                        "requestTimeout": 20,
+                        "hostName": BACKEND_NAME,
+                        "trustedRootCertificates": [ref("trustedRootCertificates", "backendRoot")],
+                    },
+                }
+            ],
+            "httpListeners": [
+                {
+                    "name": "appGatewayHttpListener",
+                    "properties": {
+                        "frontendIPConfiguration": ref(
+                            "frontendIPConfigurations", "appGatewayFrontendIP"
+                        ),
+                        "frontendPort": ref("frontendPorts", "appGatewayFrontendPort"),
+                        "protocol": "Https",
+                        "sslCertificate": ref("sslCertificates", "appGatewaySslCert"),
+                    },
+                }
+            ],
+            "requestRoutingRules": [
+                {
+                    "name": "rule1",
+                    "properties": {
+                        "ruleType": "Basic",
+                        "priority": 100,
+                        "httpListener": ref("httpListeners", "appGatewayHttpListener"),
+                        "backendAddressPool": ref("backendAddressPools", "appGatewayBackendPool"),
+                        "backendHttpSettings": ref(
+                            "backendHttpSettingsCollection", "appGatewayBackendHttpSettings"
+                        ),
+                    },
+                }
+            ],
+        },
+    }
+
+
+def _ca(name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=CERT_DAYS))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    return cert, key
+
+
+def _leaf(
+    name: str, issuer: x509.Certificate, issuer_key: ec.EllipticCurvePrivateKey
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(issuer.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=CERT_DAYS))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(issuer_key, hashes.SHA256())
+    )
+    return cert, key
+
+
+def _pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _write(path: Path, data: bytes, *, private: bool = False) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
