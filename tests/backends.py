@@ -38,7 +38,8 @@ class Backend:
     delay: float = 0.0
     status: int = 200
     seen: list[Seen] = field(default_factory=list)
-    port: int = 0
+    port: int = 0  # 0: any free port
+    bind: str = "127.0.0.1"
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
     _server: asyncio.AbstractServer | None = None
@@ -54,7 +55,7 @@ class Backend:
             if self.context is not None:
                 self.context.sni_callback = self._record_sni
             sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
+            sock.bind((self.bind, self.port))
             self.port = sock.getsockname()[1]
             self._server = loop.run_until_complete(
                 asyncio.start_server(self._handle, sock=sock, ssl=self.context)

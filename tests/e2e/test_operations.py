@@ -182,3 +182,48 @@ def test_demo_shows_end_to_end_tls_working_and_survives_a_restart(tmp_path: Path
         finally:
             server.stop()
     assert commands[0] == commands[1]
+
+
+def test_removed_member_drains_for_its_affinity_sessions(gateway: Gateway) -> None:
+    # One settings object means one backend port: the two members differ by address instead,
+    # 127.0.0.1 and 127.0.0.2 (both loopback).
+    stay = Backend("stay").start()
+    leave = Backend("leave", bind="127.0.0.2", port=stay.port).start()
+    try:
+        port = free_port()
+
+        def configured(*addresses: str) -> GatewayBuilder:
+            return (
+                GatewayBuilder()
+                .pool("pool", *addresses)
+                .settings(
+                    "settings",
+                    stay.port,
+                    "Http",
+                    cookieBasedAffinity="Enabled",
+                    connectionDraining={"enabled": True, "drainTimeoutInSec": 30},
+                )
+                .listener("listener", port, "Http")
+                .rule("rule1", "listener", pool="pool", settings="settings")
+            )
+
+        gateway.apply(configured("127.0.0.1", "127.0.0.2").build())
+        cookies: dict[str, str] = {}
+        for _ in range(4):
+            response = httpx.get(f"http://127.0.0.1:{port}/", headers={"Host": "x"})
+            cookies[response.json()["backend"]] = response.cookies["ApplicationGatewayAffinity"]
+        assert set(cookies) == {"stay", "leave"}
+        gateway.apply(configured("127.0.0.1").build())
+        sticky = httpx.get(
+            f"http://127.0.0.1:{port}/",
+            headers={"Host": "x", "Cookie": f"ApplicationGatewayAffinity={cookies['leave']}"},
+        )
+        assert sticky.json()["backend"] == "leave"  # its session drains there
+        fresh = [
+            httpx.get(f"http://127.0.0.1:{port}/", headers={"Host": "x"}).json()["backend"]
+            for _ in range(4)
+        ]
+        assert set(fresh) == {"stay"}  # new sessions only go to the remaining member
+    finally:
+        leave.stop()
+        stay.stop()

@@ -133,6 +133,7 @@ class _Compiler:
         self.v1 = is_v1(gateway)
         self.problems: list[Diagnostic] = []
         self.backend_addresses: set[tuple[str, int]] = set()
+        self.forward_targets: list[ForwardTarget] = []
         try:
             self.policy: TlsPolicy = policy_from_model(self.props.ssl_policy)
         except ValueError as error:
@@ -224,6 +225,7 @@ class _Compiler:
             endpoints=endpoints,
             custom_errors=_custom_errors(self.props.custom_error_configurations),
             backend_addresses=frozenset(self.backend_addresses),
+            forward_targets=tuple(self.forward_targets),
             custom_error_urls=frozenset(
                 url
                 for configs in (
@@ -309,6 +311,7 @@ class _Compiler:
         self.backend_addresses.update(
             (member.address, target.settings.port) for member in target.pool.members
         )
+        self.forward_targets.append(target)
         return target
 
     def _redirect(

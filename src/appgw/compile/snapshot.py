@@ -111,6 +111,8 @@ class Snapshot:
     custom_errors: Mapping[int, str] = field(default_factory=dict)
     # (member address, port) of every backend a rule can send to: what upstream pools keep.
     backend_addresses: frozenset[tuple[str, int]] = frozenset()
+    # Every pool + settings pair a rule can send to (what draining compares across versions).
+    forward_targets: tuple[ForwardTarget, ...] = ()
     # Every custom error page URL of the gateway and its listeners (fetched off the hot path).
     custom_error_urls: frozenset[str] = frozenset()
 

@@ -81,11 +81,25 @@ class Listener:
 
 
 class Balancer:
-    """Round robin per pool, cookie affinity by a one-way hash of the member."""
+    """Round robin per pool, cookie affinity by a one-way hash of the member.
+
+    A member removed from its pool drains: for the settings' drain timeout, requests that carry
+    its affinity cookie still go to it (Azure), while new sessions go to the remaining members.
+    """
 
     def __init__(self) -> None:
         self._next: dict[str, int] = {}
         self._cookies: dict[tuple[str, str, int], str] = {}
+        self._draining: dict[tuple[str, int], list[tuple[BackendMember, float]]] = {}
+
+    def drain(self, pool_name: str, port: int, member: BackendMember, seconds: float) -> None:
+        self._draining.setdefault((pool_name, port), []).append(
+            (member, time.monotonic() + seconds)
+        )
+
+    def stop_draining(self, pool_name: str, port: int, member: BackendMember) -> None:
+        entries = self._draining.get((pool_name, port), [])
+        entries[:] = [(m, until) for m, until in entries if m != member]
 
     def pick(
         self, pool_name: str, members: tuple[BackendMember, ...], exclude: BackendMember | None
@@ -110,6 +124,13 @@ class Balancer:
         for member in target.pool.members:
             if self.cookie_value(target, member) == text:
                 return member
+        draining = self._draining.get((target.pool.name, target.settings.port))
+        if draining:
+            now = time.monotonic()
+            draining[:] = [(m, until) for m, until in draining if until > now]
+            for member, _until in draining:
+                if self.cookie_value(target, member) == text:
+                    return member
         return None
 
 

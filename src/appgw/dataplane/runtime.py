@@ -113,10 +113,11 @@ class Runtime:
 
     async def apply(self, gateway_key: str, snapshot: Snapshot | None) -> None:
         """Serve `snapshot` for the gateway (None: the gateway was deleted)."""
-        if snapshot is None:
-            self.snapshots.pop(gateway_key, None)
-        else:
+        previous = self.snapshots.pop(gateway_key, None)
+        if snapshot is not None:
             self.snapshots[gateway_key] = snapshot
+        if previous is not None:
+            self._drain_removed_members(previous, snapshot)
         desired: dict[tuple[str, int], tuple[Snapshot, Endpoint]] = {}
         for key in sorted(self.snapshots):
             current = self.snapshots[key]
@@ -157,6 +158,20 @@ class Runtime:
             address for snap in self.snapshots.values() for address in snap.backend_addresses
         }
         self.services.pool.retain_only(lambda key: (key.address, key.port) in addresses)
+
+    def _drain_removed_members(self, previous: Snapshot, current: Snapshot | None) -> None:
+        kept = {
+            (target.pool.name, target.settings.port): set(target.pool.members)
+            for target in (current.forward_targets if current is not None else ())
+        }
+        balancer = self.services.balancer
+        for target in previous.forward_targets:
+            key = (target.pool.name, target.settings.port)
+            for member in target.pool.members:
+                if member in kept.get(key, set()):
+                    balancer.stop_draining(*key, member)
+                else:
+                    balancer.drain(*key, member, target.settings.drain_timeout)
 
     async def _open(self, wanted: tuple[Snapshot, Endpoint]) -> Listener | None:
         snapshot, endpoint = wanted
