@@ -208,12 +208,16 @@ class ClientConnection(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
             offset = upgrade.args[0] if upgrade.args else len(data)
-            exchange = self.active
+            exchange = self.active or (self.queued[-1] if self.queued else None)
             if exchange is not None and exchange.upgrade:
                 exchange.early_tunnel_data += data[offset:]
                 self.pause_reading()
             else:
-                self.reject(400, "ERRORINFO_INVALID_REQUEST")
+                # An upgrade we do not offer (h2c, ...): served as plain HTTP/1.1, so the
+                # bytes after it are the next request, for a fresh parser.
+                self.parser = httptools.HttpRequestParser(self)
+                if offset < len(data):
+                    self.data_received_parsed(data[offset:])
         except httptools.HttpParserError as error:
             code = "ERRORINFO_INVALID_REQUEST"
             if isinstance(error, httptools.HttpParserInvalidMethodError):
@@ -223,6 +227,11 @@ class ClientConnection(asyncio.Protocol):
             self.reject(400, code)
         except _Rejected:
             pass
+
+    def data_received_parsed(self, data: bytes) -> None:
+        """Feed bytes that were already counted to the (new) parser."""
+        self.received -= len(data)
+        self.data_received(data)
 
     def eof_received(self) -> bool | None:
         # The client finished sending; let an active exchange finish its response first.
@@ -270,7 +279,16 @@ class ClientConnection(asyncio.Protocol):
         exchange.method = parser.get_method()
         exchange.http_version = parser.get_http_version()
         exchange.keep_alive = parser.should_keep_alive()
-        exchange.upgrade = parser.should_upgrade()
+        if exchange.http_version not in ("1.0", "1.1"):
+            self.reject(400, "ERRORINFO_INVALID_VERSION")
+            raise _Rejected
+        # WebSocket is the one protocol switch the gateway offers (as Azure does).
+        upgrade = header_value(exchange.headers, b"upgrade")
+        exchange.upgrade = (
+            parser.should_upgrade()
+            and upgrade is not None
+            and upgrade.strip().lower() == b"websocket"
+        )
         exchange.chunked = _has_chunked(exchange.headers)
         length = header_value(exchange.headers, b"content-length")
         exchange.has_body = exchange.chunked or (length is not None and length.strip() != b"0")

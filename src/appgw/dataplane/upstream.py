@@ -174,7 +174,8 @@ class UpstreamConnection(asyncio.Protocol):
             self.consumer.response_body(body)
 
     def on_message_complete(self) -> None:
-        if self._head_done and self.consumer is not None:
+        # After a 101 the connection becomes a tunnel; the exchange owns it until it closes.
+        if self._head_done and self.consumer is not None and self._parser.get_status_code() != 101:
             self._finish(reusable=self._parser.should_keep_alive())
 
     # --- use by the exchange --------------------------------------------------------------------
