@@ -240,14 +240,14 @@ class ClientConnection(asyncio.Protocol):
     def pause_writing(self) -> None:
         self.write_paused = True
         upstream = self.active.upstream if self.active is not None else self.tunnel
-        if upstream is not None and upstream.transport is not None:
-            upstream.transport.pause_reading()
+        if upstream is not None:
+            upstream.pause_reading()
 
     def resume_writing(self) -> None:
         self.write_paused = False
         upstream = self.active.upstream if self.active is not None else self.tunnel
-        if upstream is not None and upstream.transport is not None:
-            upstream.transport.resume_reading()
+        if upstream is not None:
+            upstream.resume_reading()
 
     # --- httptools callbacks --------------------------------------------------------------------
 
@@ -609,6 +609,8 @@ class Exchange:
         self.upstream = upstream
         self.upstream_reused = reused
         upstream.start(self, head_only=self.method == b"HEAD")
+        if self.client.write_paused:
+            upstream.pause_reading()
         upstream.write(self._request_head(target, matched_prefix, host_header))
         if self.body_buffer:
             self.body_sent = True

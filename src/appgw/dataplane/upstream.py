@@ -84,6 +84,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.tunnel = False  # after a 101 the bytes are the consumer's, unparsed
         self.head_only = False  # response to HEAD: no body whatever the headers say
         self.idle_since = 0.0
+        self.reading_paused = False
         self._parser = httptools.HttpResponseParser(self)
         self._status = 0
         self._headers: list[Header] = []
@@ -189,6 +190,17 @@ class UpstreamConnection(asyncio.Protocol):
         if self.transport is not None and not self.closed:
             self.transport.write(data)
 
+    def pause_reading(self) -> None:
+        """The client cannot take more: stop reading the backend (backpressure)."""
+        if self.transport is not None and not self.reading_paused and not self.closed:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and self.reading_paused and not self.closed:
+            self.reading_paused = False
+            self.transport.resume_reading()
+
     def close(self) -> None:
         self.closed = True
         self.consumer = None
@@ -234,6 +246,8 @@ class UpstreamPool:
         if connection.closed or connection.tunnel:
             connection.close()
             return
+        # A slow client may have paused it; the next user must find it reading.
+        connection.resume_reading()
         idle = self._idle.setdefault(connection.key, [])
         if len(idle) >= MAX_IDLE_PER_KEY:
             connection.close()
