@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -188,11 +189,20 @@ def serve(options: ServeOptions, environ: dict[str, str] | None = None) -> None:
     )
     print("\n".join(lines), flush=True)
     supervisor.start()
+    # uvicorn re-raises the signal that stopped it once it has shut down; with the default
+    # SIGTERM action that would kill this process before it stops its workers.
+    signal.signal(signal.SIGTERM, _exit_quietly)
     try:
         uvicorn.Server(config).run(sockets=[sock])
+    except (KeyboardInterrupt, SystemExit):
+        pass  # a requested stop: shut down below, exit 0
     finally:
         supervisor.stop()
         store.close()
+
+
+def _exit_quietly(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -339,3 +339,28 @@ def test_d_well_known_ca_mode_refuses_a_private_ca(
         )
     finally:
         backend.stop()
+
+
+def test_fqdn_member_gives_host_and_sni_with_pick_host_name_from_backend_address(
+    gateway: Gateway, frontend_ca: trustme.CA, backend_ca: trustme.CA, listener_pfx: Pfx
+) -> None:
+    backend = backend_presenting("fqdn", *issued(backend_ca, "localhost"))
+    try:
+        port = free_port()
+        builder = https_gateway(
+            listener_pfx,
+            backend.port,
+            port=port,
+            pickHostNameFromBackendAddress=True,
+            trustedRootCertificates=["backendRoot"],
+        ).trusted_root("backendRoot", cer_b64(backend_ca))
+        builder.props["backendAddressPools"][0]["properties"]["backendAddresses"] = [
+            {"fqdn": "localhost"}
+        ]
+        gateway.apply(builder.build())
+        response = get(port, SITE, https=True, ca=frontend_ca)
+        assert response.status_code == 200, response.text
+        seen = response.json()
+        assert seen["sni"] == "localhost" and seen["headers"]["host"] == "localhost"
+    finally:
+        backend.stop()

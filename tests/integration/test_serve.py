@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import signal
 import sqlite3
 import ssl
@@ -235,3 +236,31 @@ def test_off_loopback_the_admin_listener_gets_a_generated_certificate(tmp_path: 
     assert len(tls.fingerprint.split(":")) == 32
     # Generated once, then reused: the fingerprint operators pinned stays valid.
     assert admin_tls(options, tmp_path, "0.0.0.0") == tls
+
+
+def _worker_pids(server: ServeProcess) -> list[int]:
+    return [int(p) for p in re.findall(r"\(pid (\d+)\) ready", server.log_path.read_text())]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # A zombie still answers kill(0); it is gone for our purposes once it no longer runs.
+    with open(f"/proc/{pid}/status") as status:
+        return "State:\tZ" in status.read()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+def test_stopping_serve_stops_its_workers(tmp_path: Path, sig: int) -> None:
+    server = start_serve(tmp_path / "data", {"APPGW_ADMIN_TOKEN": TOKEN}, workers=2)
+    pids = _worker_pids(server)
+    assert len(pids) == 2
+    server.stop(sig)
+    if sig != signal.SIGKILL:
+        assert server.process.returncode == 0
+    deadline = time.monotonic() + 15
+    while not all(_gone(pid) for pid in pids):
+        assert time.monotonic() < deadline, "workers outlived appgw serve"
+        time.sleep(0.1)

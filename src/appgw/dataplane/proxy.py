@@ -163,10 +163,11 @@ class ClientConnection(asyncio.Protocol):
         self.queued: deque[Exchange] = deque()
         self.closing = False
         self.tunnel: UpstreamConnection | None = None
+        # (exchange, bytes left) while reading the body of a declined upgrade by hand
+        self.plain_body: tuple[Exchange, int] | None = None
         self.read_paused = False
         self.write_paused = False
         self.timer: asyncio.TimerHandle | None = None
-        self.received = 0
         self.sent = 0
 
     # --- connection lifecycle -------------------------------------------------------------------
@@ -195,13 +196,16 @@ class ClientConnection(asyncio.Protocol):
                 exchange.client_gone()
 
     def data_received(self, data: bytes) -> None:
-        self.received += len(data)
         if self.tunnel is not None:
             self.tunnel.write(data)
             return
         if self.plain_on_tls:
             self.reject(400, "ERRORINFO_HTTP_TO_HTTPS_PORT")
             return
+        if self.plain_body is not None:
+            data = self._take_plain_body(data)
+            if not data:
+                return
         if self.active is None:
             self._arm_timer(CLIENT_READ_TIMEOUT)
         try:
@@ -213,11 +217,16 @@ class ClientConnection(asyncio.Protocol):
                 exchange.early_tunnel_data += data[offset:]
                 self.pause_reading()
             else:
-                # An upgrade we do not offer (h2c, ...): served as plain HTTP/1.1, so the
-                # bytes after it are the next request, for a fresh parser.
+                # An upgrade we do not offer (h2c, ...) is served as plain HTTP/1.1. llhttp
+                # stopped at its head: its Content-Length body is read here, and what follows
+                # is the next request, for a fresh parser.
                 self.parser = httptools.HttpRequestParser(self)
+                if exchange is not None and exchange.has_body:
+                    length = header_value(exchange.headers, b"content-length") or b"0"
+                    exchange.body_done = False
+                    self.plain_body = (exchange, int(length))
                 if offset < len(data):
-                    self.data_received_parsed(data[offset:])
+                    self.data_received(data[offset:])
         except httptools.HttpParserError as error:
             code = "ERRORINFO_INVALID_REQUEST"
             if isinstance(error, httptools.HttpParserInvalidMethodError):
@@ -228,10 +237,20 @@ class ClientConnection(asyncio.Protocol):
         except _Rejected:
             pass
 
-    def data_received_parsed(self, data: bytes) -> None:
-        """Feed bytes that were already counted to the (new) parser."""
-        self.received -= len(data)
-        self.data_received(data)
+    def _take_plain_body(self, data: bytes) -> bytes:
+        """Pass a declined upgrade's body through; return the bytes after it."""
+        assert self.plain_body is not None
+        exchange, remaining = self.plain_body
+        piece, rest = data[:remaining], data[remaining:]
+        if piece:
+            exchange.request_body(piece)
+        remaining -= len(piece)
+        if remaining == 0:
+            self.plain_body = None
+            exchange.request_complete()
+        else:
+            self.plain_body = (exchange, remaining)
+        return rest
 
     def eof_received(self) -> bool | None:
         # The client finished sending; let an active exchange finish its response first.
@@ -282,6 +301,14 @@ class ClientConnection(asyncio.Protocol):
         if exchange.http_version not in ("1.0", "1.1"):
             self.reject(400, "ERRORINFO_INVALID_VERSION")
             raise _Rejected
+        exchange.chunked = _has_chunked(exchange.headers)
+        length = header_value(exchange.headers, b"content-length")
+        exchange.has_body = exchange.chunked or (length is not None and length.strip() != b"0")
+        if parser.should_upgrade() and exchange.chunked:
+            # llhttp stops parsing at an upgrade request's head; a chunked body after it
+            # cannot be told from the next request safely, so refuse (no real upgrade has one).
+            self.reject(400, "ERRORINFO_INVALID_REQUEST")
+            raise _Rejected
         # WebSocket is the one protocol switch the gateway offers (as Azure does).
         upgrade = header_value(exchange.headers, b"upgrade")
         exchange.upgrade = (
@@ -289,9 +316,6 @@ class ClientConnection(asyncio.Protocol):
             and upgrade is not None
             and upgrade.strip().lower() == b"websocket"
         )
-        exchange.chunked = _has_chunked(exchange.headers)
-        length = header_value(exchange.headers, b"content-length")
-        exchange.has_body = exchange.chunked or (length is not None and length.strip() != b"0")
         if self.active is None:
             self.active = exchange
             exchange.begin()
@@ -435,7 +459,7 @@ class Exchange:
         self.server_routed = ""
         self.first_byte_at = 0.0
         self.error_info = "ERRORINFO_NO_ERROR"
-        self.received_at_start = client.received
+        self.body_bytes = 0
         self.sent_at_start = client.sent
         self.set_cookie: list[Header] = []
 
@@ -493,6 +517,7 @@ class Exchange:
     def request_body(self, data: bytes) -> None:
         if self.gone or self.finished:
             return  # answered already (e.g. an error); the rest of the body is dropped
+        self.body_bytes += len(data)
         if self.upstream is not None:
             self.body_sent = True
             self.upstream.write(chunk(data) if self.chunked else data)
@@ -933,7 +958,13 @@ class Exchange:
                     ),
                     "httpStatus": self.status,
                     "httpVersion": f"HTTP/{self.http_version}",
-                    "receivedBytes": self.client.received - self.received_at_start,
+                    # request line + headers + body as received (chunk framing not counted)
+                    "receivedBytes": len(self.method)
+                    + len(self.target)
+                    + 12
+                    + self.header_bytes
+                    + 2
+                    + self.body_bytes,
                     "sentBytes": self.client.sent - self.sent_at_start,
                     "timeTaken": round(now - self.started, 6),
                     "transactionId": self.trace_id,

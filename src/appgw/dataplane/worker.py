@@ -28,6 +28,7 @@ POLL_INTERVAL = 0.25
 # How long a stopping worker lets in-flight requests finish.
 SHUTDOWN_GRACE = 10.0
 ACCESS_LOG_FILE = "access.log"
+PARENT_CHECK_INTERVAL = 1.0  # how soon an orphaned worker notices and stops
 
 log = logging.getLogger("appgw.dataplane")
 
@@ -115,7 +116,7 @@ async def run(data_dir: Path, store_url: str, frontend_address: str, instance_id
         loop.add_signal_handler(sig, stop.set)
     await follower.start()
     polling = loop.create_task(follower.poll_forever())
-    maintenance = loop.create_task(_maintain(services))
+    maintenance = loop.create_task(_maintain(services, stop))
     print(f"appgw worker {instance_id} (pid {os.getpid()}) ready", flush=True)
     await stop.wait()
     polling.cancel()
@@ -130,9 +131,15 @@ async def run(data_dir: Path, store_url: str, frontend_address: str, instance_id
     store.close()
 
 
-async def _maintain(services: Services) -> None:
+async def _maintain(services: Services, stop: asyncio.Event) -> None:
+    parent = os.getppid()
     while True:
-        await asyncio.sleep(5)
+        await asyncio.sleep(PARENT_CHECK_INTERVAL)
+        if os.getppid() != parent:
+            # `appgw serve` is gone (even kill -9): a worker must not serve on without it.
+            log.error("the supervising appgw serve process exited; stopping")
+            stop.set()
+            return
         services.pool.close_expired()
 
 
