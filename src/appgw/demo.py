@@ -9,7 +9,6 @@ settings on HTTPS with the backend root as trusted root certificate. Later start
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import os
 import secrets
@@ -21,11 +20,15 @@ from typing import Any
 
 import uvicorn
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from appgw.certificates.factory import (
+    certificate_pem,
+    create_root,
+    create_server_certificate,
+    private_key_pem,
+)
 from appgw.control.service import Caller, GatewayService
 from appgw.model.ids import GatewayId
 
@@ -63,14 +66,18 @@ def prepare(data_dir: Path, service: GatewayService, listener_port: int | None) 
     if service.store.current_all():
         raise DemoError("--demo configures an empty store only; this one already has gateways")
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    frontend_root, frontend_root_key = _ca("appgw demo frontend root")
-    backend_root, backend_root_key = _ca("appgw demo backend root")
-    site, site_key = _leaf(SITE_NAME, frontend_root, frontend_root_key)
-    backend, backend_key = _leaf(BACKEND_NAME, backend_root, backend_root_key)
-    _write(directory / "frontend-root.pem", _pem(frontend_root))
+    frontend_root, frontend_root_key = create_root("appgw demo frontend root", CERT_DAYS)
+    backend_root, backend_root_key = create_root("appgw demo backend root", CERT_DAYS)
+    site, site_key = create_server_certificate(
+        [SITE_NAME], CERT_DAYS, issuer=frontend_root, issuer_key=frontend_root_key
+    )
+    backend, backend_key = create_server_certificate(
+        [BACKEND_NAME], CERT_DAYS, issuer=backend_root, issuer_key=backend_root_key
+    )
+    _write(directory / "frontend-root.pem", certificate_pem(frontend_root))
     _write(directory / "backend-root.cer", backend_root.public_bytes(serialization.Encoding.DER))
-    _write(directory / "backend.pem", _pem(backend) + _pem(backend_root))
-    _write(directory / "backend.key", _key_pem(backend_key), private=True)
+    _write(directory / "backend.pem", certificate_pem(backend) + certificate_pem(backend_root))
+    _write(directory / "backend.key", private_key_pem(backend_key), private=True)
     password = secrets.token_urlsafe(12)
     pfx = pkcs12.serialize_key_and_certificates(
         b"appgw-demo",
@@ -226,59 +233,6 @@ def _gateway(demo: Demo, pfx_b64: str, password: str, root: x509.Certificate) ->
             ],
         },
     }
-
-
-def _ca(name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=CERT_DAYS))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-            critical=True,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    return cert, key
-
-
-def _leaf(
-    name: str, issuer: x509.Certificate, issuer_key: ec.EllipticCurvePrivateKey
-) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-        .issuer_name(issuer.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=CERT_DAYS))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(issuer_key, hashes.SHA256())
-    )
-    return cert, key
-
-
-def _pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
 
 
 def _write(path: Path, data: bytes, *, private: bool = False) -> None:

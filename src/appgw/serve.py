@@ -6,7 +6,6 @@ a certificate given by flag or one generated on first start.
 
 from __future__ import annotations
 
-import datetime as dt
 import ipaddress
 import os
 import signal
@@ -19,11 +18,10 @@ from pathlib import Path
 
 import uvicorn
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import hashes
 
 from appgw.api.app import create_app
+from appgw.certificates.factory import certificate_pem, create_server_certificate, private_key_pem
 from appgw.control.auth import ensure_admin_token
 from appgw.control.service import GatewayService, ServiceError
 from appgw.demo import (
@@ -251,33 +249,10 @@ def admin_tls(options: ServeOptions, data_dir: Path, host: str) -> AdminTls | No
 
 def _generate_admin_certificate(tls_dir: Path, cert_path: Path, key_path: Path, host: str) -> None:
     tls_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
-    names: list[x509.GeneralName] = [x509.DNSName("localhost"), x509.DNSName(socket.gethostname())]
-    try:
-        names.append(x509.IPAddress(ipaddress.ip_address(host)))
-    except ValueError:
-        names.append(x509.DNSName(host))
-    now = dt.datetime.now(dt.UTC)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "appgw admin")])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=ADMIN_CERT_DAYS))
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
+    cert, key = create_server_certificate(
+        ["localhost", socket.gethostname(), host], ADMIN_CERT_DAYS, common_name="appgw admin"
     )
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
-        handle.write(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        handle.write(private_key_pem(key))
+    cert_path.write_bytes(certificate_pem(cert))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import ipaddress
 import logging
 import ssl
 import time
@@ -57,6 +56,7 @@ from appgw.dataplane.upstream import (
     UpstreamKey,
     UpstreamPool,
 )
+from appgw.hostnames import is_ip_address
 
 log = logging.getLogger("appgw.dataplane")
 
@@ -597,7 +597,7 @@ class Exchange:
                     self.host or None,
                 )
                 name = next((c for c in candidates if c), None)
-                sni = name if name is not None and not _is_ip(name) else None
+                sni = name if name is not None and not is_ip_address(name) else None
                 verify_name = name
         key = UpstreamKey(
             address=member.address,
@@ -993,11 +993,3 @@ def _cookie(headers: list[Header], name: bytes) -> bytes | None:
             if key == name:
                 return cookie_value
     return None
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True

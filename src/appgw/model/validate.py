@@ -12,6 +12,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from appgw.hostnames import is_ip_address
 from appgw.model.diagnostics import Diagnostic
 from appgw.model.enums import (
     V1_SKU_NAMES,
@@ -499,7 +500,7 @@ class _Validator:
                         "each backend address has exactly one of 'fqdn' and 'ipAddress'",
                     )
                 elif address.ip_address is not None:
-                    if not _is_ip(address.ip_address):
+                    if not is_ip_address(address.ip_address):
                         self.add(
                             "ApplicationGatewayInvalidBackendAddress",
                             owner,
@@ -1179,17 +1180,9 @@ def _attr(collection: str) -> str:
     return snake.replace("_i_p_", "_ip_")
 
 
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _is_dns_name(text: str) -> bool:
     name = text[:-1] if text.endswith(".") else text
-    if not name or len(name) > MAX_HOST_NAME_LENGTH or _is_ip(name):
+    if not name or len(name) > MAX_HOST_NAME_LENGTH or is_ip_address(name):
         return False
     return all(_DNS_LABEL.match(label) for label in name.split("."))
 
@@ -1200,7 +1193,7 @@ def _is_host_header(text: str) -> bool:
     if port and not (port.isdigit() and 1 <= int(port) <= 65535):
         return False
     host = host or text
-    return _is_dns_name(host) or _is_ip(host.strip("[]"))
+    return _is_dns_name(host) or is_ip_address(host.strip("[]"))
 
 
 def _is_http_url(text: str) -> bool:
