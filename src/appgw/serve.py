@@ -30,6 +30,7 @@ from appgw.demo import (
     prepare as prepare_demo,
     start_backend as start_demo_backend,
 )
+from appgw.health.monitor import HealthMonitor
 from appgw.store.secrets import MasterKey
 from appgw.store.sql import SqlStore
 
@@ -162,6 +163,8 @@ def serve(options: ServeOptions, environ: dict[str, str] | None = None) -> None:
     )
     lines.append(f"  data plane:     {workers} worker(s); access log {data_dir / 'access.log'}")
     service = GatewayService(store, frontend_address=options.frontend_address)
+    monitor = HealthMonitor(store, data_dir, options.frontend_address)
+    service.health = monitor
     if options.demo:
         try:
             demo = prepare_demo(data_dir, service, options.demo_port)
@@ -186,6 +189,7 @@ def serve(options: ServeOptions, environ: dict[str, str] | None = None) -> None:
         http="auto",
     )
     print("\n".join(lines), flush=True)
+    monitor.start()
     supervisor.start()
     # uvicorn re-raises the signal that stopped it once it has shut down; with the default
     # SIGTERM action that would kill this process before it stops its workers.
@@ -196,6 +200,7 @@ def serve(options: ServeOptions, environ: dict[str, str] | None = None) -> None:
         pass  # a requested stop: shut down below, exit 0
     finally:
         supervisor.stop()
+        monitor.stop()
         store.close()
 
 

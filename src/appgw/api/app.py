@@ -25,7 +25,7 @@ from appgw.control.auth import caller_for_token
 from appgw.control.service import Caller, GatewayService, ServiceError, WriteResult
 from appgw.model.enums import OperationalState
 from appgw.model.ids import GatewayId
-from appgw.model.resource import ApplicationGateway, TagsObject
+from appgw.model.resource import ApplicationGateway, OnDemandProbe, TagsObject
 from appgw.model.ssl_policies import LEGACY_CIPHER_SUITES, PREDEFINED_POLICIES, TLS13_CIPHER_SUITES
 
 NETWORK = "Microsoft.Network"
@@ -333,6 +333,43 @@ def _add_routes(app: FastAPI, service: GatewayService) -> None:
             )
         return Response(status_code=204)
 
+    @app.post(GATEWAY + "/backendhealth", tags=["ApplicationGateways"], response_model=None)
+    def backend_health(
+        subscription_id: str,
+        resource_group: str,
+        name: str,
+        _v: ApiVersion,
+        _c: Authenticated,
+        expand: Annotated[str | None, Query(alias="$expand")] = None,
+    ) -> dict[str, Any]:
+        """Per pool, per settings, per server: Healthy / Unhealthy / Unknown and why."""
+        return service.backend_health(
+            _gateway_id(subscription_id, resource_group, name), expand=bool(expand)
+        )
+
+    @app.post(
+        GATEWAY + "/getBackendHealthOnDemand",
+        tags=["ApplicationGateways"],
+        response_model=None,
+        openapi_extra=_body_schema("OnDemandProbe"),
+    )
+    async def backend_health_on_demand(
+        request: Request,
+        subscription_id: str,
+        resource_group: str,
+        name: str,
+        _v: ApiVersion,
+        _c: Authenticated,
+    ) -> dict[str, Any]:
+        """Run one probe now without changing the configuration (the portal's "Test")."""
+        body = await _json_body(request)
+        result: dict[str, Any] = await _in_thread(
+            service.backend_health_on_demand,
+            _gateway_id(subscription_id, resource_group, name),
+            body,
+        )
+        return result
+
     @app.get(GATEWAY + "/revisions", tags=["appgw extensions"], response_model=None)
     def revisions(
         subscription_id: str, resource_group: str, name: str, _v: ApiVersion, _c: Authenticated
@@ -480,7 +517,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         return app.openapi_schema
     schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for model in (ApplicationGateway, TagsObject):
+    for model in (ApplicationGateway, TagsObject, OnDemandProbe):
         generated = model.model_json_schema(
             by_alias=True, ref_template="#/components/schemas/{model}"
         )

@@ -22,6 +22,7 @@ from appgw.compile.snapshot import (
     Endpoint,
     ForwardTarget,
     PathRoute,
+    ProbeSpec,
     RedirectTarget,
     Route,
     Site,
@@ -45,6 +46,9 @@ from appgw.model.validate import is_v1
 # Azure's defaults (spec §5.2, §7.2, §7.4).
 DEFAULT_REQUEST_TIMEOUT = 20.0  # seconds, the portal's and service's default
 DEFAULT_DRAIN_TIMEOUT = 30.0  # seconds a removed member drains when draining is not configured
+DEFAULT_PROBE_INTERVAL = 30.0  # Azure's default probe: every 30 s ...
+DEFAULT_PROBE_TIMEOUT = 30.0  # ... with a 30 s timeout ...
+DEFAULT_UNHEALTHY_THRESHOLD = 3  # ... and unhealthy after 3 consecutive failures
 AFFINITY_COOKIE = "ApplicationGatewayAffinity"
 ALL_ADDRESSES = "0.0.0.0"
 
@@ -102,6 +106,12 @@ def endpoints_overlap(a: tuple[str, int], b: tuple[str, int]) -> bool:
     """Two binds collide on one port when the addresses are equal or either is a wildcard."""
     wildcard = {"0.0.0.0", "::"}
     return a[1] == b[1] and (a[0] == b[0] or a[0] in wildcard or b[0] in wildcard)
+
+
+def parse_status_range(text: str) -> tuple[int, int]:
+    """'200-399' -> (200, 399); '200' -> (200, 200). The text is already validated."""
+    low, _, high = text.partition("-")
+    return int(low), int(high or low)
 
 
 def _name(reference: SubResource | None) -> str:
@@ -226,6 +236,7 @@ class _Compiler:
             custom_errors=_custom_errors(self.props.custom_error_configurations),
             backend_addresses=frozenset(self.backend_addresses),
             forward_targets=tuple(self.forward_targets),
+            probe_specs=self._probe_specs(),
             custom_error_urls=frozenset(
                 url
                 for configs in (
@@ -338,6 +349,56 @@ class _Compiler:
             include_query=bool(p.include_query_string),
             path_rule_name=path_rule_name,
         )
+
+    def _probe_specs(self) -> tuple[ProbeSpec, ...]:
+        probes = {probe.name.casefold(): probe for probe in self.props.probes}
+        settings_models = {
+            item.name.casefold(): item for item in self.props.backend_http_settings_collection
+        }
+        specs: dict[tuple[str, str], ProbeSpec] = {}
+        for target in self.forward_targets:
+            key = (target.pool.name, target.settings.name)
+            if key in specs:
+                continue
+            reference = settings_models[target.settings.name.casefold()].properties.probe
+            probe = probes[_name(reference)].properties if reference is not None else None
+            name = _name(reference) if reference is not None else None
+            if probe is None:
+                # Azure's default probe: GET / with Host 127.0.0.1, every 30 s, 30 s timeout,
+                # unhealthy after 3 failures, healthy on 200-399.
+                specs[key] = ProbeSpec(
+                    pool=target.pool,
+                    settings=target.settings,
+                    probe_name=None,
+                    host=None,
+                    pick_host_from_settings=False,
+                    path="/",
+                    port=target.settings.port,
+                    interval=DEFAULT_PROBE_INTERVAL,
+                    timeout=DEFAULT_PROBE_TIMEOUT,
+                    unhealthy_threshold=DEFAULT_UNHEALTHY_THRESHOLD,
+                    status_ranges=((200, 399),),
+                    body=None,
+                    min_servers=0,
+                )
+                continue
+            codes = (probe.match.status_codes if probe.match else None) or ["200-399"]
+            specs[key] = ProbeSpec(
+                pool=target.pool,
+                settings=target.settings,
+                probe_name=probes[name or ""].name if name else None,
+                host=probe.host,
+                pick_host_from_settings=bool(probe.pick_host_name_from_backend_http_settings),
+                path=probe.path or "/",
+                port=probe.port or target.settings.port,
+                interval=float(probe.interval or DEFAULT_PROBE_INTERVAL),
+                timeout=float(probe.timeout or DEFAULT_PROBE_TIMEOUT),
+                unhealthy_threshold=probe.unhealthy_threshold or DEFAULT_UNHEALTHY_THRESHOLD,
+                status_ranges=tuple(parse_status_range(code) for code in codes),
+                body=(probe.match.body if probe.match else None) or None,
+                min_servers=probe.min_servers or 0,
+            )
+        return tuple(specs.values())
 
     def _settings(self, settings: BackendHttpSettings) -> BackendSettings:
         p = settings.properties

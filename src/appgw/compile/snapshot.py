@@ -67,6 +67,25 @@ Target = ForwardTarget | RedirectTarget
 
 
 @dataclass(frozen=True, slots=True)
+class ProbeSpec:
+    """How one (pool, settings) pair that a rule uses is probed (spec §3.4, §3.5)."""
+
+    pool: BackendPool
+    settings: BackendSettings
+    probe_name: str | None  # None: Azure's default probe
+    host: str | None  # custom probe host (Host header; on v2 also SNI)
+    pick_host_from_settings: bool
+    path: str
+    port: int
+    interval: float
+    timeout: float
+    unhealthy_threshold: int
+    status_ranges: tuple[tuple[int, int], ...]
+    body: str | None
+    min_servers: int
+
+
+@dataclass(frozen=True, slots=True)
 class PathRoute:
     rule_name: str
     paths: PathMatcher[Target]
@@ -113,6 +132,8 @@ class Snapshot:
     backend_addresses: frozenset[tuple[str, int]] = frozenset()
     # Every pool + settings pair a rule can send to (what draining compares across versions).
     forward_targets: tuple[ForwardTarget, ...] = ()
+    # What the health monitor probes: one entry per (pool, settings) pair a rule uses.
+    probe_specs: tuple[ProbeSpec, ...] = ()
     # Every custom error page URL of the gateway and its listeners (fetched off the hot path).
     custom_error_urls: frozenset[str] = frozenset()
 

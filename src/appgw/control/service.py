@@ -21,10 +21,12 @@ from appgw.compile.gateway import (
     listening_endpoints,
 )
 from appgw.control.certificates import check_certificates
+from appgw.health.monitor import HealthMonitor
+from appgw.health.report import HealthReportError, backend_health, on_demand
 from appgw.model.diagnostics import Diagnostic, ValidationFailed
 from appgw.model.enums import OperationalState
 from appgw.model.ids import GatewayId
-from appgw.model.resource import TagsObject
+from appgw.model.resource import OnDemandProbe, TagsObject
 from appgw.model.validate import is_v1, validate_gateway
 from appgw.model.wire import canonical_document, parse_gateway, parse_model, read_view
 from appgw.store.sql import ActivityEvent, GatewayVersion, PreconditionFailed, SqlStore, utcnow
@@ -96,6 +98,32 @@ class GatewayService:
         self.store = store
         self.clock = clock
         self.frontend_address = frontend_address
+        self.health: HealthMonitor | None = None  # set by `appgw serve`
+
+    # --- backend health -------------------------------------------------------------------------
+
+    def backend_health(self, gateway_id: GatewayId, *, expand: bool) -> dict[str, Any]:
+        view = self.get(gateway_id)
+        monitor = self._monitor()
+        return backend_health(monitor, gateway_id, view if expand else None)
+
+    def backend_health_on_demand(self, gateway_id: GatewayId, body: object) -> dict[str, Any]:
+        self.get(gateway_id)  # 404 for an unknown gateway
+        try:
+            probe = parse_model(OnDemandProbe, body, str(gateway_id))
+        except ValidationFailed as failed:
+            raise ServiceError.invalid(failed.diagnostics) from None
+        try:
+            return on_demand(self._monitor(), gateway_id, probe)
+        except HealthReportError as error:
+            raise ServiceError(error.status, error.code, error.message) from None
+
+    def _monitor(self) -> HealthMonitor:
+        if self.health is None:
+            raise ServiceError(
+                503, "BackendHealthUnavailable", "this appgw instance runs no health monitor"
+            )
+        return self.health
 
     # --- reads ----------------------------------------------------------------------------------
 

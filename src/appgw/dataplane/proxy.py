@@ -13,7 +13,6 @@ import logging
 import ssl
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -141,7 +140,8 @@ class Services:
     access_log: AccessLog
     instance_id: str
     error_pages: ErrorPages = field(default_factory=ErrorPages)
-    is_healthy: Callable[[ForwardTarget, BackendMember], bool] = lambda _t, _m: True
+    # (gateway key, pool, settings, member address) out of rotation, from the health board
+    unhealthy: frozenset[tuple[str, str, str, str]] = frozenset()
 
 
 class ClientConnection(asyncio.Protocol):
@@ -422,6 +422,7 @@ class Exchange:
     def __init__(self, client: ClientConnection, snapshot: Snapshot, endpoint: Endpoint) -> None:
         self.client = client
         self.snapshot = snapshot
+        self.gateway_key = snapshot.gateway_id.casefold()
         self.endpoint = endpoint
         self.started = time.monotonic()
         self.target = b""
@@ -555,10 +556,9 @@ class Exchange:
             value = _cookie(self.headers, cookie_name.encode())
             if value is not None:
                 member = balancer.by_cookie(target, value)
-                if member is not None and self.client.services.is_healthy(target, member):
+                if member is not None and self._healthy(target, member):
                     return member
-        is_healthy = self.client.services.is_healthy
-        healthy = tuple(m for m in target.pool.members if is_healthy(target, m))
+        healthy = tuple(m for m in target.pool.members if self._healthy(target, m))
         member = balancer.pick(target.pool.name, healthy, exclude)
         if member is not None and cookie_name is not None:
             value_text = balancer.cookie_value(target, member)
@@ -570,6 +570,13 @@ class Exchange:
                 ),
             ]
         return member
+
+    def _healthy(self, target: ForwardTarget, member: BackendMember) -> bool:
+        unhealthy = self.client.services.unhealthy
+        if not unhealthy:
+            return True
+        key = (self.gateway_key, target.pool.name, target.settings.name, member.address)
+        return key not in unhealthy
 
     def upstream_key(
         self, target: ForwardTarget, member: BackendMember

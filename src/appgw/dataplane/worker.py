@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -20,6 +21,7 @@ from appgw.dataplane.access_log import AccessLog
 from appgw.dataplane.proxy import Balancer, Services
 from appgw.dataplane.runtime import Runtime
 from appgw.dataplane.upstream import UpstreamPool
+from appgw.health.monitor import BOARD_FILE
 from appgw.store.secrets import MasterKey
 from appgw.store.sql import GatewayVersion, SqlStore
 
@@ -34,7 +36,11 @@ log = logging.getLogger("appgw.dataplane")
 
 
 class Follower:
-    def __init__(self, store: SqlStore, runtime: Runtime, frontend_address: str) -> None:
+    def __init__(
+        self, store: SqlStore, runtime: Runtime, frontend_address: str, data_dir: Path
+    ) -> None:
+        self.board_path = data_dir / BOARD_FILE
+        self.board_changed = 0
         self.store = store
         self.runtime = runtime
         self.frontend_address = frontend_address
@@ -55,7 +61,25 @@ class Follower:
             except Exception:  # a store hiccup must not stop the traffic being served
                 log.exception("following the store failed; retrying")
 
+    def read_health_board(self) -> None:
+        """Take members in and out of rotation as the health monitor decided."""
+        try:
+            changed = self.board_path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return
+        if changed == self.board_changed:
+            return
+        try:
+            board = json.loads(self.board_path.read_text())
+        except (OSError, ValueError):
+            return  # replaced under us; the next poll reads the new one
+        self.board_changed = changed
+        self.runtime.services.unhealthy = frozenset(
+            (str(g), str(p), str(s), str(a)) for g, p, s, a in board.get("unhealthy", [])
+        )
+
     async def poll(self) -> None:
+        self.read_health_board()
         versions = await asyncio.to_thread(self.store.versions_after, self.seq)
         if not versions:
             return
@@ -109,11 +133,12 @@ async def run(data_dir: Path, store_url: str, frontend_address: str, instance_id
         pool=UpstreamPool(), balancer=Balancer(), access_log=access_log, instance_id=instance_id
     )
     runtime = Runtime(services)
-    follower = Follower(store, runtime, frontend_address)
+    follower = Follower(store, runtime, frontend_address, data_dir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    follower.read_health_board()
     await follower.start()
     polling = loop.create_task(follower.poll_forever())
     maintenance = loop.create_task(_maintain(services, stop))

@@ -482,3 +482,17 @@ class ApplicationGateway(WireModel):
 
 class TagsObject(WireModel):
     tags: dict[str, str] | None = None
+
+
+class OnDemandProbe(WireModel):
+    """Body of POST .../getBackendHealthOnDemand: a probe to run once, now."""
+
+    protocol: ProbeProtocol | None = None
+    host: str | None = None
+    path: str | None = None
+    # Azure's probe timeout bound: 1 s to 24 h.
+    timeout: int | None = Field(default=None, ge=1, le=86400)
+    pick_host_name_from_backend_http_settings: bool | None = None
+    match: ProbeMatch | None = None
+    backend_address_pool: SubResource | None = None
+    backend_http_settings: SubResource | None = None

@@ -1,0 +1,337 @@
+"""The health monitor: one prober per appgw instance, and the board every worker reads.
+
+It runs in `appgw serve` (not in the workers), so probe load does not grow with the number of
+workers. It follows the store like a worker, probes every member of every (pool, settings)
+pair a rule uses, and publishes the members that are out of rotation in a small JSON file
+that workers re-read within a quarter second. Results survive configuration changes for
+members whose probe did not change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from appgw.compile.gateway import CompileError, compile_gateway
+from appgw.compile.snapshot import BackendMember, ProbeSpec, Snapshot
+from appgw.health.probe import ProbeResult, run_probe, traffic_identity
+from appgw.store.sql import GatewayVersion, SqlStore
+
+log = logging.getLogger("appgw.health")
+
+BOARD_FILE = "health-board.json"
+POLL_INTERVAL = 0.25  # how often the store is checked for new versions
+V1_RETRY_INTERVAL = 1.0  # v1 sends its extra threshold probes in quick succession
+EXPIRY_WARNING_DAYS = 30  # warn when a backend certificate expires within this many days
+
+
+@dataclass
+class MemberHealth:
+    gateway_key: str
+    gateway_id: str
+    sku_v1: bool
+    spec: ProbeSpec
+    member: BackendMember
+    state: str = "Unknown"  # Healthy / Unhealthy / Unknown (Draining is decided at report time)
+    consecutive_failures: int = 0
+    last: ProbeResult | None = None
+    last_success: dt.datetime | None = None
+    last_failure: dt.datetime | None = None
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.gateway_key, self.spec.pool.name, self.spec.settings.name, self.member.address)
+
+
+class HealthMonitor:
+    def __init__(
+        self,
+        store: SqlStore,
+        data_dir: Path,
+        frontend_address: str,
+        on_change: Callable[[list[MemberHealth]], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.board_path = data_dir / BOARD_FILE
+        self.frontend_address = frontend_address
+        self.on_change = on_change
+        self.members: dict[tuple[str, str, str, str], MemberHealth] = {}
+        self.snapshots: dict[str, Snapshot] = {}
+        self.lock = threading.Lock()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread = threading.Thread(target=self._thread, name="appgw-health", daemon=True)
+        self.ready = threading.Event()
+        self._stopping: asyncio.Event | None = None
+        self._seq = 0
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._write_board()
+        self.thread.start()
+        self.ready.wait(30)
+
+    def stop(self) -> None:
+        if self.loop is not None and self._stopping is not None:
+            self.loop.call_soon_threadsafe(self._stopping.set)
+        self.thread.join(10)
+
+    def _thread(self) -> None:
+        try:
+            import uvloop
+
+            loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+        except ImportError:  # uvloop is optional
+            loop = asyncio.new_event_loop()
+        self.loop = loop
+        try:
+            loop.run_until_complete(self._main())
+        finally:
+            loop.close()
+
+    async def _main(self) -> None:
+        self._stopping = asyncio.Event()
+        self._seq = await asyncio.to_thread(self.store.max_seq)
+        for version in await asyncio.to_thread(self.store.current_all):
+            await self._apply(version)
+        self.ready.set()
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), POLL_INTERVAL)
+            try:
+                await self._poll()
+            except Exception:  # a store hiccup must not stop probing
+                log.exception("health monitor: following the store failed; retrying")
+        for member in list(self.members.values()):
+            if member.task is not None:
+                member.task.cancel()
+
+    async def _poll(self) -> None:
+        versions = await asyncio.to_thread(self.store.versions_after, self._seq)
+        if not versions:
+            return
+        latest: dict[str, GatewayVersion] = {}
+        for version in versions:
+            latest[version.resource_id.casefold()] = version
+        self._seq = versions[-1].seq
+        for version in latest.values():
+            await self._apply(version)
+
+    async def _apply(self, version: GatewayVersion) -> None:
+        key = version.resource_id.casefold()
+        snapshot: Snapshot | None = None
+        if not version.deleted:
+            try:
+                snapshot = await asyncio.to_thread(self._compile, version)
+            except CompileError:
+                return  # the workers log it; keep probing what they still serve
+        self._reconcile(key, snapshot)
+
+    def _compile(self, version: GatewayVersion) -> Snapshot:
+        return compile_gateway(
+            version.document,
+            self.store.secrets(version),
+            gateway_id=version.resource_id,
+            seq=version.seq,
+            version=version.version,
+            running=version.operational_state == "Running",
+            frontend_address=self.frontend_address,
+        )
+
+    # --- probing ------------------------------------------------------------------------------
+
+    def _reconcile(self, gateway_key: str, snapshot: Snapshot | None) -> None:
+        wanted: dict[tuple[str, str, str, str], tuple[ProbeSpec, BackendMember]] = {}
+        if snapshot is not None and snapshot.running:
+            for spec in snapshot.probe_specs:
+                for member in spec.pool.members:
+                    wanted[(gateway_key, spec.pool.name, spec.settings.name, member.address)] = (
+                        spec,
+                        member,
+                    )
+        with self.lock:
+            if snapshot is None:
+                self.snapshots.pop(gateway_key, None)
+            else:
+                self.snapshots[gateway_key] = snapshot
+            for key, member_health in list(self.members.items()):
+                if key[0] != gateway_key:
+                    continue
+                spec_member = wanted.get(key)
+                if spec_member is None or spec_member[0] != member_health.spec:
+                    if member_health.task is not None:
+                        member_health.task.cancel()
+                    del self.members[key]
+            for key, (spec, member) in wanted.items():
+                if key in self.members:
+                    continue
+                member_health = MemberHealth(
+                    gateway_key=gateway_key,
+                    gateway_id=snapshot.gateway_id if snapshot else gateway_key,
+                    sku_v1=snapshot.sku_v1 if snapshot else False,
+                    spec=spec,
+                    member=member,
+                )
+                self.members[key] = member_health
+                member_health.task = asyncio.get_running_loop().create_task(
+                    self._probe_forever(member_health)
+                )
+        self._write_board()
+
+    async def _probe_forever(self, member: MemberHealth) -> None:
+        # Spread first probes over a moment so a large pool does not probe in one burst.
+        await asyncio.sleep(random.uniform(0, min(0.2, member.spec.interval)))
+        while True:
+            result = await run_probe(member.spec, member.member, sku_v1=member.sku_v1)
+            self._record(member, result)
+            delay = member.spec.interval
+            if member.sku_v1 and not result.healthy and member.state != "Unhealthy":
+                delay = min(delay, V1_RETRY_INTERVAL)
+            await asyncio.sleep(delay)
+
+    def _record(self, member: MemberHealth, result: ProbeResult) -> None:
+        with self.lock:
+            before = member.state
+            member.last = result
+            if result.healthy:
+                member.consecutive_failures = 0
+                member.last_success = result.at
+                member.state = "Healthy"
+            else:
+                member.consecutive_failures += 1
+                member.last_failure = result.at
+                if member.consecutive_failures >= member.spec.unhealthy_threshold:
+                    member.state = "Unhealthy"
+            changed = member.state != before
+        if changed:
+            log.warning(
+                "backend %s (pool '%s', settings '%s') is %s: %s",
+                member.member.address,
+                member.spec.pool.name,
+                member.spec.settings.name,
+                member.state,
+                result.message,
+            )
+            self._write_board()
+        if self.on_change is not None:
+            self.on_change(list(self.members.values()))
+
+    def _write_board(self) -> None:
+        """Atomically publish who is out of rotation (minServers keeps some in)."""
+        with self.lock:
+            groups: dict[tuple[str, str, str], list[MemberHealth]] = {}
+            for member in self.members.values():
+                groups.setdefault(member.key[:3], []).append(member)
+            out: list[list[str]] = []
+            for group in groups.values():
+                down = [m for m in group if m.state == "Unhealthy"]
+                healthy = len(group) - len(down)
+                keep = max(0, group[0].spec.min_servers - healthy)
+                out += [list(m.key) for m in down[keep:]]
+        temporary = self.board_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"unhealthy": out}))
+        os.replace(temporary, self.board_path)
+
+    # --- reports --------------------------------------------------------------------------------
+
+    def members_of(self, gateway_key: str) -> list[MemberHealth]:
+        with self.lock:
+            return [m for m in self.members.values() if m.gateway_key == gateway_key]
+
+    def snapshot_of(self, gateway_key: str) -> Snapshot | None:
+        with self.lock:
+            return self.snapshots.get(gateway_key)
+
+    def probe_now(self, spec: ProbeSpec, sku_v1: bool, timeout: float) -> list[ProbeResult]:
+        """Run one probe of every member now (the portal's "Test"); thread-safe, blocking."""
+        assert self.loop is not None
+
+        async def all_members() -> list[ProbeResult]:
+            return list(
+                await asyncio.gather(
+                    *(run_probe(spec, member, sku_v1=sku_v1) for member in spec.pool.members)
+                )
+            )
+
+        future = asyncio.run_coroutine_threadsafe(all_members(), self.loop)
+        return future.result(timeout + 5)
+
+
+def server_entry(
+    member: MemberHealth | None, address: str, result: ProbeResult | None
+) -> dict[str, Any]:
+    """One `servers[]` entry: Azure's fields plus what appgw can say beyond them."""
+    state = (
+        member.state
+        if member is not None
+        else ("Healthy" if result and result.healthy else "Unhealthy")
+    )
+    if result is None:
+        log_text = "The backend has not been probed yet; results appear after the first probe."
+    else:
+        log_text = result.message
+    entry: dict[str, Any] = {
+        "address": address,
+        "health": state,
+        "healthProbeLog": log_text,
+        "ipConfiguration": None,
+    }
+    details: dict[str, Any] = {"warnings": []}
+    if result is not None:
+        details.update(
+            {
+                "category": result.category,
+                "lastProbeTime": _iso(result.at),
+                "probeDurationSeconds": round(result.duration, 4),
+                "hostHeader": result.identity.host_header,
+                "sni": result.identity.sni,
+                "verifyName": result.identity.verify_name,
+                "port": result.identity.port,
+                "resolvedAddress": result.resolved_address,
+                "statusCode": result.status,
+            }
+        )
+        if result.verdict is not None:
+            details["failedCheck"] = None if result.verdict.ok else result.verdict.check
+            details["presentedChain"] = [info.to_json() for info in result.verdict.presented]
+            leaf = result.verdict.presented[0] if result.verdict.presented else None
+            if leaf is not None:
+                days = leaf.days_until_expiry()
+                details["certificateDaysToExpiry"] = days
+                if days < EXPIRY_WARNING_DAYS:
+                    details["warnings"].append(
+                        f"The backend certificate '{leaf.subject}' expires in {days} days "
+                        f"({_iso(leaf.not_after)}); renew it"
+                        + (" and upload the new leaf .cer" if member and member.sku_v1 else "")
+                        + "."
+                    )
+    if member is not None:
+        details["consecutiveFailures"] = member.consecutive_failures
+        details["lastSuccessTime"] = _iso(member.last_success) if member.last_success else None
+        details["lastFailureTime"] = _iso(member.last_failure) if member.last_failure else None
+        details["probe"] = member.spec.probe_name or "(default probe)"
+        if result is not None and member.spec.settings.trust is not None:
+            live = traffic_identity(member.spec, member.member, sku_v1=member.sku_v1)
+            if live != result.identity.sni:
+                details["warnings"].append(
+                    f"The probe's TLS identity (SNI {result.identity.sni or 'none'}) differs from "
+                    f"what traffic sends (SNI {live or 'the request Host'}): a healthy probe does "
+                    "not prove that traffic passes the same certificate checks."
+                )
+    entry["appgwProbeDetails"] = details
+    return entry
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,270 @@
+"""One health probe: connect, verify the backend exactly as traffic does, GET, judge the answer.
+
+Every way a probe can fail has its own category and a message in the spirit of Azure's
+backend-health catalogue (spec §3.3), naming what was expected and what was found.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httptools
+
+from appgw.compile.snapshot import BackendMember, ProbeSpec
+from appgw.dataplane.backend_tls import (
+    BackendCertificateVerdict,
+    client_context,
+    presented_chain,
+    verify_presented_chain,
+)
+from appgw.hostnames import is_ip_address
+
+# Bytes of a probe response that are read: Azure's body match is at most 4090 characters, and
+# a health page bigger than this is not read further (the match looks at this much only).
+MAX_PROBE_RESPONSE_BYTES = 64 * 1024
+DEFAULT_PROBE_HOST = "127.0.0.1"  # Azure's default probe sends this Host (never as SNI)
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeIdentity:
+    host_header: str
+    sni: str | None
+    verify_name: str | None
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    healthy: bool
+    category: str  # "Success", "Timeout", "DnsFailure", "ConnectFailure", "StatusMismatch",
+    # "BodyMismatch", "TlsHandshakeFailed", "Tls:<check>", "InvalidResponse"
+    message: str  # Azure's healthProbeLog
+    identity: ProbeIdentity
+    at: dt.datetime
+    duration: float
+    status: int | None = None
+    verdict: BackendCertificateVerdict | None = None
+    resolved_address: str | None = None
+
+
+def probe_identity(spec: ProbeSpec, member: BackendMember, *, sku_v1: bool) -> ProbeIdentity:
+    """Host header, SNI and the verified name of a probe (spec §2.4, §2.5, §3.4)."""
+    settings = spec.settings
+    if spec.host:
+        host = spec.host
+    elif spec.pick_host_from_settings:
+        host = settings.host_override or member.address
+    else:
+        host = DEFAULT_PROBE_HOST if spec.probe_name is None else member.address
+    if sku_v1:
+        # v1: the probe host is only the Host header; SNI is the member's FQDN.
+        sni = member.address if member.is_fqdn else None
+        return ProbeIdentity(host, sni, sni, spec.port)
+    candidates = (
+        spec.host if spec.probe_name is not None else None,
+        host if spec.pick_host_from_settings else None,
+        settings.host_override,
+        member.address if member.is_fqdn else None,
+    )
+    sni = next((c for c in candidates if c and not is_ip_address(c)), None)
+    return ProbeIdentity(host, sni, sni, spec.port)
+
+
+def traffic_identity(spec: ProbeSpec, member: BackendMember, *, sku_v1: bool) -> str | None:
+    """The SNI live traffic uses for this member, when it does not depend on the request."""
+    if sku_v1:
+        return member.address if member.is_fqdn else None
+    settings = spec.settings
+    for candidate in (settings.sni_name, settings.host_override):
+        if candidate:
+            return candidate
+    return member.address if member.is_fqdn else None
+
+
+async def run_probe(spec: ProbeSpec, member: BackendMember, *, sku_v1: bool) -> ProbeResult:
+    identity = probe_identity(spec, member, sku_v1=sku_v1)
+    started = time.monotonic()
+    at = dt.datetime.now(dt.UTC)
+
+    def result(healthy: bool, category: str, message: str, **extra: object) -> ProbeResult:
+        return ProbeResult(
+            healthy,
+            category,
+            message,
+            identity,
+            at,
+            time.monotonic() - started,
+            **extra,  # type: ignore[arg-type]
+        )
+
+    where = f"{member.address}:{identity.port}"
+    try:
+        async with asyncio.timeout(spec.timeout):
+            return await _probe(spec, member, identity, where, result)
+    except TimeoutError:
+        return result(
+            False,
+            "Timeout",
+            f"The backend {where} did not answer the health probe within the probe's timeout of "
+            f"{spec.timeout:g} seconds. Check that the application answers "
+            f"'{spec.path}' in time, or raise the timeout of the probe.",
+        )
+
+
+async def _probe(
+    spec: ProbeSpec,
+    member: BackendMember,
+    identity: ProbeIdentity,
+    where: str,
+    result: Callable[..., ProbeResult],
+) -> ProbeResult:
+    loop = asyncio.get_running_loop()
+    address = member.address
+    if member.is_fqdn:
+        try:
+            infos = await loop.getaddrinfo(member.address, identity.port, type=socket.SOCK_STREAM)
+        except socket.gaierror as error:
+            return result(
+                False,
+                "DnsFailure",
+                f"The backend's FQDN '{member.address}' could not be resolved ({error.strerror}); "
+                "no probe could be sent. Check the name in the backend pool and the DNS servers.",
+            )
+        address = str(infos[0][4][0])
+        where = f"{member.address} ({address}):{identity.port}"
+    trust = spec.settings.trust
+    context: ssl.SSLContext | None = client_context(trust) if trust is not None else None
+    try:
+        reader, writer = await asyncio.open_connection(
+            address,
+            identity.port,
+            ssl=context,
+            server_hostname=(identity.sni or "") if context is not None else None,
+        )
+    except ssl.SSLError as error:
+        return result(
+            False,
+            "TlsHandshakeFailed",
+            f"The TLS handshake with the backend {where} failed: {error.reason or error}. Check "
+            "that the backend serves HTTPS on this port with TLS 1.2 or newer.",
+            resolved_address=address,
+        )
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        return result(
+            False,
+            "ConnectFailure",
+            f"The gateway could not connect to the backend {where} ({reason}). Check that the "
+            "backend is up and listens on the probe port, and that no firewall blocks it.",
+            resolved_address=address,
+        )
+    try:
+        verdict = None
+        if trust is not None:
+            verdict = verify_presented_chain(
+                trust,
+                presented_chain(writer.get_extra_info("ssl_object")),
+                verify_name=identity.verify_name,
+            )
+            if not verdict.ok:
+                return result(
+                    False,
+                    f"Tls:{verdict.check}",
+                    verdict.message,
+                    verdict=verdict,
+                    resolved_address=address,
+                )
+        writer.write(
+            (
+                f"GET {spec.path} HTTP/1.1\r\nHost: {identity.host_header}\r\n"
+                "User-Agent: appgw-health-probe/1.0\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+            ).encode()
+        )
+        response = await _read_response(reader)
+    except (OSError, ConnectionError) as error:
+        return result(
+            False,
+            "ConnectionClosed",
+            f"The backend {where} closed the connection before answering the health probe "
+            f"({error}).",
+            resolved_address=address,
+        )
+    finally:
+        writer.close()
+    if response is None:
+        return result(
+            False,
+            "InvalidResponse",
+            f"The backend {where} did not send a valid HTTP response to the health probe.",
+            resolved_address=address,
+        )
+    status, body = response
+    expected = ", ".join(
+        f"{low}-{high}" if low != high else f"{low}" for low, high in spec.status_ranges
+    )
+    if not any(low <= status <= high for low, high in spec.status_ranges):
+        return result(
+            False,
+            "StatusMismatch",
+            f"The backend's HTTP response status code for the health probe did not match the "
+            f"probe's. Expected:{expected} Received:{status}",
+            status=status,
+            verdict=verdict,
+            resolved_address=address,
+        )
+    if spec.body is not None and spec.body not in body.decode("utf-8", "replace"):
+        return result(
+            False,
+            "BodyMismatch",
+            f"The backend's response to the health probe does not contain the probe's match "
+            f"string '{spec.body}'.",
+            status=status,
+            verdict=verdict,
+            resolved_address=address,
+        )
+    return result(
+        True,
+        "Success",
+        f"Success. Received {status} status code",
+        status=status,
+        verdict=verdict,
+        resolved_address=address,
+    )
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes] | None:
+    collected: dict[str, object] = {"done": False}
+    body = bytearray()
+
+    class _Callbacks:
+        def on_body(self, data: bytes) -> None:
+            if len(body) < MAX_PROBE_RESPONSE_BYTES:
+                body.extend(data[: MAX_PROBE_RESPONSE_BYTES - len(body)])
+
+        def on_message_complete(self) -> None:
+            collected["done"] = True
+
+    parser = httptools.HttpResponseParser(_Callbacks())
+    received = 0
+    while not collected["done"] and received <= MAX_PROBE_RESPONSE_BYTES:
+        data = await reader.read(16384)
+        if not data:
+            break
+        received += len(data)
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserError:
+            return None
+    try:
+        status = parser.get_status_code()
+    except httptools.HttpParserError:
+        return None
+    if not status:
+        return None
+    return status, bytes(body)

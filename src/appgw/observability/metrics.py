@@ -1,0 +1,530 @@
+"""Prometheus metrics under Azure Application Gateway's metric names (spec §7.7).
+
+Every data-plane worker is its own process, so the metrics use prometheus_client's multiprocess
+mode: each process writes its values to memory-mapped files in the directory named by
+``PROMETHEUS_MULTIPROC_DIR`` and the control plane merges them on every scrape of ``/metrics``.
+
+Names keep Azure's (``appgw_`` + Azure's REST name) and so do label names (Azure's dimensions).
+prometheus_client appends ``_total`` to counters, so ``TotalRequests`` is scraped as
+``appgw_TotalRequests_total``. Azure's per-second and derived metrics are PromQL over these:
+
+* ``Throughput`` (bytes/s) =
+  ``rate(appgw_BytesSent_total[1m]) + rate(appgw_BytesReceived_total[1m])``
+  (summed over Listener for the gateway-wide figure). A gauge would need a time window kept by
+  one process across all workers; rate() computes exactly that, correctly across restarts.
+* ``NewConnectionsPerSecond`` = ``rate(appgw_NewConnections_total[1m])``.
+* ``AvgRequestCountPerHealthyHost`` (per minute) =
+  ``60 * rate(appgw_TotalRequests_total[1m]) / appgw_HealthyHostCount`` by BackendSettingsPool.
+* Azure's Avg of a timing metric = ``rate(X_sum[1m]) / rate(X_count[1m])`` of the histogram;
+  its Max is approximated by ``histogram_quantile(1, ...)`` (a bucket bound, not the exact max).
+
+Semantics, as Azure documents them: ``FailedRequests`` counts 5xx answers whether the gateway or
+the backend produced them; ``BackendResponseStatus`` counts only statuses a backend sent (never
+the gateway's own 502/504/404/redirects); ``TotalRequests`` counts every request answered.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    values,
+)
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+ENV = "PROMETHEUS_MULTIPROC_DIR"
+PREFIX = "appgw_"
+# prometheus_client names its per-process files "<type>[_<gauge mode>]_<pid>.db"; a reset
+# removes only these, so a directory given by mistake (the data dir) loses nothing else.
+_FILE_PREFIXES = ("counter_", "gauge_", "histogram_", "summary_")
+
+# Milliseconds, as Azure reports timings: roughly 1-2.5-5 steps per decade from a LAN round
+# trip (1 ms) to Azure's default 20 s request timeout, and 60 s for the slow tail.
+TIME_BUCKETS_MS = (
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    25.0,
+    50.0,
+    100.0,
+    250.0,
+    500.0,
+    1000.0,
+    2500.0,
+    5000.0,
+    10000.0,
+    20000.0,
+    60000.0,
+    math.inf,
+)
+
+# Counters and histograms are summed across processes by prometheus_client. CurrentConnections
+# is summed over live processes only ("livesum"): a dead worker's connections are gone, and
+# mark_process_dead deletes its file. The prober's gauges are set by one process and must not
+# be summed: "livemostrecent" keeps the most recently written value of each series (a restarted
+# prober's newer writes win over anything an earlier prober left) and drops a dead prober's
+# series with mark_process_dead. ("liveall" would add a pid label that changes on every
+# restart; "max" would keep a dead prober's higher count forever.)
+_CONNECTIONS_MODE: Final = "livesum"
+_PROBER_MODE: Final = "livemostrecent"
+
+# The memory-mapped files cannot delete a series; a removed prober series is written as NaN
+# (the most recent value, so it wins the merge) and left out of the scrape.
+_REMOVED = math.nan
+
+_families_lock = threading.Lock()
+_request_families: _RequestFamilies | None = None
+_health_families: _HealthFamilies | None = None
+_created_in: str | None = None  # the multiprocess directory when the first metric was created
+
+
+def configure_multiprocess(directory: Path, *, reset: bool) -> None:
+    """Called by serve before starting workers: make `directory` the multiprocess directory.
+
+    Creates it (0700), empties it of metric files when `reset`, and sets
+    ``os.environ["PROMETHEUS_MULTIPROC_DIR"]`` so child processes inherit it.
+
+    prometheus_client fixes each metric value's storage when the value is created: a process-local
+    float, or a slot in a per-process mmap file when the variable is set (the choice is even
+    made once, when ``prometheus_client.values`` is first imported). So this must run before any
+    metric object exists in this process; this module creates its metric objects lazily, on the
+    first recording call, and switches prometheus_client to multiprocess storage then if it was
+    imported before the variable was set. Importing this module early is therefore safe.
+    """
+    path = directory.expanduser().resolve()
+    if _created_in is not None and _created_in != str(path):
+        raise RuntimeError(
+            "configure_multiprocess must be called before any appgw metric is recorded in this "
+            "process"
+        )
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+    if reset:
+        for entry in path.iterdir():
+            if entry.name.endswith(".db") and entry.name.startswith(_FILE_PREFIXES):
+                entry.unlink(missing_ok=True)
+    os.environ[ENV] = str(path)
+
+
+def mark_process_dead(pid: int) -> None:
+    """Forget the live gauges (CurrentConnections, the prober's) of a process that exited."""
+    path = os.environ.get(ENV)
+    if path:
+        multiprocess.mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
+
+
+def metrics_response() -> tuple[bytes, str]:
+    """(body, content type) for GET /metrics.
+
+    With ``PROMETHEUS_MULTIPROC_DIR`` set: every process's files merged by a
+    MultiProcessCollector in a fresh registry (this process's own in-memory registry is not
+    involved). Without it: the default registry of this process.
+    """
+    path = os.environ.get(ENV)
+    if not path:
+        return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    registry = CollectorRegistry()
+    registry.register(_MergedFiles(path))
+    return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+class _MergedFiles(Collector):
+    """MultiProcessCollector without the series removed by writing NaN."""
+
+    def __init__(self, path: str) -> None:
+        self._inner = multiprocess.MultiProcessCollector(None, path)  # type: ignore[no-untyped-call]
+
+    def collect(self) -> Iterable[Metric]:
+        for metric in self._inner.collect():  # type: ignore[no-untyped-call]
+            if metric.type == "gauge":
+                metric.samples = [s for s in metric.samples if not math.isnan(s.value)]
+            yield metric
+
+
+# --- metric families (one set per process, created on first use) --------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _RequestFamilies:
+    total_requests: Counter
+    failed_requests: Counter
+    response_status: Counter
+    backend_response_status: Counter
+    bytes_sent: Counter
+    bytes_received: Counter
+    current_connections: Gauge
+    new_connections: Counter
+    tls_protocol: Counter
+    backend_connect_time: Histogram
+    backend_first_byte: Histogram
+    backend_last_byte: Histogram
+    total_time: Histogram
+
+
+@dataclass(frozen=True, slots=True)
+class _HealthFamilies:
+    healthy: Gauge
+    unhealthy: Gauge
+    certificate_days: Gauge
+
+
+_BSP = ("BackendSettingsPool",)
+_BACKEND = ("BackendServer", "BackendPool", "BackendHttpSetting")
+_TIMING = ("Listener", *_BACKEND)
+
+
+def _prepare_storage() -> None:
+    """Called with _families_lock held, before the first metric object of this process."""
+    global _created_in
+    path = os.environ.get(ENV)
+    if path and values.ValueClass is values.MutexValue:
+        # prometheus_client was imported before configure_multiprocess set the variable.
+        values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+    _created_in = str(Path(path).resolve()) if path else ""
+
+
+def _requests() -> _RequestFamilies:
+    global _request_families
+    with _families_lock:
+        if _request_families is None:
+            _prepare_storage()
+            p = PREFIX
+            _request_families = _RequestFamilies(
+                total_requests=Counter(
+                    p + "TotalRequests", "Requests the gateway answered (Azure TotalRequests)", _BSP
+                ),
+                failed_requests=Counter(
+                    p + "FailedRequests",
+                    "Requests answered with 5xx, by the gateway or the backend (Azure "
+                    "FailedRequests)",
+                    _BSP,
+                ),
+                response_status=Counter(
+                    p + "ResponseStatus",
+                    "Responses sent to clients by status class (Azure ResponseStatus)",
+                    ("HttpStatusGroup",),
+                ),
+                backend_response_status=Counter(
+                    p + "BackendResponseStatus",
+                    "Responses received from backends by status class; gateway-generated "
+                    "responses excluded (Azure BackendResponseStatus)",
+                    (*_BACKEND, "HttpStatusGroup"),
+                ),
+                bytes_sent=Counter(
+                    p + "BytesSent", "Bytes sent to clients (Azure BytesSent)", ("Listener",)
+                ),
+                bytes_received=Counter(
+                    p + "BytesReceived",
+                    "Bytes received from clients (Azure BytesReceived)",
+                    ("Listener",),
+                ),
+                current_connections=Gauge(
+                    p + "CurrentConnections",
+                    "Open client connections (Azure CurrentConnections)",
+                    multiprocess_mode=_CONNECTIONS_MODE,
+                ),
+                new_connections=Counter(
+                    p + "NewConnections",
+                    "Client connections accepted; rate() is Azure NewConnectionsPerSecond",
+                ),
+                tls_protocol=Counter(
+                    p + "TlsProtocol",
+                    "Client TLS handshakes by protocol version (Azure TlsProtocol)",
+                    ("Listener", "TlsProtocol"),
+                ),
+                backend_connect_time=Histogram(
+                    p + "BackendConnectTime",
+                    "Milliseconds to connect to the backend, TLS handshake included (Azure "
+                    "BackendConnectTime)",
+                    _TIMING,
+                    buckets=TIME_BUCKETS_MS,
+                ),
+                backend_first_byte=Histogram(
+                    p + "BackendFirstByteResponseTime",
+                    "Milliseconds from starting to connect to the backend to the first byte of "
+                    "its response (Azure BackendFirstByteResponseTime)",
+                    _TIMING,
+                    buckets=TIME_BUCKETS_MS,
+                ),
+                backend_last_byte=Histogram(
+                    p + "BackendLastByteResponseTime",
+                    "Milliseconds from starting to connect to the backend to the last byte of "
+                    "its response (Azure BackendLastByteResponseTime)",
+                    _TIMING,
+                    buckets=TIME_BUCKETS_MS,
+                ),
+                total_time=Histogram(
+                    p + "ApplicationGatewayTotalTime",
+                    "Milliseconds from the first byte of a request to the last byte of its "
+                    "response (Azure ApplicationGatewayTotalTime)",
+                    ("Listener",),
+                    buckets=TIME_BUCKETS_MS,
+                ),
+            )
+        return _request_families
+
+
+def _health() -> _HealthFamilies:
+    global _health_families
+    with _families_lock:
+        if _health_families is None:
+            _prepare_storage()
+            p = PREFIX
+            _health_families = _HealthFamilies(
+                healthy=Gauge(
+                    p + "HealthyHostCount",
+                    "Backend members the probes find healthy (Azure HealthyHostCount)",
+                    _BSP,
+                    multiprocess_mode=_PROBER_MODE,
+                ),
+                unhealthy=Gauge(
+                    p + "UnhealthyHostCount",
+                    "Backend members the probes find unhealthy (Azure UnhealthyHostCount)",
+                    _BSP,
+                    multiprocess_mode=_PROBER_MODE,
+                ),
+                certificate_days=Gauge(
+                    p + "BackendCertificateDaysToExpiry",
+                    "Days until the backend's certificate expires",
+                    _BACKEND,
+                    multiprocess_mode=_PROBER_MODE,
+                ),
+            )
+        return _health_families
+
+
+def backend_settings_pool(pool: str, settings: str) -> str:
+    """Azure's BackendSettingsPool dimension value: "<pool>~<settings>" ("" for none)."""
+    return f"{pool}~{settings}" if pool or settings else ""
+
+
+def status_group(status: int) -> str:
+    return f"{status // 100}xx" if 100 <= status <= 599 else "other"
+
+
+# --- the data plane ------------------------------------------------------------------------------
+
+
+_Inc = Callable[[], None]
+_Add = Callable[[float], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Bundle:
+    """Everything one (listener, backend, status) combination records, resolved once."""
+
+    incs: tuple[_Inc, ...]  # bound .inc of the counters that count this request
+    sent: _Add
+    received: _Add
+    total_time: _Add
+    backend: tuple[_Add, _Add, _Add] | None  # connect, first byte, last byte; None: no backend
+
+
+class RequestMetrics:
+    """One per worker process. Its methods run on the data plane's hot path.
+
+    Each distinct label combination is resolved to prometheus_client children once and cached;
+    a repeated combination costs one dict lookup plus the value writes.
+    """
+
+    def __init__(self) -> None:
+        self._families: _RequestFamilies | None = None
+        self._bundles: dict[tuple[str, str, str, str, int, int | None], _Bundle] = {}
+        self._tls: dict[tuple[str, str], _Inc] = {}
+        self._connections: tuple[Callable[[float], None], Callable[[float], None], _Inc] | None = (
+            None
+        )
+
+    def connection_opened(self) -> None:
+        connections = self._connections or self._connection_children()
+        connections[0](1.0)
+        connections[2]()
+
+    def connection_closed(self) -> None:
+        connections = self._connections or self._connection_children()
+        connections[1](1.0)
+
+    def tls_handshake(self, listener: str, protocol: str) -> None:
+        """Count one client TLS handshake; `protocol` as ssl reports it, like "TLSv1.3"."""
+        inc = self._tls.get((listener, protocol))
+        if inc is None:
+            inc = self._tls[(listener, protocol)] = (
+                self._get_families().tls_protocol.labels(listener, protocol).inc
+            )
+        inc()
+
+    def request_finished(
+        self,
+        *,
+        listener: str,
+        pool: str,
+        settings: str,
+        server: str,
+        status: int,
+        server_status: int | None,
+        bytes_received: int,
+        bytes_sent: int,
+        total_seconds: float,
+        connect_seconds: float | None,
+        first_byte_seconds: float | None,
+        last_byte_seconds: float | None,
+    ) -> None:
+        """Record one answered request.
+
+        `status` is what the client got; `server_status` what the backend sent (None when the
+        gateway answered itself, e.g. a redirect, 404, or 502/504 for an unusable backend).
+        pool/settings/server are "" when no backend was chosen. Times are seconds; the
+        histograms record milliseconds, as Azure does. A None time is not observed (e.g. no
+        connect time on a reused pooled connection).
+        """
+        key = (listener, pool, settings, server, status, server_status)
+        bundle = self._bundles.get(key)
+        if bundle is None:
+            bundle = self._new_bundle(key)
+        for inc in bundle.incs:
+            inc()
+        if bytes_sent:
+            bundle.sent(bytes_sent)
+        if bytes_received:
+            bundle.received(bytes_received)
+        bundle.total_time(total_seconds * 1000.0)
+        backend = bundle.backend
+        if backend is not None:
+            if connect_seconds is not None:
+                backend[0](connect_seconds * 1000.0)
+            if first_byte_seconds is not None:
+                backend[1](first_byte_seconds * 1000.0)
+            if last_byte_seconds is not None:
+                backend[2](last_byte_seconds * 1000.0)
+
+    def _get_families(self) -> _RequestFamilies:
+        if self._families is None:
+            self._families = _requests()
+        return self._families
+
+    def _connection_children(self) -> tuple[Callable[[float], None], Callable[[float], None], _Inc]:
+        f = self._get_families()
+        self._connections = (
+            f.current_connections.inc,
+            f.current_connections.dec,
+            f.new_connections.inc,
+        )
+        return self._connections
+
+    def _new_bundle(self, key: tuple[str, str, str, str, int, int | None]) -> _Bundle:
+        listener, pool, settings, server, status, server_status = key
+        f = self._get_families()
+        bsp = backend_settings_pool(pool, settings)
+        incs: list[_Inc] = [f.total_requests.labels(bsp).inc]
+        if 500 <= status <= 599:
+            incs.append(f.failed_requests.labels(bsp).inc)
+        incs.append(f.response_status.labels(status_group(status)).inc)
+        if server_status is not None:
+            incs.append(
+                f.backend_response_status.labels(
+                    server, pool, settings, status_group(server_status)
+                ).inc
+            )
+        timing = (listener, server, pool, settings)
+        bundle = _Bundle(
+            incs=tuple(incs),
+            sent=f.bytes_sent.labels(listener).inc,
+            received=f.bytes_received.labels(listener).inc,
+            total_time=f.total_time.labels(listener).observe,
+            backend=(
+                f.backend_connect_time.labels(*timing).observe,
+                f.backend_first_byte.labels(*timing).observe,
+                f.backend_last_byte.labels(*timing).observe,
+            )
+            if server
+            else None,
+        )
+        if len(self._bundles) >= _MAX_BUNDLES:
+            self._bundles.clear()  # bounded memory if labels churn (e.g. FQDN members' addresses)
+        self._bundles[key] = bundle
+        return bundle
+
+
+_MAX_BUNDLES = 10_000
+
+
+# --- the health prober ---------------------------------------------------------------------------
+
+
+class HealthMetrics:
+    """Used by the single process that runs the health probes."""
+
+    def __init__(self) -> None:
+        self._families: _HealthFamilies | None = None
+        self._hosts: dict[tuple[str, str], tuple[Gauge, Gauge]] = {}
+        self._days: dict[tuple[str, str, str], Gauge] = {}
+
+    def set_host_counts(self, pool: str, settings: str, healthy: int, unhealthy: int) -> None:
+        children = self._hosts.get((pool, settings))
+        if children is None:
+            f = self._get_families()
+            bsp = backend_settings_pool(pool, settings)
+            children = self._hosts[(pool, settings)] = (
+                f.healthy.labels(bsp),
+                f.unhealthy.labels(bsp),
+            )
+        children[0].set(healthy)
+        children[1].set(unhealthy)
+
+    def set_certificate_days(self, pool: str, settings: str, server: str, days: int | None) -> None:
+        """Days until the certificate `server` presents expires; None removes the series."""
+        key = (pool, settings, server)
+        if days is None:
+            child = self._days.pop(key, None)
+            if child is not None:
+                self._remove(self._get_families().certificate_days, child, (server, pool, settings))
+            return
+        child = self._days.get(key)
+        if child is None:
+            child = self._days[key] = self._get_families().certificate_days.labels(
+                server, pool, settings
+            )
+        child.set(days)
+
+    def forget(self, keep: set[tuple[str, str]]) -> None:
+        """Drop the series of (pool, settings) pairs that are no longer configured."""
+        for pair in [pair for pair in self._hosts if pair not in keep]:
+            healthy, unhealthy = self._hosts.pop(pair)
+            bsp = backend_settings_pool(*pair)
+            f = self._get_families()
+            self._remove(f.healthy, healthy, (bsp,))
+            self._remove(f.unhealthy, unhealthy, (bsp,))
+        for key in [key for key in self._days if (key[0], key[1]) not in keep]:
+            pool, settings, server = key
+            family = self._get_families().certificate_days
+            self._remove(family, self._days.pop(key), (server, pool, settings))
+
+    def _get_families(self) -> _HealthFamilies:
+        if self._families is None:
+            self._families = _health()
+        return self._families
+
+    @staticmethod
+    def _remove(family: Gauge, child: Gauge, labels: tuple[str, ...]) -> None:
+        if os.environ.get(ENV):
+            # The value stays in this process's file; NaN marks it removed (see _MergedFiles).
+            # Gauge.remove() only forgets the child in memory (and warns in this mode).
+            child.set(_REMOVED)
+        else:
+            family.remove(*labels)

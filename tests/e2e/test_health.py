@@ -1,0 +1,385 @@
+"""Health probes and the backend health view: every failure category from a backend built to
+fail that way, rotation on failure and recovery, and the on-demand probe."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import trustme
+
+from backends import Backend, free_port, wait_until
+from builders import GatewayBuilder
+from e2e.harness import Gateway, backend_presenting, get, issued, self_signed_leaf
+from helpers import API_VERSION, cer_b64, gateway_id
+
+pytestmark = pytest.mark.slow
+
+NAME = "backend.contoso.test"
+
+
+def probe(name: str, **properties: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "protocol": "Http",
+        "path": "/health",
+        "interval": 1,
+        "timeout": 1,
+        "unhealthyThreshold": 1,
+        "pickHostNameFromBackendHttpSettings": False,
+        "host": "probe.contoso.test",
+    }
+    values.update(properties)
+    return {"name": name, "properties": values}
+
+
+def health(gateway: Gateway, name: str = "appgw", expand: bool = False) -> dict[str, Any]:
+    query = f"api-version={API_VERSION}" + ("&$expand=*" if expand else "")
+    with gateway.api() as api:
+        response = api.post(f"{gateway_id(name)}/backendhealth?{query}")
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def servers(report: dict[str, Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """(pool, settings, address) -> server entry."""
+    found = {}
+    for pool in report["backendAddressPools"]:
+        pool_name = pool["backendAddressPool"]["id"].rsplit("/", 1)[-1]
+        for settings in pool["backendHttpSettingsCollection"]:
+            settings_name = settings["backendHttpSettings"]["id"].rsplit("/", 1)[-1]
+            for server in settings["servers"]:
+                found[(pool_name, settings_name, server["address"])] = server
+    return found
+
+
+def wait_for_state(
+    gateway: Gateway, key: tuple[str, str, str], state: str, name: str = "appgw"
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {}
+
+    def reached() -> bool:
+        nonlocal entry
+        entry = servers(health(gateway, name)).get(key, {})
+        return entry.get("health") == state
+
+    wait_until(reached, timeout=15, what=f"{key} to be {state}")
+    return entry
+
+
+@pytest.fixture(scope="module")
+def up() -> Iterator[Backend]:
+    backend = Backend("up").start()
+    yield backend
+    backend.stop()
+
+
+def test_unhealthy_member_leaves_rotation_and_one_success_brings_it_back(
+    gateway: Gateway, up: Backend
+) -> None:
+    port = free_port()
+    builder = (
+        GatewayBuilder()
+        .pool("pool", "127.0.0.1", "127.0.0.2")
+        .settings("settings", up.port, "Http", probe=None)
+        .listener("listener", port, "Http")
+        .rule("rule1", "listener", pool="pool", settings="settings")
+    )
+    builder.props["probes"] = [probe("fast")]
+    builder.props["backendHttpSettingsCollection"][0]["properties"]["probe"] = builder.ref(
+        "probes", "fast"
+    )
+    gateway.apply(builder.build())
+    down = wait_for_state(gateway, ("pool", "settings", "127.0.0.2"), "Unhealthy")
+    assert "could not connect" in down["healthProbeLog"]
+    assert down["appgwProbeDetails"]["category"] == "ConnectFailure"
+    assert wait_for_state(gateway, ("pool", "settings", "127.0.0.1"), "Healthy")[
+        "healthProbeLog"
+    ] == ("Success. Received 200 status code")
+    time.sleep(0.6)  # workers re-read the board within a quarter second
+    answers = [get(port, "x").json()["backend"] for _ in range(10)]
+    assert answers == ["up"] * 10
+    revived = Backend("revived", bind="127.0.0.2", port=up.port).start()
+    try:
+        wait_for_state(gateway, ("pool", "settings", "127.0.0.2"), "Healthy")
+        time.sleep(0.6)
+        assert {get(port, "x").json()["backend"] for _ in range(10)} == {"up", "revived"}
+    finally:
+        revived.stop()
+    wait_for_state(gateway, ("pool", "settings", "127.0.0.2"), "Unhealthy")
+    # No healthy member at all: 502, and the access log says why.
+    builder.props["backendAddressPools"][0]["properties"]["backendAddresses"] = [
+        {"ipAddress": "127.0.0.2"}
+    ]
+    gateway.apply(builder.build())
+    wait_for_state(gateway, ("pool", "settings", "127.0.0.2"), "Unhealthy")
+    time.sleep(0.6)
+    response = get(port, "x")
+    assert response.status_code == 502
+    access_log = gateway.server.log_path.parent / "data" / "access.log"
+    wait_until(lambda: "ERRORINFO_UPSTREAM_NO_LIVE" in access_log.read_text(), what="log line")
+
+
+def test_probe_load_does_not_multiply_with_workers(gateway: Gateway) -> None:
+    counted = Backend("counted").start()
+    try:
+        port = free_port()
+        builder = (
+            GatewayBuilder()
+            .pool("pool", "127.0.0.1")
+            .settings("settings", counted.port, "Http")
+            .listener("listener", port, "Http")
+            .rule("rule1", "listener", pool="pool", settings="settings")
+        )
+        builder.props["probes"] = [probe("counting", path="/count-me")]
+        builder.props["backendHttpSettingsCollection"][0]["properties"]["probe"] = builder.ref(
+            "probes", "counting"
+        )
+        gateway.apply(builder.build())
+        wait_until(lambda: any(s.target == "/count-me" for s in counted.seen), what="a probe")
+        start = sum(s.target == "/count-me" for s in counted.seen)
+        time.sleep(3.0)
+        probes = sum(s.target == "/count-me" for s in counted.seen) - start
+        # One prober for the instance: about one probe a second, not one per worker.
+        assert 2 <= probes <= 4, probes
+        assert gateway.workers == 2
+    finally:
+        counted.stop()
+
+
+@pytest.fixture(scope="module")
+def root() -> trustme.CA:
+    return trustme.CA(organization_name="Backend Root")
+
+
+def test_every_failure_category_has_its_own_state_and_message(
+    gateway: Gateway, root: trustme.CA
+) -> None:
+    """One gateway, one rule per broken backend; the health view explains each."""
+    now = dt.datetime.now(dt.UTC)
+    intermediate = root.create_child_ca()
+    other_root = trustme.CA(organization_name="Other Root")
+    good_chain, good_key = issued(intermediate, NAME)
+    other_chain, other_key = issued(other_root, NAME)
+    backends: dict[str, Backend] = {
+        "ok": backend_presenting("ok", good_chain, good_key),
+        "status": Backend("status", status=503).start(),
+        "slow": Backend("slow", delay=5).start(),
+        "wrongname": backend_presenting("wrongname", *issued(intermediate, "other.contoso.test")),
+        "expired": backend_presenting(
+            "expired",
+            *issued(
+                intermediate,
+                NAME,
+                not_before=now - dt.timedelta(days=30),
+                not_after=now - dt.timedelta(days=1),
+            ),
+        ),
+        "nointermediate": backend_presenting("nointermediate", good_chain[:1], good_key),
+        # a server configured with its intermediate CA's certificate and key: no leaf at all
+        "leafmissing": backend_presenting(
+            "leafmissing", [intermediate.cert_pem.bytes()], intermediate.private_key_pem.bytes()
+        ),
+        "otherroot": backend_presenting("otherroot", *issued(other_root.create_child_ca(), NAME)),
+        "otherrootsent": backend_presenting(
+            "otherrootsent", [*other_chain, other_root.cert_pem.bytes()], other_key
+        ),
+        "expiring": backend_presenting(
+            "expiring",
+            *issued(intermediate, NAME, not_after=now + dt.timedelta(days=10)),
+        ),
+    }
+    backends["wellknown"] = backends["ok"]
+    try:
+        builder = GatewayBuilder("catalogue").trusted_root("root", cer_b64(root))
+        probes = []
+        cases: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
+            # case: (backend, settings extra, probe extra)
+            "ok": ("ok", {}, {}),
+            "status": ("status", {"protocol": "Http"}, {"protocol": "Http"}),
+            "body": ("ok", {}, {"match": {"statusCodes": ["200-399"], "body": "no-such-text"}}),
+            "timeout": ("slow", {"protocol": "Http"}, {"protocol": "Http"}),
+            "dns": ("ok", {}, {}),
+            "connect": ("ok", {}, {}),
+            "wrongname": ("wrongname", {}, {}),
+            "expired": ("expired", {}, {}),
+            "nointermediate": ("nointermediate", {}, {}),
+            "leafmissing": ("leafmissing", {}, {}),
+            "otherroot": ("otherroot", {}, {}),
+            "otherrootsent": ("otherrootsent", {}, {}),
+            "wellknown": ("wellknown", {"trustedRootCertificates": []}, {}),
+            "expiring": ("expiring", {}, {}),
+        }
+        for case, (backend_name, settings_extra, probe_extra) in cases.items():
+            backend = backends[backend_name]
+            protocol = settings_extra.pop("protocol", "Https")
+            member = {"dns": "no-such-host.invalid"}.get(case, "127.0.0.1")
+            settings_port = free_port() if case == "connect" else backend.port
+            builder.pool(f"pool-{case}", member)
+            extra: dict[str, Any] = {"hostName": NAME}
+            if protocol == "Https":
+                extra["trustedRootCertificates"] = ["root"]
+            extra.update(settings_extra)
+            if not extra.get("trustedRootCertificates"):
+                extra.pop("trustedRootCertificates", None)
+            builder.settings(f"settings-{case}", settings_port, protocol, **extra)
+            builder.props["backendHttpSettingsCollection"][-1]["properties"]["probe"] = builder.ref(
+                "probes", f"probe-{case}"
+            )
+            probes.append(
+                probe(
+                    f"probe-{case}",
+                    **{
+                        "protocol": protocol,
+                        "host": None,
+                        "pickHostNameFromBackendHttpSettings": True,
+                        **probe_extra,
+                    },
+                )
+            )
+            builder.listener(f"listener-{case}", free_port(), "Http")
+            builder.rule(
+                f"rule-{case}", f"listener-{case}", pool=f"pool-{case}", settings=f"settings-{case}"
+            )
+        for entry in probes:
+            entry["properties"] = {k: v for k, v in entry["properties"].items() if v is not None}
+        builder.props["probes"] = probes
+        gateway.apply(builder.build(), name="catalogue")
+
+        expected: dict[str, tuple[str, str, str]] = {
+            # case: (state, category, phrase in healthProbeLog)
+            "ok": ("Healthy", "Success", "Success. Received 200 status code"),
+            "status": ("Unhealthy", "StatusMismatch", "Expected:200-399 Received:503"),
+            "body": ("Unhealthy", "BodyMismatch", "'no-such-text'"),
+            "timeout": ("Unhealthy", "Timeout", "within the probe's timeout of 1 seconds"),
+            "dns": ("Unhealthy", "DnsFailure", "'no-such-host.invalid' could not be resolved"),
+            "connect": ("Unhealthy", "ConnectFailure", "could not connect"),
+            "wrongname": ("Unhealthy", "Tls:NameMismatch", NAME),
+            "expired": ("Unhealthy", "Tls:Expired", "expired"),
+            "nointermediate": ("Unhealthy", "Tls:IntermediateMissing", "intermediate"),
+            "leafmissing": ("Unhealthy", "Tls:LeafMissing", "leaf"),
+            "otherroot": ("Unhealthy", "Tls:TrustedRootMismatch", "Backend Root"),
+            "otherrootsent": ("Unhealthy", "Tls:TrustedRootMismatchRootSent", "Other Root"),
+            "wellknown": ("Unhealthy", "Tls:IntermediateNotSignedByWellKnownCA", "well-known"),
+            "expiring": ("Healthy", "Success", "Success"),
+        }
+
+        def all_probed() -> bool:
+            found = servers(health(gateway, "catalogue"))
+            return all(
+                found[(f"pool-{case}", f"settings-{case}", addr)]["health"] != "Unknown"
+                for case in cases
+                for addr in [{"dns": "no-such-host.invalid"}.get(case, "127.0.0.1")]
+            )
+
+        wait_until(all_probed, timeout=20, what="every backend to be probed")
+        time.sleep(2.5)  # the slow backend's probe times out after 1 s
+        found = servers(health(gateway, "catalogue"))
+        problems = []
+        for case, (state, category, phrase) in expected.items():
+            address = {"dns": "no-such-host.invalid"}.get(case, "127.0.0.1")
+            entry = found[(f"pool-{case}", f"settings-{case}", address)]
+            details = entry["appgwProbeDetails"]
+            if (entry["health"], details.get("category")) != (state, category) or (
+                phrase not in entry["healthProbeLog"]
+            ):
+                problems.append(
+                    (case, entry["health"], details.get("category"), entry["healthProbeLog"])
+                )
+        assert problems == []
+        ok = found[("pool-ok", "settings-ok", "127.0.0.1")]["appgwProbeDetails"]
+        assert ok["sni"] == NAME and ok["hostHeader"] == NAME
+        assert ok["presentedChain"][0]["subjectAlternativeNames"] == [NAME]
+        assert ok["lastSuccessTime"].endswith("Z") and ok["failedCheck"] is None
+        expiring = found[("pool-expiring", "settings-expiring", "127.0.0.1")]["appgwProbeDetails"]
+        assert any("expires in" in warning for warning in expiring["warnings"])
+        expanded = health(gateway, "catalogue", expand=True)
+        first = expanded["backendAddressPools"][0]
+        assert "properties" in first["backendAddressPool"]
+        assert "properties" in first["backendHttpSettingsCollection"][0]["backendHttpSettings"]
+    finally:
+        for backend in {id(b): b for b in backends.values()}.values():
+            backend.stop()
+
+
+def test_v1_health_messages(gateway: Gateway) -> None:
+    chain, key, leaf_der = self_signed_leaf(NAME)
+    allowed = backend_presenting("allowed", chain, key)
+    other_chain, other_key, _ = self_signed_leaf(NAME)
+    impostor = backend_presenting("impostor", other_chain, other_key)
+    try:
+        builder = GatewayBuilder("version1", v1=True).authentication_certificate(
+            "leaf", base64.b64encode(leaf_der).decode()
+        )
+        for case, backend in (("allowed", allowed), ("impostor", impostor)):
+            builder.pool(f"pool-{case}", "127.0.0.1")
+            builder.settings(
+                f"settings-{case}", backend.port, "Https", authenticationCertificates=["leaf"]
+            )
+            builder.listener(f"listener-{case}", free_port(), "Http")
+            builder.rule(
+                f"rule-{case}", f"listener-{case}", pool=f"pool-{case}", settings=f"settings-{case}"
+            )
+        gateway.apply(builder.build(), name="version1")
+        wait_for_state(
+            gateway, ("pool-allowed", "settings-allowed", "127.0.0.1"), "Healthy", "version1"
+        )
+
+        # The default probe (30 s, threshold 3) sees the failure at once but marks it Unhealthy
+        # only after three; its message is there from the first probe.
+        def explained() -> bool:
+            entry = servers(health(gateway, "version1"))[
+                ("pool-impostor", "settings-impostor", "127.0.0.1")
+            ]
+            return "not allow-listed" in entry["healthProbeLog"]
+
+        wait_until(explained, what="the v1 allow-list message")
+    finally:
+        allowed.stop()
+        impostor.stop()
+
+
+def test_on_demand_probe_runs_now_without_changing_the_configuration(
+    gateway: Gateway, up: Backend
+) -> None:
+    builder = (
+        GatewayBuilder("ondemand")
+        .pool("pool", "127.0.0.1")
+        .settings("settings", up.port, "Http")
+        .listener("listener", free_port(), "Http")
+        .rule("rule1", "listener", pool="pool", settings="settings")
+    )
+    version = gateway.apply(builder.build(), name="ondemand")
+    url = f"{gateway_id('ondemand')}/getBackendHealthOnDemand?api-version={API_VERSION}"
+    body = {
+        "protocol": "Http",
+        "host": "test.contoso.test",
+        "path": "/on-demand",
+        "timeout": 5,
+        "match": {"statusCodes": ["200"], "body": '"backend": "up"'},
+        "backendAddressPool": {"id": f"{gateway_id('ondemand')}/backendAddressPools/pool"},
+        "backendHttpSettings": {
+            "id": f"{gateway_id('ondemand')}/backendHttpSettingsCollection/settings"
+        },
+    }
+    with gateway.api() as api:
+        result = api.post(url, json=body)
+        assert result.status_code == 200, result.text
+        server = result.json()["backendHealthHttpSettings"]["servers"][0]
+        assert server["health"] == "Healthy", server
+        assert server["healthProbeLog"] == "Success. Received 200 status code"
+        assert any(
+            s.target == "/on-demand" and s.headers["host"] == "test.contoso.test" for s in up.seen
+        )
+        body["match"] = {"statusCodes": ["200"], "body": "absent-text"}
+        failed = api.post(url, json=body).json()["backendHealthHttpSettings"]["servers"][0]
+        assert failed["health"] == "Unhealthy" and "absent-text" in failed["healthProbeLog"]
+        revisions = api.get(f"{gateway_id('ondemand')}/revisions?api-version={API_VERSION}")
+        assert revisions.json()["value"][-1]["version"] == version
+        wrong = api.post(url, json={**body, "backendAddressPool": {"id": "nope"}})
+        assert wrong.status_code == 400
+    _ = httpx
