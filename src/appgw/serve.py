@@ -31,11 +31,13 @@ from appgw.demo import (
     start_backend as start_demo_backend,
 )
 from appgw.health.monitor import HealthMonitor
+from appgw.observability import configure_multiprocess, mark_process_dead
 from appgw.store.secrets import MasterKey
 from appgw.store.sql import SqlStore
 
 DEFAULT_ADMIN_LISTEN = "127.0.0.1:7480"
 DB_FILE = "appgw.db"
+METRICS_DIR = "metrics"
 ADMIN_TLS_DIR = "admin-tls"
 # The generated admin certificate is for first use; operators should bring their own.
 ADMIN_CERT_DAYS = 825  # the longest validity browsers still accept for a server certificate
@@ -82,6 +84,7 @@ class Supervisor:
             for index, worker in enumerate(self.workers):
                 code = worker.poll()
                 if code is not None and not self.stopping.is_set():
+                    mark_process_dead(worker.pid)
                     print(
                         f"appgw: data-plane worker {index} (pid {worker.pid}) exited with "
                         f"{code}; starting a new one",
@@ -101,6 +104,7 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 worker.kill()
                 worker.wait()
+            mark_process_dead(worker.pid)
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -123,6 +127,8 @@ def serve(options: ServeOptions, environ: dict[str, str] | None = None) -> None:
     env = dict(os.environ if environ is None else environ)
     data_dir = options.data_dir.expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    # Workers and the prober write metrics to files here; /metrics adds them up.
+    configure_multiprocess(data_dir / METRICS_DIR, reset=True)
     master_key = MasterKey.load_or_create(data_dir, env)
     store_url = options.store_url or f"sqlite:///{data_dir / DB_FILE}"
     store = SqlStore(store_url, master_key)

@@ -383,3 +383,86 @@ def test_on_demand_probe_runs_now_without_changing_the_configuration(
         wrong = api.post(url, json={**body, "backendAddressPool": {"id": "nope"}})
         assert wrong.status_code == 400
     _ = httpx
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
+
+
+def test_metrics_count_requests_across_workers(gateway: Gateway) -> None:
+    ok, failing = Backend("ok").start(), Backend("failing", status=503).start()
+    try:
+        port = free_port()
+        builder = (
+            GatewayBuilder("measured")
+            .pool("metrics-ok", "127.0.0.1")
+            .pool("metrics-failing", "127.0.0.1")
+            .settings("metrics-ok-settings", ok.port, "Http")
+            .settings("metrics-failing-settings", failing.port, "Http")
+            .listener("metrics-listener", port, "Http")
+            .path_map(
+                "paths",
+                ("metrics-ok", "metrics-ok-settings"),
+                [("fail", ["/fail/*"], "metrics-failing", "metrics-failing-settings")],
+            )
+            .rule("metrics-rule", "metrics-listener", path_map="paths")
+        )
+        gateway.apply(builder.build(), name="measured")
+        for _ in range(5):  # new connections: the kernel spreads them over both workers
+            assert get(port, "x", path="/ok").status_code == 200
+        for _ in range(3):
+            assert get(port, "x", path="/fail/now").status_code == 503
+        text = ""
+
+        def counted() -> bool:
+            nonlocal text
+            with gateway.api() as api:
+                text = api.get("/metrics").text
+            return metric(text, "appgw_TotalRequests_total") >= 8 and (
+                metric(
+                    text,
+                    "appgw_TotalRequests_total",
+                    BackendSettingsPool="metrics-failing~metrics-failing-settings",
+                )
+                == 3
+            )
+
+        wait_until(counted, what="metrics to be flushed")
+        pool_ok = "metrics-ok~metrics-ok-settings"
+        pool_failing = "metrics-failing~metrics-failing-settings"
+        assert metric(text, "appgw_TotalRequests_total", BackendSettingsPool=pool_ok) == 5
+        assert metric(text, "appgw_FailedRequests_total", BackendSettingsPool=pool_failing) == 3
+        assert metric(text, "appgw_FailedRequests_total", BackendSettingsPool=pool_ok) == 0
+        assert (
+            metric(
+                text,
+                "appgw_BackendResponseStatus_total",
+                BackendPool="metrics-failing",
+                HttpStatusGroup="5xx",
+            )
+            == 3
+        )
+        assert metric(text, "appgw_BytesReceived_total", Listener="metrics-listener") > 0
+        assert (
+            metric(text, "appgw_ApplicationGatewayTotalTime_count", Listener="metrics-listener")
+            == 8
+        )
+
+        # The default probe has run once per member: host counts for the pools are published.
+        def host_counts_published() -> bool:
+            with gateway.api() as api:
+                return "appgw_HealthyHostCount" in api.get("/metrics").text
+
+        wait_until(host_counts_published, what="host counts")
+        with gateway.api() as api:
+            assert api.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    finally:
+        ok.stop()
+        failing.stop()

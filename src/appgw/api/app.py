@@ -27,6 +27,7 @@ from appgw.model.enums import OperationalState
 from appgw.model.ids import GatewayId
 from appgw.model.resource import ApplicationGateway, OnDemandProbe, TagsObject
 from appgw.model.ssl_policies import LEGACY_CIPHER_SUITES, PREDEFINED_POLICIES, TLS13_CIPHER_SUITES
+from appgw.observability import metrics_response
 
 NETWORK = "Microsoft.Network"
 SUBSCRIPTION = "/subscriptions/{subscription_id}"
@@ -159,6 +160,13 @@ def _add_routes(app: FastAPI, service: GatewayService) -> None:
             "Azure-AsyncOperation": f"{prefix}/operations/{operation_id}?{query}",
             "Location": f"{prefix}/operationResults/{operation_id}?{query}",
         }
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics(_c: Authenticated) -> Response:
+        """Prometheus text format, added up over every worker (token required: the labels
+        name backends and listeners)."""
+        body, content_type = metrics_response()
+        return Response(content=body, media_type=content_type)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -56,6 +56,7 @@ from appgw.dataplane.upstream import (
     UpstreamPool,
 )
 from appgw.hostnames import is_ip_address
+from appgw.observability import RequestMetrics
 
 log = logging.getLogger("appgw.dataplane")
 
@@ -140,6 +141,7 @@ class Services:
     access_log: AccessLog
     instance_id: str
     error_pages: ErrorPages = field(default_factory=ErrorPages)
+    metrics: RequestMetrics = field(default_factory=RequestMetrics)
     # (gateway key, pool, settings, member address) out of rotation, from the health board
     unhealthy: frozenset[tuple[str, str, str, str]] = frozenset()
 
@@ -178,6 +180,7 @@ class ClientConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername") or ("", 0)
         self.client_ip, self.client_port = str(peer[0]), int(peer[1])
         self.listener.connections.add(self)
+        self.services.metrics.connection_opened()
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None:
             self.tls_version = ssl_object.version() or ""
@@ -186,6 +189,7 @@ class ClientConnection(asyncio.Protocol):
         self._arm_timer(self._snapshot().keep_alive_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.services.metrics.connection_closed()
         self.closing = True
         self.listener.connections.discard(self)
         self._cancel_timer()
@@ -459,6 +463,9 @@ class Exchange:
         self.server_status = 0
         self.server_routed = ""
         self.first_byte_at = 0.0
+        self.backend_started = 0.0
+        self.connect_seconds: float | None = None
+        self.last_byte_at = 0.0
         self.error_info = "ERRORINFO_NO_ERROR"
         self.body_bytes = 0
         self.sent_at_start = client.sent
@@ -625,6 +632,9 @@ class Exchange:
         self.member = member
         key, host_header = self.upstream_key(target, member)
         self.server_routed = f"{member.address}:{target.settings.port}"
+        self.backend_started = time.monotonic()
+        self.connect_seconds = None
+        self.first_byte_at = 0.0
         try:
             upstream, reused = await self.client.services.pool.acquire(
                 key, target.settings.request_timeout
@@ -638,6 +648,8 @@ class Exchange:
         if self.gone or self.finished:
             self.client.services.pool.release(upstream)
             return
+        if not reused:
+            self.connect_seconds = time.monotonic() - self.backend_started
         self.upstream = upstream
         self.upstream_reused = reused
         upstream.start(self, head_only=self.method == b"HEAD")
@@ -775,6 +787,7 @@ class Exchange:
     def response_end(self, reusable: bool) -> None:
         if self.gone:
             return
+        self.last_byte_at = time.monotonic()
         if self.client.tunnel is not None:
             self.client.close()
             return
@@ -942,6 +955,34 @@ class Exchange:
         path, query = split_target(self.target)
         forward = self.forward
         site = self.site
+        # request line + headers + body as received (chunk framing not counted)
+        received = (
+            len(self.method) + len(self.target) + 12 + self.header_bytes + 2 + self.body_bytes
+        )
+        sent = self.client.sent - self.sent_at_start
+        listener = site.listener_name if site else ""
+        metrics = self.client.services.metrics
+        if self.client.tls_version:
+            metrics.tls_handshake(listener, self.client.tls_version)
+        started = self.backend_started
+        metrics.request_finished(
+            listener=listener,
+            pool=forward.pool.name if forward else "",
+            settings=forward.settings.name if forward else "",
+            server=self.server_routed,
+            status=self.status,
+            server_status=self.server_status or None,
+            bytes_received=received,
+            bytes_sent=sent,
+            total_seconds=now - self.started,
+            connect_seconds=self.connect_seconds,
+            first_byte_seconds=self.first_byte_at - started
+            if started and self.first_byte_at
+            else None,
+            last_byte_seconds=self.last_byte_at - started
+            if started and self.last_byte_at
+            else None,
+        )
         self.client.services.access_log.write(
             {
                 "timeStamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -965,14 +1006,8 @@ class Exchange:
                     ),
                     "httpStatus": self.status,
                     "httpVersion": f"HTTP/{self.http_version}",
-                    # request line + headers + body as received (chunk framing not counted)
-                    "receivedBytes": len(self.method)
-                    + len(self.target)
-                    + 12
-                    + self.header_bytes
-                    + 2
-                    + self.body_bytes,
-                    "sentBytes": self.client.sent - self.sent_at_start,
+                    "receivedBytes": received,
+                    "sentBytes": sent,
                     "timeTaken": round(now - self.started, 6),
                     "transactionId": self.trace_id,
                     "sslEnabled": "on" if self.endpoint.https else "off",

@@ -152,6 +152,7 @@ async def run(data_dir: Path, store_url: str, frontend_address: str, instance_id
         if loop.time() > deadline:
             break
         await asyncio.sleep(0.05)
+    services.metrics.flush()
     access_log.close()
     store.close()
 

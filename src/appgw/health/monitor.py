@@ -25,6 +25,7 @@ from typing import Any
 from appgw.compile.gateway import CompileError, compile_gateway
 from appgw.compile.snapshot import BackendMember, ProbeSpec, Snapshot
 from appgw.health.probe import ProbeResult, run_probe, traffic_identity
+from appgw.observability import HealthMetrics
 from appgw.store.sql import GatewayVersion, SqlStore
 
 log = logging.getLogger("appgw.health")
@@ -67,6 +68,7 @@ class HealthMonitor:
         self.frontend_address = frontend_address
         self.on_change = on_change
         self.members: dict[tuple[str, str, str, str], MemberHealth] = {}
+        self.metrics = HealthMetrics()
         self.snapshots: dict[str, Snapshot] = {}
         self.lock = threading.Lock()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -173,6 +175,7 @@ class HealthMonitor:
                     if member_health.task is not None:
                         member_health.task.cancel()
                     del self.members[key]
+                    self.metrics.set_certificate_days(key[1], key[2], key[3], None)
             for key, (spec, member) in wanted.items():
                 if key in self.members:
                     continue
@@ -214,6 +217,14 @@ class HealthMonitor:
                 if member.consecutive_failures >= member.spec.unhealthy_threshold:
                     member.state = "Unhealthy"
             changed = member.state != before
+        leaf = result.verdict.presented[0] if result.verdict and result.verdict.presented else None
+        if leaf is not None:
+            self.metrics.set_certificate_days(
+                member.spec.pool.name,
+                member.spec.settings.name,
+                member.member.address,
+                leaf.days_until_expiry(),
+            )
         if changed:
             log.warning(
                 "backend %s (pool '%s', settings '%s') is %s: %s",
@@ -235,10 +246,17 @@ class HealthMonitor:
                 groups.setdefault(member.key[:3], []).append(member)
             out: list[list[str]] = []
             for group in groups.values():
-                down = [m for m in group if m.state == "Unhealthy"]
+                down = down_of(group)
                 healthy = len(group) - len(down)
                 keep = max(0, group[0].spec.min_servers - healthy)
                 out += [list(m.key) for m in down[keep:]]
+            counts = {
+                key[1:]: (len(group) - len(down_of(group)), len(down_of(group)))
+                for key, group in groups.items()
+            }
+        for (pool, settings), (up, down_count) in counts.items():
+            self.metrics.set_host_counts(pool, settings, up, down_count)
+        self.metrics.forget(set(counts))
         temporary = self.board_path.with_suffix(".tmp")
         temporary.write_text(json.dumps({"unhealthy": out}))
         os.replace(temporary, self.board_path)
@@ -266,6 +284,10 @@ class HealthMonitor:
 
         future = asyncio.run_coroutine_threadsafe(all_members(), self.loop)
         return future.result(timeout + 5)
+
+
+def down_of(group: list[MemberHealth]) -> list[MemberHealth]:
+    return [m for m in group if m.state == "Unhealthy"]
 
 
 def server_entry(

@@ -20,18 +20,26 @@ prometheus_client appends ``_total`` to counters, so ``TotalRequests`` is scrape
 
 Semantics, as Azure documents them: ``FailedRequests`` counts 5xx answers whether the gateway or
 the backend produced them; ``BackendResponseStatus`` counts only statuses a backend sent (never
-the gateway's own 502/504/404/redirects); ``TotalRequests`` counts every request answered.
+the gateway's own 502/504/404/redirects). Azure calls ``TotalRequests`` "successful requests";
+here it counts every request answered, whatever its status, so that
+``FailedRequests / TotalRequests`` is the failure ratio.
+
+Workers sum what they record in plain Python and write it to the shared files every
+FLUSH_INTERVAL (and at exit): recording a request costs well under a microsecond.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import math
 import os
 import threading
-from collections.abc import Callable, Iterable
+from bisect import bisect_left
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol, cast
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -108,7 +116,7 @@ def configure_multiprocess(directory: Path, *, reset: bool) -> None:
     imported before the variable was set. Importing this module early is therefore safe.
     """
     path = directory.expanduser().resolve()
-    if _created_in is not None and _created_in != str(path):
+    if _created_in is not None and (reset or _created_in != str(path)):
         raise RuntimeError(
             "configure_multiprocess must be called before any appgw metric is recorded in this "
             "process"
@@ -320,54 +328,193 @@ def status_group(status: int) -> str:
 
 # --- the data plane ------------------------------------------------------------------------------
 
+# How long recorded values may wait in this process before they reach the shared files. Each
+# file write costs ~0.6 us (a lock, a getpid() for fork detection, an mmap store) and a proxied
+# request touches ~13 values, so writing per request would cost ~10 us; summing in plain Python
+# and writing once per interval costs under 1 us a request. A scrape sees a request at most
+# this late; a worker killed with SIGKILL loses at most this much.
+FLUSH_INTERVAL = 0.1
 
-_Inc = Callable[[], None]
-_Add = Callable[[float], None]
+
+class _HistogramValues(Protocol):
+    """The per-bucket values of a prometheus_client Histogram child (private, but stable since
+    0.0.x): a batch of observations is written as one add per bucket plus one to the sum."""
+
+    _sum: _Value
+    _buckets: list[_Value]
 
 
-@dataclass(frozen=True, slots=True)
+class _Value(Protocol):
+    def inc(self, amount: float) -> None: ...
+
+
+_BOUNDS = list(TIME_BUCKETS_MS)
+
+
+class _Timing:
+    """Observations of one histogram child not yet written: a sum and counts per bucket.
+
+    The child is resolved at the first write, so a combination that never observes anything
+    (a backend that could not be reached) exports no empty histogram."""
+
+    __slots__ = ("counts", "family", "labels", "sum", "values")
+
+    def __init__(self, family: Histogram, *labels: str) -> None:
+        self.family = family
+        self.labels = labels
+        self.values: _HistogramValues | None = None
+        self.sum = 0.0
+        self.counts = [0] * len(_BOUNDS)
+
+    def flush(self) -> None:
+        counts = self.counts
+        if not any(counts):
+            return
+        values_ = self.values
+        if values_ is None:
+            values_ = self.values = cast(_HistogramValues, self.family.labels(*self.labels))
+            if len(values_._buckets) != len(_BOUNDS):  # pragma: no cover - library change
+                raise RuntimeError("unexpected prometheus_client Histogram layout")
+        values_._sum.inc(self.sum)
+        self.sum = 0.0
+        for index, count in enumerate(counts):
+            if count:
+                values_._buckets[index].inc(count)
+                counts[index] = 0
+
+
 class _Bundle:
-    """Everything one (listener, backend, status) combination records, resolved once."""
+    """Everything one (listener, backend, status) combination records, resolved once, with the
+    amounts recorded since the last flush."""
 
-    incs: tuple[_Inc, ...]  # bound .inc of the counters that count this request
-    sent: _Add
-    received: _Add
-    total_time: _Add
-    backend: tuple[_Add, _Add, _Add] | None  # connect, first byte, last byte; None: no backend
+    __slots__ = (
+        "backend",
+        "counters",
+        "dirty",
+        "received",
+        "received_counter",
+        "requests",
+        "sent",
+        "sent_counter",
+        "total_time",
+    )
+
+    def __init__(
+        self,
+        counters: tuple[Counter, ...],
+        sent: Counter,
+        received: Counter,
+        total_time: _Timing,
+        backend: tuple[_Timing, _Timing, _Timing] | None,
+    ) -> None:
+        self.counters = counters  # each counts this request once
+        self.sent_counter = sent
+        self.received_counter = received
+        self.total_time = total_time
+        self.backend = backend  # connect, first byte, last byte; None: no backend
+        self.requests = 0
+        self.sent = 0
+        self.received = 0
+        self.dirty = False
+
+    def flush(self) -> None:
+        self.dirty = False
+        if self.requests:
+            for counter in self.counters:
+                counter.inc(self.requests)
+            self.requests = 0
+        if self.sent:
+            self.sent_counter.inc(self.sent)
+            self.sent = 0
+        if self.received:
+            self.received_counter.inc(self.received)
+            self.received = 0
+        self.total_time.flush()
+        if self.backend is not None:
+            for timing in self.backend:
+                timing.flush()
+
+
+class _Connections:
+    __slots__ = ("current", "delta", "dirty", "new", "opened")
+
+    def __init__(self, current: Gauge, new: Counter) -> None:
+        self.current = current
+        self.new = new
+        self.opened = 0
+        self.delta = 0
+        self.dirty = False
+
+    def flush(self) -> None:
+        self.dirty = False
+        if self.delta:
+            self.current.inc(self.delta)
+            self.delta = 0
+        if self.opened:
+            self.new.inc(self.opened)
+            self.opened = 0
+
+
+class _Handshakes:
+    __slots__ = ("count", "counter", "dirty")
+
+    def __init__(self, counter: Counter) -> None:
+        self.counter = counter
+        self.count = 0
+        self.dirty = False
+
+    def flush(self) -> None:
+        self.dirty = False
+        if self.count:
+            self.counter.inc(self.count)
+            self.count = 0
+
+
+_Pending = _Bundle | _Connections | _Handshakes
+_BundleKey = tuple[str, str, str, str, int, int | None]
+_MAX_BUNDLES = 10_000  # bounded memory if labels churn (e.g. FQDN members' addresses)
 
 
 class RequestMetrics:
-    """One per worker process. Its methods run on the data plane's hot path.
+    """One per worker process; its methods run on the data plane's hot path.
 
-    Each distinct label combination is resolved to prometheus_client children once and cached;
-    a repeated combination costs one dict lookup plus the value writes.
+    Label combinations are resolved to prometheus_client children once and cached. Amounts are
+    summed in this process and written to the shared files FLUSH_INTERVAL after the first
+    unwritten one (a timer on the running event loop), by `flush()`, and at exit. Called without
+    a running event loop (a plain script, a test), every call writes at once.
     """
 
     def __init__(self) -> None:
         self._families: _RequestFamilies | None = None
-        self._bundles: dict[tuple[str, str, str, str, int, int | None], _Bundle] = {}
-        self._tls: dict[tuple[str, str], _Inc] = {}
-        self._connections: tuple[Callable[[float], None], Callable[[float], None], _Inc] | None = (
-            None
-        )
+        self._bundles: dict[_BundleKey, _Bundle] = {}
+        self._tls: dict[tuple[str, str], _Handshakes] = {}
+        self._connections: _Connections | None = None
+        self._dirty: list[_Pending] = []
+        self._timer: asyncio.TimerHandle | None = None
+        atexit.register(self.flush)
 
     def connection_opened(self) -> None:
-        connections = self._connections or self._connection_children()
-        connections[0](1.0)
-        connections[2]()
+        connections = self._connections or self._new_connections()
+        connections.opened += 1
+        connections.delta += 1
+        if not connections.dirty:
+            self._mark(connections)
 
     def connection_closed(self) -> None:
-        connections = self._connections or self._connection_children()
-        connections[1](1.0)
+        connections = self._connections or self._new_connections()
+        connections.delta -= 1
+        if not connections.dirty:
+            self._mark(connections)
 
     def tls_handshake(self, listener: str, protocol: str) -> None:
         """Count one client TLS handshake; `protocol` as ssl reports it, like "TLSv1.3"."""
-        inc = self._tls.get((listener, protocol))
-        if inc is None:
-            inc = self._tls[(listener, protocol)] = (
-                self._get_families().tls_protocol.labels(listener, protocol).inc
-            )
-        inc()
+        handshakes = self._tls.get((listener, protocol))
+        if handshakes is None:
+            counter = self._get_families().tls_protocol.labels(listener, protocol)
+            handshakes = self._tls[(listener, protocol)] = _Handshakes(counter)
+        handshakes.count += 1
+        if not handshakes.dirty:
+            self._mark(handshakes)
 
     def request_finished(
         self,
@@ -388,143 +535,178 @@ class RequestMetrics:
         """Record one answered request.
 
         `status` is what the client got; `server_status` what the backend sent (None when the
-        gateway answered itself, e.g. a redirect, 404, or 502/504 for an unusable backend).
+        gateway answered itself: a redirect, 404, 400, or 502/504 for an unusable backend).
         pool/settings/server are "" when no backend was chosen. Times are seconds; the
         histograms record milliseconds, as Azure does. A None time is not observed (e.g. no
-        connect time on a reused pooled connection).
+        connect time on a reused pooled connection); backend times need a `server`.
         """
         key = (listener, pool, settings, server, status, server_status)
         bundle = self._bundles.get(key)
         if bundle is None:
             bundle = self._new_bundle(key)
-        for inc in bundle.incs:
-            inc()
-        if bytes_sent:
-            bundle.sent(bytes_sent)
-        if bytes_received:
-            bundle.received(bytes_received)
-        bundle.total_time(total_seconds * 1000.0)
+        bundle.requests += 1
+        bundle.sent += bytes_sent
+        bundle.received += bytes_received
+        ms = total_seconds * 1000.0
+        timing = bundle.total_time
+        timing.sum += ms
+        timing.counts[bisect_left(_BOUNDS, ms)] += 1
         backend = bundle.backend
         if backend is not None:
             if connect_seconds is not None:
-                backend[0](connect_seconds * 1000.0)
+                ms = connect_seconds * 1000.0
+                timing = backend[0]
+                timing.sum += ms
+                timing.counts[bisect_left(_BOUNDS, ms)] += 1
             if first_byte_seconds is not None:
-                backend[1](first_byte_seconds * 1000.0)
+                ms = first_byte_seconds * 1000.0
+                timing = backend[1]
+                timing.sum += ms
+                timing.counts[bisect_left(_BOUNDS, ms)] += 1
             if last_byte_seconds is not None:
-                backend[2](last_byte_seconds * 1000.0)
+                ms = last_byte_seconds * 1000.0
+                timing = backend[2]
+                timing.sum += ms
+                timing.counts[bisect_left(_BOUNDS, ms)] += 1
+        if not bundle.dirty:
+            self._mark(bundle)
+
+    def flush(self) -> None:
+        """Write what was recorded to the shared files now (optional: a timer and exit do it)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        dirty, self._dirty = self._dirty, []
+        for pending in dirty:
+            pending.flush()
+
+    def _mark(self, pending: _Pending) -> None:
+        pending.dirty = True
+        self._dirty.append(pending)
+        if self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush()
+                return
+            self._timer = loop.call_later(FLUSH_INTERVAL, self._flush_due)
+
+    def _flush_due(self) -> None:
+        self._timer = None
+        self.flush()
 
     def _get_families(self) -> _RequestFamilies:
         if self._families is None:
             self._families = _requests()
         return self._families
 
-    def _connection_children(self) -> tuple[Callable[[float], None], Callable[[float], None], _Inc]:
+    def _new_connections(self) -> _Connections:
         f = self._get_families()
-        self._connections = (
-            f.current_connections.inc,
-            f.current_connections.dec,
-            f.new_connections.inc,
-        )
+        self._connections = _Connections(f.current_connections, f.new_connections)
         return self._connections
 
-    def _new_bundle(self, key: tuple[str, str, str, str, int, int | None]) -> _Bundle:
+    def _new_bundle(self, key: _BundleKey) -> _Bundle:
         listener, pool, settings, server, status, server_status = key
         f = self._get_families()
         bsp = backend_settings_pool(pool, settings)
-        incs: list[_Inc] = [f.total_requests.labels(bsp).inc]
+        counters = [f.total_requests.labels(bsp)]
         if 500 <= status <= 599:
-            incs.append(f.failed_requests.labels(bsp).inc)
-        incs.append(f.response_status.labels(status_group(status)).inc)
+            counters.append(f.failed_requests.labels(bsp))
+        counters.append(f.response_status.labels(status_group(status)))
         if server_status is not None:
-            incs.append(
-                f.backend_response_status.labels(
-                    server, pool, settings, status_group(server_status)
-                ).inc
-            )
+            group = status_group(server_status)
+            counters.append(f.backend_response_status.labels(server, pool, settings, group))
         timing = (listener, server, pool, settings)
         bundle = _Bundle(
-            incs=tuple(incs),
-            sent=f.bytes_sent.labels(listener).inc,
-            received=f.bytes_received.labels(listener).inc,
-            total_time=f.total_time.labels(listener).observe,
+            counters=tuple(counters),
+            sent=f.bytes_sent.labels(listener),
+            received=f.bytes_received.labels(listener),
+            total_time=_Timing(f.total_time, listener),
             backend=(
-                f.backend_connect_time.labels(*timing).observe,
-                f.backend_first_byte.labels(*timing).observe,
-                f.backend_last_byte.labels(*timing).observe,
+                _Timing(f.backend_connect_time, *timing),
+                _Timing(f.backend_first_byte, *timing),
+                _Timing(f.backend_last_byte, *timing),
             )
             if server
             else None,
         )
         if len(self._bundles) >= _MAX_BUNDLES:
-            self._bundles.clear()  # bounded memory if labels churn (e.g. FQDN members' addresses)
+            self.flush()
+            self._bundles.clear()
         self._bundles[key] = bundle
         return bundle
-
-
-_MAX_BUNDLES = 10_000
 
 
 # --- the health prober ---------------------------------------------------------------------------
 
 
 class HealthMetrics:
-    """Used by the single process that runs the health probes."""
+    """Used by the single process that runs the health probes (any thread; not a hot path).
+
+    Values are written at once. A removed series (`set_certificate_days(..., None)`, `forget`)
+    disappears from the next scrape.
+    """
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self._families: _HealthFamilies | None = None
         self._hosts: dict[tuple[str, str], tuple[Gauge, Gauge]] = {}
         self._days: dict[tuple[str, str, str], Gauge] = {}
 
     def set_host_counts(self, pool: str, settings: str, healthy: int, unhealthy: int) -> None:
-        children = self._hosts.get((pool, settings))
-        if children is None:
-            f = self._get_families()
-            bsp = backend_settings_pool(pool, settings)
-            children = self._hosts[(pool, settings)] = (
-                f.healthy.labels(bsp),
-                f.unhealthy.labels(bsp),
-            )
-        children[0].set(healthy)
-        children[1].set(unhealthy)
+        with self._lock:
+            children = self._hosts.get((pool, settings))
+            if children is None:
+                f = self._get_families()
+                bsp = backend_settings_pool(pool, settings)
+                children = self._hosts[(pool, settings)] = (
+                    f.healthy.labels(bsp),
+                    f.unhealthy.labels(bsp),
+                )
+            children[0].set(healthy)
+            children[1].set(unhealthy)
 
     def set_certificate_days(self, pool: str, settings: str, server: str, days: int | None) -> None:
         """Days until the certificate `server` presents expires; None removes the series."""
         key = (pool, settings, server)
-        if days is None:
-            child = self._days.pop(key, None)
-            if child is not None:
-                self._remove(self._get_families().certificate_days, child, (server, pool, settings))
-            return
-        child = self._days.get(key)
-        if child is None:
-            child = self._days[key] = self._get_families().certificate_days.labels(
-                server, pool, settings
-            )
-        child.set(days)
+        with self._lock:
+            if days is None:
+                child = self._days.pop(key, None)
+                if child is not None:
+                    family = self._get_families().certificate_days
+                    _remove(family, child, (server, pool, settings))
+                return
+            child = self._days.get(key)
+            if child is None:
+                child = self._days[key] = self._get_families().certificate_days.labels(
+                    server, pool, settings
+                )
+            child.set(days)
 
     def forget(self, keep: set[tuple[str, str]]) -> None:
         """Drop the series of (pool, settings) pairs that are no longer configured."""
-        for pair in [pair for pair in self._hosts if pair not in keep]:
-            healthy, unhealthy = self._hosts.pop(pair)
-            bsp = backend_settings_pool(*pair)
-            f = self._get_families()
-            self._remove(f.healthy, healthy, (bsp,))
-            self._remove(f.unhealthy, unhealthy, (bsp,))
-        for key in [key for key in self._days if (key[0], key[1]) not in keep]:
-            pool, settings, server = key
-            family = self._get_families().certificate_days
-            self._remove(family, self._days.pop(key), (server, pool, settings))
+        with self._lock:
+            for pair in [pair for pair in self._hosts if pair not in keep]:
+                healthy, unhealthy = self._hosts.pop(pair)
+                bsp = backend_settings_pool(*pair)
+                f = self._get_families()
+                _remove(f.healthy, healthy, (bsp,))
+                _remove(f.unhealthy, unhealthy, (bsp,))
+            for key in [key for key in self._days if (key[0], key[1]) not in keep]:
+                pool, settings, server = key
+                family = self._get_families().certificate_days
+                _remove(family, self._days.pop(key), (server, pool, settings))
 
     def _get_families(self) -> _HealthFamilies:
         if self._families is None:
             self._families = _health()
         return self._families
 
-    @staticmethod
-    def _remove(family: Gauge, child: Gauge, labels: tuple[str, ...]) -> None:
-        if os.environ.get(ENV):
-            # The value stays in this process's file; NaN marks it removed (see _MergedFiles).
-            # Gauge.remove() only forgets the child in memory (and warns in this mode).
-            child.set(_REMOVED)
-        else:
-            family.remove(*labels)
+
+def _remove(family: Gauge, child: Gauge, labels: tuple[str, ...]) -> None:
+    if _created_in:
+        # Multiprocess: the value stays in this process's file; NaN marks it removed (see
+        # _MergedFiles). Gauge.remove() would only forget the child in memory, with a warning.
+        child.set(_REMOVED)
+    else:
+        family.remove(*labels)
