@@ -315,8 +315,10 @@ def test_v1_health_messages(gateway: Gateway) -> None:
         builder = GatewayBuilder("version1", v1=True).authentication_certificate(
             "leaf", base64.b64encode(leaf_der).decode()
         )
-        for case, backend in (("allowed", allowed), ("impostor", impostor)):
-            builder.pool(f"pool-{case}", "127.0.0.1")
+        cases = (("allowed", allowed, "127.0.0.1"), ("impostor", impostor, "127.0.0.1"),
+                 ("cn", allowed, "localhost"))  # fmt: skip
+        for case, backend, member in cases:
+            builder.pool(f"pool-{case}", member)
             builder.settings(
                 f"settings-{case}", backend.port, "Https", authenticationCertificates=["leaf"]
             )
@@ -338,6 +340,17 @@ def test_v1_health_messages(gateway: Gateway) -> None:
             return "not allow-listed" in entry["healthProbeLog"]
 
         wait_until(explained, what="the v1 allow-list message")
+
+        # An FQDN member: v1 checks the allow-listed certificate's name against the FQDN.
+        def name_checked() -> bool:
+            entry = servers(health(gateway, "version1"))[("pool-cn", "settings-cn", "localhost")]
+            details = entry["appgwProbeDetails"]
+            return (
+                details.get("failedCheck") == "NameMismatch"
+                and "localhost" in entry["healthProbeLog"]
+            )
+
+        wait_until(name_checked, what="the v1 name mismatch message")
     finally:
         allowed.stop()
         impostor.stop()
