@@ -28,6 +28,8 @@ from appgw.model.ids import GatewayId
 from appgw.model.resource import ApplicationGateway, OnDemandProbe, TagsObject
 from appgw.model.ssl_policies import LEGACY_CIPHER_SUITES, PREDEFINED_POLICIES, TLS13_CIPHER_SUITES
 from appgw.observability import metrics_response
+from appgw.portal.app import mount_portal
+from appgw.portal.common import Portal
 
 NETWORK = "Microsoft.Network"
 SUBSCRIPTION = "/subscriptions/{subscription_id}"
@@ -72,6 +74,7 @@ def create_app(service: GatewayService) -> FastAPI:
         )
 
     _add_routes(app, service)
+    mount_portal(app, Portal(service))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -1,0 +1,1 @@
+"""The web portal: screens in Azure's words, over the same service layer as the API."""

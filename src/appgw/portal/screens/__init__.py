@@ -1,0 +1,1 @@
+"""One module per portal screen; each exposes register(app, portal)."""
