@@ -40,6 +40,14 @@ class Gateway:
         self.wait_version(version, name)
         return version
 
+    def wait_current(self, name: str = "appgw") -> int:
+        """Wait until every worker serves the gateway's current version (after a portal save)."""
+        with self.api() as api:
+            revisions = api.get(f"{gateway_id(name)}/revisions?api-version=2026-03-01").json()
+        version = int(revisions["value"][-1]["version"])
+        self.wait_version(version, name)
+        return version
+
     def wait_version(self, version: int, name: str = "appgw") -> None:
         marker = f"serving {gateway_id(name)} version {version}"
         wait_until(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import copy
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,6 +204,18 @@ async def upload(form: FormData, name: str) -> bytes | None:
         data = await value.read()
         return data or None
     return None
+
+
+def certificate_field(data: bytes) -> str:
+    """An uploaded .cer/.pfx as the API's base64 `data`. A file that already is base64 text
+    (Azure's "Base-64 encoded X.509" export without PEM lines) is passed as it is."""
+    stripped = data.strip()
+    if stripped and _BASE64_TEXT.fullmatch(stripped):
+        return stripped.decode()
+    return base64.b64encode(data).decode()
+
+
+_BASE64_TEXT = re.compile(rb"[A-Za-z0-9+/=\r\n]+")
 
 
 def redirect(url: str) -> Response:

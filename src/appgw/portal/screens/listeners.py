@@ -15,6 +15,7 @@ from appgw.model.ids import GatewayId
 from appgw.portal.common import (
     FormErrors,
     Portal,
+    certificate_field,
     copy_of,
     find_child,
     gateway_url,
@@ -110,7 +111,7 @@ def register(app: FastAPI, portal: Portal) -> None:
                         {
                             "name": certificate_name,
                             "properties": {
-                                "data": base64.b64encode(data).decode(),
+                                "data": certificate_field(data),
                                 "password": text(form, "cert_password"),
                             },
                         },
@@ -149,6 +150,7 @@ def register(app: FastAPI, portal: Portal) -> None:
 
 
 _FIELDS = (
+    "editing",
     "listener_name",
     "frontend_ip",
     "protocol",

@@ -4,7 +4,6 @@ authentication certificate on v1), host name override and SNI options."""
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,6 +13,7 @@ from appgw.model.ids import GatewayId
 from appgw.portal.common import (
     FormErrors,
     Portal,
+    certificate_field,
     copy_of,
     find_child,
     gateway_url,
@@ -122,7 +122,7 @@ def register(app: FastAPI, portal: Portal) -> None:
                         collection,
                         {
                             "name": certificate_name,
-                            "properties": {"data": base64.b64encode(data).decode()},
+                            "properties": {"data": certificate_field(data)},
                         },
                     )
         if errors:
@@ -185,6 +185,7 @@ def register(app: FastAPI, portal: Portal) -> None:
 
 
 _FIELDS = (
+    "editing",
     "settings_name",
     "protocol",
     "port",

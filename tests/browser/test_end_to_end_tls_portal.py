@@ -1,0 +1,175 @@
+"""The Azure article's portal procedures, clicked through in a real browser, with real files
+uploaded; after each save a real HTTPS request checks the traffic."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from playwright.sync_api import Page, expect
+
+from backends import Backend, free_port
+from browser.conftest import screenshot
+from builders import GatewayBuilder
+from e2e.harness import Gateway, backend_presenting, get, issued
+from helpers import TOKEN, cer_b64, gateway_url, make_pfx, start_serve
+
+pytestmark = pytest.mark.slow
+
+SITE = "www.contoso.test"
+BACKEND_NAME = "backend.contoso.test"
+GATEWAY = "/portal/gateways/sub1/rg1/appgw"
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    data_dir = tmp_path_factory.mktemp("portal") / "data"
+    server = start_serve(data_dir, {"APPGW_ADMIN_TOKEN": TOKEN}, workers=1)
+    try:
+        yield Gateway(server, workers=1)
+    finally:
+        server.stop()
+
+
+def sign_in(page: Page, gateway: Gateway) -> None:
+    page.goto(f"{gateway.server.base_url}/")
+    expect(page.get_by_label("Admin token")).to_be_visible()
+    page.get_by_label("Admin token").fill(TOKEN)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="All resources")).to_be_visible()
+
+
+def files(tmp_path: Path, ca: trustme.CA, backend_ca: trustme.CA) -> dict[str, Path]:
+    pfx = make_pfx(ca, SITE, password="Portal1Pass")
+    paths = {
+        "pfx": tmp_path / "appgw.pfx",
+        "cer": tmp_path / "backend-root.cer",
+        "garbage": tmp_path / "garbage.cer",
+    }
+    paths["pfx"].write_bytes(base64.b64decode(pfx.b64))
+    root = x509.load_pem_x509_certificate(backend_ca.cert_pem.bytes())
+    paths["cer"].write_bytes(
+        base64.b64encode(root.public_bytes(serialization.Encoding.DER))  # Azure's .cer form
+    )
+    paths["garbage"].write_bytes(b"this is not a certificate\n" * 10)
+    return paths
+
+
+def test_enable_end_to_end_tls_for_an_existing_gateway(
+    gateway: Gateway, page: Page, tmp_path: Path
+) -> None:
+    """Article: add HTTPS to a running HTTP gateway (listener with a PFX), then switch
+    appGatewayBackendHttpSettings to HTTPS and upload the backend's root CER."""
+    ca, backend_ca = trustme.CA(), trustme.CA(organization_name="Backend Root")
+    uploads = files(tmp_path, ca, backend_ca)
+    plain = Backend("plain").start()
+    secure = backend_presenting("secure", *issued(backend_ca, BACKEND_NAME))
+    port = free_port()
+    try:
+        gateway.apply(
+            GatewayBuilder()
+            .pool("appGatewayBackendPool", "127.0.0.1")
+            .settings("appGatewayBackendHttpSettings", plain.port, "Http")
+            .listener("appGatewayHttpListener", port, "Http")
+            .rule(
+                "rule1",
+                "appGatewayHttpListener",
+                pool="appGatewayBackendPool",
+                settings="appGatewayBackendHttpSettings",
+            )
+            .build()
+        )
+        assert get(port, SITE).json()["backend"] == "plain"
+        sign_in(page, gateway)
+        page.get_by_role("link", name="appgw").last.click()
+        expect(page.get_by_role("heading", name="appgw")).to_be_visible()
+        screenshot(page, "overview")
+
+        # Listeners -> the listener -> Protocol HTTPS -> upload the PFX -> Save
+        page.get_by_role("link", name="Listeners").click()
+        screenshot(page, "listeners")
+        page.get_by_role("link", name="appGatewayHttpListener").click()
+        page.get_by_label("HTTPS").check()
+        page.get_by_label("PFX certificate file").set_input_files(str(uploads["pfx"]))
+        page.get_by_label("Certificate name").fill("appGatewaySslCert")
+        # A wrong password first: the error sits on the password field and nothing is stored.
+        page.get_by_label("Password").fill("wrong-password")
+        page.get_by_role("button", name="Save").click()
+        expect(page.locator("#cert_password-error")).to_contain_text("password")
+        screenshot(page, "listener-wrong-password")
+        with gateway.api() as api:
+            stored = api.get(gateway_url()).json()
+        assert stored["properties"]["sslCertificates"] == []
+        page.get_by_label("HTTPS").check()
+        page.get_by_label("PFX certificate file").set_input_files(str(uploads["pfx"]))
+        page.get_by_label("Certificate name").fill("appGatewaySslCert")
+        page.get_by_label("Password").fill("Portal1Pass")
+        page.get_by_role("button", name="Save").click()
+        expect(page.get_by_role("status")).to_contain_text("saved")
+        assert gateway.wait_current() == 2
+        response = get(port, SITE, https=True, ca=ca)
+        assert response.status_code == 200 and response.json()["backend"] == "plain"
+
+        # Backend settings -> appGatewayBackendHttpSettings -> HTTPS, upload the root CER.
+        page.get_by_role("link", name="Backend settings").click()
+        screenshot(page, "backend-settings")
+        page.get_by_role("link", name="appGatewayBackendHttpSettings").click()
+        page.get_by_label("HTTPS").check()
+        page.get_by_label("Backend port").fill(str(secure.port))
+        page.get_by_label("No").first.check()  # Use well known CA certificate: No
+        page.get_by_label("Create new").check()
+        page.get_by_label("Name", exact=True).fill("backendRoot")
+        # A garbage file first: the error sits on the file field.
+        page.get_by_label("Upload CER certificate").set_input_files(str(uploads["garbage"]))
+        page.get_by_label("Override with specific domain name").check()
+        page.get_by_label("Host name", exact=True).fill(BACKEND_NAME)
+        page.get_by_role("button", name="Save").click()
+        expect(page.locator("#cer_file-error")).to_contain_text("certificate")
+        screenshot(page, "backend-settings-garbage-cer")
+        page.get_by_label("HTTPS").check()
+        page.get_by_label("No").first.check()
+        page.get_by_label("Create new").check()
+        page.get_by_label("Name", exact=True).fill("backendRoot")
+        page.get_by_label("Upload CER certificate").set_input_files(str(uploads["cer"]))
+        page.get_by_role("button", name="Save").click()
+        screenshot(page, "after-cer-save")
+        expect(page.get_by_role("status")).to_contain_text("saved")
+        assert gateway.wait_current() == 3
+        response = get(port, SITE, https=True, ca=ca)
+        assert response.status_code == 200
+        seen = response.json()
+        assert seen["backend"] == "secure" and seen["tls"] and seen["sni"] == BACKEND_NAME
+    finally:
+        plain.stop()
+        secure.stop()
+
+
+def test_a_form_without_its_csrf_token_is_refused(gateway: Gateway, page: Page) -> None:
+    gateway.apply(
+        GatewayBuilder()
+        .pool("pool", "127.0.0.1")
+        .settings("settings", free_port(), "Http")
+        .listener("listener", free_port(), "Http")
+        .rule("rule1", "listener", pool="pool", settings="settings")
+        .build()
+    )
+    sign_in(page, gateway)
+    page.goto(f"{gateway.server.base_url}{GATEWAY}/listeners/edit")
+    with gateway.api() as api:
+        before = api.get(gateway_url()).json()["etag"]
+    page.evaluate("document.querySelectorAll('main input[name=csrf]').forEach(e => e.remove())")
+    page.get_by_label("Listener name").fill("sneaky")
+    page.get_by_label("Port").fill("8088")
+    page.get_by_role("button", name="Add").click()
+    screenshot(page, "csrf-refused")
+    expect(page.get_by_role("heading", name="Request refused")).to_be_visible()
+    with gateway.api() as api:
+        assert api.get(gateway_url()).json()["etag"] == before
+
+
+_ = cer_b64
