@@ -28,7 +28,8 @@ def probe(name: str, **properties: Any) -> dict[str, Any]:
         "protocol": "Http",
         "path": "/health",
         "interval": 1,
-        "timeout": 1,
+        # generous: a loaded 2-core CI machine must not turn a healthy backend into a timeout
+        "timeout": 4,
         "unhealthyThreshold": 1,
         "pickHostNameFromBackendHttpSettings": False,
         "host": "probe.contoso.test",
@@ -202,7 +203,7 @@ def test_every_failure_category_has_its_own_state_and_message(
             "ok": ("ok", {}, {}),
             "status": ("status", {"protocol": "Http"}, {"protocol": "Http"}),
             "body": ("ok", {}, {"match": {"statusCodes": ["200-399"], "body": "no-such-text"}}),
-            "timeout": ("slow", {"protocol": "Http"}, {"protocol": "Http"}),
+            "timeout": ("slow", {"protocol": "Http"}, {"protocol": "Http", "timeout": 1}),
             "dns": ("ok", {}, {}),
             "connect": ("ok", {}, {}),
             "wrongname": ("wrongname", {}, {}),

@@ -271,6 +271,20 @@ class HealthMonitor:
         with self.lock:
             return self.snapshots.get(gateway_key)
 
+    def current_snapshot(self, gateway_key: str) -> Snapshot | None:
+        """The gateway as committed now, even if the monitor has not caught up with it yet
+        (an on-demand probe right after a PUT must see that PUT)."""
+        version = self.store.current(gateway_key)
+        if version is None:
+            return None
+        known = self.snapshot_of(gateway_key)
+        if known is not None and known.seq == version.seq:
+            return known
+        try:
+            return self._compile(version)
+        except CompileError:
+            return known
+
     def probe_now(self, spec: ProbeSpec, sku_v1: bool, timeout: float) -> list[ProbeResult]:
         """Run one probe of every member now (the portal's "Test"); thread-safe, blocking."""
         assert self.loop is not None

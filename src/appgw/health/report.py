@@ -62,7 +62,7 @@ def backend_health(
 def on_demand(
     monitor: HealthMonitor, gateway_id: GatewayId, probe: OnDemandProbe
 ) -> dict[str, Any]:
-    snapshot = monitor.snapshot_of(gateway_id.key)
+    snapshot = monitor.current_snapshot(gateway_id.key)
     if snapshot is None:
         raise HealthReportError(
             404, "ResourceNotFound", f"Gateway '{gateway_id}' is not running, or has no rules."

@@ -313,6 +313,13 @@ class _Validator:
                     "autoscaling",
                 )
         autoscale = self.props.autoscale_configuration
+        if not self.v1 and autoscale is None and sku.capacity is not None and sku.capacity < 1:
+            self.add(
+                "ApplicationGatewayCapacityOutOfRange",
+                gid,
+                "properties.sku.capacity",
+                "a v2 gateway without autoscaling needs 1-125 instances",
+            )
         if (
             autoscale is not None
             and autoscale.max_capacity is not None

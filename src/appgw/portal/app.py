@@ -20,10 +20,32 @@ from appgw.portal.common import (
     redirect,
     text,
 )
-from appgw.portal.screens import listeners, settings
+from appgw.portal.screens import (
+    activity,
+    configuration,
+    health,
+    listeners,
+    pools,
+    probes,
+    rules,
+    settings,
+    ssl,
+    wizard,
+)
 from appgw.portal.sessions import COOKIE
 
-SCREENS = (listeners, settings)
+SCREENS = (
+    configuration,
+    listeners,
+    pools,
+    settings,
+    rules,
+    probes,
+    health,
+    ssl,
+    activity,
+    wizard,
+)
 
 
 def mount_portal(app: FastAPI, portal: Portal) -> None:

@@ -155,7 +155,13 @@ class Portal:
                 if_match=document.get("etag"),
             )
         except ServiceError as error:
-            if not error.details:
+            if error.status == 412:
+                errors.add(
+                    None,
+                    "This gateway was changed by someone else after this page was loaded; nothing "
+                    "was saved. Reload the page to see the current configuration, then try again.",
+                )
+            elif not error.details:
                 errors.add(None, error.message)
             for detail in error.details:
                 target = detail.get("target", "")

@@ -1,0 +1,64 @@
+"""Activity log blade: who changed the gateway, when, and why a change was refused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
+
+from appgw.control.service import DELETE, START, STOP, WRITE
+from appgw.portal.common import Portal, gateway_url, is_v2
+from appgw.store.sql import ActivityEvent
+
+SCREEN = "activity"
+PATH = "/portal/gateways/{subscription}/{resource_group}/{name}/activity"
+# Azure's Activity log shows operations by display name; the raw operation is shown below it.
+OPERATION_NAMES = {
+    WRITE: "Create or Update Application Gateway",
+    DELETE: "Delete Application Gateway",
+    START: "Start Application Gateway",
+    STOP: "Stop Application Gateway",
+}
+MAX_EVENTS = 200  # the newest ones; older events stay available through the REST API
+
+
+def _row(event: ActivityEvent) -> dict[str, Any]:
+    detail = event.detail or {}
+    codes = [str(code) for code in detail.get("problems", [])]
+    if not codes and detail.get("code"):
+        codes = [str(detail["code"])]
+    return {
+        "time": event.time.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "iso_time": event.time.isoformat(),
+        "operation": OPERATION_NAMES.get(event.operation, event.operation),
+        "operation_id": event.operation,
+        "status": event.status,
+        "caller": event.caller,
+        "source_ip": event.source_ip,
+        "version": event.version,
+        "codes": codes,
+        "correlation_id": event.correlation_id,
+    }
+
+
+def register(app: FastAPI, portal: Portal) -> None:
+    @app.get(PATH, include_in_schema=False, response_class=HTMLResponse)
+    def show(request: Request, subscription: str, resource_group: str, name: str) -> Response:
+        session = portal.session(request)
+        gateway_id, view = portal.gateway(subscription, resource_group, name)
+        events = portal.service.activity(resource_prefix=str(gateway_id), limit=MAX_EVENTS)
+        # A prefix also matches longer names ('appgw' -> 'appgw2'): keep this gateway's only.
+        own = [e for e in events if e.resource_id.casefold() == gateway_id.key]
+        return portal.render(
+            request,
+            "activity.html",
+            session,
+            gateway=view,
+            gateway_id=gateway_id,
+            screen=SCREEN,
+            base=gateway_url(gateway_id, ""),
+            v2=is_v2(view),
+            events=[_row(event) for event in own],
+            max_events=MAX_EVENTS,
+        )

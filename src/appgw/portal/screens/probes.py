@@ -1,0 +1,655 @@
+"""Health probes: list, Add / edit (with Azure's "Test" before adding), delete (spec §5.3)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+
+from appgw.control.service import ServiceError
+from appgw.model.ids import GatewayId
+from appgw.portal.common import (
+    FormErrors,
+    PageNotFound,
+    Portal,
+    copy_of,
+    find_child,
+    gateway_url,
+    is_v2,
+    put_child,
+    redirect,
+    ref,
+    text,
+)
+from appgw.portal.screens.health import server_rows
+from appgw.portal.sessions import Session
+
+SCREEN = "probes"
+BASE = "/portal/gateways/{subscription}/{resource_group}/{name}/probes"
+SETTINGS = "backendHttpSettingsCollection"
+MONITOR_CATCH_UP = 0.6  # seconds; the health monitor polls the store every 0.25 s
+
+CHANGED = (
+    "The application gateway was changed (in another tab, by the API or the CLI) since this form "
+    "was opened, so nothing was saved. The form now builds on the current version: check the "
+    "values and submit again."
+)
+
+# The form's field names, in the order the results page carries them forward.
+FIELDS = (
+    "name",
+    "protocol",
+    "host",
+    "pick_host",
+    "pick_port",
+    "port",
+    "path",
+    "interval",
+    "timeout",
+    "threshold",
+    "use_match",
+    "status_codes",
+    "body",
+    "settings",
+    "test",
+    "etag",
+    "attached_before",
+)
+
+DEFAULTS = {
+    "name": "",
+    "protocol": "Http",
+    "host": "",
+    "pick_host": "no",
+    "pick_port": "yes",
+    "port": "",
+    "path": "/",
+    "interval": "30",
+    "timeout": "30",
+    "threshold": "3",
+    "use_match": "no",
+    "status_codes": "200-399",
+    "body": "",
+    "settings": "",
+    "test": "",
+    "etag": "",
+    "attached_before": "",
+}
+
+# Service property path (below the probe) -> form field.
+PROBE_FIELDS = {
+    "name": "name",
+    "properties.protocol": "protocol",
+    "properties.host": "host",
+    "properties.pickHostNameFromBackendHttpSettings": "pick_host",
+    "properties.port": "port",
+    "properties.path": "path",
+    "properties.interval": "interval",
+    "properties.timeout": "timeout",
+    "properties.unhealthyThreshold": "threshold",
+    "properties.match.body": "body",
+    "properties.match": "status_codes",
+}
+
+# On-demand probe body path -> form field.
+ON_DEMAND_FIELDS = {
+    "protocol": "protocol",
+    "host": "host",
+    "path": "path",
+    "timeout": "timeout",
+    "pickHostNameFromBackendHttpSettings": "pick_host",
+    "match.body": "body",
+    "match": "status_codes",
+    "backendAddressPool": "settings",
+    "backendHttpSettings": "settings",
+}
+ON_DEMAND_CODES = {
+    "ApplicationGatewayProbeProtocolMismatch": "protocol",
+    "ApplicationGatewayInvalidProbeStatusCodes": "status_codes",
+    "InvalidResourceReference": "settings",
+}
+
+
+@dataclass
+class Built:
+    """What the form describes: the probe child, and the on-demand probe body (minus targets)."""
+
+    probe: dict[str, Any]
+    on_demand: dict[str, Any]
+    errors: FormErrors = field(default_factory=FormErrors)
+
+
+def register(app: FastAPI, portal: Portal) -> None:
+    @app.get(BASE, include_in_schema=False, response_class=HTMLResponse)
+    def probe_list(request: Request, subscription: str, resource_group: str, name: str) -> Response:
+        session = portal.session(request)
+        gateway_id, view = portal.gateway(subscription, resource_group, name)
+        return _list(portal, request, session, gateway_id, view, FormErrors())
+
+    @app.get(BASE + "/add", include_in_schema=False, response_class=HTMLResponse)
+    def probe_add(request: Request, subscription: str, resource_group: str, name: str) -> Response:
+        session = portal.session(request)
+        gateway_id, view = portal.gateway(subscription, resource_group, name)
+        values = dict(DEFAULTS, etag=view.get("etag", ""))
+        return _form(portal, request, session, gateway_id, view, values, FormErrors(), None)
+
+    @app.get(BASE + "/{probe}/edit", include_in_schema=False, response_class=HTMLResponse)
+    def probe_edit(
+        request: Request, subscription: str, resource_group: str, name: str, probe: str
+    ) -> Response:
+        session = portal.session(request)
+        gateway_id, view = portal.gateway(subscription, resource_group, name)
+        existing = _existing(view, probe)
+        values = _values_of(view, existing)
+        return _form(portal, request, session, gateway_id, view, values, FormErrors(), existing)
+
+    @app.post(BASE + "/add", include_in_schema=False, response_class=HTMLResponse)
+    async def probe_add_post(
+        request: Request, subscription: str, resource_group: str, name: str
+    ) -> Response:
+        return await _submit(portal, request, subscription, resource_group, name, None)
+
+    @app.post(BASE + "/{probe}/edit", include_in_schema=False, response_class=HTMLResponse)
+    async def probe_edit_post(
+        request: Request, subscription: str, resource_group: str, name: str, probe: str
+    ) -> Response:
+        return await _submit(portal, request, subscription, resource_group, name, probe)
+
+    @app.get(BASE + "/{probe}/delete", include_in_schema=False, response_class=HTMLResponse)
+    def probe_delete_page(
+        request: Request, subscription: str, resource_group: str, name: str, probe: str
+    ) -> Response:
+        session = portal.session(request)
+        gateway_id, view = portal.gateway(subscription, resource_group, name)
+        existing = _existing(view, probe)
+        return portal.render(
+            request,
+            "probes_delete.html",
+            session,
+            gateway=view,
+            gateway_id=gateway_id,
+            screen=SCREEN,
+            base=gateway_url(gateway_id, ""),
+            probe=existing["name"],
+        )
+
+    @app.post(BASE + "/{probe}/delete", include_in_schema=False, response_class=HTMLResponse)
+    async def probe_delete(
+        request: Request, subscription: str, resource_group: str, name: str, probe: str
+    ) -> Response:
+        session = portal.session(request)
+        form = await portal.form(request, session)
+        gateway_id, view = await run_in_threadpool(
+            portal.gateway, subscription, resource_group, name
+        )
+        existing = _existing(view, probe)
+        errors = FormErrors()
+        etag = text(form, "etag")
+        if etag and etag != view.get("etag"):
+            errors.add(
+                None,
+                "The application gateway was changed since this page was shown, so nothing was "
+                "deleted. Check the list and delete again.",
+            )
+            return _list(portal, request, session, gateway_id, view, errors, status=412)
+        users = _settings_using(view, existing["name"])
+        if users:
+            errors.add(
+                None,
+                f"The health probe '{existing['name']}' is used by the backend settings "
+                f"{', '.join(repr(u) for u in users)}. Choose another probe (or none) for those "
+                "settings first, then delete the probe.",
+            )
+            return _list(portal, request, session, gateway_id, view, errors, status=409)
+        document = copy_of(view)
+        document["properties"]["probes"] = [
+            p
+            for p in document["properties"].get("probes", [])
+            if p["name"].casefold() != existing["name"].casefold()
+        ]
+        errors = await run_in_threadpool(
+            portal.save, session, gateway_id, document, lambda _r, _p: None, request
+        )
+        if errors:
+            return _list(portal, request, session, gateway_id, view, errors, status=400)
+        session.flash.append(f"Deleted the health probe '{existing['name']}'.")
+        return redirect(gateway_url(gateway_id, SCREEN))
+
+
+# --- pages ---------------------------------------------------------------------------------------
+
+
+def _list(
+    portal: Portal,
+    request: Request,
+    session: Session,
+    gateway_id: GatewayId,
+    view: dict[str, Any],
+    errors: FormErrors,
+    *,
+    status: int = 200,
+) -> Response:
+    rows = []
+    for probe in view["properties"].get("probes", []):
+        p = probe["properties"]
+        match = p.get("match") or {}
+        rows.append(
+            {
+                "name": probe["name"],
+                "protocol": p.get("protocol", ""),
+                "host": "(from backend settings)"
+                if p.get("pickHostNameFromBackendHttpSettings")
+                else p.get("host", ""),
+                "path": p.get("path", ""),
+                "port": p.get("port") or "(from backend settings)",
+                "interval": p.get("interval", ""),
+                "timeout": p.get("timeout", ""),
+                "threshold": p.get("unhealthyThreshold", ""),
+                "match": ", ".join(match.get("statusCodes") or ["200-399"])
+                + (f"; body contains '{match['body']}'" if match.get("body") else ""),
+                "settings": _settings_using(view, probe["name"]),
+            }
+        )
+    return portal.render(
+        request,
+        "probes.html",
+        session,
+        status=status,
+        gateway=view,
+        gateway_id=gateway_id,
+        screen=SCREEN,
+        base=gateway_url(gateway_id, ""),
+        rows=rows,
+        errors=errors,
+    )
+
+
+def _form(
+    portal: Portal,
+    request: Request,
+    session: Session,
+    gateway_id: GatewayId,
+    view: dict[str, Any],
+    values: dict[str, str],
+    errors: FormErrors,
+    existing: dict[str, Any] | None,
+    *,
+    status: int = 200,
+) -> Response:
+    url = gateway_url(gateway_id, SCREEN)
+    action = f"{url}/{existing['name']}/edit" if existing else f"{url}/add"
+    return portal.render(
+        request,
+        "probes_form.html",
+        session,
+        status=status,
+        gateway=view,
+        gateway_id=gateway_id,
+        screen=SCREEN,
+        base=gateway_url(gateway_id, ""),
+        values=values,
+        errors=errors,
+        editing=existing is not None,
+        action=action,
+        list_url=url,
+        v2=is_v2(view),
+        settings_options=_settings_options(view, existing["name"] if existing else None),
+    )
+
+
+async def _submit(
+    portal: Portal,
+    request: Request,
+    subscription: str,
+    resource_group: str,
+    name: str,
+    probe_name: str | None,
+) -> Response:
+    session = portal.session(request)
+    form = await portal.form(request, session)
+    gateway_id, view = await run_in_threadpool(portal.gateway, subscription, resource_group, name)
+    existing = _existing(view, probe_name) if probe_name is not None else None
+    values = _values_from(form, existing)
+    action = text(form, "action", "save")
+    v2 = is_v2(view)
+
+    def again(errors: FormErrors, status: int = 400) -> Response:
+        return _form(
+            portal, request, session, gateway_id, view, values, errors, existing, status=status
+        )
+
+    if action == "back":
+        return again(FormErrors(), 200)
+    built = _build(values, existing, view, v2)
+    if existing is None and values["name"] and find_child(view, "probes", values["name"]):
+        built.errors.add("name", f"A health probe named '{values['name']}' already exists.")
+    if action == "save" and values["test"]:
+        action = "test"  # with the box ticked, the form's only way forward is Test
+    if action == "test":
+        if not values["settings"]:
+            built.errors.add(
+                "settings", "Choose the backend settings whose backends the test should probe."
+            )
+        if built.errors:
+            return again(built.errors)
+        results, errors = await run_in_threadpool(_test, portal, gateway_id, view, values, built)
+        if errors:
+            return again(errors)
+        return portal.render(
+            request,
+            "probes_test.html",
+            session,
+            gateway=view,
+            gateway_id=gateway_id,
+            screen=SCREEN,
+            base=gateway_url(gateway_id, ""),
+            values=values,
+            fields=FIELDS,
+            results=results,
+            action=request.url.path,
+            editing=existing is not None,
+            custom_port=v2 and values["pick_port"] == "no" and bool(values["port"]),
+        )
+    if built.errors:
+        return again(built.errors)
+    current = str(view.get("etag", ""))
+    if values["etag"] and values["etag"] != current:
+        values["etag"] = current
+        built.errors.add(None, CHANGED)
+        return again(built.errors, 412)
+    document = _apply(view, gateway_id, values, built.probe)
+    probe_id = gateway_id.child("probes", values["name"]).casefold()
+    settings_ids = {
+        gateway_id.child(SETTINGS, s["name"]).casefold()
+        for s in view["properties"].get(SETTINGS, [])
+    }
+
+    def mapping(resource: str, path: str) -> str | None:
+        folded = resource.casefold()
+        if folded == probe_id:
+            for prefix, target in PROBE_FIELDS.items():
+                if path == prefix or path.startswith((prefix + ".", prefix + "[")):
+                    return target
+            return None
+        if folded in settings_ids and path.startswith("properties.probe"):
+            return "settings"
+        if folded == str(gateway_id).casefold() and path == "properties.probes":
+            return "name"
+        return None
+
+    errors = await run_in_threadpool(portal.save, session, gateway_id, document, mapping, request)
+    if errors:
+        return again(errors)
+    verb = "Saved" if existing else "Added"
+    session.flash.append(f"{verb} the health probe '{values['name']}'.")
+    return redirect(gateway_url(gateway_id, SCREEN))
+
+
+# --- the form -------------------------------------------------------------------------------------
+
+
+def _existing(view: dict[str, Any], probe_name: str) -> dict[str, Any]:
+    found = find_child(view, "probes", probe_name)
+    if found is None:
+        raise PageNotFound(f"There is no health probe '{probe_name}' in '{view['name']}'.")
+    return found
+
+
+def _settings_using(view: dict[str, Any], probe_name: str) -> list[str]:
+    suffix = f"/probes/{probe_name}".casefold()
+    return [
+        s["name"]
+        for s in view["properties"].get(SETTINGS, [])
+        if str((s["properties"].get("probe") or {}).get("id", "")).casefold().endswith(suffix)
+    ]
+
+
+def _settings_options(view: dict[str, Any], probe_name: str | None) -> list[tuple[str, str]]:
+    """Azure offers only backend settings without another custom probe."""
+    options = [("", "(none: attach later)")]
+    for settings in view["properties"].get(SETTINGS, []):
+        p = settings["properties"]
+        current = str((p.get("probe") or {}).get("id", "")).rsplit("/", 1)[-1]
+        if current and (probe_name is None or current.casefold() != probe_name.casefold()):
+            continue
+        label = f"{settings['name']} ({str(p.get('protocol', '')).upper()}, port {p.get('port')})"
+        options.append((settings["name"], label))
+    return options
+
+
+def _values_of(view: dict[str, Any], probe: dict[str, Any]) -> dict[str, str]:
+    p = probe["properties"]
+    match = p.get("match") or {}
+    users = _settings_using(view, probe["name"])
+    return {
+        "name": probe["name"],
+        "protocol": str(p.get("protocol", "Http")),
+        "host": str(p.get("host") or ""),
+        "pick_host": "yes" if p.get("pickHostNameFromBackendHttpSettings") else "no",
+        "pick_port": "no" if p.get("port") else "yes",
+        "port": str(p.get("port") or ""),
+        "path": str(p.get("path") or "/"),
+        "interval": str(p.get("interval", 30)),
+        "timeout": str(p.get("timeout", 30)),
+        "threshold": str(p.get("unhealthyThreshold", 3)),
+        "use_match": "yes" if match.get("statusCodes") or match.get("body") else "no",
+        "status_codes": ", ".join(match.get("statusCodes") or ["200-399"]),
+        "body": str(match.get("body") or ""),
+        "settings": users[0] if users else "",
+        "test": "",
+        "etag": str(view.get("etag", "")),
+        "attached_before": users[0] if users else "",
+    }
+
+
+def _values_from(form: FormData, existing: dict[str, Any] | None) -> dict[str, str]:
+    values = {key: text(form, key, DEFAULTS[key]) for key in FIELDS}
+    # Absent radios/checkboxes (or sections hidden by the page's script) fall back to defaults.
+    for key in ("pick_host", "pick_port", "use_match"):
+        if values[key] not in ("yes", "no"):
+            values[key] = DEFAULTS[key]
+    values["test"] = "1" if values["test"] else ""
+    if existing is not None:
+        values["name"] = existing["name"]  # a probe cannot be renamed
+    return values
+
+
+def _whole(values: dict[str, str], key: str, label: str, errors: FormErrors) -> int | None:
+    raw = values[key]
+    if not raw:
+        errors.add(key, f"Enter the {label}.")
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        errors.add(key, f"The {label} must be a whole number.")
+        return None
+
+
+def _build(
+    values: dict[str, str], existing: dict[str, Any] | None, view: dict[str, Any], v2: bool
+) -> Built:
+    errors = FormErrors()
+    if not values["name"]:
+        errors.add("name", "Enter a name for the health probe.")
+    if values["protocol"] not in ("Http", "Https"):
+        errors.add("protocol", "Choose HTTP or HTTPS.")
+    pick_host = values["pick_host"] == "yes"
+    if not pick_host and not values["host"]:
+        errors.add(
+            "host", "Enter the host name to probe, or pick the host name from backend settings."
+        )
+    path = values["path"] or "/"
+    interval = _whole(values, "interval", "interval", errors)
+    timeout = _whole(values, "timeout", "timeout", errors)
+    threshold = _whole(values, "threshold", "unhealthy threshold", errors)
+    port: int | None = None
+    if v2 and values["pick_port"] == "no":
+        port = _whole(values, "port", "port", errors)
+    match: dict[str, Any] | None = None
+    if values["use_match"] == "yes":
+        codes = [c.strip() for c in values["status_codes"].split(",") if c.strip()]
+        match = {"statusCodes": codes or ["200-399"]}
+        if values["body"]:
+            match["body"] = values["body"]
+    if values["settings"] and find_child(view, SETTINGS, values["settings"]) is None:
+        errors.add("settings", f"There are no backend settings named '{values['settings']}'.")
+
+    properties: dict[str, Any] = dict(existing["properties"]) if existing else {"minServers": 0}
+    for key in ("host", "port", "match", "pickHostNameFromBackendHttpSettings"):
+        properties.pop(key, None)
+    properties.update(
+        {
+            "protocol": values["protocol"],
+            "path": path,
+            "interval": interval,
+            "timeout": timeout,
+            "unhealthyThreshold": threshold,
+            "pickHostNameFromBackendHttpSettings": pick_host,
+        }
+    )
+    if not pick_host and values["host"]:
+        properties["host"] = values["host"]
+    if port is not None:
+        properties["port"] = port
+    if match is not None:
+        properties["match"] = match
+    probe = {"name": values["name"], "properties": properties}
+    if existing is not None:
+        probe = {**existing, "properties": properties}
+
+    on_demand: dict[str, Any] = {
+        "protocol": values["protocol"],
+        "path": path,
+        "timeout": timeout,
+        "pickHostNameFromBackendHttpSettings": pick_host,
+    }
+    if not pick_host and values["host"]:
+        on_demand["host"] = values["host"]
+    if match is not None:
+        on_demand["match"] = match
+    return Built(probe, on_demand, errors)
+
+
+def _apply(
+    view: dict[str, Any], gateway_id: GatewayId, values: dict[str, str], probe: dict[str, Any]
+) -> dict[str, Any]:
+    document = copy_of(view)
+    if values["etag"]:
+        document["etag"] = values["etag"]  # If-Match the version the form was built from
+    put_child(document, "probes", probe)
+    chosen = values["settings"]
+    before = values["attached_before"]
+    for settings in document["properties"].get(SETTINGS, []):
+        folded = settings["name"].casefold()
+        if chosen and folded == chosen.casefold():
+            settings["properties"]["probe"] = ref(gateway_id, "probes", values["name"])
+        elif before and folded == before.casefold():
+            # The operator moved the probe away from the settings the form showed.
+            settings["properties"].pop("probe", None)
+    return document
+
+
+# --- Test ---------------------------------------------------------------------------------------
+
+
+def pools_for(view: dict[str, Any], settings_name: str) -> list[str]:
+    """The backend pools rules send with these settings (basic rules and path maps)."""
+    wanted = settings_name.casefold()
+    pools: list[str] = []
+
+    def name_of(reference: Any) -> str:
+        return str((reference or {}).get("id", "")).rsplit("/", 1)[-1]
+
+    pairs: list[tuple[str, str]] = []
+    properties = view["properties"]
+    for rule in properties.get("requestRoutingRules", []):
+        p = rule["properties"]
+        pairs.append((name_of(p.get("backendAddressPool")), name_of(p.get("backendHttpSettings"))))
+    for path_map in properties.get("urlPathMaps", []):
+        p = path_map["properties"]
+        pairs.append(
+            (
+                name_of(p.get("defaultBackendAddressPool")),
+                name_of(p.get("defaultBackendHttpSettings")),
+            )
+        )
+        for rule in p.get("pathRules", []):
+            rp = rule["properties"]
+            pairs.append(
+                (name_of(rp.get("backendAddressPool")), name_of(rp.get("backendHttpSettings")))
+            )
+    for pool, settings in pairs:
+        if (
+            pool
+            and settings.casefold() == wanted
+            and pool.casefold() not in map(str.casefold, pools)
+        ):
+            pools.append(pool)
+    return pools
+
+
+def _test(
+    portal: Portal,
+    gateway_id: GatewayId,
+    view: dict[str, Any],
+    values: dict[str, str],
+    built: Built,
+) -> tuple[list[dict[str, Any]], FormErrors]:
+    errors = FormErrors()
+    settings = find_child(view, SETTINGS, values["settings"])
+    assert settings is not None  # checked by _build
+    pools = pools_for(view, settings["name"])
+    if not pools:
+        errors.add(
+            "settings",
+            f"No rule sends traffic with the backend settings '{settings['name']}', so there are "
+            "no backends to test. Add a rule that uses them first.",
+        )
+        return [], errors
+    results: list[dict[str, Any]] = []
+    for pool in pools:
+        body = {
+            **built.on_demand,
+            "backendAddressPool": ref(gateway_id, "backendAddressPools", pool),
+            "backendHttpSettings": ref(gateway_id, SETTINGS, settings["name"]),
+        }
+        try:
+            try:
+                report = portal.service.backend_health_on_demand(gateway_id, body)
+            except ServiceError as error:
+                if error.status != 404 or error.code != "ResourceNotFound":
+                    raise
+                # The monitor follows the store within a moment: a gateway saved just now
+                # may not have reached it yet.
+                time.sleep(MONITOR_CATCH_UP)
+                report = portal.service.backend_health_on_demand(gateway_id, body)
+        except ServiceError as error:
+            if not error.details:
+                errors.add(ON_DEMAND_CODES.get(error.code), error.message)
+            for detail in error.details:
+                path = detail.get("target", "").partition("#")[2]
+                target = next(
+                    (
+                        f
+                        for prefix, f in ON_DEMAND_FIELDS.items()
+                        if path == prefix or path.startswith((prefix + ".", prefix + "["))
+                    ),
+                    None,
+                )
+                errors.add(target, detail["message"])
+            return [], errors
+        servers = report["backendHealthHttpSettings"]["servers"]
+        results.append(
+            {
+                "pool": pool,
+                "settings": settings["name"],
+                "rows": server_rows(servers, pool, settings),
+            }
+        )
+    return results, errors

@@ -1,0 +1,202 @@
+"""SSL settings blade: the gateway's TLS policy (Predefined, Custom or CustomV2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
+from starlette.datastructures import FormData
+
+from appgw.model.enums import SslCipherSuite, SslPolicyType, SslProtocol
+from appgw.model.ids import GatewayId
+from appgw.model.ssl_policies import (
+    PREDEFINED_POLICIES,
+    RETIRED_CUSTOM_SUITES,
+    TLS13_CIPHER_SUITES,
+)
+from appgw.portal.common import (
+    FieldMapping,
+    FormErrors,
+    Portal,
+    copy_of,
+    gateway_url,
+    is_v2,
+    redirect,
+    text,
+)
+from appgw.portal.sessions import Session
+
+SCREEN = "ssl"
+PATH = "/portal/gateways/{subscription}/{resource_group}/{name}/ssl"
+POLICY = "properties.sslPolicy"
+PROTOCOL_LABELS = {
+    SslProtocol.TLS_1_0: "TLSv1_0 (retired)",
+    SslProtocol.TLS_1_1: "TLSv1_1 (retired)",
+    SslProtocol.TLS_1_2: "TLSv1_2",
+    SslProtocol.TLS_1_3: "TLSv1_3 (CustomV2 only)",
+}
+
+
+@dataclass
+class PolicyForm:
+    policy_type: str = SslPolicyType.PREDEFINED.value
+    policy_name: str = ""
+    min_protocol_version: str = SslProtocol.TLS_1_2.value
+    cipher_suites: list[str] = field(default_factory=list)
+    # The server-preference order the stored policy had: kept when suites are ticked or unticked.
+    stored_order: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of_view(cls, view: dict[str, Any]) -> PolicyForm:
+        policy = view["properties"].get("sslPolicy") or {}
+        suites = list(policy.get("cipherSuites") or [])
+        name = policy.get("policyName", "")
+        if not policy:
+            # No policy set: Azure applies its default predefined policy, so that one is shown.
+            name = view["properties"].get("defaultPredefinedSslPolicy", "")
+        return cls(
+            policy_type=policy.get("policyType") or SslPolicyType.PREDEFINED.value,
+            policy_name=name,
+            min_protocol_version=policy.get("minProtocolVersion") or SslProtocol.TLS_1_2.value,
+            cipher_suites=suites,
+            stored_order=suites,
+        )
+
+    @classmethod
+    def of_form(cls, form: FormData, stored_order: list[str]) -> PolicyForm:
+        return cls(
+            policy_type=text(form, "policy_type"),
+            policy_name=text(form, "policy_name"),
+            min_protocol_version=text(form, "min_protocol_version"),
+            cipher_suites=[
+                value for value in form.getlist("cipher_suites") if isinstance(value, str)
+            ],
+            stored_order=stored_order,
+        )
+
+    def policy(self) -> dict[str, Any]:
+        if self.policy_type == SslPolicyType.PREDEFINED.value:
+            # A Predefined policy takes its name and nothing else (Azure refuses extra fields).
+            return {"policyType": self.policy_type, "policyName": self.policy_name or None}
+        ticked = set(self.cipher_suites)
+        ordered = [s for s in self.stored_order if s in ticked]
+        ordered += [s.value for s in SslCipherSuite if s.value in ticked and s.value not in ordered]
+        # TLS 1.3 suites are implicit in CustomV2 and impossible in Custom: never listed.
+        implicit = {s.value for s in TLS13_CIPHER_SUITES}
+        return {
+            "policyType": self.policy_type or None,
+            "minProtocolVersion": self.min_protocol_version or None,
+            "cipherSuites": [s for s in ordered if s not in implicit],
+        }
+
+
+def _fields(gateway_id: GatewayId) -> FieldMapping:
+    def mapping(resource: str, path: str) -> str | None:
+        if resource.casefold() != str(gateway_id).casefold() or not path.startswith(POLICY):
+            return None
+        rest = path.removeprefix(POLICY).removeprefix(".")
+        if rest.startswith("cipherSuites"):
+            return "cipher_suites"
+        if rest in ("policyName", "minProtocolVersion"):
+            return "policy_name" if rest == "policyName" else "min_protocol_version"
+        return "policy_type"  # the policy as a whole, its type, or legacy disabledSslProtocols
+
+    return mapping
+
+
+def _predefined(v2: bool) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": policy.name.value,
+            "min_version": policy.min_protocol_version.value,
+            "suites": [suite.value for suite in policy.cipher_suites],
+            "retired": policy.retired,
+            "v2_only": policy.v2_only,
+        }
+        for policy in PREDEFINED_POLICIES.values()
+        # The 2022 generation does not exist on v1 SKUs; retired ones stay visible (and refused).
+        if v2 or not policy.v2_only
+    ]
+
+
+def _cipher_choices() -> list[dict[str, Any]]:
+    return [
+        {"value": suite.value, "retired_for_custom": suite in RETIRED_CUSTOM_SUITES}
+        for suite in SslCipherSuite
+        if suite not in TLS13_CIPHER_SUITES
+    ]
+
+
+def register(app: FastAPI, portal: Portal) -> None:
+    def page(
+        request: Request,
+        session: Session,
+        gateway_id: GatewayId,
+        view: dict[str, Any],
+        policy: PolicyForm,
+        *,
+        etag: str,
+        errors: FormErrors | None = None,
+    ) -> HTMLResponse:
+        v2 = is_v2(view)
+        types = [
+            (SslPolicyType.PREDEFINED.value, "Predefined"),
+            (SslPolicyType.CUSTOM.value, "Custom"),
+        ]
+        if v2:
+            types.append((SslPolicyType.CUSTOM_V2.value, "CustomV2"))
+        protocols = [
+            (protocol.value, label)
+            for protocol, label in PROTOCOL_LABELS.items()
+            if v2 or protocol != SslProtocol.TLS_1_3
+        ]
+        stored = view["properties"].get("sslPolicy") or {}
+        return portal.render(
+            request,
+            "ssl.html",
+            session,
+            status=400 if errors else 200,
+            gateway=view,
+            gateway_id=gateway_id,
+            screen=SCREEN,
+            base=gateway_url(gateway_id, ""),
+            v2=v2,
+            policy=policy,
+            etag=etag,
+            policy_types=types,
+            predefined=_predefined(v2),
+            protocols=protocols,
+            ciphers=_cipher_choices(),
+            tls13_suites=[suite.value for suite in TLS13_CIPHER_SUITES],
+            uses_default=not stored,
+            legacy=bool(stored) and not stored.get("policyType") and not stored.get("policyName"),
+            default_policy=view["properties"].get("defaultPredefinedSslPolicy", ""),
+            errors=errors,
+        )
+
+    @app.get(PATH, include_in_schema=False, response_class=HTMLResponse)
+    def show(request: Request, subscription: str, resource_group: str, name: str) -> Response:
+        session = portal.session(request)
+        gateway_id, view = portal.gateway(subscription, resource_group, name)
+        return page(request, session, gateway_id, view, PolicyForm.of_view(view), etag=view["etag"])
+
+    @app.post(PATH, include_in_schema=False)
+    async def save(request: Request, subscription: str, resource_group: str, name: str) -> Response:
+        session = portal.session(request)
+        form = await portal.form(request, session)
+        gateway_id, view = portal.gateway(subscription, resource_group, name)
+        policy = PolicyForm.of_form(form, PolicyForm.of_view(view).stored_order)
+        etag = text(form, "etag") or view["etag"]
+        document = copy_of(view)
+        # The version the form was built from: a change made meanwhile is refused, not lost.
+        document["etag"] = etag
+        document["properties"]["sslPolicy"] = {
+            key: value for key, value in policy.policy().items() if value is not None
+        }
+        errors = portal.save(session, gateway_id, document, _fields(gateway_id), request)
+        if errors:
+            return page(request, session, gateway_id, view, policy, etag=etag, errors=errors)
+        session.flash.append("Saved the SSL policy.")
+        return redirect(gateway_url(gateway_id, SCREEN))

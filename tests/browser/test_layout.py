@@ -1,0 +1,93 @@
+"""Every screen is usable at 1280x800 and at phone width, and every input has a label."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page
+
+from backends import free_port
+from browser.conftest import screenshot
+from builders import GatewayBuilder
+from e2e.harness import Gateway
+from helpers import TOKEN, start_serve
+
+pytestmark = pytest.mark.slow
+
+SCREENS = (
+    "overview",
+    "configuration",
+    "listeners",
+    "listeners/edit",
+    "pools",
+    "settings",
+    "settings/edit",
+    "rules",
+    "probes",
+    "health",
+    "ssl",
+    "activity",
+)
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    server = start_serve(
+        tmp_path_factory.mktemp("layout") / "data", {"APPGW_ADMIN_TOKEN": TOKEN}, workers=1
+    )
+    running = Gateway(server, workers=1)
+    running.apply(
+        GatewayBuilder()
+        .pool("appGatewayBackendPool", "127.0.0.1")
+        .settings("appGatewayBackendHttpSettings", free_port(), "Http")
+        .listener("appGatewayHttpListener", free_port(), "Http")
+        .rule(
+            "rule1",
+            "appGatewayHttpListener",
+            pool="appGatewayBackendPool",
+            settings="appGatewayBackendHttpSettings",
+        )
+        .build()
+    )
+    try:
+        yield running
+    finally:
+        server.stop()
+
+
+def signed_in(browser: Browser, gateway: Gateway, width: int, height: int) -> Page:
+    page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+    page.goto(f"{gateway.server.base_url}/portal/signin")
+    page.get_by_label("Admin token").fill(TOKEN)
+    page.keyboard.press("Enter")  # keyboard only
+    page.wait_for_url("**/portal/resources")
+    return page
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "label"), [(1280, 800, "desktop"), (390, 844, "phone")]
+)
+def test_screens_fit_and_label_every_input(
+    browser: Browser, gateway: Gateway, width: int, height: int, label: str
+) -> None:
+    page = signed_in(browser, gateway, width, height)
+    try:
+        for screen in SCREENS:
+            response = page.goto(
+                f"{gateway.server.base_url}/portal/gateways/sub1/rg1/appgw/{screen}"
+            )
+            assert response is not None and response.status == 200, screen
+            screenshot(page, f"{label}-{screen.replace('/', '-')}")
+            overflow = page.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            assert overflow <= 1, f"{screen} scrolls sideways by {overflow}px at {width}px"
+            unlabelled = page.evaluate(
+                """[...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+                   .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
+                   .map(e => e.name || e.id)"""
+            )
+            assert unlabelled == [], f"{screen}: inputs without a label: {unlabelled}"
+    finally:
+        page.context.close()

@@ -1,0 +1,821 @@
+"""Portal screens Backend pools, Rules, Configuration, SSL settings and Activity log, driven over
+HTTP the way a browser without JavaScript posts them (the page's own form, CSRF token and all),
+every outcome checked through the REST API."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from helpers import RG, SUB, TOKEN, Api, Pfx, gateway_id, gateway_url, running_api, skeleton
+
+PORTAL = f"/portal/gateways/{SUB}/{RG}"
+G = gateway_id()
+
+
+# --- a signed-in browser -------------------------------------------------------------------------
+
+
+class _FormReader(HTMLParser):
+    """What a browser would submit for each form of a page, keyed by the form's action."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.forms: dict[str, list[tuple[str, str]]] = {}
+        self._fields: list[tuple[str, str]] | None = None
+        self._select: str | None = None
+        self._options: list[tuple[str, bool]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {key: value or "" for key, value in attrs}
+        if tag == "form":
+            self._fields = self.forms.setdefault(a.get("action", ""), [])
+        elif self._fields is None or ("name" not in a and tag != "option"):
+            return
+        elif tag == "input":
+            kind = a.get("type", "text")
+            if kind in ("radio", "checkbox"):
+                if "checked" in a:
+                    self._fields.append((a["name"], a.get("value", "on")))
+            elif kind not in ("submit", "button", "file"):
+                self._fields.append((a["name"], a.get("value", "")))
+        elif tag == "select":
+            self._select, self._options = a["name"], []
+        elif tag == "option" and self._select is not None:
+            self._options.append((a.get("value", ""), "selected" in a))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._fields = None
+        elif tag == "select" and self._select is not None and self._fields is not None:
+            chosen = [value for value, selected in self._options if selected]
+            if chosen or self._options:
+                self._fields.append((self._select, (chosen or [self._options[0][0]])[0]))
+            self._select = None
+
+
+class Browser:
+    def __init__(self, client: httpx.Client) -> None:
+        self.client = client
+
+    def get(self, url: str) -> str:
+        response = self.client.get(url)
+        assert response.status_code == 200, response.text
+        return response.text
+
+    def submit(self, page: str, action: str, **overrides: str | list[str]) -> httpx.Response:
+        """Post the form `action` of `page` as shown, with some fields changed."""
+        reader = _FormReader()
+        reader.feed(page)
+        assert action in reader.forms, f"no form posting to {action}: {list(reader.forms)}"
+        data: dict[str, list[str]] = {}
+        for name, shown in reader.forms[action]:
+            data.setdefault(name, []).append(shown)
+        for name, value in overrides.items():
+            data[name] = value if isinstance(value, list) else [value]
+        return self.client.post(action, data=data)
+
+
+def field_error(page: str, name: str) -> str:
+    """The text of the error list the page shows under the field `name` ('' if none)."""
+    pattern = rf'<ul class="field-error" id="{re.escape(name)}-error"[^>]*>(.*?)</ul>'
+    match = re.search(pattern, page, re.S)
+    return html.unescape(re.sub(r"<[^>]+>", " ", match[1])) if match else ""
+
+
+def error_only_at(page: str, name: str, words: str) -> None:
+    """`words` are shown under the field `name`, and nothing is left for the top of the form."""
+    assert words in field_error(page, name), f"'{words}' not under {name}: {general_error(page)}"
+    assert general_error(page) == "", f"unplaced errors: {general_error(page)}"
+
+
+def general_error(page: str) -> str:
+    match = re.search(r'<div class="form-error" role="alert">(.*?)</div>', page, re.S)
+    return html.unescape(re.sub(r"<[^>]+>", " ", match[1])) if match else ""
+
+
+def is_checked(page: str, name: str, value: str) -> bool:
+    match = re.search(rf'<input[^>]*name="{name}" value="{re.escape(value)}"([^>]*)>', page)
+    return match is not None and "checked" in match[1]
+
+
+def screen(name: str, gateway: str = "appgw") -> str:
+    return f"{PORTAL}/{gateway}/{name}"
+
+
+# --- fixtures ------------------------------------------------------------------------------------
+
+
+def two_listener_gateway(pfx: Pfx, root_cer: str) -> dict[str, Any]:
+    """The §1.6 skeleton plus a free HTTP listener on port 80 for new rules to use."""
+    document = skeleton(pfx, root_cer)
+    props = document["properties"]
+    props["frontendPorts"].append({"name": "port80", "properties": {"port": 80}})
+    props["httpListeners"].append(
+        {
+            "name": "httpListener",
+            "properties": {
+                "frontendIPConfiguration": {
+                    "id": f"{G}/frontendIPConfigurations/appGatewayFrontendIP"
+                },
+                "frontendPort": {"id": f"{G}/frontendPorts/port80"},
+                "protocol": "Http",
+            },
+        }
+    )
+    return document
+
+
+def v1_gateway(pfx: Pfx, root_cer: str) -> dict[str, Any]:
+    """The skeleton on a v1 SKU: no trusted roots, no priorities, a v1-era TLS policy."""
+    document = skeleton(pfx, root_cer, name="appgw1", port=8443)
+    props = document["properties"]
+    props["sku"] = {"name": "Standard_Medium", "tier": "Standard", "capacity": 2}
+    props["sslPolicy"] = {"policyType": "Predefined", "policyName": "AppGwSslPolicy20170401S"}
+    props["trustedRootCertificates"] = []
+    props["backendHttpSettingsCollection"][0]["properties"].pop("trustedRootCertificates")
+    props["requestRoutingRules"][0]["properties"].pop("priority")
+    return document
+
+
+@pytest.fixture
+def portal(tmp_path: Path, pfx: Pfx, root_cer: str) -> Iterator[tuple[Api, Browser]]:
+    with running_api(tmp_path / "data") as api:
+        created = api.client.put(gateway_url(), json=two_listener_gateway(pfx, root_cer))
+        assert created.status_code in (200, 201), created.text
+        with httpx.Client(base_url=api.base_url, timeout=30, follow_redirects=False) as client:
+            signed = client.post("/portal/signin", data={"token": TOKEN})
+            assert signed.status_code == 303, signed.text
+            yield api, Browser(client)
+
+
+def stored(api: Api, name: str = "appgw") -> dict[str, Any]:
+    response = api.client.get(gateway_url(name))
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def child(document: dict[str, Any], collection: str, name: str) -> dict[str, Any] | None:
+    for entry in document["properties"].get(collection, []):
+        if entry["name"].casefold() == name.casefold():
+            return entry  # type: ignore[no-any-return]
+    return None
+
+
+def without_etags(value: Any) -> Any:
+    """Every child carries its gateway's etag, which any save changes."""
+    if isinstance(value, dict):
+        return {key: without_etags(item) for key, item in value.items() if key != "etag"}
+    if isinstance(value, list):
+        return [without_etags(item) for item in value]
+    return value
+
+
+def assert_refused_without_csrf(browser: Browser, page: str, action: str, api: Api) -> None:
+    before = stored(api)["etag"]
+    refused = browser.submit(page, action, csrf="")
+    assert refused.status_code == 403
+    assert "CSRF" in refused.text
+    assert stored(api)["etag"] == before, "a form without the CSRF token changed the gateway"
+
+
+# --- every screen --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "words"),
+    [
+        ("pools", ["Backend pools", "appGatewayBackendPool", "rule1", "+ Add"]),
+        (
+            "pools/add",
+            [
+                "Add backend pool",
+                "Add backend pool without targets",
+                "Target type",
+                "IP address or FQDN",
+                "Target",
+            ],
+        ),
+        ("pools/edit/appGatewayBackendPool", ["Edit backend pool", "10.0.1.4", "app1.contoso.com"]),
+        ("rules", ["Rules", "Priority", "Listener", "rule1", "appGatewayHttpListener", "Basic"]),
+        (
+            "rules/add",
+            [
+                "Rule name",
+                "Priority",
+                "Listener",
+                "Backend targets",
+                "Target type",
+                "Backend pool",
+                "Redirection",
+                "Redirection type",
+                "Permanent",
+                "Redirection target",
+                "External site",
+                "Target listener",
+                "Target URL",
+                "Include path",
+                "Include query string",
+                "Add multiple targets to create a path-based rule",
+                "Path",
+                "Target name",
+                "Backend settings",
+                "Backend target",
+            ],
+        ),
+        ("rules/edit/rule1", ["Edit routing rule", "appGatewayBackendPool"]),
+        (
+            "configuration",
+            [
+                "Configuration",
+                "Tier",
+                "Standard_v2",
+                "Capacity type",
+                "Autoscale",
+                "Manual",
+                "Instance count",
+                "HTTP2",
+                "Enabled",
+                "Disabled",
+            ],
+        ),
+        (
+            "ssl",
+            [
+                "SSL settings",
+                "Predefined",
+                "Custom",
+                "CustomV2",
+                "AppGwSslPolicy20220101S",
+                "AppGwSslPolicy20150501",
+                "Retired",
+                "Min protocol version",
+                "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+            ],
+        ),
+        (
+            "activity",
+            [
+                "Activity log",
+                "Create or Update Application Gateway",
+                "Succeeded",
+                "Event initiated by",
+            ],
+        ),
+    ],
+)
+def test_each_screen_shows_azure_words(
+    portal: tuple[Api, Browser], path: str, words: list[str]
+) -> None:
+    _api, browser = portal
+    page = browser.get(screen(path))
+    for word in words:
+        assert word in page, f"{path}: '{word}' missing"
+    # Every visible control has a label (the page is usable with a screen reader and keyboard).
+    for control in re.findall(r'<(?:input|select)\b[^>]*\bid="([^"]+)"', page):
+        assert f'for="{control}"' in page, f"{path}: control '{control}' has no label"
+    if "<form" in page and 'method="post"' in page:
+        assert 'name="csrf"' in page
+
+
+def test_screens_need_a_session(portal: tuple[Api, Browser]) -> None:
+    api, _browser = portal
+    for path in ("pools", "rules", "configuration", "ssl", "activity"):
+        anonymous = httpx.get(f"{api.base_url}{screen(path)}", follow_redirects=False)
+        assert anonymous.status_code == 303
+        assert anonymous.headers["location"].startswith("/portal/signin")
+
+
+def test_unknown_pool_or_rule_is_a_404(portal: tuple[Api, Browser]) -> None:
+    _api, browser = portal
+    assert browser.client.get(screen("pools/edit/nope")).status_code == 404
+    assert browser.client.get(screen("rules/edit/nope")).status_code == 404
+
+
+# --- backend pools -------------------------------------------------------------------------------
+
+
+def test_add_edit_and_delete_a_backend_pool(portal: tuple[Api, Browser]) -> None:
+    api, browser = portal
+    page = browser.get(screen("pools/add"))
+    assert len(re.findall(r'name="target_\d+"', page)) >= 5
+    saved = browser.submit(
+        page,
+        screen("pools/add"),
+        pool_name="pool2",
+        without_targets="No",
+        target_0="10.0.2.5",
+        target_1="",  # blank rows are ignored
+        target_2="api.contoso.com",
+    )
+    assert saved.status_code == 303, saved.text
+    assert saved.headers["location"] == screen("pools")
+    listed = browser.get(screen("pools"))
+    assert "Saved backend pool &#39;pool2&#39;." in listed
+    pool = child(stored(api), "backendAddressPools", "pool2")
+    assert pool is not None
+    assert pool["properties"]["backendAddresses"] == [
+        {"ipAddress": "10.0.2.5"},
+        {"fqdn": "api.contoso.com"},
+    ]
+
+    edit = browser.get(screen("pools/edit/pool2"))
+    assert 'value="api.contoso.com"' in edit
+    saved = browser.submit(edit, screen("pools/edit/pool2"), target_0="10.0.2.6")
+    assert saved.status_code == 303, saved.text
+    pool = child(stored(api), "backendAddressPools", "pool2")
+    assert pool is not None
+    assert pool["properties"]["backendAddresses"][0] == {"ipAddress": "10.0.2.6"}
+
+    saved = browser.submit(
+        browser.get(screen("pools/edit/pool2")), screen("pools/edit/pool2"), without_targets="Yes"
+    )
+    assert saved.status_code == 303, saved.text
+    pool = child(stored(api), "backendAddressPools", "pool2")
+    assert pool is not None and pool["properties"]["backendAddresses"] == []
+
+    listed = browser.get(screen("pools"))
+    deleted = browser.submit(listed, screen("pools/delete/pool2"))
+    assert deleted.status_code == 303, deleted.text
+    assert child(stored(api), "backendAddressPools", "pool2") is None
+
+
+def test_backend_pool_errors_show_next_to_their_field(portal: tuple[Api, Browser]) -> None:
+    api, browser = portal
+    before = stored(api)
+    page = browser.get(screen("pools/add"))
+
+    duplicate = browser.submit(
+        page,
+        screen("pools/add"),
+        pool_name="APPGATEWAYBACKENDPOOL",
+        without_targets="No",
+        target_0="10.0.0.9",
+    )
+    assert duplicate.status_code == 400
+    error_only_at(duplicate.text, "pool_name", "two entries are named")
+    assert 'value="10.0.0.9"' in duplicate.text, "what was typed is kept"
+
+    bad_target = browser.submit(
+        page,
+        screen("pools/add"),
+        pool_name="pool3",
+        without_targets="No",
+        target_0="10.0.0.9",
+        target_3="bad_name!",
+    )
+    assert bad_target.status_code == 400
+    error_only_at(bad_target.text, "target_3", "not a valid DNS name")
+    assert field_error(bad_target.text, "target_0") == ""
+
+    bad_name = browser.submit(
+        page, screen("pools/add"), pool_name="bad name", without_targets="Yes"
+    )
+    assert bad_name.status_code == 400
+    error_only_at(bad_name.text, "pool_name", "1-80 characters")
+
+    no_targets = browser.submit(page, screen("pools/add"), pool_name="pool4", without_targets="No")
+    assert no_targets.status_code == 400
+    error_only_at(no_targets.text, "target_0", "at least one target")
+
+    assert stored(api)["etag"] == before["etag"]
+    assert_refused_without_csrf(browser, page, screen("pools/add"), api)
+
+
+def test_a_pool_a_rule_uses_is_not_deleted(portal: tuple[Api, Browser]) -> None:
+    api, browser = portal
+    before = stored(api)["etag"]
+    listed = browser.get(screen("pools"))
+    refused = browser.submit(listed, screen("pools/delete/appGatewayBackendPool"))
+    assert refused.status_code == 400
+    message = general_error(refused.text)
+    assert "was not deleted" in message
+    assert "Rules using it: rule1" in message
+    assert "does not exist" in message, "the service's own words are shown too"
+    assert stored(api)["etag"] == before
+    assert_refused_without_csrf(browser, listed, screen("pools/delete/appGatewayBackendPool"), api)
+
+
+def test_a_change_made_meanwhile_is_not_overwritten(portal: tuple[Api, Browser]) -> None:
+    api, browser = portal
+    page = browser.get(screen("pools/add"))
+    # Someone else changes the gateway after the form was loaded.
+    document = stored(api)
+    document["tags"] = {"changed": "meanwhile"}
+    assert api.client.put(gateway_url(), json=document).status_code == 200
+    stale = browser.submit(page, screen("pools/add"), pool_name="pool5", without_targets="Yes")
+    assert stale.status_code == 400
+    assert "changed by someone else" in general_error(stale.text)
+    assert child(stored(api), "backendAddressPools", "pool5") is None
+
+
+# --- rules ---------------------------------------------------------------------------------------
+
+
+def test_add_a_basic_rule_then_redirect_then_path_based_then_delete(
+    portal: tuple[Api, Browser],
+) -> None:
+    api, browser = portal
+    page = browser.get(screen("rules/add"))
+    assert 'value="httpListener" selected' in page, "the free listener is proposed"
+    saved = browser.submit(
+        page,
+        screen("rules/add"),
+        rule_name="rule2",
+        priority="200",
+        listener="httpListener",
+        target_type="BackendPool",
+        backend_pool="appGatewayBackendPool",
+        backend_settings="appGatewayBackendHttpSettings",
+    )
+    assert saved.status_code == 303, saved.text
+    rule = child(stored(api), "requestRoutingRules", "rule2")
+    assert rule is not None
+    p = rule["properties"]
+    assert (p["ruleType"], p["priority"]) == ("Basic", 200)
+    assert p["httpListener"]["id"].endswith("/httpListeners/httpListener")
+    assert p["backendAddressPool"]["id"].endswith("/backendAddressPools/appGatewayBackendPool")
+    listed = browser.get(screen("rules"))
+    assert "rule2" in listed and "200" in listed
+
+    # Redirection to the HTTPS listener: a redirect configuration named after the rule.
+    edit = browser.get(screen("rules/edit/rule2"))
+    saved = browser.submit(
+        edit,
+        screen("rules/edit/rule2"),
+        target_type="Redirection",
+        redirect_type="Permanent",
+        redirect_target="Listener",
+        target_listener="appGatewayHttpListener",
+        include_path="Yes",
+        include_query_string="No",
+    )
+    assert saved.status_code == 303, saved.text
+    document = stored(api)
+    p = child(document, "requestRoutingRules", "rule2")["properties"]  # type: ignore[index]
+    assert "backendAddressPool" not in p
+    assert p["redirectConfiguration"]["id"].endswith("/redirectConfigurations/rule2")
+    redirect = child(document, "redirectConfigurations", "rule2")
+    assert redirect is not None
+    r = redirect["properties"]
+    assert r["redirectType"] == "Permanent"
+    assert r["targetListener"]["id"].endswith("/httpListeners/appGatewayHttpListener")
+    assert (r["includePath"], r["includeQueryString"]) == (True, False)
+    edit = browser.get(screen("rules/edit/rule2"))
+    assert is_checked(edit, "target_type", "Redirection")
+
+    # Back to a backend pool, with path targets: a URL path map named after the rule.
+    saved = browser.submit(
+        edit,
+        screen("rules/edit/rule2"),
+        target_type="BackendPool",
+        backend_pool="appGatewayBackendPool",
+        backend_settings="appGatewayBackendHttpSettings",
+        path_0="/images/*, /img/*",
+        path_name_0="images",
+        path_settings_0="appGatewayBackendHttpSettings",
+        path_target_0="appGatewayBackendPool",
+    )
+    assert saved.status_code == 303, saved.text
+    document = stored(api)
+    p = child(document, "requestRoutingRules", "rule2")["properties"]  # type: ignore[index]
+    assert p["ruleType"] == "PathBasedRouting"
+    assert p["urlPathMap"]["id"].endswith("/urlPathMaps/rule2")
+    assert "backendAddressPool" not in p
+    path_map = child(document, "urlPathMaps", "rule2")
+    assert path_map is not None
+    m = path_map["properties"]
+    assert m["defaultBackendAddressPool"]["id"].endswith("/appGatewayBackendPool")
+    assert [r["name"] for r in m["pathRules"]] == ["images"]
+    assert m["pathRules"][0]["properties"]["paths"] == ["/images/*", "/img/*"]
+    assert child(document, "redirectConfigurations", "rule2") is None, "unused redirect removed"
+    edit = browser.get(screen("rules/edit/rule2"))
+    assert 'value="/images/*, /img/*"' in edit
+
+    listed = browser.get(screen("rules"))
+    assert "Path-based" in listed
+    assert_refused_without_csrf(browser, listed, screen("rules/delete/rule2"), api)
+    deleted = browser.submit(listed, screen("rules/delete/rule2"))
+    assert deleted.status_code == 303, deleted.text
+    document = stored(api)
+    assert child(document, "requestRoutingRules", "rule2") is None
+    assert child(document, "urlPathMaps", "rule2") is None, "its path map goes with the rule"
+
+
+def test_rule_errors_show_next_to_their_field(portal: tuple[Api, Browser]) -> None:
+    api, browser = portal
+    before = stored(api)["etag"]
+    page = browser.get(screen("rules/add"))
+    valid = {
+        "rule_name": "rule2",
+        "priority": "200",
+        "listener": "httpListener",
+        "backend_pool": "appGatewayBackendPool",
+        "backend_settings": "appGatewayBackendHttpSettings",
+    }
+
+    zero = browser.submit(page, screen("rules/add"), **{**valid, "priority": "0"})
+    assert zero.status_code == 400
+    error_only_at(zero.text, "priority", "priority 0 is outside 1-20000")
+
+    taken = browser.submit(page, screen("rules/add"), **{**valid, "priority": "100"})
+    assert taken.status_code == 400
+    error_only_at(taken.text, "priority", "already used by rule 'rule1'")
+
+    shared = browser.submit(
+        page, screen("rules/add"), **{**valid, "listener": "appGatewayHttpListener"}
+    )
+    assert shared.status_code == 400
+    error_only_at(shared.text, "listener", "already used by rule 'rule1'")
+
+    duplicate = browser.submit(page, screen("rules/add"), **{**valid, "rule_name": "RULE1"})
+    assert duplicate.status_code == 400
+    error_only_at(duplicate.text, "rule_name", "two entries are named")
+
+    external = browser.submit(
+        page,
+        screen("rules/add"),
+        **valid,
+        target_type="Redirection",
+        redirect_target="ExternalSite",
+        target_url="ftp://example.com",
+    )
+    assert external.status_code == 400
+    error_only_at(external.text, "target_url", "not an absolute http or https URL")
+
+    bad_path = browser.submit(
+        page,
+        screen("rules/add"),
+        **valid,
+        path_1="images/*",
+        path_name_1="images",
+        path_target_1="appGatewayBackendPool",
+        path_settings_1="appGatewayBackendHttpSettings",
+    )
+    assert bad_path.status_code == 400
+    error_only_at(bad_path.text, "path_1", "must start with '/'")
+
+    assert stored(api)["etag"] == before
+    assert_refused_without_csrf(browser, page, screen("rules/add"), api)
+
+    # Azure reports a duplicate priority on the later rule (here rule2, not the edited rule1);
+    # the error still belongs next to this form's Priority field.
+    made = browser.submit(browser.get(screen("rules/add")), screen("rules/add"), **valid)
+    assert made.status_code == 303, made.text
+    edit = browser.get(screen("rules/edit/rule1"))
+    clash = browser.submit(edit, screen("rules/edit/rule1"), priority="200")
+    assert clash.status_code == 400
+    error_only_at(clash.text, "priority", "priority 200")
+
+
+# --- configuration -------------------------------------------------------------------------------
+
+
+def test_configuration_capacity_and_http2(portal: tuple[Api, Browser]) -> None:
+    api, browser = portal
+    page = browser.get(screen("configuration"))
+    saved = browser.submit(
+        page,
+        screen("configuration"),
+        capacity_type="Autoscale",
+        autoscale_min="2",
+        autoscale_max="10",
+    )
+    assert saved.status_code == 303, saved.text
+    props = stored(api)["properties"]
+    assert props["autoscaleConfiguration"] == {"minCapacity": 2, "maxCapacity": 10}
+    assert "capacity" not in props["sku"]
+
+    page = browser.get(screen("configuration"))
+    assert is_checked(page, "capacity_type", "Autoscale")
+    saved = browser.submit(
+        page, screen("configuration"), capacity_type="Manual", instance_count="3"
+    )
+    assert saved.status_code == 303, saved.text
+    props = stored(api)["properties"]
+    assert props["sku"]["capacity"] == 3
+    assert not props.get("autoscaleConfiguration")
+
+    before = stored(api)["etag"]
+    page = browser.get(screen("configuration"))
+    http2 = browser.submit(page, screen("configuration"), http2="Enabled")
+    assert http2.status_code == 400
+    error_only_at(http2.text, "http2", "HTTP/2")
+    assert is_checked(http2.text, "http2", "Enabled"), "the choice is kept on the re-shown form"
+
+    backwards = browser.submit(
+        page,
+        screen("configuration"),
+        capacity_type="Autoscale",
+        autoscale_min="5",
+        autoscale_max="3",
+    )
+    assert backwards.status_code == 400
+    error_only_at(backwards.text, "autoscale_max", "below minCapacity")
+
+    too_many = browser.submit(page, screen("configuration"), instance_count="126")
+    assert too_many.status_code == 400
+    assert field_error(too_many.text, "instance_count")
+
+    assert stored(api)["etag"] == before
+    assert_refused_without_csrf(browser, page, screen("configuration"), api)
+
+
+# --- SSL settings --------------------------------------------------------------------------------
+
+
+def test_ssl_policy_predefined_and_custom(portal: tuple[Api, Browser]) -> None:
+    api, browser = portal
+    page = browser.get(screen("ssl"))
+    assert is_checked(page, "policy_name", "AppGwSslPolicy20220101")
+    saved = browser.submit(
+        page, screen("ssl"), policy_type="Predefined", policy_name="AppGwSslPolicy20220101S"
+    )
+    assert saved.status_code == 303, saved.text
+    assert stored(api)["properties"]["sslPolicy"] == {
+        "policyType": "Predefined",
+        "policyName": "AppGwSslPolicy20220101S",
+    }
+
+    page = browser.get(screen("ssl"))
+    suites = ["TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"]
+    saved = browser.submit(
+        page,
+        screen("ssl"),
+        policy_type="CustomV2",
+        min_protocol_version="TLSv1_2",
+        cipher_suites=suites,
+    )
+    assert saved.status_code == 303, saved.text
+    # Ticked suites are listed in Azure's order (the REST enum's, which ends with these two).
+    assert stored(api)["properties"]["sslPolicy"] == {
+        "policyType": "CustomV2",
+        "minProtocolVersion": "TLSv1_2",
+        "cipherSuites": suites[::-1],
+    }
+    # Set through the API in another order: that order is kept, new suites go last.
+    document = stored(api)
+    document["properties"]["sslPolicy"]["cipherSuites"] = suites
+    assert api.client.put(gateway_url(), json=document).status_code == 200
+    page = browser.get(screen("ssl"))
+    ecdsa = "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"
+    saved = browser.submit(page, screen("ssl"), cipher_suites=[ecdsa, *suites])
+    assert saved.status_code == 303, saved.text
+    assert stored(api)["properties"]["sslPolicy"]["cipherSuites"] == [*suites, ecdsa]
+    page = browser.get(screen("ssl"))
+    assert is_checked(page, "policy_type", "CustomV2")
+
+
+def test_ssl_policy_errors_show_next_to_their_field(portal: tuple[Api, Browser]) -> None:
+    api, browser = portal
+    before = stored(api)["etag"]
+    page = browser.get(screen("ssl"))
+
+    retired = browser.submit(
+        page, screen("ssl"), policy_type="Predefined", policy_name="AppGwSslPolicy20150501"
+    )
+    assert retired.status_code == 400
+    error_only_at(retired.text, "policy_name", "retired")
+
+    no_sha256 = browser.submit(
+        page,
+        screen("ssl"),
+        policy_type="Custom",
+        min_protocol_version="TLSv1_2",
+        cipher_suites=["TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"],
+    )
+    assert no_sha256.status_code == 400
+    error_only_at(no_sha256.text, "cipher_suites", "must enable one of")
+
+    old_tls = browser.submit(
+        page,
+        screen("ssl"),
+        policy_type="Custom",
+        min_protocol_version="TLSv1_0",
+        cipher_suites=["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"],
+    )
+    assert old_tls.status_code == 400
+    error_only_at(old_tls.text, "min_protocol_version", "retired")
+
+    assert stored(api)["etag"] == before
+    assert_refused_without_csrf(browser, page, screen("ssl"), api)
+
+
+# --- activity log --------------------------------------------------------------------------------
+
+
+def test_activity_log_lists_changes_and_refusals(portal: tuple[Api, Browser]) -> None:
+    _api, browser = portal
+    page = browser.get(screen("configuration"))
+    assert browser.submit(page, screen("configuration"), http2="Enabled").status_code == 400
+    assert browser.submit(page, screen("configuration"), instance_count="4").status_code == 303
+    log = browser.get(screen("activity"))
+    assert "Failed" in log and "Succeeded" in log
+    assert "FeatureNotSupported" in log
+    assert "Microsoft.Network/applicationGateways/write" in log
+    caller = re.search(r'data-label="Event initiated by">([^<]+)', log)
+    assert caller is not None and caller[1].strip(), "the caller is shown"
+
+
+# --- v1 ------------------------------------------------------------------------------------------
+
+
+def test_v1_gateway_screens_offer_v1_choices_only(
+    portal: tuple[Api, Browser], pfx: Pfx, root_cer: str
+) -> None:
+    api, browser = portal
+    created = api.client.put(gateway_url("appgw1"), json=v1_gateway(pfx, root_cer))
+    assert created.status_code in (200, 201), created.text
+
+    configuration = browser.get(screen("configuration", "appgw1"))
+    assert 'value="Autoscale"' not in configuration
+    assert 'max="32"' in configuration
+
+    ssl_page = browser.get(screen("ssl", "appgw1"))
+    assert 'value="CustomV2"' not in ssl_page
+    assert "AppGwSslPolicy20220101" not in ssl_page
+
+    rules = browser.get(screen("rules/add", "appgw1"))
+    assert 'name="priority"' not in rules
+    edit = browser.get(screen("rules/edit/rule1", "appgw1"))
+    saved = browser.submit(edit, screen("rules/edit/rule1", "appgw1"))
+    assert saved.status_code == 303, saved.text
+    assert (
+        "priority"
+        not in stored(api, "appgw1")["properties"]["requestRoutingRules"][0]["properties"]
+    )
+
+    too_many = browser.submit(configuration, screen("configuration", "appgw1"), instance_count="33")
+    assert too_many.status_code == 400
+    error_only_at(too_many.text, "instance_count", "1-32")
+
+
+def test_path_based_rule_whose_default_redirects_to_an_external_site(
+    portal: tuple[Api, Browser],
+) -> None:
+    api, browser = portal
+    page = browser.get(screen("rules/add"))
+    saved = browser.submit(
+        page,
+        screen("rules/add"),
+        rule_name="rule2",
+        priority="200",
+        listener="httpListener",
+        target_type="Redirection",
+        redirect_type="Found",
+        redirect_target="ExternalSite",
+        target_url="https://www.contoso.com",
+        include_path="No",
+        include_query_string="Yes",
+        path_0="/api/*",
+        path_name_0="api",
+        path_settings_0="appGatewayBackendHttpSettings",
+        path_target_0="appGatewayBackendPool",
+    )
+    assert saved.status_code == 303, saved.text
+    document = stored(api)
+    path_map = child(document, "urlPathMaps", "rule2")
+    assert path_map is not None
+    m = path_map["properties"]
+    assert m["defaultRedirectConfiguration"]["id"].endswith("/redirectConfigurations/rule2")
+    assert "defaultBackendAddressPool" not in m
+    assert m["pathRules"][0]["properties"]["backendAddressPool"]["id"].endswith(
+        "/appGatewayBackendPool"
+    )
+    redirect = child(document, "redirectConfigurations", "rule2")
+    assert redirect is not None
+    r = redirect["properties"]
+    assert (r["redirectType"], r["targetUrl"]) == ("Found", "https://www.contoso.com")
+    assert (r["includePath"], r["includeQueryString"]) == (False, True)
+    assert "targetListener" not in r
+
+    # The edit form shows all of it again, and saving it unchanged changes nothing but the etag.
+    edit = browser.get(screen("rules/edit/rule2"))
+    assert is_checked(edit, "target_type", "Redirection")
+    assert is_checked(edit, "redirect_target", "ExternalSite")
+    assert 'value="https://www.contoso.com"' in edit
+    before = stored(api)["properties"]
+    assert browser.submit(edit, screen("rules/edit/rule2")).status_code == 303
+    after = stored(api)["properties"]
+    for collection in ("requestRoutingRules", "urlPathMaps", "redirectConfigurations"):
+        assert without_etags(after[collection]) == without_etags(before[collection]), collection
+
+    # A path target may redirect too (to an existing redirect configuration).
+    edit = browser.get(screen("rules/edit/rule2"))
+    assert 'value="redirect:rule2"' in edit
+    saved = browser.submit(
+        edit, screen("rules/edit/rule2"), path_target_0="redirect:rule2", path_settings_0=""
+    )
+    assert saved.status_code == 303, saved.text
+    path_map = child(stored(api), "urlPathMaps", "rule2")
+    assert path_map is not None
+    rule_props = path_map["properties"]["pathRules"][0]["properties"]
+    assert rule_props["redirectConfiguration"]["id"].endswith("/redirectConfigurations/rule2")
+    assert "backendAddressPool" not in rule_props
