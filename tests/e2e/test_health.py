@@ -428,6 +428,12 @@ def test_metrics_count_requests_across_workers(gateway: Gateway) -> None:
             )
             .rule("metrics-rule", "metrics-listener", path_map="paths")
         )
+        # The failing backend answers 503 to everything: its probe accepts that, so the 503s
+        # reach clients as backend answers instead of the member leaving rotation.
+        builder.props["probes"] = [probe("lenient", match={"statusCodes": ["200-599"]})]
+        builder.props["backendHttpSettingsCollection"][1]["properties"]["probe"] = builder.ref(
+            "probes", "lenient"
+        )
         gateway.apply(builder.build(), name="measured")
         for _ in range(5):  # new connections: the kernel spreads them over both workers
             assert get(port, "x", path="/ok").status_code == 200

@@ -214,7 +214,12 @@ class HealthMonitor:
             else:
                 member.consecutive_failures += 1
                 member.last_failure = result.at
-                if member.consecutive_failures >= member.spec.unhealthy_threshold:
+                # The threshold protects a member that was working from one bad probe; one that
+                # never answered correctly is reported (and kept out) at its first failure.
+                if (
+                    member.consecutive_failures >= member.spec.unhealthy_threshold
+                    or member.last_success is None
+                ):
                     member.state = "Unhealthy"
             changed = member.state != before
         leaf = result.verdict.presented[0] if result.verdict and result.verdict.presented else None

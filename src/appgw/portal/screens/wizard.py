@@ -17,7 +17,15 @@ from starlette.datastructures import FormData
 
 from appgw.control.service import Caller, ServiceError
 from appgw.model.ids import GatewayId
-from appgw.portal.common import FormErrors, Portal, gateway_url, redirect, text, upload
+from appgw.portal.common import (
+    FormErrors,
+    Portal,
+    certificate_field,
+    gateway_url,
+    redirect,
+    text,
+    upload,
+)
 from appgw.portal.sessions import Session
 
 URL = "/portal/create"
@@ -316,7 +324,7 @@ def _document(
     authentication: list[dict[str, Any]] = []
     if own_ca and cer is not None:
         ca_name = v["backend_cer_name"]
-        cert = {"name": ca_name, "properties": {"data": base64.b64encode(cer).decode()}}
+        cert = {"name": ca_name, "properties": {"data": certificate_field(cer)}}
         if wizard.v2:
             trusted_roots.append(cert)
             settings["trustedRootCertificates"] = [ref("trustedRootCertificates", ca_name)]
