@@ -145,6 +145,7 @@ def serve(options: ServeOptions, environ: dict[str, str] | None = None) -> None:
         f"  data directory: {data_dir}",
         f"  API:            {url}/  (ARM paths under /subscriptions/...; OpenAPI at "
         f"{url}/openapi.json, docs at {url}/docs)",
+        f"  portal:         {url}/  (sign in with the admin token)",
     ]
     if tls:
         lines.append(f"  admin TLS certificate SHA-256: {tls.fingerprint}")
