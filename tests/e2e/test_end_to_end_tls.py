@@ -266,8 +266,9 @@ def test_d_v2_backend_certificate_checks(
             trustedRootCertificates=["backendRoot"],
             **settings,
         ).trusted_root("backendRoot", cer_b64(backend_ca))
-        gateway.apply(builder.build())
+        # The reason is logged by the health probe or by traffic, whichever meets it first.
         before = gateway.log()
+        gateway.apply(builder.build())
         response = get(port, SITE, https=True, ca=frontend_ca)
         if passes:
             assert response.status_code == 200, response.text
@@ -309,8 +310,9 @@ def test_d_self_signed_non_ca_leaf_fails_like_a_missing_intermediate(
             hostName=BACKEND_NAME,
             trustedRootCertificates=["selfSigned"],
         ).trusted_root("selfSigned", base64.b64encode(leaf_der).decode())
-        gateway.apply(builder.build())
+        # The reason is logged by the health probe or by traffic, whichever meets it first.
         before = len(gateway.log())
+        gateway.apply(builder.build())
         assert get(port, SITE, https=True, ca=frontend_ca).status_code == 502
         assert backend.seen == []
         wait_until(
@@ -330,8 +332,9 @@ def test_d_well_known_ca_mode_refuses_a_private_ca(
         port = free_port()
         # No trusted root on the settings: "Use well known CA certificate" = Yes.
         builder = https_gateway(listener_pfx, backend.port, port=port, hostName=BACKEND_NAME)
-        gateway.apply(builder.build())
+        # The reason is logged by the health probe or by traffic, whichever meets it first.
         before = len(gateway.log())
+        gateway.apply(builder.build())
         assert get(port, SITE, https=True, ca=frontend_ca).status_code == 502
         assert backend.seen == []
         wait_until(

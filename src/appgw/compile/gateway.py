@@ -226,6 +226,7 @@ class _Compiler:
             )
         if self.problems:
             raise CompileError(self.problems)
+        probe_specs = self._probe_specs()
         return Snapshot(
             seq=seq,
             gateway_id=self.gateway_id,
@@ -236,7 +237,10 @@ class _Compiler:
             custom_errors=_custom_errors(self.props.custom_error_configurations),
             backend_addresses=frozenset(self.backend_addresses),
             forward_targets=tuple(self.forward_targets),
-            probe_specs=self._probe_specs(),
+            probe_specs=probe_specs,
+            probe_fingerprints={
+                (spec.pool.name, spec.settings.name): spec.fingerprint for spec in probe_specs
+            },
             custom_error_urls=frozenset(
                 url
                 for configs in (

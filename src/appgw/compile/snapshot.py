@@ -6,6 +6,7 @@ a request. Nothing here is validated again on the hot path.
 
 from __future__ import annotations
 
+import hashlib
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -84,6 +85,11 @@ class ProbeSpec:
     body: str | None
     min_servers: int
 
+    @property
+    def fingerprint(self) -> str:
+        """Stable across processes: the monitor and the workers compute the same value."""
+        return hashlib.sha256(repr(self).encode()).hexdigest()[:16]
+
 
 @dataclass(frozen=True, slots=True)
 class PathRoute:
@@ -134,6 +140,8 @@ class Snapshot:
     forward_targets: tuple[ForwardTarget, ...] = ()
     # What the health monitor probes: one entry per (pool, settings) pair a rule uses.
     probe_specs: tuple[ProbeSpec, ...] = ()
+    # (pool, settings) -> that pair's probe fingerprint, for health-board lookups
+    probe_fingerprints: Mapping[tuple[str, str], str] = field(default_factory=dict)
     # Every custom error page URL of the gateway and its listeners (fetched off the hot path).
     custom_error_urls: frozenset[str] = frozenset()
 

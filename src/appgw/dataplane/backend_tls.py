@@ -814,3 +814,19 @@ def _utc(now: datetime | None) -> datetime:
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def describe_rejection(verdict: BackendCertificateVerdict, sni: str | None) -> str:
+    """One log phrase for a refused backend certificate: the failed check, why, and what the
+    backend presented (shared by traffic and health probes, so both read the same)."""
+    leaf = verdict.presented[0] if verdict.presented else None
+    presented = (
+        f"subject '{leaf.subject}', issuer '{leaf.issuer}', notAfter "
+        f"{leaf.not_after.isoformat()}, SHA-256 {leaf.sha256_fingerprint}"
+        if leaf is not None
+        else "no certificate"
+    )
+    return (
+        f"check {verdict.check} failed: {verdict.message}; SNI {sni or '(none)'}; "
+        f"presented certificate: {presented}"
+    )

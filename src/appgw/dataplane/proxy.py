@@ -30,6 +30,7 @@ from appgw.compile.snapshot import (
     Target,
 )
 from appgw.dataplane.access_log import AccessLog
+from appgw.dataplane.backend_tls import describe_rejection
 from appgw.dataplane.error_pages import ErrorPages
 from appgw.dataplane.http import (
     LAST_CHUNK,
@@ -142,8 +143,10 @@ class Services:
     instance_id: str
     error_pages: ErrorPages = field(default_factory=ErrorPages)
     metrics: RequestMetrics = field(default_factory=RequestMetrics)
-    # (gateway key, pool, settings, member address) out of rotation, from the health board
-    unhealthy: frozenset[tuple[str, str, str, str]] = frozenset()
+    # (gateway key, pool, settings, member address, probe fingerprint) out of rotation, from
+    # the health board; the fingerprint keeps a verdict about an older configuration from
+    # applying to a newer one
+    unhealthy: frozenset[tuple[str, str, str, str, str]] = frozenset()
 
 
 class ClientConnection(asyncio.Protocol):
@@ -582,8 +585,9 @@ class Exchange:
         unhealthy = self.client.services.unhealthy
         if not unhealthy:
             return True
-        key = (self.gateway_key, target.pool.name, target.settings.name, member.address)
-        return key not in unhealthy
+        pair = (target.pool.name, target.settings.name)
+        probe = self.snapshot.probe_fingerprints.get(pair, "")
+        return (self.gateway_key, *pair, member.address, probe) not in unhealthy
 
     def upstream_key(
         self, target: ForwardTarget, member: BackendMember
@@ -674,22 +678,7 @@ class Exchange:
             f"'{target.settings.name}', rule '{target.rule_name}')"
         )
         if isinstance(error, BackendTlsRejected):
-            verdict = error.verdict
-            leaf = verdict.presented[0] if verdict.presented else None
-            presented = (
-                f"subject '{leaf.subject}', issuer '{leaf.issuer}', notAfter "
-                f"{leaf.not_after.isoformat()}, SHA-256 {leaf.sha256_fingerprint}"
-                if leaf is not None
-                else "no certificate"
-            )
-            log.error(
-                "%s rejected: check %s failed: %s; SNI %s; presented certificate: %s",
-                where,
-                verdict.check,
-                verdict.message,
-                key.sni or "(none)",
-                presented,
-            )
+            log.error("%s rejected: %s", where, describe_rejection(error.verdict, key.sni))
         else:
             log.error("%s unusable: %s", where, error.message)
 

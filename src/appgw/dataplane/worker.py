@@ -75,7 +75,7 @@ class Follower:
             return  # replaced under us; the next poll reads the new one
         self.board_changed = changed
         self.runtime.services.unhealthy = frozenset(
-            (str(g), str(p), str(s), str(a)) for g, p, s, a in board.get("unhealthy", [])
+            (str(g), str(p), str(s), str(a), str(f)) for g, p, s, a, f in board.get("unhealthy", [])
         )
 
     async def poll(self) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 
 from appgw.compile.gateway import CompileError, compile_gateway
 from appgw.compile.snapshot import BackendMember, ProbeSpec, Snapshot
+from appgw.dataplane.backend_tls import describe_rejection
 from appgw.health.probe import ProbeResult, run_probe, traffic_identity
 from appgw.observability import HealthMetrics
 from appgw.store.sql import GatewayVersion, SqlStore
@@ -231,13 +232,21 @@ class HealthMonitor:
                 leaf.days_until_expiry(),
             )
         if changed:
+            scheme = "https" if member.spec.settings.trust is not None else "http"
+            reason = (
+                describe_rejection(result.verdict, result.identity.sni)
+                if result.verdict is not None and not result.verdict.ok
+                else result.message
+            )
             log.warning(
-                "backend %s (pool '%s', settings '%s') is %s: %s",
+                "health probe: backend %s://%s:%d (pool '%s', settings '%s') is %s: %s",
+                scheme,
                 member.member.address,
+                result.identity.port,
                 member.spec.pool.name,
                 member.spec.settings.name,
                 member.state,
-                result.message,
+                reason,
             )
             self._write_board()
         if self.on_change is not None:
@@ -254,7 +263,7 @@ class HealthMonitor:
                 down = down_of(group)
                 healthy = len(group) - len(down)
                 keep = max(0, group[0].spec.min_servers - healthy)
-                out += [list(m.key) for m in down[keep:]]
+                out += [[*m.key, m.spec.fingerprint] for m in down[keep:]]
             counts = {
                 key[1:]: (len(group) - len(down_of(group)), len(down_of(group)))
                 for key, group in groups.items()
