@@ -15,9 +15,9 @@ import signal
 import sys
 from pathlib import Path
 
-from appgw.compile.gateway import CompileError, compile_gateway
-from appgw.compile.snapshot import Snapshot
+from appgw.compile.gateway import CompileError
 from appgw.dataplane.access_log import AccessLog
+from appgw.dataplane.follow import VersionFollower
 from appgw.dataplane.proxy import Balancer, Services
 from appgw.dataplane.runtime import Runtime
 from appgw.dataplane.upstream import UpstreamPool
@@ -41,17 +41,12 @@ class Follower:
     ) -> None:
         self.board_path = data_dir / BOARD_FILE
         self.board_changed = 0
-        self.store = store
         self.runtime = runtime
-        self.frontend_address = frontend_address
-        self.seq = 0
-        self.applied: dict[str, int] = {}  # gateway key -> seq applied
+        self.versions = VersionFollower(store, frontend_address, self._apply)
         self.refreshing: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self.seq = await asyncio.to_thread(self.store.max_seq)
-        for version in await asyncio.to_thread(self.store.current_all):
-            await self._apply(version)
+        await self.versions.start()
 
     async def poll_forever(self) -> None:
         while True:
@@ -80,24 +75,15 @@ class Follower:
 
     async def poll(self) -> None:
         self.read_health_board()
-        versions = await asyncio.to_thread(self.store.versions_after, self.seq)
-        if not versions:
-            return
-        latest: dict[str, GatewayVersion] = {}
-        for version in versions:  # oldest first: keep the newest per gateway
-            latest[version.resource_id.casefold()] = version
-        self.seq = versions[-1].seq
-        for version in latest.values():
-            await self._apply(version)
+        await self.versions.poll()
 
     async def _apply(self, version: GatewayVersion) -> None:
         key = version.resource_id.casefold()
         if version.deleted:
             await self.runtime.apply(key, None)
-            self.applied.pop(key, None)
             return
         try:
-            snapshot = await asyncio.to_thread(self._compile, version)
+            snapshot = await asyncio.to_thread(self.versions.compile, version)
         except CompileError as error:
             log.error(
                 "gateway %s version %d does not compile; still serving the previous one: %s",
@@ -107,23 +93,11 @@ class Follower:
             )
             return
         await self.runtime.apply(key, snapshot)
-        self.applied[key] = version.seq
         services = self.runtime.services
         urls = {url for snap in self.runtime.snapshots.values() for url in snap.custom_error_urls}
         # Kept in an attribute: a task nobody references may be garbage-collected mid-flight.
         self.refreshing = asyncio.get_running_loop().create_task(services.error_pages.refresh(urls))
         log.info("serving %s version %d", version.resource_id, version.version)
-
-    def _compile(self, version: GatewayVersion) -> Snapshot:
-        return compile_gateway(
-            version.document,
-            self.store.secrets(version),
-            gateway_id=version.resource_id,
-            seq=version.seq,
-            version=version.version,
-            running=version.operational_state == "Running",
-            frontend_address=self.frontend_address,
-        )
 
 
 async def run(data_dir: Path, store_url: str, frontend_address: str, instance_id: str) -> None:

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from appgw.compile.gateway import CompileError, compile_gateway
+from appgw.compile.gateway import CompileError
 from appgw.compile.snapshot import BackendMember, ProbeSpec, Snapshot
 from appgw.dataplane.backend_tls import describe_rejection
+from appgw.dataplane.follow import VersionFollower
 from appgw.health.probe import ProbeResult, run_probe, traffic_identity
 from appgw.observability import HealthMetrics
 from appgw.store.sql import GatewayVersion, SqlStore
@@ -76,7 +77,7 @@ class HealthMonitor:
         self.thread = threading.Thread(target=self._thread, name="appgw-health", daemon=True)
         self.ready = threading.Event()
         self._stopping: asyncio.Event | None = None
-        self._seq = 0
+        self.versions = VersionFollower(store, frontend_address, self._apply)
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -105,52 +106,28 @@ class HealthMonitor:
 
     async def _main(self) -> None:
         self._stopping = asyncio.Event()
-        self._seq = await asyncio.to_thread(self.store.max_seq)
-        for version in await asyncio.to_thread(self.store.current_all):
-            await self._apply(version)
+        await self.versions.start()
         self.ready.set()
         while not self._stopping.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), POLL_INTERVAL)
             try:
-                await self._poll()
+                await self.versions.poll()
             except Exception:  # a store hiccup must not stop probing
                 log.exception("health monitor: following the store failed; retrying")
         for member in list(self.members.values()):
             if member.task is not None:
                 member.task.cancel()
 
-    async def _poll(self) -> None:
-        versions = await asyncio.to_thread(self.store.versions_after, self._seq)
-        if not versions:
-            return
-        latest: dict[str, GatewayVersion] = {}
-        for version in versions:
-            latest[version.resource_id.casefold()] = version
-        self._seq = versions[-1].seq
-        for version in latest.values():
-            await self._apply(version)
-
     async def _apply(self, version: GatewayVersion) -> None:
         key = version.resource_id.casefold()
         snapshot: Snapshot | None = None
         if not version.deleted:
             try:
-                snapshot = await asyncio.to_thread(self._compile, version)
+                snapshot = await asyncio.to_thread(self.versions.compile, version)
             except CompileError:
                 return  # the workers log it; keep probing what they still serve
         self._reconcile(key, snapshot)
-
-    def _compile(self, version: GatewayVersion) -> Snapshot:
-        return compile_gateway(
-            version.document,
-            self.store.secrets(version),
-            gateway_id=version.resource_id,
-            seq=version.seq,
-            version=version.version,
-            running=version.operational_state == "Running",
-            frontend_address=self.frontend_address,
-        )
 
     # --- probing ------------------------------------------------------------------------------
 
@@ -295,7 +272,7 @@ class HealthMonitor:
         if known is not None and known.seq == version.seq:
             return known
         try:
-            return self._compile(version)
+            return self.versions.compile(version)
         except CompileError:
             return known
 
