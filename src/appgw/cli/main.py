@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from appgw.cli.gateway import register as register_gateway_commands
 from appgw.control.auth import TokenError
 from appgw.serve import DEFAULT_ADMIN_LISTEN, ServeError, ServeOptions, serve
 from appgw.store.secrets import SecretsError
@@ -104,6 +105,9 @@ def serve_command(
     except (ServeError, SecretsError, TokenError) as error:
         typer.echo(f"appgw: {error}", err=True)
         raise typer.Exit(2) from None
+
+
+register_gateway_commands(app)
 
 
 @app.callback()
