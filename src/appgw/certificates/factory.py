@@ -1,6 +1,7 @@
-"""Certificates appgw makes itself: the admin listener's, the demo's (and, later, `appgw cert`).
+"""Certificates appgw makes itself: the admin listener's, the demo's and `appgw cert`'s.
 
-EC P-256 keys by default: fast to generate and accepted everywhere appgw serves them.
+EC P-256 keys by default: fast to generate and accepted everywhere appgw serves them. RSA 2048
+on request: the key Azure's documentation uses as its reference for listener certificates.
 """
 
 from __future__ import annotations
@@ -8,10 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 from collections.abc import Sequence
+from typing import Literal, TypeAlias
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from appgw.hostnames import is_ip_address
@@ -19,10 +21,16 @@ from appgw.hostnames import is_ip_address
 # Backdating covers clocks a few minutes apart between the machine that issues and the peer.
 BACKDATE = dt.timedelta(minutes=5)
 
-Key = ec.EllipticCurvePrivateKey
+Key: TypeAlias = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+KeyType = Literal["ec", "rsa"]
+
+RSA_KEY_BITS = 2048
 
 
-def new_key() -> Key:
+def new_key(key_type: KeyType = "ec") -> Key:
+    """An EC P-256 key, or an RSA 2048 key (public exponent 65537)."""
+    if key_type == "rsa":
+        return rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_BITS)
     return ec.generate_private_key(ec.SECP256R1())
 
 
@@ -61,10 +69,12 @@ def create_server_certificate(
     issuer: x509.Certificate | None = None,
     issuer_key: Key | None = None,
     common_name: str | None = None,
+    key: Key | None = None,
 ) -> tuple[x509.Certificate, Key]:
     """A TLS server certificate for `names` (DNS names or IP literals), issued by `issuer`,
-    or self-signed (and then not a CA: Azure v2 treats such a certificate as a leaf)."""
-    key = new_key()
+    or self-signed (and then not a CA: Azure v2 treats such a certificate as a leaf).
+    `key` defaults to a new EC P-256 key."""
+    key = key or new_key()
     subject = _name(common_name or names[0])
     alternative: list[x509.GeneralName] = [
         x509.IPAddress(ipaddress.ip_address(n)) if is_ip_address(n) else x509.DNSName(n)

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from appgw.cli.cert import cert_app
 from appgw.cli.gateway import register as register_gateway_commands
 from appgw.control.auth import TokenError
 from appgw.serve import DEFAULT_ADMIN_LISTEN, ServeError, ServeOptions, serve
@@ -19,6 +20,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=True,
 )
+app.add_typer(cert_app, name="cert")
 
 
 def _default_data_dir() -> Path:
