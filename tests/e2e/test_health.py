@@ -272,7 +272,8 @@ def test_every_failure_category_has_its_own_state_and_message(
         def all_probed() -> bool:
             found = servers(health(gateway, "catalogue"))
             return all(
-                found[(f"pool-{case}", f"settings-{case}", addr)]["health"] != "Unknown"
+                found.get((f"pool-{case}", f"settings-{case}", addr), {}).get("health", "Unknown")
+                != "Unknown"
                 for case in cases
                 for addr in [{"dns": "no-such-host.invalid"}.get(case, "127.0.0.1")]
             )

@@ -29,7 +29,7 @@ def backend_health(
 ) -> dict[str, Any]:
     """`view` (the gateway as GET returns it) expands pools and settings ($expand)."""
     members = {m.key: m for m in monitor.members_of(gateway_id.key)}
-    snapshot = monitor.snapshot_of(gateway_id.key)
+    snapshot = monitor.current_snapshot(gateway_id.key)
     children = _children_by_id(view) if view is not None else {}
     pools: dict[str, dict[str, Any]] = {}
     for spec in snapshot.probe_specs if snapshot is not None else ():
