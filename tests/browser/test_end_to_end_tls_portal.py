@@ -255,7 +255,6 @@ def test_a_wrong_backend_certificate_shows_in_backend_health(
             )
 
         wait_until(shown, timeout=20, what="the backend health grid to show the failure")
-        expect(page.locator("table")).to_contain_text("trusted root")
         screenshot(page, "backend-health-wrong-root")
     finally:
         secure.stop()
