@@ -299,11 +299,12 @@ def server_entry(
     member: MemberHealth | None, address: str, result: ProbeResult | None
 ) -> dict[str, Any]:
     """One `servers[]` entry: Azure's fields plus what appgw can say beyond them."""
-    state = (
-        member.state
-        if member is not None
-        else ("Healthy" if result and result.healthy else "Unhealthy")
-    )
+    if member is not None:
+        state = member.state
+    elif result is None:
+        state = "Unknown"  # listed before its first probe
+    else:
+        state = "Healthy" if result.healthy else "Unhealthy"
     if result is None:
         log_text = "The backend has not been probed yet; results appear after the first probe."
     else:
