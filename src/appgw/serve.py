@@ -24,6 +24,7 @@ from appgw.api.app import create_app
 from appgw.certificates.factory import certificate_pem, create_server_certificate, private_key_pem
 from appgw.control.auth import ensure_admin_token
 from appgw.control.service import GatewayService, ServiceError
+from appgw.defaults import DEFAULT_ADMIN_LISTEN
 from appgw.demo import (
     DEMO_GATEWAY,
     DemoError,
@@ -35,7 +36,6 @@ from appgw.observability import configure_multiprocess, mark_process_dead
 from appgw.store.secrets import MasterKey
 from appgw.store.sql import SqlStore
 
-DEFAULT_ADMIN_LISTEN = "127.0.0.1:7480"
 DB_FILE = "appgw.db"
 METRICS_DIR = "metrics"
 ADMIN_TLS_DIR = "admin-tls"

@@ -1,4 +1,4 @@
-"""The `appgw` command line. `serve` runs the gateway; management commands come later."""
+"""The `appgw` command line: `serve` runs the gateway, the other commands talk to its API."""
 
 from __future__ import annotations
 
@@ -10,9 +10,7 @@ import typer
 
 from appgw.cli.cert import cert_app
 from appgw.cli.gateway import register as register_gateway_commands
-from appgw.control.auth import TokenError
-from appgw.serve import DEFAULT_ADMIN_LISTEN, ServeError, ServeOptions, serve
-from appgw.store.secrets import SecretsError
+from appgw.defaults import DEFAULT_ADMIN_LISTEN
 
 app = typer.Typer(
     name="appgw",
@@ -90,6 +88,12 @@ def serve_command(
 
     Example: appgw serve --data-dir ./appgw-data --admin-listen 127.0.0.1:0
     """
+    # Imported here: the server's dependencies (FastAPI, uvicorn, SQLAlchemy) cost the other
+    # commands most of their start-up time.
+    from appgw.control.auth import TokenError
+    from appgw.serve import ServeError, ServeOptions, serve
+    from appgw.store.secrets import SecretsError
+
     try:
         serve(
             ServeOptions(

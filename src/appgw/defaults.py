@@ -1,0 +1,4 @@
+"""Defaults shared by `appgw serve` and the command line, in a module that imports nothing,
+so that CLI commands which never serve do not load the server's dependencies."""
+
+DEFAULT_ADMIN_LISTEN = "127.0.0.1:7480"  # loopback: the API is not exposed until asked to be
