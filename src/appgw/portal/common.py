@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import copy
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +15,16 @@ from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData, UploadFile
 
 from appgw.control.service import Caller, GatewayService, ServiceError
+
+# Re-exported: the screens edit documents through these.
+from appgw.model.document import (
+    certificate_field as certificate_field,
+    child_names as child_names,
+    find_child as find_child,
+    is_v2 as is_v2,
+    put_child as put_child,
+    ref as ref,
+)
 from appgw.model.ids import GatewayId
 from appgw.portal.sessions import COOKIE, Session, Sessions
 
@@ -174,31 +182,6 @@ def copy_of(view: dict[str, Any]) -> dict[str, Any]:
     return copy.deepcopy(view)
 
 
-def child_names(view: dict[str, Any], collection: str) -> list[str]:
-    return [child["name"] for child in view["properties"].get(collection, [])]
-
-
-def find_child(view: dict[str, Any], collection: str, name: str) -> dict[str, Any] | None:
-    for child in view["properties"].get(collection, []):
-        if child["name"].casefold() == name.casefold():
-            return child  # type: ignore[no-any-return]
-    return None
-
-
-def put_child(view: dict[str, Any], collection: str, child: dict[str, Any]) -> None:
-    """Replace the child of that name, or append it."""
-    children = view["properties"].setdefault(collection, [])
-    for index, existing in enumerate(children):
-        if existing["name"].casefold() == child["name"].casefold():
-            children[index] = child
-            return
-    children.append(child)
-
-
-def ref(gateway_id: GatewayId, collection: str, name: str) -> dict[str, str]:
-    return {"id": gateway_id.child(collection, name)}
-
-
 def text(form: FormData, name: str, default: str = "") -> str:
     value = form.get(name)
     return value.strip() if isinstance(value, str) else default
@@ -212,18 +195,6 @@ async def upload(form: FormData, name: str) -> bytes | None:
     return None
 
 
-def certificate_field(data: bytes) -> str:
-    """An uploaded .cer/.pfx as the API's base64 `data`. A file that already is base64 text
-    (Azure's "Base-64 encoded X.509" export without PEM lines) is passed as it is."""
-    stripped = data.strip()
-    if stripped and _BASE64_TEXT.fullmatch(stripped):
-        return stripped.decode()
-    return base64.b64encode(data).decode()
-
-
-_BASE64_TEXT = re.compile(rb"[A-Za-z0-9+/=\r\n]+")
-
-
 def redirect(url: str) -> Response:
     return RedirectResponse(url, status_code=303)
 
@@ -233,8 +204,3 @@ def gateway_url(gateway_id: GatewayId, screen: str) -> str:
         f"/portal/gateways/{gateway_id.subscription}/{gateway_id.resource_group}/"
         f"{gateway_id.name}/{screen}"
     )
-
-
-def is_v2(view: dict[str, Any]) -> bool:
-    sku = view["properties"].get("sku", {}).get("name", "")
-    return str(sku) in ("Standard_v2", "WAF_v2", "Basic")

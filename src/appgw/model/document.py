@@ -1,0 +1,65 @@
+"""Editing a gateway document as the API returns it: find, replace or append a child by name.
+
+The portal and the CLI both change one child and PUT the whole document back with If-Match;
+these helpers are the one place that knows how children are looked up (by name, ignoring case,
+as ARM does)."""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Any
+
+from appgw.model.ids import GatewayId
+
+
+def child_names(view: dict[str, Any], collection: str) -> list[str]:
+    return [child["name"] for child in view["properties"].get(collection, [])]
+
+
+def find_child(view: dict[str, Any], collection: str, name: str) -> dict[str, Any] | None:
+    for child in view["properties"].get(collection, []):
+        if child["name"].casefold() == name.casefold():
+            return child  # type: ignore[no-any-return]
+    return None
+
+
+def put_child(view: dict[str, Any], collection: str, child: dict[str, Any]) -> None:
+    """Replace the child of that name, or append it."""
+    children = view["properties"].setdefault(collection, [])
+    for index, existing in enumerate(children):
+        if existing["name"].casefold() == child["name"].casefold():
+            children[index] = child
+            return
+    children.append(child)
+
+
+def remove_child(view: dict[str, Any], collection: str, name: str) -> bool:
+    """Drop the child of that name; False when there was none."""
+    children = view["properties"].get(collection, [])
+    kept = [child for child in children if child["name"].casefold() != name.casefold()]
+    if len(kept) == len(children):
+        return False
+    view["properties"][collection] = kept
+    return True
+
+
+def ref(gateway_id: GatewayId, collection: str, name: str) -> dict[str, str]:
+    return {"id": gateway_id.child(collection, name)}
+
+
+def certificate_field(data: bytes) -> str:
+    """An uploaded .cer/.pfx as the API's base64 `data`. A file that already is base64 text
+    (Azure's "Base-64 encoded X.509" export without PEM lines) is passed as it is."""
+    stripped = data.strip()
+    if stripped and _BASE64_TEXT.fullmatch(stripped):
+        return stripped.decode()
+    return base64.b64encode(data).decode()
+
+
+_BASE64_TEXT = re.compile(rb"[A-Za-z0-9+/=\r\n]+")
+
+
+def is_v2(view: dict[str, Any]) -> bool:
+    sku = view["properties"].get("sku", {}).get("name", "")
+    return str(sku) in ("Standard_v2", "WAF_v2", "Basic")
