@@ -346,3 +346,23 @@ def start_serve(
             raise AssertionError(f"appgw serve exited with {process.returncode}:\n{text}")
         assert time.monotonic() < deadline, f"appgw serve did not start:\n{text}"
         time.sleep(0.05)
+
+
+def run_cli(
+    *args: str, config: Path, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The real `appgw` executable, with only the APPGW_* variables given here."""
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("APPGW_")},
+        "APPGW_CONFIG": str(config),
+        **(env or {}),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "appgw", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=60,
+        check=False,
+    )

@@ -31,6 +31,7 @@ from appgw.certificates.factory import (
 )
 from appgw.control.service import Caller, GatewayService
 from appgw.model.ids import GatewayId
+from appgw.model.quick_create import ListenerCertificate, QuickCreate, quick_create_document
 
 DEMO_DIR = "demo"
 SITE_NAME = "www.appgw.demo"
@@ -146,93 +147,24 @@ async def _backend_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def _gateway(demo: Demo, pfx_b64: str, password: str, root: x509.Certificate) -> dict[str, Any]:
-    g = str(DEMO_GATEWAY)
+    """The gateway `appgw create` would make with the article's flags."""
     root_b64 = base64.b64encode(root.public_bytes(serialization.Encoding.DER)).decode()
-
-    def ref(collection: str, name: str) -> dict[str, str]:
-        return {"id": f"{g}/{collection}/{name}"}
-
-    return {
-        "location": "local",
-        "tags": {"createdBy": "appgw serve --demo"},
-        "properties": {
-            "sku": {"name": "Standard_v2", "tier": "Standard_v2", "capacity": 1},
-            "gatewayIPConfigurations": [
-                {
-                    "name": "appGatewayIpConfig",
-                    "properties": {
-                        "subnet": {
-                            "id": "/subscriptions/demo/resourceGroups/demo-rg/providers/"
-                            "Microsoft.Network/virtualNetworks/demoVnet/subnets/default"
-                        }
-                    },
-                }
-            ],
-            "frontendIPConfigurations": [
-                {
-                    "name": "appGatewayFrontendIP",
-                    # Loopback: the demo is for this machine only.
-                    "properties": {
-                        "privateIPAddress": "127.0.0.1",
-                        "privateIPAllocationMethod": "Static",
-                    },
-                }
-            ],
-            "frontendPorts": [
-                {"name": "appGatewayFrontendPort", "properties": {"port": demo.listener_port}}
-            ],
-            "sslCertificates": [
-                {"name": "appGatewaySslCert", "properties": {"data": pfx_b64, "password": password}}
-            ],
-            "trustedRootCertificates": [{"name": "backendRoot", "properties": {"data": root_b64}}],
-            "backendAddressPools": [
-                {
-                    "name": "appGatewayBackendPool",
-                    "properties": {"backendAddresses": [{"ipAddress": "127.0.0.1"}]},
-                }
-            ],
-            "backendHttpSettingsCollection": [
-                {
-                    "name": "appGatewayBackendHttpSettings",
-                    "properties": {
-                        "port": demo.backend_port,
-                        "protocol": "Https",
-                        "cookieBasedAffinity": "Disabled",
-                        "requestTimeout": 20,
-                        "hostName": BACKEND_NAME,
-                        "trustedRootCertificates": [ref("trustedRootCertificates", "backendRoot")],
-                    },
-                }
-            ],
-            "httpListeners": [
-                {
-                    "name": "appGatewayHttpListener",
-                    "properties": {
-                        "frontendIPConfiguration": ref(
-                            "frontendIPConfigurations", "appGatewayFrontendIP"
-                        ),
-                        "frontendPort": ref("frontendPorts", "appGatewayFrontendPort"),
-                        "protocol": "Https",
-                        "sslCertificate": ref("sslCertificates", "appGatewaySslCert"),
-                    },
-                }
-            ],
-            "requestRoutingRules": [
-                {
-                    "name": "rule1",
-                    "properties": {
-                        "ruleType": "Basic",
-                        "priority": 100,
-                        "httpListener": ref("httpListeners", "appGatewayHttpListener"),
-                        "backendAddressPool": ref("backendAddressPools", "appGatewayBackendPool"),
-                        "backendHttpSettings": ref(
-                            "backendHttpSettingsCollection", "appGatewayBackendHttpSettings"
-                        ),
-                    },
-                }
-            ],
-        },
-    }
+    options = QuickCreate(
+        sku="Standard_v2",
+        capacity=1,
+        frontend_port=demo.listener_port,
+        # Loopback: the demo is for this machine only.
+        private_ip_address="127.0.0.1",
+        certificate=ListenerCertificate(f"{DEMO_GATEWAY.name}SslCert", pfx_b64, password),
+        servers=("127.0.0.1",),
+        http_settings_port=demo.backend_port,
+        http_settings_protocol="Https",
+        http_settings_host_name=BACKEND_NAME,
+        trusted_root_certificates=(("backendRoot", root_b64),),
+        priority=100,
+        tags={"createdBy": "appgw serve --demo"},
+    )
+    return quick_create_document(DEMO_GATEWAY, options)
 
 
 def _write(path: Path, data: bytes, *, private: bool = False) -> None:

@@ -4,16 +4,13 @@ backend health, output formats and errors."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from helpers import TOKEN, Pfx, ServeProcess, gateway_url, skeleton, start_serve
+from helpers import TOKEN, Pfx, ServeProcess, gateway_url, run_cli, skeleton, start_serve
 
 pytestmark = pytest.mark.slow
 
@@ -29,23 +26,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
         running.stop()
 
 
-def appgw(
-    *args: str, config: Path, stdin: str = "", env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    environment = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("APPGW_")},
-        "APPGW_CONFIG": str(config),
-        **(env or {}),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "appgw", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=60,
-        check=False,
-    )
+appgw = run_cli
 
 
 def test_login_then_gateway_commands(

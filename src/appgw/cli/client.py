@@ -106,11 +106,25 @@ class Api:
         except httpx.HTTPError as error:
             fail(f"cannot reach {self.server}: {error}")
         if response.status_code >= 400:
-            _api_error(response)
+            _api_error(response, _precondition_hint(response.status_code, headers or {}))
         return response
 
 
-def _api_error(response: httpx.Response) -> NoReturn:
+def _precondition_hint(status: int, headers: dict[str, str]) -> str | None:
+    """What a 412 means for the command that sent the precondition."""
+    if status != 412:
+        return None
+    if "If-Match" in headers:
+        return (
+            "The gateway changed after this command read it, so nothing was saved (no change is "
+            "overwritten silently). Run the command again to apply it to the current version."
+        )
+    if headers.get("If-None-Match") == "*":
+        return "It already exists; nothing was saved. Change it with update or the child commands."
+    return None
+
+
+def _api_error(response: httpx.Response, hint: str | None = None) -> NoReturn:
     try:
         error = response.json()["error"]
         code, message = error["code"], error["message"]
@@ -118,6 +132,8 @@ def _api_error(response: httpx.Response) -> NoReturn:
     except (ValueError, KeyError, TypeError):
         fail(f"HTTP {response.status_code}: {response.text[:500]}")
     lines = [f"({code}) {message}", *(f"  - {d}" for d in details)]
+    if hint:
+        lines.append(hint)
     fail("\n".join(lines))
 
 
@@ -187,3 +203,79 @@ def _cell(value: Any) -> str:
 def read_secret_stdin() -> str:
     line = sys.stdin.readline()
     return line.rstrip("\r\n")
+
+
+def read_file(path: Path, flag: str) -> bytes:
+    """A file named by a flag; an unreadable or empty one fails naming both."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        fail(f"{flag} {path}: {(error.strerror or str(error)).lower()}")
+    if not data.strip():
+        fail(f"{flag} {path}: the file is empty")
+    return data
+
+
+def pfx_password(given: str | None, flag: str) -> str:
+    """A PFX password: the flag's value (az's way), else a hidden prompt on a terminal, else the
+    first line of standard input (scripts: `echo "$PW" | appgw ...`)."""
+    if given is not None:
+        return given
+    if sys.stdin.isatty():
+        value: str = typer.prompt("PFX password", hide_input=True, err=True)
+        return value
+    line = sys.stdin.readline()
+    if not line:
+        fail(f"{flag}: no password given and none on standard input")
+    return line.rstrip("\r\n")
+
+
+# az takes lists as space-separated values after one flag (`--servers 10.0.0.4 10.0.0.5`);
+# click takes a list as a repeated flag. These flags are rewritten from the first form to the
+# second before parsing, so both spellings work.
+MULTI_VALUE_FLAGS = frozenset(
+    {
+        "--servers",
+        "--tags",
+        "--custom-error-pages",
+        "--root-certs",
+        "--auth-certs",
+        "--host-names",
+        "--paths",
+        "--match-status-codes",
+        "--cipher-suites",
+        "--disabled-ssl-protocols",
+        "--set",
+    }
+)
+# az's `--add LIST_PATH KEY=VALUE ...` and `--remove LIST_PATH INDEX`: the values after the flag
+# travel as one argument, split again by the command.
+GROUPED_FLAGS = frozenset({"--add", "--remove"})
+GROUP_SEPARATOR = "\n"
+
+
+def az_style_arguments(argv: Sequence[str]) -> list[str]:
+    result: list[str] = []
+    index = 0
+    while index < len(argv):
+        token = argv[index]
+        index += 1
+        if token not in MULTI_VALUE_FLAGS and token not in GROUPED_FLAGS:
+            result.append(token)
+            continue
+        values = []
+        while index < len(argv) and not _is_flag(argv[index]):
+            values.append(argv[index])
+            index += 1
+        if not values:
+            result.append(token)  # click reports the missing value
+        elif token in GROUPED_FLAGS:
+            result += [token, GROUP_SEPARATOR.join(values)]
+        else:
+            for value in values:
+                result += [token, value]
+    return result
+
+
+def _is_flag(token: str) -> bool:
+    return token.startswith("-") and len(token) > 1 and not token[1].isdigit()

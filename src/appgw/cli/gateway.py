@@ -1,13 +1,32 @@
-"""Gateway-level commands shaped like `az network application-gateway`: show, list, delete,
-start, stop, show-backend-health; and `appgw login`."""
+"""Gateway-level commands shaped like `az network application-gateway`: create, update, show,
+list, delete, start, stop, show-backend-health; and `appgw login`."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from appgw.cli.client import Api, emit, fail, read_secret_stdin, save_login
+from appgw.cli.client import (
+    GROUP_SEPARATOR,
+    Api,
+    emit,
+    fail,
+    pfx_password,
+    read_file,
+    read_secret_stdin,
+    save_login,
+)
+from appgw.cli.generic_update import add_item, key_values, remove_item, set_value
+from appgw.model.document import certificate_field, ref
+from appgw.model.ids import GatewayId
+from appgw.model.quick_create import (
+    SKUS,
+    ListenerCertificate,
+    QuickCreate,
+    quick_create_document,
+)
 
 ResourceGroup = Annotated[str, typer.Option("--resource-group", "-g", help="Resource group.")]
 Name = Annotated[str, typer.Option("--name", "-n", help="Application gateway name.")]
@@ -105,6 +124,9 @@ def register(app: typer.Typer) -> None:
         api = Api.connect(server, subscription)
         api.call("DELETE", api.gateway_path(resource_group, name))
 
+    register_create(app)
+    register_update(app)
+
     for verb, help_text in (
         ("start", "Start a stopped application gateway (its listeners open again)."),
         ("stop", "Stop an application gateway (its listeners close)."),
@@ -118,20 +140,74 @@ def register(app: typer.Typer) -> None:
         expand: Annotated[
             str | None, typer.Option(help="Expand pools and settings, as '$expand' does.")
         ] = None,
+        protocol: Annotated[
+            str | None, typer.Option(help="On-demand probe: Http or Https.")
+        ] = None,
+        host: Annotated[str | None, typer.Option(help="On-demand probe: Host header.")] = None,
+        path: Annotated[str | None, typer.Option(help="On-demand probe: path, e.g. /.")] = None,
+        timeout: Annotated[
+            int | None, typer.Option(min=1, max=86400, help="On-demand probe: seconds.")
+        ] = None,
+        host_name_from_http_settings: Annotated[
+            bool | None,
+            typer.Option(help="On-demand probe: take the host name from the backend settings."),
+        ] = None,
+        match_body: Annotated[
+            str | None, typer.Option(help="On-demand probe: text the body must contain.")
+        ] = None,
+        match_status_codes: Annotated[
+            list[str] | None,
+            typer.Option(help="On-demand probe: healthy status codes or ranges, e.g. 200-399."),
+        ] = None,
+        address_pool: Annotated[
+            str | None, typer.Option(help="On-demand probe: the backend pool to probe.")
+        ] = None,
+        http_settings: Annotated[
+            str | None, typer.Option(help="On-demand probe: the backend settings to use.")
+        ] = None,
         subscription: Subscription = None,
         server: Server = None,
         output: Output = "json",
         query: Query = None,
     ) -> None:
-        """Show backend health: per pool, per settings, per server, and why.
+        """Show backend health: per pool, per settings, per server, and why. Any probe flag
+        (--protocol, --host, --path, --address-pool, ...) runs a one-off on-demand probe of
+        one pool with one settings instead.
 
         Example: appgw show-backend-health -g myResourceGroup -n myAppGateway
-          --query "backendAddressPools[].backendHttpSettingsCollection[].servers[].[address,health]"
+        --query "backendAddressPools[].backendHttpSettingsCollection[].servers[].[address,health]"
+
+        Example: appgw show-backend-health -g myResourceGroup -n myAppGateway
+        --address-pool appGatewayBackendPool --http-settings appGatewayBackendHttpSettings
+        --protocol Https --path / --host-name-from-http-settings
         """
         api = Api.connect(server, subscription)
+        gateway_path = api.gateway_path(resource_group, name)
+        gateway = GatewayId(api.subscription, resource_group, name)
+        probe: dict[str, Any] = {
+            "protocol": protocol,
+            "host": host,
+            "path": path,
+            "timeout": timeout,
+            "pickHostNameFromBackendHttpSettings": host_name_from_http_settings,
+        }
+        if match_body is not None or match_status_codes is not None:
+            probe["match"] = {"body": match_body, "statusCodes": match_status_codes}
+        if address_pool is not None:
+            probe["backendAddressPool"] = ref(gateway, "backendAddressPools", address_pool)
+        if http_settings is not None:
+            probe["backendHttpSettings"] = ref(
+                gateway, "backendHttpSettingsCollection", http_settings
+            )
+        probe = {key: value for key, value in probe.items() if value is not None}
         params = {"$expand": expand} if expand else None
-        path = api.gateway_path(resource_group, name) + "/backendhealth"
-        emit(api.call("POST", path, params=params).json(), output, query)
+        if probe:
+            response = api.call(
+                "POST", gateway_path + "/getBackendHealthOnDemand", body=probe, params=params
+            )
+        else:
+            response = api.call("POST", gateway_path + "/backendhealth", params=params)
+        emit(response.json(), output, query)
 
 
 def _register_action(app: typer.Typer, verb: str, help_text: str) -> None:
@@ -146,3 +222,246 @@ def _register_action(app: typer.Typer, verb: str, help_text: str) -> None:
 
     action.__doc__ = f"{help_text}\n\nExample: appgw {verb} -g myResourceGroup -n myAppGateway"
     app.command(verb)(action)
+
+
+Tags = Annotated[
+    list[str] | None,
+    typer.Option(help="Space-separated tags: key[=value]. Use '' to clear them (update)."),
+]
+Http2 = Annotated[str | None, typer.Option("--http2", help="Enabled or Disabled.")]
+CustomErrorPages = Annotated[
+    list[str] | None,
+    typer.Option(help="Space-separated STATUS=URL pairs, e.g. HttpStatus502=https://x/502.html."),
+]
+
+
+def register_create(app: typer.Typer) -> None:
+    @app.command("create")
+    def create(
+        resource_group: ResourceGroup,
+        name: Name,
+        location: Annotated[str, typer.Option("--location", "-l", help="Location.")] = "local",
+        sku: Annotated[str, typer.Option(help=f"One of {', '.join(SKUS)}.")] = "Standard_Medium",
+        capacity: Annotated[
+            int, typer.Option(help="Instances (ignored with --min/--max-capacity).")
+        ] = 2,
+        min_capacity: Annotated[int | None, typer.Option(help="Autoscale minimum (v2).")] = None,
+        max_capacity: Annotated[int | None, typer.Option(help="Autoscale maximum (v2).")] = None,
+        frontend_port: Annotated[
+            int | None,
+            typer.Option(help="Listener port; default 443 with --cert-file, else 80."),
+        ] = None,
+        cert_file: Annotated[
+            Path | None, typer.Option(help="PFX of the listener: makes the listener HTTPS.")
+        ] = None,
+        cert_password: Annotated[
+            str | None,
+            typer.Option(help="The PFX password (default: prompt, or stdin's first line)."),
+        ] = None,
+        ssl_certificate_name: Annotated[
+            str | None, typer.Option(help="Name of the SSL certificate (default <name>SslCert).")
+        ] = None,
+        servers: Annotated[
+            list[str] | None,
+            typer.Option(help="Space-separated backend IPs or FQDNs of the default pool."),
+        ] = None,
+        http_settings_port: Annotated[
+            int, typer.Option(min=1, max=65535, help="Backend port.")
+        ] = 80,
+        http_settings_protocol: Annotated[str, typer.Option(help="Http or Https.")] = "Http",
+        http_settings_cookie_based_affinity: Annotated[
+            str, typer.Option(help="Enabled or Disabled.")
+        ] = "Disabled",
+        connection_draining_timeout: Annotated[
+            int, typer.Option(min=0, max=3600, help="Seconds; 0 disables draining.")
+        ] = 0,
+        routing_rule_type: Annotated[
+            str,
+            typer.Option(help="Basic (path rules: add them with 'appgw url-path-map create')."),
+        ] = "Basic",
+        priority: Annotated[
+            int | None, typer.Option(min=1, max=20000, help="Rule priority (v2 SKUs only).")
+        ] = None,
+        private_ip_address: Annotated[
+            str | None,
+            typer.Option(help="Static private frontend IP: the address the listener binds."),
+        ] = None,
+        public_ip_address: Annotated[
+            str | None,
+            typer.Option(help="Name of the public IP resource (appgw binds --frontend-address)."),
+        ] = None,
+        vnet_name: Annotated[str | None, typer.Option(help="Virtual network name.")] = None,
+        subnet: Annotated[str, typer.Option(help="Subnet name.")] = "default",
+        http2: Http2 = None,
+        tags: Tags = None,
+        subscription: Subscription = None,
+        server: Server = None,
+        output: Output = "json",
+        query: Query = None,
+    ) -> None:
+        """Create an application gateway: one listener, pool, settings and rule, named as Azure
+        names them. A --cert-file makes the listener HTTPS on port 443. Fails if the gateway
+        exists (use update or the child commands).
+
+        Example: appgw create -g myResourceGroup -n myAppGateway --sku Standard_v2 --priority 100
+        --servers 10.0.0.4 10.0.0.5 --cert-file site.pfx --cert-password "$PW"
+        """
+        if routing_rule_type.casefold() != "basic":
+            fail(
+                "--routing-rule-type: create makes a Basic rule; for path-based routing run "
+                "'appgw url-path-map create' and 'appgw rule update --rule-type PathBasedRouting'",
+                2,
+            )
+        api = Api.connect(server, subscription)
+        gateway = GatewayId(api.subscription, resource_group, name)
+        certificate = None
+        if cert_file is not None:
+            data = certificate_field(read_file(cert_file, "--cert-file"))
+            password = pfx_password(cert_password, "--cert-password")
+            certificate = ListenerCertificate(
+                ssl_certificate_name or f"{name}SslCert", data, password
+            )
+        options = QuickCreate(
+            location=location,
+            sku=_choice(sku, SKUS, "--sku"),
+            capacity=capacity,
+            min_capacity=min_capacity,
+            max_capacity=max_capacity,
+            frontend_port=frontend_port,
+            certificate=certificate,
+            servers=tuple(servers or ()),
+            http_settings_port=http_settings_port,
+            http_settings_protocol=_choice(
+                http_settings_protocol, ("Http", "Https"), "--http-settings-protocol"
+            ),
+            cookie_based_affinity=_choice(
+                http_settings_cookie_based_affinity,
+                ("Enabled", "Disabled"),
+                "--http-settings-cookie-based-affinity",
+            ),
+            connection_draining_timeout=connection_draining_timeout,
+            priority=priority,
+            private_ip_address=private_ip_address,
+            public_ip_address=public_ip_address,
+            vnet_name=vnet_name,
+            subnet=subnet,
+            http2=_enabled(http2, "--http2"),
+            tags=_tags(tags) or {},
+        )
+        if priority is not None and not options.v2:
+            typer.echo("appgw: warning: --priority applies to v2 SKUs only; ignored", err=True)
+        document = quick_create_document(gateway, options)
+        response = api.call(
+            "PUT",
+            api.gateway_path(resource_group, name),
+            body=document,
+            headers={"If-None-Match": "*"},
+        )
+        emit(response.json(), output, query)
+
+
+def register_update(app: typer.Typer) -> None:
+    @app.command("update")
+    def update(
+        resource_group: ResourceGroup,
+        name: Name,
+        sku: Annotated[str | None, typer.Option(help=f"One of {', '.join(SKUS)}.")] = None,
+        capacity: Annotated[int | None, typer.Option(help="Instances.")] = None,
+        min_capacity: Annotated[int | None, typer.Option(help="Autoscale minimum (v2).")] = None,
+        max_capacity: Annotated[int | None, typer.Option(help="Autoscale maximum (v2).")] = None,
+        http2: Http2 = None,
+        enable_fips: Annotated[bool | None, typer.Option(help="true or false.")] = None,
+        custom_error_pages: CustomErrorPages = None,
+        tags: Tags = None,
+        set_: Annotated[
+            list[str] | None,
+            typer.Option("--set", help="PATH=VALUE, e.g. sku.capacity=3 (VALUE may be JSON)."),
+        ] = None,
+        add: Annotated[
+            list[str] | None,
+            typer.Option(help="LIST_PATH KEY=VALUE..., or LIST_PATH JSON: append to a list."),
+        ] = None,
+        remove: Annotated[
+            list[str] | None,
+            typer.Option(help="PATH, or LIST_PATH INDEX: remove a property or list item."),
+        ] = None,
+        subscription: Subscription = None,
+        server: Server = None,
+        output: Output = "json",
+        query: Query = None,
+    ) -> None:
+        """Update gateway-level properties (GET, change, PUT with If-Match: a concurrent change
+        makes this fail rather than be overwritten). Paths of --set/--add/--remove are relative
+        to the gateway; 'properties.' may be left out, as in az.
+
+        Example: appgw update -g myResourceGroup -n myAppGateway --capacity 3 --http2 Enabled
+        --set sslPolicy.policyType=Predefined sslPolicy.policyName=AppGwSslPolicy20220101S
+        """
+        api = Api.connect(server, subscription)
+        path = api.gateway_path(resource_group, name)
+        response = api.call("GET", path)
+        document = response.json()
+        properties = document.setdefault("properties", {})
+        if sku is not None:
+            chosen = _choice(sku, SKUS, "--sku")
+            properties["sku"] = {**properties.get("sku", {}), "name": chosen}
+            properties["sku"]["tier"] = (
+                chosen if "v2" in chosen or chosen == "Basic" else chosen.split("_")[0]
+            )
+        if capacity is not None:
+            properties.setdefault("sku", {})["capacity"] = capacity
+        if min_capacity is not None or max_capacity is not None:
+            bounds = properties.get("autoscaleConfiguration") or {}
+            if min_capacity is not None:
+                bounds["minCapacity"] = min_capacity
+            if max_capacity is not None:
+                bounds["maxCapacity"] = max_capacity
+            properties["autoscaleConfiguration"] = bounds
+            properties.get("sku", {}).pop("capacity", None)
+        if http2 is not None:
+            properties["enableHttp2"] = _enabled(http2, "--http2")
+        if enable_fips is not None:
+            properties["enableFips"] = enable_fips
+        if custom_error_pages is not None:
+            properties["customErrorConfigurations"] = [
+                {"statusCode": status, "customErrorPageUrl": url}
+                for status, url in _pairs(custom_error_pages, "--custom-error-pages").items()
+            ]
+        if tags is not None:
+            document["tags"] = _tags(tags)
+        for assignment in set_ or ():
+            set_value(document, assignment)
+        for group in add or ():
+            list_path, *values = group.split(GROUP_SEPARATOR)
+            add_item(document, list_path, values)
+        for group in remove or ():
+            target, *index = group.split(GROUP_SEPARATOR)
+            remove_item(document, target, index[0] if index else None)
+        # The etag read above: a change made since then makes the PUT fail with 412.
+        result = api.call("PUT", path, body=document, headers={"If-Match": document["etag"]})
+        emit(result.json(), output, query)
+
+
+def _choice(value: str, choices: tuple[str, ...], flag: str) -> str:
+    for choice in choices:
+        if choice.casefold() == value.casefold():
+            return choice
+    fail(f"{flag} {value!r}: use one of {', '.join(choices)}", 2)
+
+
+def _enabled(value: str | None, flag: str) -> bool | None:
+    if value is None:
+        return None
+    return _choice(value, ("Enabled", "Disabled"), flag) == "Enabled"
+
+
+def _tags(values: list[str] | None) -> dict[str, str] | None:
+    if values is None:
+        return None
+    if values == [""]:
+        return {}
+    return key_values(values, "--tags", require_value=False)
+
+
+def _pairs(values: list[str], flag: str) -> dict[str, str]:
+    return key_values(values, flag, require_value=True)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from appgw.cli.cert import cert_app
+from appgw.cli.client import az_style_arguments
 from appgw.cli.gateway import register as register_gateway_commands
 from appgw.defaults import DEFAULT_ADMIN_LISTEN
 
@@ -122,4 +124,4 @@ def _root() -> None:
 
 
 def main() -> None:
-    app()
+    app(args=az_style_arguments(sys.argv[1:]), prog_name="appgw")

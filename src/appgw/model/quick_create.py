@@ -1,0 +1,196 @@
+"""The gateway that `az network application-gateway create` builds from its flags.
+
+One frontend IP, one frontend port, one pool, one backend settings, one listener and one rule,
+with Azure's default names (spec §5.4) and defaults (§6.1). `appgw create` and
+`appgw serve --demo` both start from it, so a quick-created gateway looks the same whichever
+way it was made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from appgw.hostnames import is_ip_address
+from appgw.model.document import ref
+from appgw.model.ids import GatewayId
+
+PUBLIC_FRONTEND_IP = "appGatewayFrontendIP"
+PRIVATE_FRONTEND_IP = "appGatewayPrivateFrontendIP"
+BACKEND_POOL = "appGatewayBackendPool"
+FRONTEND_PORT = "appGatewayFrontendPort"
+HTTP_LISTENER = "appGatewayHttpListener"
+BACKEND_HTTP_SETTINGS = "appGatewayBackendHttpSettings"
+ROUTING_RULE = "rule1"
+
+V2_SKUS = ("Standard_v2", "WAF_v2", "Basic")
+# az's tier for each SKU name: the part before the size for v1, the name itself for v2.
+_TIERS = {
+    "Standard_Small": "Standard",
+    "Standard_Medium": "Standard",
+    "Standard_Large": "Standard",
+    "WAF_Medium": "WAF",
+    "WAF_Large": "WAF",
+    "Standard_v2": "Standard_v2",
+    "WAF_v2": "WAF_v2",
+    "Basic": "Basic",
+}
+SKUS = tuple(_TIERS)
+
+
+def sku_tier(sku: str) -> str:
+    return _TIERS[sku]
+
+
+@dataclass(frozen=True)
+class ListenerCertificate:
+    """The PFX given with --cert-file, as the API takes it."""
+
+    name: str
+    data: str  # base64 PFX
+    password: str
+
+
+@dataclass(frozen=True)
+class QuickCreate:
+    """az create's flags; each default is az's own (spec §6.1)."""
+
+    location: str = "local"  # appgw has no regions; the field is kept for Azure tooling
+    sku: str = "Standard_Medium"
+    capacity: int | None = 2  # az: 2 instances unless autoscale bounds are given
+    min_capacity: int | None = None
+    max_capacity: int | None = None
+    frontend_port: int | None = None  # None: 443 with a certificate, else 80
+    certificate: ListenerCertificate | None = None
+    servers: tuple[str, ...] = ()
+    http_settings_port: int = 80
+    http_settings_protocol: str = "Http"
+    http_settings_host_name: str | None = None
+    trusted_root_certificates: tuple[tuple[str, str], ...] = ()  # (name, base64 data), v2
+    cookie_based_affinity: str = "Disabled"
+    connection_draining_timeout: int = 0  # 0: draining off (Azure then stores 1 s, disabled)
+    priority: int | None = None  # written for v2 SKUs only, as az does
+    private_ip_address: str | None = None
+    public_ip_address: str | None = None
+    vnet_name: str | None = None  # az: <gateway>Vnet
+    subnet: str = "default"
+    http2: bool | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def v2(self) -> bool:
+        return self.sku in V2_SKUS
+
+
+def quick_create_document(gateway: GatewayId, options: QuickCreate) -> dict[str, Any]:
+    """The PUT body of the gateway `options` describe."""
+    if options.sku not in _TIERS:
+        raise ValueError(f"--sku {options.sku!r}: use one of {', '.join(SKUS)}")
+
+    def child(collection: str, name: str) -> dict[str, str]:
+        return ref(gateway, collection, name)
+
+    network = f"/subscriptions/{gateway.subscription}/resourceGroups/{gateway.resource_group}"
+    network += "/providers/Microsoft.Network"
+    if options.private_ip_address:
+        frontend_name = PRIVATE_FRONTEND_IP
+        frontend: dict[str, Any] = {
+            "privateIPAddress": options.private_ip_address,
+            "privateIPAllocationMethod": "Static",
+        }
+    else:
+        frontend_name = PUBLIC_FRONTEND_IP
+        public_ip = options.public_ip_address or f"{gateway.name}PublicIp"
+        frontend = {
+            "privateIPAllocationMethod": "Dynamic",
+            "publicIPAddress": {"id": f"{network}/publicIPAddresses/{public_ip}"},
+        }
+    vnet = options.vnet_name or f"{gateway.name}Vnet"
+    sku: dict[str, Any] = {"name": options.sku, "tier": sku_tier(options.sku)}
+    autoscale = options.min_capacity is not None or options.max_capacity is not None
+    if options.capacity is not None and not autoscale:
+        sku["capacity"] = options.capacity
+    settings: dict[str, Any] = {
+        "port": options.http_settings_port,
+        "protocol": options.http_settings_protocol,
+        "cookieBasedAffinity": options.cookie_based_affinity,
+        "requestTimeout": 30,  # az's default request timeout
+        "connectionDraining": {
+            "enabled": options.connection_draining_timeout > 0,
+            "drainTimeoutInSec": max(options.connection_draining_timeout, 1),
+        },
+    }
+    if options.http_settings_host_name:
+        settings["hostName"] = options.http_settings_host_name
+    if options.trusted_root_certificates:
+        settings["trustedRootCertificates"] = [
+            child("trustedRootCertificates", name) for name, _ in options.trusted_root_certificates
+        ]
+    listener: dict[str, Any] = {
+        "frontendIPConfiguration": child("frontendIPConfigurations", frontend_name),
+        "frontendPort": child("frontendPorts", FRONTEND_PORT),
+        "protocol": "Https" if options.certificate else "Http",
+    }
+    if options.certificate:
+        listener["sslCertificate"] = child("sslCertificates", options.certificate.name)
+    rule: dict[str, Any] = {
+        "ruleType": "Basic",
+        "httpListener": child("httpListeners", HTTP_LISTENER),
+        "backendAddressPool": child("backendAddressPools", BACKEND_POOL),
+        "backendHttpSettings": child("backendHttpSettingsCollection", BACKEND_HTTP_SETTINGS),
+    }
+    if options.priority is not None and options.v2:
+        rule["priority"] = options.priority
+    port = options.frontend_port
+    if port is None:
+        port = 443 if options.certificate else 80
+    properties: dict[str, Any] = {
+        "sku": sku,
+        "gatewayIPConfigurations": [
+            {
+                "name": frontend_name,
+                "properties": {
+                    "subnet": {"id": f"{network}/virtualNetworks/{vnet}/subnets/{options.subnet}"}
+                },
+            }
+        ],
+        "frontendIPConfigurations": [{"name": frontend_name, "properties": frontend}],
+        "frontendPorts": [{"name": FRONTEND_PORT, "properties": {"port": port}}],
+        "sslCertificates": [
+            {
+                "name": options.certificate.name,
+                "properties": {
+                    "data": options.certificate.data,
+                    "password": options.certificate.password,
+                },
+            }
+        ]
+        if options.certificate
+        else [],
+        "trustedRootCertificates": [
+            {"name": name, "properties": {"data": data}}
+            for name, data in options.trusted_root_certificates
+        ],
+        "backendAddressPools": [
+            {
+                "name": BACKEND_POOL,
+                "properties": {"backendAddresses": [_address(s) for s in options.servers]},
+            }
+        ],
+        "backendHttpSettingsCollection": [{"name": BACKEND_HTTP_SETTINGS, "properties": settings}],
+        "httpListeners": [{"name": HTTP_LISTENER, "properties": listener}],
+        "requestRoutingRules": [{"name": ROUTING_RULE, "properties": rule}],
+    }
+    if autoscale:
+        bounds: dict[str, int] = {"minCapacity": options.min_capacity or 0}
+        if options.max_capacity is not None:
+            bounds["maxCapacity"] = options.max_capacity
+        properties["autoscaleConfiguration"] = bounds
+    if options.http2 is not None:
+        properties["enableHttp2"] = options.http2
+    return {"location": options.location, "tags": dict(options.tags), "properties": properties}
+
+
+def _address(server: str) -> dict[str, str]:
+    """az --servers: IP-looking values become ipAddress, others fqdn."""
+    return {"ipAddress": server} if is_ip_address(server) else {"fqdn": server}

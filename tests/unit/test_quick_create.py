@@ -1,0 +1,61 @@
+"""The gateway `appgw create` builds: Azure's default names and defaults (spec §5.4, §6.1)."""
+
+from __future__ import annotations
+
+import pytest
+
+from appgw.model.ids import GatewayId
+from appgw.model.quick_create import ListenerCertificate, QuickCreate, quick_create_document
+from appgw.model.wire import parse_gateway
+
+GATEWAY = GatewayId("sub", "rg", "gw")
+
+
+def test_defaults_follow_az() -> None:
+    document = quick_create_document(GATEWAY, QuickCreate())
+    properties = document["properties"]
+    assert properties["sku"] == {"name": "Standard_Medium", "tier": "Standard", "capacity": 2}
+    assert properties["frontendPorts"][0]["properties"]["port"] == 80
+    assert properties["httpListeners"][0]["properties"]["protocol"] == "Http"
+    settings = properties["backendHttpSettingsCollection"][0]["properties"]
+    assert settings["port"] == 80 and settings["protocol"] == "Http"
+    # az writes draining off as enabled:false with a 1 s timeout.
+    assert settings["connectionDraining"] == {"enabled": False, "drainTimeoutInSec": 1}
+    names = {
+        collection: [child["name"] for child in properties[collection]]
+        for collection in ("frontendIPConfigurations", "backendAddressPools", "httpListeners")
+    }
+    assert names == {
+        "frontendIPConfigurations": ["appGatewayFrontendIP"],
+        "backendAddressPools": ["appGatewayBackendPool"],
+        "httpListeners": ["appGatewayHttpListener"],
+    }
+    assert properties["requestRoutingRules"][0]["name"] == "rule1"
+    parse_gateway(document, GATEWAY)  # the model accepts what quick-create builds
+
+
+def test_certificate_means_https_on_443_and_autoscale_drops_capacity() -> None:
+    options = QuickCreate(
+        sku="WAF_v2",
+        certificate=ListenerCertificate("gwSslCert", "AAAA", "pw"),
+        min_capacity=0,
+        max_capacity=10,
+        private_ip_address="10.0.0.10",
+        priority=7,
+    )
+    properties = quick_create_document(GATEWAY, options)["properties"]
+    assert properties["frontendPorts"][0]["properties"]["port"] == 443
+    assert properties["httpListeners"][0]["properties"]["protocol"] == "Https"
+    assert properties["sku"] == {"name": "WAF_v2", "tier": "WAF_v2"}
+    assert properties["autoscaleConfiguration"] == {"minCapacity": 0, "maxCapacity": 10}
+    assert properties["frontendIPConfigurations"][0]["name"] == "appGatewayPrivateFrontendIP"
+    assert properties["requestRoutingRules"][0]["properties"]["priority"] == 7
+
+
+def test_priority_only_for_v2_and_unknown_sku() -> None:
+    rule = quick_create_document(GATEWAY, QuickCreate(priority=3))["properties"][
+        "requestRoutingRules"
+    ][0]
+    assert "priority" not in rule["properties"]
+    with pytest.raises(ValueError, match="--sku 'Premium'"):
+        quick_create_document(GATEWAY, QuickCreate(sku="Premium"))
