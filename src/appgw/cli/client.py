@@ -236,6 +236,7 @@ def pfx_password(given: str | None, flag: str) -> str:
 MULTI_VALUE_FLAGS = frozenset(
     {
         "--servers",
+        "--dns-name",
         "--tags",
         "--custom-error-pages",
         "--root-certs",
