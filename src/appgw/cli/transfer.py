@@ -200,7 +200,7 @@ def gateway_from_template(
     source_id = f"/subscriptions/{deployment.subscription_id}/resourceGroups/" + (
         f"{deployment.resource_group}/providers/{GATEWAY_TYPE}/{name}"
     )
-    others = raw.get("resources") if isinstance(raw.get("resources"), list) else []
+    others: list[Any] = raw["resources"] if isinstance(raw.get("resources"), list) else []
     skipped = sorted(
         {
             str(r.get("type"))
