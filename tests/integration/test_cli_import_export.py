@@ -294,3 +294,61 @@ def test_help_has_examples(server: ServeProcess) -> None:
     for command in ("import", "export"):
         shown = appgw(server, command, "--help")
         assert shown.returncode == 0 and "Example: appgw " + command in shown.stdout
+
+
+def test_refusals_store_nothing(
+    server: ServeProcess, api: httpx.Client, tmp_path: Path, pfx: Pfx, pfx_file: Path
+) -> None:
+    group = f"/subscriptions/{SUB}/resourceGroups/refused/providers/Microsoft.Network/"
+    secret = ("--ssl-cert", f"contoso-www-cert={pfx_file}", "--ssl-cert-password-stdin")
+    document = json.loads(AZ_SHOW.read_text())
+    document["sslCertificates"][0]["keyVaultSecretId"] = (
+        "https://contoso-kv.vault.azure.net/secrets/www-contoso-com"
+    )
+    document["trustedRootCertificates"][0].pop("data")
+    document["trustedRootCertificates"][0]["keyVaultSecretId"] = (
+        "https://contoso-kv.vault.azure.net/secrets/backend-root"
+    )
+    vault = tmp_path / "vault.json"
+    vault.write_text(json.dumps(document))
+    listed = appgw(server, "import", str(vault), "-g", "refused")
+    assert listed.returncode == 1 and "2 certificate(s) lack their secret" in listed.stderr
+    assert "Key Vault (https://contoso-kv.vault.azure.net/secrets/www-contoso-com)" in (
+        listed.stderr
+    )
+    assert "--trusted-root-cert contoso-backend-root=FILE.cer" in listed.stderr
+
+    stranger = appgw(server, "import", str(AZ_SHOW), "-g", "refused", *secret,
+                     "--ssl-cert", f"nope={pfx_file}", stdin="x\nx\n")  # fmt: skip
+    assert stranger.returncode == 2 and "no sslCertificates entry named nope" in stranger.stderr
+
+    wrong_password = appgw(server, "import", str(AZ_SHOW), "-g", "refused", *secret,
+                           stdin="not-the-password\n")  # fmt: skip
+    assert wrong_password.returncode == 1
+    assert "contoso-www-cert" in wrong_password.stderr and "password" in wrong_password.stderr
+
+    # A feature appgw does not implement is refused by the server, never silently dropped.
+    document = json.loads(AZ_SHOW.read_text())
+    document["rewriteRuleSets"] = [
+        {
+            "name": "strip-server-header",
+            "rewriteRules": [
+                {
+                    "name": "no-server",
+                    "ruleSequence": 100,
+                    "actionSet": {
+                        "responseHeaderConfigurations": [
+                            {"headerName": "Server", "headerValue": ""}
+                        ]
+                    },
+                }
+            ],
+        }
+    ]
+    rewrites = tmp_path / "rewrites.json"
+    rewrites.write_text(json.dumps(document))
+    refused = appgw(server, "import", str(rewrites), "-g", "refused", *secret,
+                    stdin=pfx.password + "\n")  # fmt: skip
+    assert refused.returncode == 1
+    assert "rewrite rule sets" in refused.stderr and "FeatureNotSupported" in refused.stderr
+    assert api.get(group + "applicationGateways").json()["value"] == []

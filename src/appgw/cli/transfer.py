@@ -336,11 +336,13 @@ def missing_secrets(
     return problems
 
 
-def unknown_names(document: dict[str, Any], collection: str, given: set[str]) -> list[str]:
-    present = {
-        str(c.get("name", "")).casefold() for c in document["properties"].get(collection, [])
-    }
-    return sorted(given - present)
+def unknown_names(
+    document: dict[str, Any], collection: str, given: dict[str, tuple[str, str]]
+) -> list[str]:
+    """The names given on the command line that the document has no entry for."""
+    children = document["properties"].get(collection, [])
+    present = {str(c.get("name", "")).casefold() for c in children}
+    return sorted(name for folded, (name, _value) in given.items() if folded not in present)
 
 
 def attach_secrets(document: dict[str, Any], files: SecretFiles) -> None:
@@ -375,9 +377,12 @@ def masked(document: dict[str, Any]) -> dict[str, Any]:
 
 def _read_bytes(path: Path) -> bytes:
     try:
-        return path.read_bytes()
+        data = path.read_bytes()
     except OSError as error:
         raise ImportError_(f"{path}: cannot read it ({error.strerror or error})") from None
+    if not data.strip():
+        raise ImportError_(f"{path}: the file is empty")
+    return data
 
 
 # --- exporting ----------------------------------------------------------------------------------
@@ -444,22 +449,23 @@ def as_template(view: dict[str, Any]) -> dict[str, Any]:
 # --- commands -----------------------------------------------------------------------------------
 
 
-def _pairs(option: str, values: list[str]) -> dict[str, str]:
-    pairs: dict[str, str] = {}
+def _pairs(option: str, values: list[str]) -> dict[str, tuple[str, str]]:
+    """NAME=VALUE options by folded name (ARM compares child names ignoring case)."""
+    pairs: dict[str, tuple[str, str]] = {}
     for value in values:
         name, sep, rest = value.partition("=")
         if not sep or not name or not rest:
             fail(f"{option} '{value}': expected NAME=VALUE", 2)
-        pairs[name.casefold()] = rest
+        pairs[name.casefold()] = (name, rest)
     return pairs
 
 
 def _passwords(
-    files: dict[str, str], given: dict[str, str], from_stdin: bool
+    files: dict[str, tuple[str, str]], given: dict[str, tuple[str, str]], from_stdin: bool
 ) -> dict[str, tuple[Path, str]]:
     """A password per --ssl-cert: --ssl-cert-password, else a stdin line (in --ssl-cert order),
     else a prompt on a terminal."""
-    unknown = sorted(set(given) - set(files))
+    unknown = sorted(given[k][0] for k in set(given) - set(files))
     if unknown:
         fail(f"--ssl-cert-password for {', '.join(unknown)} without a matching --ssl-cert", 2)
     if given:
@@ -469,9 +475,9 @@ def _passwords(
             err=True,
         )
     result: dict[str, tuple[Path, str]] = {}
-    for name, path in files.items():
-        if name in given:
-            password = given[name]
+    for folded, (name, path) in files.items():
+        if folded in given:
+            password = given[folded][1]
         elif from_stdin:
             line = sys.stdin.readline()
             if not line:
@@ -485,7 +491,7 @@ def _passwords(
                 "--ssl-cert-password-stdin",
                 2,
             )
-        result[name] = (Path(path), password)
+        result[folded] = (Path(path), password)
     return result
 
 
@@ -627,12 +633,11 @@ def register(app: typer.Typer) -> None:
             if not isinstance(document.get("properties"), dict):
                 fail(f"{file}: 'properties' must be an object", 2)
             ssl_files = _pairs("--ssl-cert", ssl_cert)
-            roots = {
-                k: Path(v) for k, v in _pairs("--trusted-root-cert", trusted_root_cert).items()
-            }
+            root_files = _pairs("--trusted-root-cert", trusted_root_cert)
+            roots = {k: Path(v) for k, (_name, v) in root_files.items()}
             for option, collection, given in (
-                ("--ssl-cert", "sslCertificates", set(ssl_files)),
-                ("--trusted-root-cert", "trustedRootCertificates", set(roots)),
+                ("--ssl-cert", "sslCertificates", ssl_files),
+                ("--trusted-root-cert", "trustedRootCertificates", root_files),
             ):
                 unknown = unknown_names(document, collection, given)
                 if unknown:
