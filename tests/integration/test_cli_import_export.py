@@ -265,6 +265,8 @@ def test_export_round_trip(
         assert not {"data", "password", "keyVaultSecretId"} & set(cert["properties"])
     assert pfx.password not in text and pfx.b64[:64] not in text
     assert base64.b64encode(pfx.key_der).decode()[:64] not in text
+    kept = appgw(server, "export", "-g", "trip", "-n", "original", "--file", str(exported))
+    assert kept.returncode == 2 and "--force" in kept.stderr and exported.read_text() == text
     as_template = tmp_path / "template.json"
     assert appgw(server, "export", "-g", "trip", "-n", "original", "--template",
                  "-f", str(as_template)).returncode == 0  # fmt: skip

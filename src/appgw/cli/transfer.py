@@ -50,6 +50,9 @@ GATEWAY_ID_VARIABLE = "applicationGatewayId"
 # Fields ARM puts around a resource (not in `properties`) in az's flattened output.
 _GATEWAY_ENVELOPE = {"id", "name", "type", "location", "tags", "etag", "zones", "identity"}
 _CHILD_ENVELOPE = {"id", "name", "etag", "type"}
+# Template resource fields that only steer the deployment (ordering, documentation, the API
+# version of the body), not the gateway.
+_DEPLOYMENT_ONLY = {"apiVersion", "type", "dependsOn", "comments", "metadata", "condition"}
 # What az adds that carries no information of its own.
 _AZ_ONLY = "resourceGroup"
 # Read-only fields the model accepts but a new gateway must not inherit: the server computes
@@ -57,7 +60,7 @@ _AZ_ONLY = "resourceGroup"
 _SERVER_COMPUTED = ("resourceGuid",)
 
 
-class ImportError_(Exception):
+class TransferError(Exception):
     """A file that cannot be imported; the message names the file (or the field)."""
 
 
@@ -68,13 +71,13 @@ def read_json(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8-sig")  # files saved by PowerShell start with a BOM
     except OSError as error:
-        raise ImportError_(f"{path}: cannot read it ({error.strerror or error})") from None
+        raise TransferError(f"{path}: cannot read it ({error.strerror or error})") from None
     except UnicodeDecodeError:
-        raise ImportError_(f"{path}: not a UTF-8 text file") from None
+        raise TransferError(f"{path}: not a UTF-8 text file") from None
     try:
         return json.loads(text)
     except ValueError as error:
-        raise ImportError_(f"{path}: not valid JSON ({error})") from None
+        raise TransferError(f"{path}: not valid JSON ({error})") from None
 
 
 def is_template(raw: dict[str, Any]) -> bool:
@@ -94,18 +97,18 @@ class Source:
 def gateway_from_azure_json(raw: Any, path: Path) -> Source:
     """The object from `az network application-gateway show` or the REST API's GET."""
     if isinstance(raw, list):
-        raise ImportError_(
+        raise TransferError(
             f"{path}: a list of {len(raw)} item(s), not one gateway; export a single gateway "
             "(az network application-gateway show) or pick one with jq '.[0]'"
         )
     if not isinstance(raw, dict):
-        raise ImportError_(f"{path}: expected a JSON object, found {type(raw).__name__}")
+        raise TransferError(f"{path}: expected a JSON object, found {type(raw).__name__}")
     kind = raw.get("type")
     if kind is not None and str(kind).casefold() != GATEWAY_TYPE.casefold():
-        raise ImportError_(f"{path}: a '{kind}' resource, not an application gateway")
+        raise TransferError(f"{path}: a '{kind}' resource, not an application gateway")
     if not isinstance(raw.get("properties"), dict):
         if not any(key in raw for key in ("sku", "gatewayIPConfigurations", "frontendPorts")):
-            raise ImportError_(
+            raise TransferError(
                 f"{path}: neither an application gateway (no 'properties', no 'sku') nor an ARM "
                 "template (no '$schema', no 'resources')"
             )
@@ -161,37 +164,45 @@ def gateway_from_template(
         template = Template(raw, deployment, given.values)
         found = list(template.resources_of_type(GATEWAY_TYPE))
         if not found:
-            raise ImportError_(f"{path}: the template has no '{GATEWAY_TYPE}' resource")
+            raise TransferError(f"{path}: the template has no '{GATEWAY_TYPE}' resource")
         named = [
             (where, template.evaluate(r.get("name"), f"{where}.name"), r) for where, r in found
         ]
         if given.resource_name is not None:
             named = [n for n in named if str(n[1]).casefold() == given.resource_name.casefold()]
             if not named:
-                raise ImportError_(
+                raise TransferError(
                     f"{path}: no application gateway named '{given.resource_name}' in the template"
                 )
         if len(named) > 1:
             names = ", ".join(str(n[1]) for n in named)
-            raise ImportError_(
+            raise TransferError(
                 f"{path}: the template has {len(named)} application gateways ({names}); choose "
                 "one with --resource-name"
             )
         where, name, resource = named[0]
         if "copy" in resource:
-            raise ImportError_(f"{path}: {where}.copy: resource copy loops are not supported")
+            raise TransferError(f"{path}: {where}.copy: resource copy loops are not supported")
         if (
             "condition" in resource
             and template.evaluate(resource["condition"], f"{where}.condition") is not True
         ):
-            raise ImportError_(f"{path}: {where}.condition is false: the gateway is not deployed")
+            raise TransferError(f"{path}: {where}.condition is false: the gateway is not deployed")
         evaluated = {
             key: template.evaluate(value, f"{where}.{key}")
             for key, value in resource.items()
             if key in _GATEWAY_ENVELOPE | {"properties", "sku"}
         }
+        ignored = sorted(
+            set(resource) - _GATEWAY_ENVELOPE - _DEPLOYMENT_ONLY - {"sku", "properties"}
+        )
+        if ignored:
+            raise TransferError(
+                f"{path}: {where}: appgw cannot deploy a resource with "
+                f"{', '.join(repr(k) for k in ignored)}"
+            )
     except TemplateError as error:
-        raise ImportError_(f"{path}: {error}") from None
+        raise TransferError(f"{path}: {error}") from None
     evaluated["name"] = name
     # Older templates put the SKU beside `properties`; the resource itself takes it inside.
     sku = evaluated.pop("sku", None)
@@ -379,9 +390,9 @@ def _read_bytes(path: Path) -> bytes:
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise ImportError_(f"{path}: cannot read it ({error.strerror or error})") from None
+        raise TransferError(f"{path}: cannot read it ({error.strerror or error})") from None
     if not data.strip():
-        raise ImportError_(f"{path}: the file is empty")
+        raise TransferError(f"{path}: the file is empty")
     return data
 
 
@@ -403,8 +414,10 @@ def as_template(view: dict[str, Any]) -> dict[str, Any]:
     asks for each listener certificate's PFX)."""
     gateway_id = GatewayId.parse(str(view.get("id", "")))
     if gateway_id is None:
-        raise ImportError_(f"the API returned an unexpected gateway id {view.get('id')!r}")
-    document, _dropped = desired_state(view)
+        raise TransferError(f"the API returned an unexpected gateway id {view.get('id')!r}")
+    document, dropped = desired_state(view)
+    for path in dropped:
+        typer.echo(f"appgw: warning: left out {path}: appgw does not know it", err=True)
     prefix = re.compile(rf"^{re.escape(str(gateway_id))}(?=/|$)", re.IGNORECASE)
 
     def expressions(node: Any) -> Any:
@@ -495,12 +508,6 @@ def _passwords(
     return result
 
 
-def _subscription(subscription: str | None) -> str:
-    import os
-
-    return subscription or os.environ.get("APPGW_SUBSCRIPTION") or DEFAULT_SUBSCRIPTION
-
-
 def _current_etag(api: Api, resource_group: str, name: str) -> str | None:
     """The gateway's etag, or None when there is none (from the group's listing: a GET of a
     missing gateway would end the command)."""
@@ -584,7 +591,10 @@ def register(app: typer.Typer) -> None:
         ] = None,
         location: Annotated[
             str | None,
-            typer.Option(help="For a template: what resourceGroup().location means."),
+            typer.Option(
+                help="For a template: what resourceGroup().location means; for Azure's JSON: "
+                "the location instead of the file's."
+            ),
         ] = None,
         overwrite: Annotated[
             bool,
@@ -608,8 +618,11 @@ def register(app: typer.Typer) -> None:
 
         Example: appgw import gw.json -g myResourceGroup --ssl-cert appGatewaySslCert=site.pfx
           --ssl-cert-password-stdin < password.txt
+
+        Example: appgw import azuredeploy.json -g myResourceGroup --location westeurope
+          -p @azuredeploy.parameters.json -p environment=prod
         """
-        target_subscription = _subscription(subscription)
+        target_subscription = subscription or DEFAULT_SUBSCRIPTION  # the option reads the env
         try:
             raw = read_json(file)
             if isinstance(raw, dict) and is_template(raw):
@@ -622,6 +635,8 @@ def register(app: typer.Typer) -> None:
                 if parameters:
                     fail(f"{file}: --parameters applies to ARM templates only", 2)
                 source = gateway_from_azure_json(raw, file)
+                if location is not None:
+                    source.resource["location"] = location
             target_name = name or source.name
             if not target_name:
                 fail(f"{file}: the gateway has no name; give --name", 2)
@@ -663,7 +678,7 @@ def register(app: typer.Typer) -> None:
                 ssl_files, _pairs("--ssl-cert-password", ssl_cert_password), ssl_cert_password_stdin
             )
             attach_secrets(document, SecretFiles(pfx, roots))
-        except ImportError_ as error:
+        except TransferError as error:
             fail(str(error), 2)
         if dry_run:
             emit(masked(document), output, query)
@@ -693,6 +708,9 @@ def register(app: typer.Typer) -> None:
                 "--template", help="An ARM template with the gateway name as a parameter."
             ),
         ] = False,
+        force: Annotated[
+            bool, typer.Option("--force", help="Overwrite --file if it exists.")
+        ] = False,
         subscription: Subscription = None,
         server: Server = None,
     ) -> None:
@@ -710,12 +728,14 @@ def register(app: typer.Typer) -> None:
             fail(f"the API returned secret fields ({', '.join(leaked)}); refusing to write them")
         try:
             result = as_template(view) if template else view
-        except ImportError_ as error:
+        except TransferError as error:
             fail(str(error))
         text = json.dumps(result, indent=2) + "\n"
         if file is None:
             typer.echo(text, nl=False)
             return
+        if file.exists() and not force:
+            fail(f"{file} exists; add --force to overwrite it", 2)
         try:
             file.write_text(text)
         except OSError as error:
@@ -733,12 +753,12 @@ def _template_values(parameters: list[str]) -> dict[str, Any]:
             try:
                 values.update(parse_parameters_file(read_json(path)))
             except TemplateError as error:
-                raise ImportError_(f"{path}: {error}") from None
+                raise TransferError(f"{path}: {error}") from None
         else:
             try:
                 key, value = parse_assignment(item)
             except TemplateError as error:
-                raise ImportError_(f"--parameters {error}") from None
+                raise TransferError(f"--parameters {error}") from None
             values = {k: v for k, v in values.items() if k.casefold() != key.casefold()}
             values[key] = value
     return values
