@@ -155,6 +155,31 @@ def test_unknown_fields_are_dropped_with_a_warning(
     document = json.loads(AZ_SHOW.read_text())
     document["frontendPorts"][0]["futureSetting"] = True
     document["someNewFeature"] = {"enabled": False}
+    pool, settings = (
+        document["backendAddressPools"][0],
+        document["backendHttpSettingsCollection"][0],
+    )
+    document["urlPathMaps"] = [  # flattened as az prints it, path rules too
+        {
+            "id": f"{SOURCE_GATEWAY}/urlPathMaps/paths",
+            "name": "paths",
+            "defaultBackendAddressPool": {"id": pool["id"], "resourceGroup": "contoso-prod-rg"},
+            "defaultBackendHttpSettings": {"id": settings["id"]},
+            "pathRules": [
+                {
+                    "id": f"{SOURCE_GATEWAY}/urlPathMaps/paths/pathRules/api",
+                    "name": "api",
+                    "paths": ["/api/*"],
+                    "backendAddressPool": {"id": pool["id"]},
+                    "backendHttpSettings": {"id": settings["id"]},
+                    "provisioningState": "Succeeded",
+                    "resourceGroup": "contoso-prod-rg",
+                }
+            ],
+            "provisioningState": "Succeeded",
+            "resourceGroup": "contoso-prod-rg",
+        }
+    ]
     changed = tmp_path / "changed.json"
     changed.write_text(json.dumps(document))
     shown = appgw(
@@ -166,6 +191,34 @@ def test_unknown_fields_are_dropped_with_a_warning(
     assert "dropped properties.someNewFeature" in shown.stderr
     assert "dropped properties.frontendPorts[port_443].properties.futureSetting" in shown.stderr
     printed = json.loads(shown.stdout)
+    target = gateway_id("contoso-appgw", "dry", SUB)
+    assert printed["properties"]["urlPathMaps"] == [
+        {
+            "name": "paths",
+            "properties": {
+                "defaultBackendAddressPool": {
+                    "id": f"{target}/backendAddressPools/contoso-backend-pool"
+                },
+                "defaultBackendHttpSettings": {
+                    "id": f"{target}/backendHttpSettingsCollection/https-settings"
+                },
+                "pathRules": [
+                    {
+                        "name": "api",
+                        "properties": {
+                            "paths": ["/api/*"],
+                            "backendAddressPool": {
+                                "id": f"{target}/backendAddressPools/contoso-backend-pool"
+                            },
+                            "backendHttpSettings": {
+                                "id": f"{target}/backendHttpSettingsCollection/https-settings"
+                            },
+                        },
+                    }
+                ],
+            },
+        }
+    ]
     assert printed["properties"]["sslCertificates"][0]["properties"]["password"] == "(hidden)"
     assert pfx.password not in shown.stdout and pfx.b64[:64] not in shown.stdout
 

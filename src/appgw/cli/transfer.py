@@ -129,7 +129,7 @@ def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
         unflattened = [_unflatten_child(child) for child in children]
         if collection == "urlPathMaps":
             for path_map in unflattened:
-                rules = path_map["properties"].get(PATH_RULES)
+                rules = path_map.get("properties", {}).get(PATH_RULES)
                 if isinstance(rules, list):
                     path_map["properties"][PATH_RULES] = [_unflatten_child(r) for r in rules]
         properties[collection] = unflattened
@@ -138,7 +138,9 @@ def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
 
 
 def _unflatten_child(child: Any) -> Any:
-    if not isinstance(child, dict) or isinstance(child.get("properties"), dict):
+    if not isinstance(child, dict):
+        return {"properties": {}}  # not an object: the server names the entry as invalid
+    if isinstance(child.get("properties"), dict):
         return child
     envelope, properties = _split(child, _CHILD_ENVELOPE | {_AZ_ONLY})
     envelope["properties"] = properties
