@@ -287,12 +287,17 @@ def test_bad_files(server: ServeProcess, tmp_path: Path) -> None:
     not_json.write_text("{'name': 'gw'}")
     wrong_shape = tmp_path / "vnet.json"
     wrong_shape.write_text(json.dumps({"name": "vnet", "addressSpace": {}}))
+    bad_ports = tmp_path / "ports.json"
+    bad_ports.write_text(
+        json.dumps({"name": "gw", "location": "x", "properties": {"frontendPorts": "80"}})
+    )
     a_list = tmp_path / "list.json"
     a_list.write_text("[{}, {}]")
     for path, expected in [
         (not_json, "not valid JSON"),
         (wrong_shape, "neither an application gateway"),
         (a_list, "a list of 2 item(s)"),
+        (bad_ports, "not a valid application gateway:\n  - (InvalidPropertyValue)"),
         (tmp_path / "absent.json", "cannot read it"),
     ]:
         result = appgw(server, "import", str(path), "-g", "bad")

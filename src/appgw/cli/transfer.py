@@ -259,29 +259,32 @@ def without_nulls(value: Any) -> Any:
     return value
 
 
-def desired_state(resource: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+def desired_state(
+    resource: dict[str, Any], gateway_id: GatewayId, source: Path | str
+) -> tuple[dict[str, Any], list[str]]:
     """The gateway as a client would PUT it: read-only fields gone, and fields the model does
-    not know dropped (returned by JSON path so the caller can say exactly what was lost)."""
+    not know dropped (returned by JSON path so the caller can say exactly what was lost).
+    Anything else the model refuses is refused here, as the server would, naming `source`."""
     from pydantic import ValidationError
 
+    from appgw.model.diagnostics import ValidationFailed
     from appgw.model.resource import ApplicationGateway
-    from appgw.model.wire import canonical_document
+    from appgw.model.wire import canonical_document, parse_gateway
 
     document = without_nulls(resource)
     document.pop(_AZ_ONLY, None)
     dropped: list[str] = []
     try:
-        gateway = ApplicationGateway.model_validate(document)
+        ApplicationGateway.model_validate(document)
     except ValidationError as error:
         extras = [e["loc"] for e in error.errors() if e["type"] == "extra_forbidden"]
         for loc in sorted(extras, key=len, reverse=True):
             dropped.append(_drop(document, loc))
-        try:
-            gateway = ApplicationGateway.model_validate(document)
-        except ValidationError:
-            # Other problems (a wrong enum, a missing name): the server names them with the
-            # gateway's ids when it refuses the PUT.
-            return document, sorted(dropped)
+    try:
+        gateway = parse_gateway(document, gateway_id)
+    except ValidationFailed as failed:
+        lines = "\n".join(f"  - ({d.code}) {d.message}" for d in failed.diagnostics)
+        raise TransferError(f"{source}: not a valid application gateway:\n{lines}") from None
     canonical = canonical_document(gateway)
     for key in _SERVER_COMPUTED:
         canonical["properties"].pop(key, None)
@@ -417,7 +420,7 @@ def as_template(view: dict[str, Any]) -> dict[str, Any]:
     gateway_id = GatewayId.parse(str(view.get("id", "")))
     if gateway_id is None:
         raise TransferError(f"the API returned an unexpected gateway id {view.get('id')!r}")
-    document, dropped = desired_state(view)
+    document, dropped = desired_state(view, gateway_id, "the API's answer")
     for path in dropped:
         typer.echo(f"appgw: warning: left out {path}: appgw does not know it", err=True)
     prefix = re.compile(rf"^{re.escape(str(gateway_id))}(?=/|$)", re.IGNORECASE)
@@ -646,9 +649,7 @@ def register(app: typer.Typer) -> None:
             resource = rewrite_ids(source.resource, source, target)
             resource["name"] = target_name
             resource.pop("id", None)
-            document, dropped = desired_state(resource)
-            if not isinstance(document.get("properties"), dict):
-                fail(f"{file}: 'properties' must be an object", 2)
+            document, dropped = desired_state(resource, target, file)
             ssl_files = _pairs("--ssl-cert", ssl_cert)
             root_files = _pairs("--trusted-root-cert", trusted_root_cert)
             roots = {k: Path(v) for k, (_name, v) in root_files.items()}
