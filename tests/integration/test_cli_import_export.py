@@ -407,6 +407,10 @@ def test_refusals_store_nothing(
     ]
     rewrites = tmp_path / "rewrites.json"
     rewrites.write_text(json.dumps(document))
+    checked = appgw(server, "import", str(rewrites), "-g", "refused", "--dry-run", *secret,
+                    stdin=pfx.password + "\n")  # fmt: skip
+    assert checked.returncode == 1 and "the server would refuse" in checked.stderr
+    assert "rewrite rule sets" in checked.stderr
     refused = appgw(server, "import", str(rewrites), "-g", "refused", *secret,
                     stdin=pfx.password + "\n")  # fmt: skip
     assert refused.returncode == 1

@@ -608,7 +608,8 @@ def register(app: typer.Typer) -> None:
         dry_run: Annotated[
             bool,
             typer.Option(
-                help="Print the document that would be PUT (secrets hidden); store nothing."
+                help="Check the document by the server's rules and print it (secrets "
+                "hidden); store nothing."
             ),
         ] = False,
         subscription: Subscription = None,
@@ -684,6 +685,10 @@ def register(app: typer.Typer) -> None:
         except TransferError as error:
             fail(str(error), 2)
         if dry_run:
+            problems = _rule_problems(document, target)
+            if problems:
+                lines = "\n".join(f"  - {p}" for p in problems)
+                fail(f"{file}: the server would refuse this gateway:\n{lines}")
             emit(masked(document), output, query)
             return
         api = Api.connect(server, subscription)
@@ -746,6 +751,16 @@ def register(app: typer.Typer) -> None:
         certs = [c["name"] for c in view.get("properties", {}).get("sslCertificates", [])]
         note = f"; on import give --ssl-cert for {', '.join(certs)}" if certs else ""
         typer.echo(f"Wrote {file}{note}", err=True)
+
+
+def _rule_problems(document: dict[str, Any], target: GatewayId) -> list[str]:
+    """What the server's cross-field rules say about the document (certificate contents are
+    checked by the server alone)."""
+    from appgw.model.validate import validate_gateway
+    from appgw.model.wire import parse_gateway
+
+    found = validate_gateway(parse_gateway(document, target), target)
+    return [f"({d.code}) {d.message}" for d in found]
 
 
 def _template_values(parameters: list[str]) -> dict[str, Any]:
