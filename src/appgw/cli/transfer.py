@@ -458,7 +458,7 @@ def as_template(view: dict[str, Any]) -> dict[str, Any]:
             "location": {"type": "string", "defaultValue": document.get("location", "")},
         },
         "variables": {
-            GATEWAY_ID_VARIABLE: (f"[resourceId('{GATEWAY_TYPE}', parameters('{NAME_PARAMETER}'))]")
+            GATEWAY_ID_VARIABLE: f"[resourceId('{GATEWAY_TYPE}', parameters('{NAME_PARAMETER}'))]"
         },
         "resources": [resource],
     }
