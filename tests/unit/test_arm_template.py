@@ -100,6 +100,17 @@ def test_parameters_defaults_given_values_and_types() -> None:
         template(parameters, values={"capacity": "many"}).evaluate("[parameters('capacity')]", "x")
     with pytest.raises(TemplateError, match="expected int, got an array"):
         template(parameters, values={"capacity": ["x"]}).parameter("capacity", "x")
+    secure = {"secret": {"type": "secureObject", "allowedValues": [{"a": 1}]}}
+    with pytest.raises(TemplateError) as raised:
+        template(secure, values={"secret": '{"a": "Sentinel"}'}).parameter("secret", "x")
+    assert "the secure value" in str(raised.value) and "Sentinel" not in str(raised.value)
+    with pytest.raises(TemplateError) as raised:
+        template(secure, values={"secret": "{Sentinel"}).parameter("secret", "x")
+    assert "not a valid secureobject" in str(raised.value)
+    assert "Sentinel" not in str(raised.value)
+    with pytest.raises(TemplateError, match="not an integer") as raised:
+        run("[int('Sentinel')]")
+    assert "Sentinel" not in str(raised.value)
     with pytest.raises(TemplateError, match="'nope' is given but the template declares none"):
         template(parameters, values={"nope": "1"})
 

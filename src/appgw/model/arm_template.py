@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -275,8 +276,9 @@ class Template:
             raise TemplateError(f"parameter '{spelled}': expected {kind}, got {_kind(value)}")
         allowed = declaration.get("allowedValues")
         if isinstance(allowed, list) and value not in allowed:
+            shown = _shown(value, kind)
             raise TemplateError(
-                f"parameter '{spelled}': {value!r} is not one of the allowed values {allowed}"
+                f"parameter '{spelled}': {shown} is not one of the allowed values {allowed}"
             )
         self.parameter_values[folded] = value
         return value
@@ -288,28 +290,24 @@ class Template:
         if folded not in self.variables:
             raise TemplateError(f"{path}: variables('{name}'): the template declares no such one")
         spelled, raw = self.variables[folded]
-        if spelled == "copy":
+        if folded == "copy":
             raise TemplateError("variables.copy: variable copy loops are not supported")
         with self._guard(f"variables('{spelled}')", path):
             value = self.evaluate(raw, f"variables.{spelled}")
         self.variable_values[folded] = value
         return value
 
-    class _Guard:
-        def __init__(self, owner: Template, key: str, path: str) -> None:
-            self.owner, self.key, self.path = owner, key, path
-
-        def __enter__(self) -> None:
-            if self.key in self.owner.evaluating:
-                cycle = " -> ".join([*self.owner.evaluating, self.key])
-                raise TemplateError(f"{self.path}: a cycle: {cycle}")
-            self.owner.evaluating.append(self.key)
-
-        def __exit__(self, *_: object) -> None:
-            self.owner.evaluating.pop()
-
-    def _guard(self, key: str, path: str) -> Template._Guard:
-        return Template._Guard(self, key, path)
+    @contextmanager
+    def _guard(self, key: str, path: str) -> Iterator[None]:
+        """Evaluating `key` (a parameter default or a variable) must not need itself."""
+        if key in self.evaluating:
+            cycle = " -> ".join([*self.evaluating, key])
+            raise TemplateError(f"{path}: a cycle: {cycle}")
+        self.evaluating.append(key)
+        try:
+            yield
+        finally:
+            self.evaluating.pop()
 
     # expressions ----------------------------------------------------------------------------
 
@@ -425,9 +423,15 @@ def _coerce(value: Any, kind: str, name: str) -> Any:
             return value.casefold() == "true"
         return json.loads(value)
     except ValueError as error:
+        shown = _shown(value, kind)
         raise TemplateError(
-            f"parameter '{name}': {value!r} is not a valid {kind} ({error})"
+            f"parameter '{name}': {shown} is not a valid {kind} ({error})"
         ) from None
+
+
+def _shown(value: Any, kind: str) -> str:
+    """A parameter value for an error message; secure ones are never shown."""
+    return "the secure value" if kind.startswith("secure") else repr(value)
 
 
 def to_string(value: Any) -> str:
@@ -489,7 +493,11 @@ def _concat(args: list[Any]) -> Any:
 def _int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ValueError(f"cannot convert {_kind(value)} to int")
-    return int(value)
+    try:
+        return int(value)
+    except ValueError:
+        # Python's message would quote the text, which may be a secure parameter.
+        raise ValueError("the string is not an integer") from None
 
 
 def _empty(value: Any) -> bool:
