@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import example, given, strategies as st
 
 from appgw.model.arm_template import (
     Deployment,
@@ -39,6 +39,7 @@ def run(expression: str, **kwargs: Any) -> Any:
 def test_literals_and_escapes() -> None:
     assert run("plain") == "plain"
     assert run("[[not an expression]") == "[not an expression]"
+    assert run("[[only at the start") == "[[only at the start"  # not bracketed: plain text
     assert run("['it''s']") == "it's"
     assert run("[concat('a', 'b', 'c')]") == "abc"
     assert run("[concat(createArray(1, 2), createArray(3))]") == [1, 2, 3]
@@ -47,6 +48,9 @@ def test_literals_and_escapes() -> None:
 
 
 @given(st.text())
+@example("[[a")
+@example("[a]")
+@example("[[a]")
 def test_string_literals_round_trip(text: str) -> None:
     assert run(f"[{quote(text)}]") == text
     assert run(escape_literal(text)) == text

@@ -231,7 +231,7 @@ class Template:
     def evaluate(self, value: Any, path: str) -> Any:
         """Evaluate every expression in a JSON value (keys too)."""
         if isinstance(value, str):
-            if value.startswith("[["):
+            if value.startswith("[[") and value.endswith("]"):
                 return value[1:]
             if is_expression(value):
                 try:
