@@ -12,6 +12,7 @@ import typer
 from appgw.cli.cert import cert_app
 from appgw.cli.client import az_style_arguments
 from appgw.cli.gateway import register as register_gateway_commands
+from appgw.cli.transfer import register as register_transfer_commands
 from appgw.defaults import DEFAULT_ADMIN_LISTEN
 
 app = typer.Typer(
@@ -116,6 +117,7 @@ def serve_command(
 
 
 register_gateway_commands(app)
+register_transfer_commands(app)
 
 
 @app.callback()
