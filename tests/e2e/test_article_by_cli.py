@@ -40,17 +40,21 @@ def test_the_article_by_cli(gateway: Gateway, tmp_path: Path) -> None:
         return done.stdout
 
     files = tmp_path
+
+    def at(name: str) -> str:
+        return str(files / name)
+
     # 1. The article's test certificates: a backend root and the backend's certificate, and a
     #    self-signed listener PFX ("for testing purposes, you can use a self-signed certificate").
     appgw("cert", "create-root", "--name", "Contoso Backend Root",
-          "--out-cert", str(files / "root.pem"), "--out-key", str(files / "root.key"))  # fmt: skip
-    appgw("cert", "create-server", "--root-cert", str(files / "root.pem"),
-          "--root-key", str(files / "root.key"), "--dns-name", BACKEND,
-          "--out-cert", str(files / "backend.crt"), "--out-key", str(files / "backend.key"))  # fmt: skip
-    appgw("cert", "export-cer", "--cert", str(files / "root.pem"), "--out", str(files / "root.cer"),
+          "--out-cert", at("root.pem"), "--out-key", at("root.key"))  # fmt: skip
+    appgw("cert", "create-server", "--root-cert", at("root.pem"),
+          "--root-key", at("root.key"), "--dns-name", BACKEND,
+          "--out-cert", at("backend.crt"), "--out-key", at("backend.key"))  # fmt: skip
+    appgw("cert", "export-cer", "--cert", at("root.pem"), "--out", at("root.cer"),
           "--format", "base64-der")  # fmt: skip
-    appgw("cert", "create-self-signed", "--dns-name", SITE, "--out-pfx", str(files / "site.pfx"),
-          "--out-cert", str(files / "site.crt"), "--password-stdin", stdin=PASSWORD + "\n")  # fmt: skip
+    appgw("cert", "create-self-signed", "--dns-name", SITE, "--out-pfx", at("site.pfx"),
+          "--out-cert", at("site.crt"), "--password-stdin", stdin=PASSWORD + "\n")  # fmt: skip
     chain = [(files / "backend.crt").read_bytes()]
     backend = backend_presenting("article", chain, (files / "backend.key").read_bytes())
     try:
@@ -64,14 +68,14 @@ def test_the_article_by_cli(gateway: Gateway, tmp_path: Path) -> None:
 
         # 3. The listener to HTTPS: upload the PFX, add port 443's stand-in, switch the listener.
         appgw("ssl-cert", "create", *common, "-n", "contosoSslCert",
-              "--cert-file", str(files / "site.pfx"), "--cert-password", PASSWORD)  # fmt: skip
+              "--cert-file", at("site.pfx"), "--cert-password", PASSWORD)  # fmt: skip
         appgw("frontend-port", "create", *common, "-n", "httpsPort", "--port", str(https_port))
         appgw("http-listener", "update", *common, "-n", "appGatewayHttpListener",
               "--frontend-port", "httpsPort", "--ssl-cert", "contosoSslCert")  # fmt: skip
 
         # 4. The backend settings to HTTPS, trusting the backend's root (v2).
         appgw("root-cert", "create", *common, "-n", "backendRoot",
-              "--cert-file", str(files / "root.cer"))  # fmt: skip
+              "--cert-file", at("root.cer"))  # fmt: skip
         appgw("http-settings", "update", *common, "-n", "appGatewayBackendHttpSettings",
               "--protocol", "Https", "--port", str(backend.port), "--host-name", BACKEND,
               "--root-certs", "backendRoot")  # fmt: skip
@@ -79,7 +83,7 @@ def test_the_article_by_cli(gateway: Gateway, tmp_path: Path) -> None:
 
         # 5. Traffic: TLS from the client (trusting the self-signed site certificate), re-encrypted
         #    to the backend, whose certificate the gateway verified against the uploaded root.
-        client_context = ssl.create_default_context(cafile=str(files / "site.crt"))
+        client_context = ssl.create_default_context(cafile=at("site.crt"))
         with httpx.Client(verify=client_context, timeout=15) as client:
             response = client.get(
                 f"https://127.0.0.1:{https_port}/article",
@@ -97,9 +101,9 @@ def test_the_article_by_cli(gateway: Gateway, tmp_path: Path) -> None:
 
         # 6. Trust another root instead: the backend is refused, and backend health says why.
         appgw("cert", "create-root", "--name", "Some Other Root",
-              "--out-cert", str(files / "other.pem"), "--out-key", str(files / "other.key"))  # fmt: skip
+              "--out-cert", at("other.pem"), "--out-key", at("other.key"))  # fmt: skip
         appgw("root-cert", "update", *common, "-n", "backendRoot",
-              "--cert-file", str(files / "other.pem"))  # fmt: skip
+              "--cert-file", at("other.pem"))  # fmt: skip
         gateway.wait_current()
 
         def unhealthy() -> bool:

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,8 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.serialization import pkcs7
 
-from helpers import TOKEN, Pfx, ServeProcess, gateway_id, start_serve
+from backends import free_port
+from helpers import TOKEN, Pfx, ServeProcess, gateway_id, run_cli, start_serve
 
 pytestmark = pytest.mark.slow
 
@@ -29,6 +28,22 @@ SOURCE_GATEWAY = (
     "Microsoft.Network/applicationGateways/contoso-appgw"
 )
 SUB = "sub-import"
+
+
+def az_show_document() -> dict[str, Any]:
+    """The az-show fixture with its frontend ports (80 and 443 in Azure) moved to free ports:
+    an imported gateway starts listening at once."""
+    document: dict[str, Any] = json.loads(AZ_SHOW.read_text())
+    for port in document["frontendPorts"]:
+        port["port"] = free_port()
+    return document
+
+
+@pytest.fixture
+def az_show(tmp_path: Path) -> Path:
+    path = tmp_path / AZ_SHOW.name
+    path.write_text(json.dumps(az_show_document()))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -60,21 +75,11 @@ def pfx_file(tmp_path: Path, pfx: Pfx) -> Path:
 
 
 def appgw(server: ServeProcess, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    environment = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("APPGW_")},
-        "APPGW_SERVER": server.base_url,
-        "APPGW_TOKEN": TOKEN,
-        "APPGW_SUBSCRIPTION": SUB,
-        "APPGW_CONFIG": "/nonexistent/appgw-config.json",
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "appgw", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=60,
-        check=False,
+    result = run_cli(
+        *args,
+        config=Path("/nonexistent/appgw-config.json"),
+        stdin=stdin,
+        env={"APPGW_SERVER": server.base_url, "APPGW_TOKEN": TOKEN, "APPGW_SUBSCRIPTION": SUB},
     )
     assert "Traceback" not in result.stderr, result.stderr
     return result
@@ -98,16 +103,16 @@ def without(value: Any, keys: set[str]) -> Any:
 
 
 def test_import_az_show_output(
-    server: ServeProcess, api: httpx.Client, pfx: Pfx, pfx_file: Path
+    az_show: Path, server: ServeProcess, api: httpx.Client, pfx: Pfx, pfx_file: Path
 ) -> None:
     target = gateway_id("web", "imported", SUB)
-    missing = appgw(server, "import", str(AZ_SHOW), "-g", "imported", "-n", "web")
+    missing = appgw(server, "import", str(az_show), "-g", "imported", "-n", "web")
     assert missing.returncode == 1
-    assert str(AZ_SHOW) in missing.stderr and "'contoso-www-cert'" in missing.stderr
+    assert str(az_show) in missing.stderr and "'contoso-www-cert'" in missing.stderr
     assert "--ssl-cert contoso-www-cert=FILE.pfx" in missing.stderr
     assert api.get(target).status_code == 404
 
-    args = ("import", str(AZ_SHOW), "-g", "imported", "-n", "web")
+    args = ("import", str(az_show), "-g", "imported", "-n", "web")
     secret = ("--ssl-cert", f"contoso-www-cert={pfx_file}", "--ssl-cert-password-stdin")
     done = appgw(server, *args, *secret, stdin=pfx.password + "\n")
     assert done.returncode == 0, done.stderr
@@ -152,7 +157,7 @@ def test_import_az_show_output(
 def test_unknown_fields_are_dropped_with_a_warning(
     server: ServeProcess, tmp_path: Path, pfx: Pfx, pfx_file: Path
 ) -> None:
-    document = json.loads(AZ_SHOW.read_text())
+    document = az_show_document()
     document["frontendPorts"][0]["futureSetting"] = True
     document["someNewFeature"] = {"enabled": False}
     pool, settings = (
@@ -226,13 +231,14 @@ def test_unknown_fields_are_dropped_with_a_warning(
 def test_import_arm_template(
     server: ServeProcess, api: httpx.Client, tmp_path: Path, pfx: Pfx
 ) -> None:
+    https_port = free_port()
     parameters = json.loads(TEMPLATE_PARAMETERS.read_text())
     parameters["parameters"]["certData"] = {"value": pfx.b64}
     parameters["parameters"]["certPassword"] = {"value": pfx.password}
     parameters_file = tmp_path / "parameters.json"
     parameters_file.write_text(json.dumps(parameters))
     args = ("import", str(TEMPLATE), "-g", "tpl", "--location", "northeurope")
-    given = ("-p", f"@{parameters_file}", "-p", "httpsPort=8443", "-p", "environment=test")
+    given = ("-p", f"@{parameters_file}", "-p", f"httpsPort={https_port}", "-p", "environment=test")
 
     done = appgw(server, *args, *given)
     assert done.returncode == 0, done.stderr
@@ -242,7 +248,7 @@ def test_import_arm_template(
     props = view["properties"]
     assert view["location"] == "northeurope"
     assert view["tags"] == {"environment": "test", "displayName": "[not an expression]"}
-    assert props["frontendPorts"][0]["properties"]["port"] == 8443
+    assert props["frontendPorts"][0]["properties"]["port"] == https_port
     assert props["backendAddressPools"][0]["properties"]["backendAddresses"] == [
         {"ipAddress": "10.20.1.4"},
         {"ipAddress": "10.20.1.5"},
@@ -263,7 +269,7 @@ def test_import_arm_template(
 
     no_location = appgw(server, "import", str(TEMPLATE), "-g", "tpl", *given)
     assert no_location.returncode == 2 and "needs --location" in no_location.stderr
-    unset = appgw(server, *args, "-p", "httpsPort=8443")
+    unset = appgw(server, *args, "-p", f"httpsPort={https_port}")
     assert unset.returncode == 2
     assert "parameter 'certData' has no value" in unset.stderr and str(TEMPLATE) in unset.stderr
     wrong_type = appgw(server, *args, *given, "-p", "httpsPort=https")
@@ -306,11 +312,11 @@ def test_bad_files(server: ServeProcess, tmp_path: Path) -> None:
 
 
 def test_export_round_trip(
-    server: ServeProcess, api: httpx.Client, tmp_path: Path, pfx: Pfx, pfx_file: Path
+    az_show: Path, server: ServeProcess, api: httpx.Client, tmp_path: Path, pfx: Pfx, pfx_file: Path
 ) -> None:
     secret = ("--ssl-cert", f"contoso-www-cert={pfx_file}", "--ssl-cert-password-stdin")
     original = gateway_id("original", "trip", SUB)
-    first = appgw(server, "import", str(AZ_SHOW), "-g", "trip", "-n", "original", *secret,
+    first = appgw(server, "import", str(az_show), "-g", "trip", "-n", "original", *secret,
                   stdin=pfx.password + "\n")  # fmt: skip
     assert first.returncode == 0, first.stderr
 
@@ -357,11 +363,11 @@ def test_help_has_examples(server: ServeProcess) -> None:
 
 
 def test_refusals_store_nothing(
-    server: ServeProcess, api: httpx.Client, tmp_path: Path, pfx: Pfx, pfx_file: Path
+    az_show: Path, server: ServeProcess, api: httpx.Client, tmp_path: Path, pfx: Pfx, pfx_file: Path
 ) -> None:
     group = f"/subscriptions/{SUB}/resourceGroups/refused/providers/Microsoft.Network/"
     secret = ("--ssl-cert", f"contoso-www-cert={pfx_file}", "--ssl-cert-password-stdin")
-    document = json.loads(AZ_SHOW.read_text())
+    document = az_show_document()
     document["sslCertificates"][0]["keyVaultSecretId"] = (
         "https://contoso-kv.vault.azure.net/secrets/www-contoso-com"
     )
@@ -378,17 +384,17 @@ def test_refusals_store_nothing(
     )
     assert "--trusted-root-cert contoso-backend-root=FILE.cer" in listed.stderr
 
-    stranger = appgw(server, "import", str(AZ_SHOW), "-g", "refused", *secret,
+    stranger = appgw(server, "import", str(az_show), "-g", "refused", *secret,
                      "--ssl-cert", f"nope={pfx_file}", stdin="x\nx\n")  # fmt: skip
     assert stranger.returncode == 2 and "no sslCertificates entry named nope" in stranger.stderr
 
-    wrong_password = appgw(server, "import", str(AZ_SHOW), "-g", "refused", *secret,
+    wrong_password = appgw(server, "import", str(az_show), "-g", "refused", *secret,
                            stdin="not-the-password\n")  # fmt: skip
     assert wrong_password.returncode == 1
     assert "contoso-www-cert" in wrong_password.stderr and "password" in wrong_password.stderr
 
     # A feature appgw does not implement is refused by the server, never silently dropped.
-    document = json.loads(AZ_SHOW.read_text())
+    document = az_show_document()
     document["rewriteRuleSets"] = [
         {
             "name": "strip-server-header",
