@@ -91,7 +91,9 @@ class Api:
         body: Any = None,
         headers: dict[str, str] | None = None,
         params: dict[str, str] | None = None,
+        allow: tuple[int, ...] = (),
     ) -> httpx.Response:
+        """The response; an error status fails the command unless it is in `allow`."""
         query = {"api-version": API_VERSION, **(params or {})}
         try:
             with httpx.Client(
@@ -105,7 +107,7 @@ class Api:
                 response = client.request(method, path, params=query, json=body, headers=headers)
         except httpx.HTTPError as error:
             fail(f"cannot reach {self.server}: {error}")
-        if response.status_code >= 400:
+        if response.status_code >= 400 and response.status_code not in allow:
             _api_error(response)
         return response
 

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from appgw.cli.cert import cert_app
+from appgw.cli.children import register as register_child_groups
 from appgw.cli.gateway import register as register_gateway_commands
 from appgw.defaults import DEFAULT_ADMIN_LISTEN
 
@@ -114,6 +115,7 @@ def serve_command(
 
 
 register_gateway_commands(app)
+register_child_groups(app)
 
 
 @app.callback()
