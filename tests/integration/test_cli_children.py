@@ -566,3 +566,29 @@ def test_a_concurrent_change_is_not_overwritten(server: ServeProcess, api: httpx
     after = stored(api)
     assert after["tags"] == {"changedBy": "someone else"}
     assert "mine" not in [pool["name"] for pool in after["properties"]["backendAddressPools"]]
+
+
+def test_every_child_command_has_an_example() -> None:
+    import typer
+
+    from appgw.cli.main import app
+
+    def leaves(command: Any, path: str) -> Iterator[tuple[str, Any]]:
+        if hasattr(command, "commands"):  # a group (typer may bring its own click)
+            for name, sub in command.commands.items():
+                yield from leaves(sub, f"{path} {name}")
+        else:
+            yield path, command
+
+    groups = {"ssl-cert", "auth-cert", "root-cert", "ssl-policy", "http-settings"}
+    groups |= {"http-listener", "frontend-port", "frontend-ip", "address-pool", "probe"}
+    groups |= {"rule", "url-path-map", "redirect-config"}
+    root: Any = typer.main.get_command(app)
+    found = [
+        (path, command)
+        for name in sorted(groups)
+        for path, command in leaves(root.commands[name], name)
+    ]
+    assert len(found) == 13 * 5 + 5  # 12 groups and url-path-map rule, 5 verbs each; ssl-policy 5
+    for path, command in found:
+        assert "Example: appgw " + path in (command.help or ""), path

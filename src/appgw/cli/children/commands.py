@@ -11,7 +11,7 @@ import inspect
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import Enum, StrEnum
+from enum import Enum
 from typing import Annotated, Any
 
 import typer
@@ -20,9 +20,10 @@ from appgw.cli.children.edit import NOUNS, Edit, edit_gateway, existing_child, r
 from appgw.cli.client import Api, emit, fail
 from appgw.cli.gateway import Output, Query, ResourceGroup, Server, Subscription
 from appgw.model.document import find_child, put_child, remove_child
+from appgw.model.enums import AzureEnum
 
 
-class Switch(StrEnum):
+class Switch(AzureEnum):
     """az's three-state booleans take a value: `--enable-probe true`."""
 
     TRUE = "true"
@@ -33,8 +34,9 @@ class Switch(StrEnum):
 class Flag:
     """One option of create/update.
 
-    kind: str, int, Path, an Enum (Switch for true/false), bool (a plain on-flag), or list (of
-    str; repeat the flag or separate values by spaces/commas; `choices` checks them).
+    kind: str, int, Path, bool (a plain on-flag), or list (of str; repeat the flag or separate
+    values by spaces/commas). choices: the Azure enum a str or each list item must be one of,
+    in any letter case (Switch: az's true/false values).
     key: the JSON property it sets ("match.body" reaches into an object); None when `apply`
     handles it. link: the collection whose child names the value holds (they become ids).
     """
@@ -109,26 +111,25 @@ class Group:
 # --- flag values ------------------------------------------------------------------------------
 
 _LIST_SEPARATORS = re.compile(r"[\s,]+")
+_LISTED_CHOICES = 8  # more (cipher suites) would drown the help; list-options shows them
 
 
 def _value(flag: Flag, raw: Any) -> Any:
-    if isinstance(raw, Switch):
-        return raw is Switch.TRUE
-    if isinstance(raw, Enum):
-        return raw.value
     if flag.kind is list:
         items = [item for value in raw for item in _LIST_SEPARATORS.split(value) if item]
-        if flag.choices is not None:
-            return [_choice(flag, flag.choices, item) for item in items]
-        return items
-    return raw
+        return [_choice(flag, item) for item in items] if flag.choices else items
+    if flag.choices is Switch:
+        return _choice(flag, raw) == Switch.TRUE
+    return _choice(flag, raw) if flag.choices else raw
 
 
-def _choice(flag: Flag, choices: type[Enum], item: str) -> str:
+def _choice(flag: Flag, item: str) -> str:
+    """Azure's spelling of an enum value given in any letter case."""
+    assert flag.choices is not None
     try:
-        return str(choices(item).value)
+        return str(flag.choices(item).value)
     except ValueError:
-        known = ", ".join(str(member.value) for member in choices)
+        known = ", ".join(str(member.value) for member in flag.choices)
         fail(f"{flag.long}: {item!r} is not one of: {known}", 2)
 
 
@@ -177,7 +178,7 @@ def _apply_flags(change: Change) -> None:
 
 
 def option(flag: Flag, *, creating: bool) -> inspect.Parameter:
-    kind = list[str] if flag.kind is list else flag.kind
+    kind = list[str] if flag.kind is list else str if flag.choices else flag.kind
     help_text = flag.help
     if creating and flag.default is not None:
         shown = flag.default.value if isinstance(flag.default, Enum) else flag.default
@@ -186,9 +187,9 @@ def option(flag: Flag, *, creating: bool) -> inspect.Parameter:
         help_text += " Repeat the flag, or separate values by spaces or commas."
     if flag.link is not None:
         help_text += f" Give names of {NOUNS[flag.link]} children."
-    if flag.choices is not None:
+    if flag.choices is not None and len(flag.choices) <= _LISTED_CHOICES:
         help_text += " One of: " + ", ".join(str(member.value) for member in flag.choices) + "."
-    info = typer.Option(*flag.decls, help=help_text, case_sensitive=False, show_default=False)
+    info = typer.Option(*flag.decls, help=help_text, show_default=False)
     if creating and flag.required:
         return keyword(flag.name, Annotated[kind, info])
     if flag.kind is bool:

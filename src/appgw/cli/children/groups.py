@@ -178,14 +178,14 @@ HTTP_SETTINGS = Group(
         Flag(
             ("--protocol",),
             "Backend protocol.",
-            kind=Protocol,
+            choices=Protocol,
             key="protocol",
             default=Protocol.HTTP,
         ),
         Flag(
             ("--cookie-based-affinity",),
             "Session affinity.",
-            kind=CookieBasedAffinity,
+            choices=CookieBasedAffinity,
             key="cookieBasedAffinity",
             default=CookieBasedAffinity.DISABLED,
         ),
@@ -198,12 +198,12 @@ HTTP_SETTINGS = Group(
             default=30,
         ),
         Flag(("--probe",), "Custom probe.", key="probe", link=PROBES),
-        Flag(("--enable-probe",), "Use the custom probe.", kind=Switch, key="probeEnabled"),
+        Flag(("--enable-probe",), "Use the custom probe.", choices=Switch, key="probeEnabled"),
         Flag(("--host-name",), "Host header sent to the backend.", key="hostName"),
         Flag(
             ("--host-name-from-backend-pool",),
             "Send the backend's address as the host name.",
-            kind=Switch,
+            choices=Switch,
             key="pickHostNameFromBackendAddress",
         ),
         Flag(("--path",), "Path prefix for backend requests.", key="path"),
@@ -230,13 +230,13 @@ HTTP_SETTINGS = Group(
         Flag(
             ("--validate-cert-chain-and-expiry",),
             "Check the backend certificate's chain and expiry.",
-            kind=Switch,
+            choices=Switch,
             key="validateCertChainAndExpiry",
         ),
         Flag(
             ("--validate-sni",),
             "Check the backend certificate's name.",
-            kind=Switch,
+            choices=Switch,
             key="validateSNI",
         ),
         Flag(("--sni-name",), "Name to check the backend certificate against.", key="sniName"),
@@ -258,7 +258,7 @@ def _listener(change: Change) -> None:
         properties.pop("hostNames", None)
     if change.given("host_names"):
         properties.pop("hostName", None)
-    if properties["protocol"] == "Https" and properties.get("hostName"):
+    if properties.get("protocol") == "Https" and properties.get("hostName"):
         properties["requireServerNameIndication"] = True
     elif change.given("ssl_cert") or change.given("host_name"):
         properties.pop("requireServerNameIndication", None)
@@ -382,7 +382,9 @@ PROBE = Group(
     "probe",
     PROBES,
     (
-        Flag(("--protocol",), "Probe protocol.", kind=ProbeProtocol, key="protocol", required=True),
+        Flag(
+            ("--protocol",), "Probe protocol.", choices=ProbeProtocol, key="protocol", required=True
+        ),
         Flag(("--host",), "Host name to probe.", key="host"),
         Flag(("--path",), "Path to probe.", key="path", required=True),
         Flag(("--interval",), "Seconds between probes.", kind=int, key="interval", default=30),
@@ -399,7 +401,7 @@ PROBE = Group(
         Flag(
             ("--host-name-from-http-settings", "--from-http-settings"),
             "Take the host name from the HTTP settings.",
-            kind=Switch,
+            choices=Switch,
             key="pickHostNameFromBackendHttpSettings",
         ),
         Flag(("--port",), "Port to probe (default: the settings' port).", kind=int, key="port"),
@@ -432,7 +434,9 @@ RULE = Group(
     "rule",
     RULES,
     (
-        Flag(("--rule-type",), "Rule type.", kind=RuleType, key="ruleType", default=RuleType.BASIC),
+        Flag(
+            ("--rule-type",), "Rule type.", choices=RuleType, key="ruleType", default=RuleType.BASIC
+        ),
         Flag(("--priority",), "Priority 1-20000, lower first (v2).", kind=int, key="priority"),
         Flag(
             ("--http-listener",),
@@ -585,7 +589,7 @@ REDIRECT_CONFIG = Group(
         Flag(
             ("--type", "-t"),
             "Redirect status.",
-            kind=RedirectType,
+            choices=RedirectType,
             key="redirectType",
             required=True,
         ),
@@ -593,11 +597,11 @@ REDIRECT_CONFIG = Group(
             ("--target-listener",), "Listener to redirect to.", key="targetListener", link=LISTENERS
         ),
         Flag(("--target-url",), "URL to redirect to.", key="targetUrl"),
-        Flag(("--include-path",), "Keep the request path.", kind=Switch, key="includePath"),
+        Flag(("--include-path",), "Keep the request path.", choices=Switch, key="includePath"),
         Flag(
             ("--include-query-string",),
             "Keep the query string.",
-            kind=Switch,
+            choices=Switch,
             key="includeQueryString",
         ),
     ),

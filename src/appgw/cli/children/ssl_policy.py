@@ -28,12 +28,12 @@ SSL_OPTIONS = (
 )
 
 _SET_FLAGS = (
-    Flag(("--policy-type",), "Policy type.", kind=SslPolicyType, key="policyType"),
-    Flag(("--name", "-n"), "Predefined policy name.", kind=SslPolicyName, key="policyName"),
+    Flag(("--policy-type",), "Policy type.", choices=SslPolicyType, key="policyType"),
+    Flag(("--name", "-n"), "Predefined policy name.", choices=SslPolicyName, key="policyName"),
     Flag(
         ("--min-protocol-version",),
         "Lowest TLS version (Custom, CustomV2).",
-        kind=SslProtocol,
+        choices=SslProtocol,
         key="minProtocolVersion",
     ),
     Flag(
