@@ -121,7 +121,7 @@ def test_certificate_groups_and_ssl_policy(
         "--cert-password-stdin", stdin=pfx.password + "\n",
     )  # fmt: skip
     assert created["name"] == "siteCert" and created["properties"]["publicCertData"]
-    assert pfx.password not in json.dumps(stored(api))
+    assert pfx.password not in json.dumps(stored(api)) + json.dumps(created)
     wrong = refused(
         server, "ssl-cert", "create", *GW, "-n", "other", "--cert-file", str(pfx_file),
         "--cert-password", "wrong",

@@ -152,7 +152,10 @@ def given_values(
 def _set(properties: dict[str, Any], key: str, value: Any) -> None:
     *path, last = key.split(".")
     for part in path:
-        properties = properties.setdefault(part, {})
+        nested = properties.get(part)
+        if not isinstance(nested, dict):  # absent, or null as the API may return it
+            nested = properties[part] = {}
+        properties = nested
     if value is None:
         properties.pop(last, None)
     else:
