@@ -195,9 +195,10 @@ def test_certificate_groups_and_ssl_policy(
     policy = ok(
         server, "ssl-policy", "set", *GW, "--policy-type", "CustomV2",
         "--min-protocol-version", "TLSv1_2",
-        "--cipher-suites", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 TLS_AES_128_GCM_SHA256",
+        "--cipher-suites", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "tls_aes_128_gcm_sha256",
     )  # fmt: skip
     assert policy["policyType"] == "CustomV2" and policy["minProtocolVersion"] == "TLSv1_2"
+    assert policy["cipherSuites"][0] == "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
     assert ok(server, "ssl-policy", "show", *GW)["policyType"] == "CustomV2"
     bad_suite = refused(
         server, "ssl-policy", "set", *GW, "--policy-type", "Custom", "--cipher-suites", "NOPE"
@@ -286,7 +287,6 @@ def test_routing_groups(server: ServeProcess, api: httpx.Client) -> None:
         "pool2",
         "--servers",
         "10.0.2.4",
-        "--servers",
         "api.contoso.com",
     )
     assert pool["properties"]["backendAddresses"] == [
@@ -301,7 +301,7 @@ def test_routing_groups(server: ServeProcess, api: httpx.Client) -> None:
 
     probe = ok(
         server, "probe", "create", *GW, "-n", "probe2", "--protocol", "Http", "--path", "/ready",
-        "--host-name-from-http-settings", "true", "--match-status-codes", "200 204",
+        "--host-name-from-http-settings", "true", "--match-status-codes", "200", "204",
     )  # fmt: skip
     assert probe["properties"]["interval"] == 30 and probe["properties"]["timeout"] == 120
     assert probe["properties"]["unhealthyThreshold"] == 8
@@ -349,10 +349,19 @@ def test_routing_groups(server: ServeProcess, api: httpx.Client) -> None:
     assert secure["properties"]["protocol"] == "Https"
     assert secure["properties"]["requireServerNameIndication"] is True
     wild = ok(
-        server, "http-listener", "update", *GW, "-n", "listener2", "--host-names", "*.contoso.com"
+        server,
+        "http-listener",
+        "update",
+        *GW,
+        "-n",
+        "listener2",
+        "--host-names",
+        "*.contoso.com",
+        "--host-names",
+        "contoso.com",
     )
     assert (
-        wild["properties"]["hostNames"] == ["*.contoso.com"]
+        wild["properties"]["hostNames"] == ["*.contoso.com", "contoso.com"]
         and "hostName" not in wild["properties"]
     )
 
@@ -592,3 +601,15 @@ def test_every_child_command_has_an_example() -> None:
     assert len(found) == 13 * 5 + 5  # 12 groups and url-path-map rule, 5 verbs each; ssl-policy 5
     for path, command in found:
         assert "Example: appgw " + path in (command.help or ""), path
+
+
+def test_the_cli_loads_no_server_code() -> None:
+    """Start-up time: the child groups must not pull in FastAPI, SQLAlchemy, uvicorn or pydantic."""
+    code = (
+        "import sys, appgw.cli.main; print(sorted(m for m in sys.modules if m.split('.')[0] in"
+        " ('fastapi', 'sqlalchemy', 'uvicorn', 'pydantic')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]", result.stdout

@@ -15,6 +15,7 @@ from enum import Enum
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from appgw.cli.children.edit import NOUNS, Edit, edit_gateway, existing_child, read_gateway
 from appgw.cli.client import Api, emit, fail
@@ -243,6 +244,36 @@ def command(
     return invoke
 
 
+class AzCommand(TyperCommand):
+    """Takes az's space-separated lists, `--servers 10.0.1.4 10.0.1.5`: the words after a list
+    option, up to the next option, are read as that option repeated (click's own form)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        lists = {o for p in self.params if getattr(p, "multiple", False) for o in p.opts}
+        spread: list[str] = []
+        current: str | None = None
+        for arg in args:
+            if arg.startswith("-") and arg != "-":
+                name = arg.split("=", 1)[0]
+                current = name if name in lists else None
+                spread.append(arg)
+            elif current is not None and spread[-1] != current:
+                spread += [current, arg]
+            else:
+                spread.append(arg)
+        return super().parse_args(ctx, spread)
+
+
+def add_command(
+    app: typer.Typer,
+    verb: str,
+    params: Sequence[inspect.Parameter],
+    run: Callable[[dict[str, Any]], None],
+    doc: str,
+) -> None:
+    app.command(verb, cls=AzCommand)(command(params, run, doc))
+
+
 def connect(arguments: dict[str, Any]) -> Api:
     return Api.connect(arguments["server"], arguments["subscription"])
 
@@ -401,5 +432,5 @@ def group_app(group: Group, help_text: str) -> typer.Typer:
         ),
     ]
     for verb, params, run, doc in verbs:
-        app.command(verb)(command(params, run, doc))
+        add_command(app, verb, params, run, doc)
     return app

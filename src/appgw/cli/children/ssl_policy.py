@@ -9,7 +9,7 @@ import typer
 
 from appgw.cli.children.commands import (
     Flag,
-    command,
+    add_command,
     connect,
     connection,
     edit,
@@ -100,46 +100,46 @@ def ssl_policy_app() -> typer.Typer:
     app = typer.Typer(help="The gateway's TLS policy.", no_args_is_help=True)
     printing = connection(prints=True)
     set_params = [*target(), *(option(f, creating=False) for f in _SET_FLAGS), *printing]
-    app.command("set")(
-        command(
-            set_params,
-            _set,
-            "Set the TLS policy (replaces the whole policy); prints it.\n\n"
-            "Example: appgw ssl-policy set -g rg1 --gateway-name appgw1 --policy-type Predefined "
-            "-n AppGwSslPolicy20220101S",
-        )
+    add_command(
+        app,
+        "set",
+        set_params,
+        _set,
+        "Set the TLS policy (replaces the whole policy); prints it.\n\n"
+        "Example: appgw ssl-policy set -g rg1 --gateway-name appgw1 --policy-type Predefined "
+        "-n AppGwSslPolicy20220101S",
     )
-    app.command("show")(
-        command(
-            [*target(), *printing],
-            _show,
-            "Show the TLS policy.\n\nExample: appgw ssl-policy show -g rg1 --gateway-name appgw1",
-        )
+    add_command(
+        app,
+        "show",
+        [*target(), *printing],
+        _show,
+        "Show the TLS policy.\n\nExample: appgw ssl-policy show -g rg1 --gateway-name appgw1",
     )
-    app.command("list-options")(
-        command(
-            printing,
-            _list_options,
-            "The TLS options appgw offers: predefined policies, cipher suites, protocols.\n\n"
-            "Example: appgw ssl-policy list-options --query availableProtocols",
-        )
+    add_command(
+        app,
+        "list-options",
+        printing,
+        _list_options,
+        "The TLS options appgw offers: predefined policies, cipher suites, protocols.\n\n"
+        "Example: appgw ssl-policy list-options --query availableProtocols",
     )
     predefined = typer.Typer(help="Predefined TLS policies.", no_args_is_help=True)
-    predefined.command("list")(
-        command(
-            printing,
-            _predefined_list,
-            "List the predefined policies.\n\nExample: appgw ssl-policy predefined list -o table",
-        )
+    add_command(
+        predefined,
+        "list",
+        printing,
+        _predefined_list,
+        "List the predefined policies.\n\nExample: appgw ssl-policy predefined list -o table",
     )
     name = typer.Option("--name", "-n", help="Predefined policy name.")
-    predefined.command("show")(
-        command(
-            [keyword("name", Annotated[str, name]), *printing],
-            _predefined_show,
-            "Show a predefined policy.\n\n"
-            "Example: appgw ssl-policy predefined show -n AppGwSslPolicy20220101",
-        )
+    add_command(
+        predefined,
+        "show",
+        [keyword("name", Annotated[str, name]), *printing],
+        _predefined_show,
+        "Show a predefined policy.\n\n"
+        "Example: appgw ssl-policy predefined show -n AppGwSslPolicy20220101",
     )
     app.add_typer(predefined, name="predefined")
     return app
