@@ -129,11 +129,13 @@ def test_certificate_groups_and_ssl_policy(
     assert "--cert-file" in wrong and "password" in wrong and "incorrect" in wrong
     garbage = tmp_path / "garbage.pfx"
     garbage.write_bytes(b"\x30\x03not a pfx at all")
+    # Files are checked before any request: no API listens at this address.
+    nowhere = f"http://127.0.0.1:{free_port()}"
     bad = refused(
-        server, "ssl-cert", "create", *GW, "-n", "other", "--cert-file", str(garbage),
+        nowhere, "ssl-cert", "create", *GW, "-n", "other", "--cert-file", str(garbage),
         "--cert-password", "x",
     )  # fmt: skip
-    assert str(garbage) in bad and "PFX" in bad
+    assert str(garbage) in bad and "PFX" in bad and "cannot reach" not in bad
     missing = refused(
         server, "ssl-cert", "create", *GW, "-n", "other", "--cert-file", str(tmp_path / "no.pfx")
     )

@@ -102,6 +102,9 @@ class Group:
     update_example: str
     example_name: str
     apply: Callable[[Change], None] | None = None
+    # Work on the flags' values before the GET (reading and checking files, a prompt), so
+    # that bad input fails before any request and a prompt does not hold the read open.
+    prepare: Callable[[dict[str, Any]], None] | None = None
     parent: Parent | None = None
 
     @property
@@ -303,6 +306,8 @@ def _owner(group: Group, view: dict[str, Any], arguments: dict[str, Any]) -> dic
 def _write(group: Group, arguments: dict[str, Any], *, creating: bool) -> None:
     flags = {flag.name: flag for flag in group.flags if creating or flag.update}
     values = given_values(list(flags.values()), arguments, creating=creating)
+    if group.prepare is not None:
+        group.prepare(values)
     name = arguments["name"]
 
     def change(document: Edit) -> None:

@@ -56,7 +56,7 @@ def _read_file(path: Path) -> bytes:
         fail(f"--cert-file {path}: {(error.strerror or str(error)).lower()}")
 
 
-def _public_certificate(change: Change) -> None:
+def _public_certificate(values: dict[str, Any]) -> None:
     """auth-cert and root-cert: a .cer in PEM, DER or Base-64, sent as base64 DER."""
     from appgw.certificates import (
         CertificateError,
@@ -64,24 +64,24 @@ def _public_certificate(change: Change) -> None:
         public_certificate_data,
     )
 
-    path = change.values.get("cert_file")
+    path = values.get("cert_file")
     if path is None:
         return
     try:
         certificate = load_public_certificate(_read_file(path))
     except CertificateError as error:
         fail(f"--cert-file {path}: {error.message}")
-    change.properties["data"] = public_certificate_data(certificate)
+    values["data"] = public_certificate_data(certificate)
 
 
-def _ssl_certificate(change: Change) -> None:
-    """A PFX, checked here with its password so a wrong one is named before anything is sent;
-    the password comes from --cert-password, standard input or a prompt."""
+def _pfx(values: dict[str, Any]) -> None:
+    """A PFX, checked here with its password so a wrong one is named before anything is read
+    or sent; the password comes from --cert-password, standard input or a prompt."""
     from appgw.certificates import CODE_INVALID_PASSWORD, CertificateError, load_pfx
 
-    path = change.values.get("cert_file")
-    password = change.values.get("cert_password")
-    if change.values.get("cert_password_stdin"):
+    path = values.get("cert_file")
+    password = values.get("cert_password")
+    if values.get("cert_password_stdin"):
         if password is not None:
             fail("give either --cert-password or --cert-password-stdin, not both", 2)
         password = read_secret_stdin()
@@ -103,10 +103,18 @@ def _ssl_certificate(change: Change) -> None:
             if error.code == CODE_INVALID_PASSWORD and password is None:
                 hint = " Give it with --cert-password or --cert-password-stdin."
             fail(f"--cert-file {path}: {error.message}{hint}")
-    change.properties["data"] = certificate_field(data)
-    change.properties.pop("password", None)
+    values["data"] = certificate_field(data)
     if password:
-        change.properties["password"] = password
+        values["password"] = password
+
+
+def _certificate_data(change: Change) -> None:
+    """What the prepare step read from --cert-file: the new `data` (and PFX password)."""
+    if "data" in change.values:
+        change.properties.pop("password", None)
+        for key in ("data", "password"):
+            if key in change.values:
+                change.properties[key] = change.values[key]
 
 
 SSL_CERT = Group(
@@ -126,7 +134,8 @@ SSL_CERT = Group(
     example_name="contosoSslCert",
     example="--cert-file contoso.pfx --cert-password-stdin < password.txt",
     update_example="--cert-file renewed.pfx --cert-password-stdin < password.txt",
-    apply=_ssl_certificate,
+    prepare=_pfx,
+    apply=_certificate_data,
 )
 
 AUTH_CERT = Group(
@@ -136,7 +145,8 @@ AUTH_CERT = Group(
     example_name="backendCert",
     example="--cert-file backend.cer",
     update_example="--cert-file renewed.cer",
-    apply=_public_certificate,
+    prepare=_public_certificate,
+    apply=_certificate_data,
 )
 
 ROOT_CERT = Group(
@@ -146,7 +156,8 @@ ROOT_CERT = Group(
     example_name="backendRoot",
     example="--cert-file root.cer",
     update_example="--cert-file new-root.cer",
-    apply=_public_certificate,
+    prepare=_public_certificate,
+    apply=_certificate_data,
 )
 
 
