@@ -217,6 +217,9 @@ def test_certificate_groups_and_ssl_policy(
         "AppGwSslPolicy20220101S",
     )
     assert predefined == {"policyType": "Predefined", "policyName": "AppGwSslPolicy20220101S"}
+    assert "--clear" in refused(server, "ssl-policy", "set", *GW)
+    ok(server, "ssl-policy", "set", *GW, "--clear")
+    assert "sslPolicy" not in stored(api)["properties"]
     options = ok(server, "ssl-policy", "list-options", "--subscription", "sub1")
     assert "TLSv1_3" in options["properties"]["availableProtocols"]
     listed_policies = ok(server, "ssl-policy", "predefined", "list", "--query", "[].name")

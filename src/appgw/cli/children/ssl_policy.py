@@ -20,7 +20,7 @@ from appgw.cli.children.commands import (
     target,
 )
 from appgw.cli.children.edit import Edit
-from appgw.cli.client import emit
+from appgw.cli.client import emit, fail
 from appgw.model.enums import SslCipherSuite, SslPolicyName, SslPolicyType, SslProtocol
 
 SSL_OPTIONS = (
@@ -60,6 +60,8 @@ def _set(arguments: dict[str, Any]) -> None:
     policy = {
         flag.key: values[flag.name] for flag in _SET_FLAGS if flag.key and flag.name in values
     }
+    if bool(policy) == bool(values.get("clear")):
+        fail("give --clear, or the policy: --policy-type with -n or the custom flags", 2)
 
     def change(document: Edit) -> None:
         properties = document.view["properties"]
