@@ -5,29 +5,17 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from backends import Backend, free_port
-from helpers import PFX_PASSWORD, TOKEN, Pfx, ServeProcess, run_cli, start_serve
+from helpers import PFX_PASSWORD, TOKEN, Pfx, ServeProcess, run_cli
 
 pytestmark = pytest.mark.slow
 
 SUBSCRIPTION = "sub-cli"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    running = start_serve(
-        tmp_path_factory.mktemp("cli-create") / "data", {"APPGW_ADMIN_TOKEN": TOKEN}, workers=1
-    )
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def cli(server: ServeProcess, tmp_path: Path, *args: str, stdin: str = "") -> Result:

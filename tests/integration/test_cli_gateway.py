@@ -4,26 +4,14 @@ backend health, output formats and errors."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from helpers import TOKEN, Pfx, ServeProcess, gateway_url, run_cli, skeleton, start_serve
+from helpers import TOKEN, Pfx, ServeProcess, gateway_url, run_cli, skeleton
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    running = start_serve(
-        tmp_path_factory.mktemp("cli") / "data", {"APPGW_ADMIN_TOKEN": TOKEN}, workers=1
-    )
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 appgw = run_cli

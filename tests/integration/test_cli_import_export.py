@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import pkcs7
 
 from backends import free_port
-from helpers import TOKEN, Pfx, ServeProcess, gateway_id, run_cli, start_serve
+from helpers import TOKEN, Pfx, ServeProcess, gateway_id, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -44,17 +44,6 @@ def az_show(tmp_path: Path) -> Path:
     path = tmp_path / AZ_SHOW.name
     path.write_text(json.dumps(az_show_document()))
     return path
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    running = start_serve(
-        tmp_path_factory.mktemp("transfer") / "data", {"APPGW_ADMIN_TOKEN": TOKEN}, workers=1
-    )
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")

@@ -91,7 +91,9 @@ class Api:
         body: Any = None,
         headers: dict[str, str] | None = None,
         params: dict[str, str] | None = None,
+        allow: tuple[int, ...] = (),
     ) -> httpx.Response:
+        """The response; an error status fails the command unless it is in `allow`."""
         query = {"api-version": API_VERSION, **(params or {})}
         try:
             with httpx.Client(
@@ -105,21 +107,15 @@ class Api:
                 response = client.request(method, path, params=query, json=body, headers=headers)
         except httpx.HTTPError as error:
             fail(f"cannot reach {self.server}: {error}")
-        if response.status_code >= 400:
+        if response.status_code >= 400 and response.status_code not in allow:
             _api_error(response, _precondition_hint(response.status_code, headers or {}))
         return response
 
 
 def _precondition_hint(status: int, headers: dict[str, str]) -> str | None:
-    """What a 412 means for the command that sent the precondition."""
-    if status != 412:
-        return None
-    if "If-Match" in headers:
-        return (
-            "The gateway changed after this command read it, so nothing was saved (no change is "
-            "overwritten silently). Run the command again to apply it to the current version."
-        )
-    if headers.get("If-None-Match") == "*":
+    """What a 412 means for a create (If-None-Match: *). Writes with If-Match go through
+    `children.edit.edit_gateway`, which reports their conflict itself."""
+    if status == 412 and headers.get("If-None-Match") == "*":
         return "It already exists; nothing was saved. Change it with update or the child commands."
     return None
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from appgw.cli.children.edit import Edit, edit_gateway
 from appgw.cli.client import (
     GROUP_SEPARATOR,
     Api,
@@ -26,6 +27,7 @@ from appgw.model.quick_create import (
     ListenerCertificate,
     QuickCreate,
     quick_create_document,
+    sku_tier,
 )
 
 ResourceGroup = Annotated[str, typer.Option("--resource-group", "-g", help="Resource group.")]
@@ -398,48 +400,46 @@ def register_update(app: typer.Typer) -> None:
         --set sslPolicy.policyType=Predefined sslPolicy.policyName=AppGwSslPolicy20220101S
         """
         api = Api.connect(server, subscription)
-        path = api.gateway_path(resource_group, name)
-        response = api.call("GET", path)
-        document = response.json()
-        properties = document.setdefault("properties", {})
-        if sku is not None:
-            chosen = _choice(sku, SKUS, "--sku")
-            properties["sku"] = {**properties.get("sku", {}), "name": chosen}
-            properties["sku"]["tier"] = (
-                chosen if "v2" in chosen or chosen == "Basic" else chosen.split("_")[0]
-            )
-        if capacity is not None:
-            properties.setdefault("sku", {})["capacity"] = capacity
-        if min_capacity is not None or max_capacity is not None:
-            bounds = properties.get("autoscaleConfiguration") or {}
-            if min_capacity is not None:
-                bounds["minCapacity"] = min_capacity
-            if max_capacity is not None:
-                bounds["maxCapacity"] = max_capacity
-            properties["autoscaleConfiguration"] = bounds
-            properties.get("sku", {}).pop("capacity", None)
-        if http2 is not None:
-            properties["enableHttp2"] = _enabled(http2, "--http2")
-        if enable_fips is not None:
-            properties["enableFips"] = enable_fips
-        if custom_error_pages is not None:
-            properties["customErrorConfigurations"] = [
-                {"statusCode": status, "customErrorPageUrl": url}
-                for status, url in _pairs(custom_error_pages, "--custom-error-pages").items()
-            ]
-        if tags is not None:
-            document["tags"] = _tags(tags)
-        for assignment in set_ or ():
-            set_value(document, assignment)
-        for group in add or ():
-            list_path, *values = group.split(GROUP_SEPARATOR)
-            add_item(document, list_path, values)
-        for group in remove or ():
-            target, *index = group.split(GROUP_SEPARATOR)
-            remove_item(document, target, index[0] if index else None)
-        # The etag read above: a change made since then makes the PUT fail with 412.
-        result = api.call("PUT", path, body=document, headers={"If-Match": document["etag"]})
-        emit(result.json(), output, query)
+
+        def change(edit: Edit) -> None:
+            document = edit.view
+            properties = document.setdefault("properties", {})
+            if sku is not None:
+                chosen = _choice(sku, SKUS, "--sku")
+                sku_now = properties.get("sku", {})
+                properties["sku"] = {**sku_now, "name": chosen, "tier": sku_tier(chosen)}
+            if capacity is not None:
+                properties.setdefault("sku", {})["capacity"] = capacity
+            if min_capacity is not None or max_capacity is not None:
+                bounds = properties.get("autoscaleConfiguration") or {}
+                if min_capacity is not None:
+                    bounds["minCapacity"] = min_capacity
+                if max_capacity is not None:
+                    bounds["maxCapacity"] = max_capacity
+                properties["autoscaleConfiguration"] = bounds
+                properties.get("sku", {}).pop("capacity", None)
+            if http2 is not None:
+                properties["enableHttp2"] = _enabled(http2, "--http2")
+            if enable_fips is not None:
+                properties["enableFips"] = enable_fips
+            if custom_error_pages is not None:
+                properties["customErrorConfigurations"] = [
+                    {"statusCode": status, "customErrorPageUrl": url}
+                    for status, url in _pairs(custom_error_pages, "--custom-error-pages").items()
+                ]
+            if tags is not None:
+                document["tags"] = _tags(tags)
+            for assignment in set_ or ():
+                set_value(document, assignment)
+            for group in add or ():
+                list_path, *values = group.split(GROUP_SEPARATOR)
+                add_item(document, list_path, values)
+            for group in remove or ():
+                target, *index = group.split(GROUP_SEPARATOR)
+                remove_item(document, target, index[0] if index else None)
+
+        result = edit_gateway(api, resource_group, name, change)
+        emit(result, output, query)
 
 
 def _choice(value: str, choices: tuple[str, ...], flag: str) -> str:

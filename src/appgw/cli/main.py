@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from appgw.cli.cert import cert_app
+from appgw.cli.children import register as register_child_groups
 from appgw.cli.client import az_style_arguments
 from appgw.cli.gateway import register as register_gateway_commands
 from appgw.cli.transfer import register as register_transfer_commands
@@ -118,6 +119,7 @@ def serve_command(
 
 register_gateway_commands(app)
 register_transfer_commands(app)
+register_child_groups(app)
 
 
 @app.callback()

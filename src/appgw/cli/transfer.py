@@ -514,20 +514,11 @@ def _passwords(
 
 
 def _current_etag(api: Api, resource_group: str, name: str) -> str | None:
-    """The gateway's etag, or None when there is none (from the group's listing: a GET of a
-    missing gateway would end the command)."""
-    scope = f"/subscriptions/{api.subscription}/resourceGroups/{resource_group}"
-    path = f"{scope}/providers/{GATEWAY_TYPE}"
-    params: dict[str, str] = {}
-    while True:
-        page = api.call("GET", path, params=params).json()
-        for gateway in page.get("value", []):
-            if str(gateway.get("name", "")).casefold() == name.casefold():
-                return str(gateway["etag"])
-        next_link = page.get("nextLink")
-        if not next_link:
-            return None
-        params = {"$skiptoken": next_link.split("$skiptoken=")[-1].split("&")[0]}
+    """The gateway's etag, or None when there is no such gateway."""
+    response = api.call("GET", api.gateway_path(resource_group, name), allow=(404,))
+    if response.status_code == 404:
+        return None
+    return str(response.json()["etag"])
 
 
 def register(app: typer.Typer) -> None:

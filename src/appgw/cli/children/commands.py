@@ -1,0 +1,441 @@
+"""create / update / delete / list / show for every child group, made from one table per group.
+
+A group lists its flags once (`Flag`); the same list gives the typer options of create and
+update, and most flags also say where their value goes in the child's JSON (`key`, and `link`
+for names that become ids), so a group only writes code for what is special about it (`apply`).
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperCommand
+
+from appgw.cli.children.edit import NOUNS, Edit, edit_gateway, existing_child, read_gateway
+from appgw.cli.client import Api, emit, fail
+from appgw.cli.gateway import Output, Query, ResourceGroup, Server, Subscription
+from appgw.model.document import find_child, put_child, remove_child
+from appgw.model.enums import AzureEnum
+
+
+class Switch(AzureEnum):
+    """az's three-state booleans take a value: `--enable-probe true`."""
+
+    TRUE = "true"
+    FALSE = "false"
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One option of create/update.
+
+    kind: str, int, Path, bool (a plain on-flag), or list (of str; repeat the flag or separate
+    values by spaces/commas). choices: the Azure enum a str or each list item must be one of,
+    in any letter case (Switch: az's true/false values).
+    key: the JSON property it sets ("match.body" reaches into an object); None when `apply`
+    handles it. link: the collection whose child names the value holds (they become ids).
+    """
+
+    decls: tuple[str, ...]
+    help: str
+    kind: Any = str
+    key: str | None = None
+    link: str | None = None
+    required: bool = False  # on create
+    default: Any = None  # what create uses when the flag is left out
+    update: bool = True  # also offered by update
+    choices: type[Enum] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.decls[0].lstrip("-").replace("-", "_")
+
+    @property
+    def long(self) -> str:
+        return self.decls[0]
+
+
+@dataclass
+class Change:
+    """What `apply` gets: the document, the child's properties, the flags given (with create's
+    defaults filled in), and whether the child is new."""
+
+    edit: Edit
+    properties: dict[str, Any]
+    values: dict[str, Any]
+    creating: bool
+    flags: dict[str, Flag]
+    parent: dict[str, Any] | None = None
+
+    def given(self, name: str) -> bool:
+        return name in self.values
+
+    def ref(self, name: str, collection: str) -> dict[str, str]:
+        return self.edit.ref(collection, self.values[name], self.flags[name].long)
+
+    def link_or_only(self, key: str, name: str, collection: str) -> None:
+        """On create, a reference left out names the only child of its kind."""
+        if self.creating and key not in self.properties:
+            self.properties[key] = self.edit.only_ref(collection, self.flags[name].long)
+
+
+@dataclass(frozen=True)
+class Parent:
+    """Children that live inside another child (path rules in a URL path map)."""
+
+    flag: Flag
+    collection: str
+
+
+@dataclass(frozen=True)
+class Group:
+    path: str  # the command group after `appgw`, as az names it ("url-path-map rule")
+    collection: str
+    flags: tuple[Flag, ...]
+    example: str  # create's flags in the help example
+    update_example: str
+    example_name: str
+    apply: Callable[[Change], None] | None = None
+    # Work on the flags' values before the GET (reading and checking files, a prompt), so
+    # that bad input fails before any request and a prompt does not hold the read open.
+    prepare: Callable[[dict[str, Any]], None] | None = None
+    parent: Parent | None = None
+
+    @property
+    def noun(self) -> str:
+        return NOUNS[self.collection]
+
+
+# --- flag values ------------------------------------------------------------------------------
+
+_LIST_SEPARATORS = re.compile(r"[\s,]+")
+_LISTED_CHOICES = 8  # more (cipher suites) would drown the help; list-options shows them
+
+
+def _value(flag: Flag, raw: Any) -> Any:
+    if flag.kind is list:
+        items = [item for value in raw for item in _LIST_SEPARATORS.split(value) if item]
+        return [_choice(flag, item) for item in items] if flag.choices else items
+    if flag.choices is Switch:
+        return _choice(flag, raw) == Switch.TRUE
+    return _choice(flag, raw) if flag.choices else raw
+
+
+def _choice(flag: Flag, item: str) -> str:
+    """Azure's spelling of an enum value given in any letter case."""
+    assert flag.choices is not None
+    try:
+        return str(flag.choices(item).value)
+    except ValueError:
+        known = ", ".join(str(member.value) for member in flag.choices)
+        fail(f"{flag.long}: {item!r} is not one of: {known}", 2)
+
+
+def given_values(
+    flags: Sequence[Flag], arguments: dict[str, Any], *, creating: bool
+) -> dict[str, Any]:
+    """The flags given on the command line (typer's None / False: left out), converted; on
+    create, defaults for those left out."""
+    values: dict[str, Any] = {}
+    for flag in flags:
+        raw = arguments.get(flag.name)
+        if raw is None or raw is False:
+            if creating and flag.default is not None:
+                values[flag.name] = _value(flag, flag.default)
+            continue
+        values[flag.name] = _value(flag, raw)
+    return values
+
+
+def _set(properties: dict[str, Any], key: str, value: Any) -> None:
+    *path, last = key.split(".")
+    for part in path:
+        nested = properties.get(part)
+        if not isinstance(nested, dict):  # absent, or null as the API may return it
+            nested = properties[part] = {}
+        properties = nested
+    if value is None:
+        properties.pop(last, None)
+    else:
+        properties[last] = value
+
+
+def _apply_flags(change: Change) -> None:
+    """Every flag with a `key`: its value, or for a `link` the ids of the names it gives
+    (an empty value removes a single reference)."""
+    for flag in change.flags.values():
+        if flag.key is None or flag.name not in change.values:
+            continue
+        value = change.values[flag.name]
+        if flag.link is not None:
+            if isinstance(value, list):
+                value = [change.edit.ref(flag.link, name, flag.long) for name in value]
+            else:
+                value = change.edit.ref(flag.link, value, flag.long) if value else None
+        _set(change.properties, flag.key, value)
+
+
+# --- typer signatures -------------------------------------------------------------------------
+
+
+def option(flag: Flag, *, creating: bool) -> inspect.Parameter:
+    kind = list[str] if flag.kind is list else str if flag.choices else flag.kind
+    help_text = flag.help
+    if creating and flag.default is not None:
+        shown = flag.default.value if isinstance(flag.default, Enum) else flag.default
+        help_text += f" Default: {shown}."
+    if flag.kind is list:
+        help_text += " Repeat the flag, or separate values by spaces or commas."
+    if flag.link is not None:
+        help_text += f" Give names of {NOUNS[flag.link]} children."
+    if flag.choices is not None and len(flag.choices) <= _LISTED_CHOICES:
+        help_text += " One of: " + ", ".join(str(member.value) for member in flag.choices) + "."
+    info = typer.Option(*flag.decls, help=help_text, show_default=False)
+    if creating and flag.required:
+        return keyword(flag.name, Annotated[kind, info])
+    if flag.kind is bool:
+        return keyword(flag.name, Annotated[bool, info], False)
+    return keyword(flag.name, Annotated[kind | None, info], None)
+
+
+def keyword(
+    name: str, annotation: Any, default: Any = inspect.Parameter.empty
+) -> inspect.Parameter:
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default
+    )
+
+
+GatewayName = Annotated[str, typer.Option("--gateway-name", help="Application gateway name.")]
+
+
+def target(noun: str | None = None, parent: Flag | None = None) -> list[inspect.Parameter]:
+    """-g and --gateway-name; the parent's flag; -n for the child when `noun`."""
+    params = [keyword("resource_group", ResourceGroup), keyword("gateway_name", GatewayName)]
+    if parent is not None:
+        params.append(option(parent, creating=True))
+    if noun is not None:
+        child = typer.Option("--name", "-n", help=f"Name of the {noun}.")
+        params.append(keyword("name", Annotated[str, child]))
+    return params
+
+
+def connection(*, prints: bool) -> list[inspect.Parameter]:
+    """--subscription and --server; -o and --query for commands that print."""
+    params = [keyword("subscription", Subscription, None), keyword("server", Server, None)]
+    if prints:
+        params += [keyword("output", Output, "json"), keyword("query", Query, None)]
+    return params
+
+
+def command(
+    params: Sequence[inspect.Parameter], run: Callable[[dict[str, Any]], None], doc: str
+) -> Callable[..., None]:
+    """A typer command whose options are `params`; `run` gets their values as a dict."""
+
+    def invoke(**arguments: Any) -> None:
+        run(arguments)
+
+    invoke.__signature__ = inspect.Signature(list(params))  # type: ignore[attr-defined]
+    invoke.__doc__ = doc
+    return invoke
+
+
+class AzCommand(TyperCommand):
+    """Takes az's space-separated lists, `--servers 10.0.1.4 10.0.1.5`: the words after a list
+    option, up to the next option, are read as that option repeated (click's own form)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        lists = {o for p in self.params if getattr(p, "multiple", False) for o in p.opts}
+        spread: list[str] = []
+        current: str | None = None
+        for arg in args:
+            if arg.startswith("-") and arg != "-":
+                name = arg.split("=", 1)[0]
+                current = name if name in lists else None
+                spread.append(arg)
+            elif current is not None and spread[-1] != current:
+                spread += [current, arg]
+            else:
+                spread.append(arg)
+        return super().parse_args(ctx, spread)
+
+
+def add_command(
+    app: typer.Typer,
+    verb: str,
+    params: Sequence[inspect.Parameter],
+    run: Callable[[dict[str, Any]], None],
+    doc: str,
+) -> None:
+    app.command(verb, cls=AzCommand)(command(params, run, doc))
+
+
+def connect(arguments: dict[str, Any]) -> Api:
+    return Api.connect(arguments["server"], arguments["subscription"])
+
+
+def edit(arguments: dict[str, Any], change: Callable[[Edit], None]) -> dict[str, Any]:
+    """edit_gateway for the gateway the command's -g and --gateway-name name."""
+    api = connect(arguments)
+    return edit_gateway(api, arguments["resource_group"], arguments["gateway_name"], change)
+
+
+def read(arguments: dict[str, Any]) -> dict[str, Any]:
+    api = connect(arguments)
+    return read_gateway(api, arguments["resource_group"], arguments["gateway_name"])
+
+
+# --- the verbs --------------------------------------------------------------------------------
+
+
+def _owner(group: Group, view: dict[str, Any], arguments: dict[str, Any]) -> dict[str, Any]:
+    """The document that holds the group's collection: the gateway or the parent child."""
+    if group.parent is None:
+        return view
+    flag = group.parent.flag
+    return existing_child(view, group.parent.collection, arguments[flag.name], flag.long)
+
+
+def _write(group: Group, arguments: dict[str, Any], *, creating: bool) -> None:
+    flags = {flag.name: flag for flag in group.flags if creating or flag.update}
+    values = given_values(list(flags.values()), arguments, creating=creating)
+    if group.prepare is not None:
+        group.prepare(values)
+    name = arguments["name"]
+
+    def change(document: Edit) -> None:
+        owner = _owner(group, document.view, arguments)
+        child = find_child(owner, group.collection, name)
+        if creating and child is not None:
+            fail(
+                f"{group.noun} '{child['name']}' already exists; change it with "
+                f"'appgw {group.path} update'"
+            )
+        if child is None:
+            if not creating:
+                existing_child(owner, group.collection, name, "--name")
+            child = {"name": name, "properties": {}}
+        parent = None if owner is document.view else owner
+        step = Change(document, child["properties"], values, creating, flags, parent)
+        _apply_flags(step)
+        if group.apply is not None:
+            group.apply(step)
+        put_child(owner, group.collection, child)
+
+    stored = edit(arguments, change)
+    result = find_child(_owner(group, stored, arguments), group.collection, name)
+    emit(result, arguments["output"], arguments["query"])
+
+
+def _delete(group: Group, arguments: dict[str, Any]) -> None:
+    def change(document: Edit) -> None:
+        owner = _owner(group, document.view, arguments)
+        if not remove_child(owner, group.collection, arguments["name"]):
+            existing_child(owner, group.collection, arguments["name"], "--name")
+
+    edit(arguments, change)
+
+
+def _show(group: Group, arguments: dict[str, Any]) -> None:
+    owner = _owner(group, read(arguments), arguments)
+    child = existing_child(owner, group.collection, arguments["name"], "--name")
+    print_children(child, arguments)
+
+
+def _list(group: Group, arguments: dict[str, Any]) -> None:
+    owner = _owner(group, read(arguments), arguments)
+    print_children(owner["properties"].get(group.collection, []), arguments)
+
+
+def print_children(value: Any, arguments: dict[str, Any]) -> None:
+    """As the API returns them; a table or tsv shows each child's name and properties, with
+    references by name."""
+    output, query = arguments["output"], arguments["query"]
+    if output in ("table", "tsv") and not query:
+        rows = [
+            {"name": c["name"], **_cells(c.get("properties", {}))}
+            for c in (value if isinstance(value, list) else [value])
+        ]
+        columns = list(dict.fromkeys(column for row in rows for column in row))
+        value = [{column: row.get(column, "") for column in columns} for row in rows]
+    emit(value, output, query)
+
+
+def _cells(properties: dict[str, Any]) -> dict[str, str]:
+    return {key: _cell(value) for key, value in properties.items() if value not in (None, [])}
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, dict):
+        if "id" in value:
+            return str(value["id"]).rsplit("/", 1)[-1]
+        if "name" in value:
+            return str(value["name"])
+        if len(value) == 1:  # a backend address: {"fqdn": ...} or {"ipAddress": ...}
+            return _cell(next(iter(value.values())))
+        return " ".join(f"{k}={_cell(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(_cell(item) for item in value)
+    return str(value)
+
+
+# --- registration -----------------------------------------------------------------------------
+
+
+def group_app(group: Group, help_text: str) -> typer.Typer:
+    """The group's typer app with create, update, delete, list and show."""
+    app = typer.Typer(help=help_text, no_args_is_help=True)
+    parent = group.parent.flag if group.parent is not None else None
+    base = f"appgw {group.path}"
+    where = "-g rg1 --gateway-name appgw1"
+    if parent is not None:
+        where += f" {parent.long} map1"
+    named = f"{where} -n {group.example_name}"
+
+    def flags(creating: bool) -> list[inspect.Parameter]:
+        return [option(f, creating=creating) for f in group.flags if creating or f.update]
+
+    verbs: list[tuple[str, list[inspect.Parameter], Callable[[dict[str, Any]], None], str]] = [
+        (
+            "create",
+            [*target(group.noun, parent), *flags(True), *connection(prints=True)],
+            lambda arguments: _write(group, arguments, creating=True),
+            f"Create the {group.noun} -n NAME; prints it.\n\n"
+            f"Example: {base} create {named} {group.example}",
+        ),
+        (
+            "update",
+            [*target(group.noun, parent), *flags(False), *connection(prints=True)],
+            lambda arguments: _write(group, arguments, creating=False),
+            f"Change the {group.noun} -n NAME: only what the flags give; prints it.\n\n"
+            f"Example: {base} update {named} {group.update_example}",
+        ),
+        (
+            "delete",
+            [*target(group.noun, parent), *connection(prints=False)],
+            lambda arguments: _delete(group, arguments),
+            f"Delete the {group.noun} -n NAME.\n\nExample: {base} delete {named}",
+        ),
+        (
+            "list",
+            [*target(None, parent), *connection(prints=True)],
+            lambda arguments: _list(group, arguments),
+            f"List every {group.noun} of the gateway.\n\nExample: {base} list {where} -o table",
+        ),
+        (
+            "show",
+            [*target(group.noun, parent), *connection(prints=True)],
+            lambda arguments: _show(group, arguments),
+            f"Show the {group.noun} -n NAME.\n\nExample: {base} show {named}",
+        ),
+    ]
+    for verb, params, run, doc in verbs:
+        add_command(app, verb, params, run, doc)
+    return app

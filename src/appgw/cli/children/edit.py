@@ -1,0 +1,96 @@
+"""The one way every child command changes a gateway: GET, change the document, PUT it back
+with `If-Match: <etag of the GET>`.
+
+ARM keeps the whole gateway in one document, so two operators editing different children
+still write the same resource; If-Match turns the later write into a 412 instead of silently
+dropping the earlier one. The command then stops: a retry would re-apply a change the
+operator made against a configuration that no longer exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from appgw.cli.client import Api, fail
+from appgw.model.document import child_names, find_child, ref
+from appgw.model.ids import GatewayId
+
+CONFLICT = "the gateway changed since it was read; nothing was saved; run the command again"
+
+# What the messages call each collection.
+NOUNS = {
+    "sslCertificates": "SSL certificate",
+    "authenticationCertificates": "authentication certificate",
+    "trustedRootCertificates": "trusted root certificate",
+    "backendHttpSettingsCollection": "HTTP settings",
+    "httpListeners": "HTTP listener",
+    "frontendPorts": "frontend port",
+    "frontendIPConfigurations": "frontend IP configuration",
+    "backendAddressPools": "backend address pool",
+    "probes": "probe",
+    "requestRoutingRules": "request routing rule",
+    "urlPathMaps": "URL path map",
+    "pathRules": "path rule",
+    "redirectConfigurations": "redirect configuration",
+}
+
+
+def existing_child(owner: dict[str, Any], collection: str, name: str, flag: str) -> dict[str, Any]:
+    """The child `name` of `owner` (the gateway or a URL path map), or a failure that names
+    the flag and lists the names that exist."""
+    found = find_child(owner, collection, name)
+    if found is None:
+        names = ", ".join(child_names(owner, collection)) or "none"
+        where = f"URL path map '{owner['name']}'" if collection == "pathRules" else "the gateway"
+        fail(
+            f"{flag} {name!r}: {where} has no {NOUNS[collection]} of that name (existing: {names})"
+        )
+    return found
+
+
+@dataclass
+class Edit:
+    """A gateway document being changed, and name-to-id resolution against it."""
+
+    view: dict[str, Any]
+    gateway: GatewayId
+
+    def ref(self, collection: str, name: str, flag: str) -> dict[str, str]:
+        found = existing_child(self.view, collection, name, flag)
+        return ref(self.gateway, collection, found["name"])
+
+    def only_ref(self, collection: str, flag: str) -> dict[str, str]:
+        """The reference a create makes when the flag is left out: the only child there is."""
+        names = child_names(self.view, collection)
+        if len(names) != 1:
+            listed = f"one of: {', '.join(names)}" if names else "there is none; create one first"
+            fail(
+                f"{flag} is needed: the gateway has no single {NOUNS[collection]} to use ({listed})"
+            )
+        return ref(self.gateway, collection, names[0])
+
+
+def read_gateway(api: Api, resource_group: str, name: str) -> dict[str, Any]:
+    view: dict[str, Any] = api.call("GET", api.gateway_path(resource_group, name)).json()
+    return view
+
+
+def edit_gateway(
+    api: Api, resource_group: str, name: str, change: Callable[[Edit], None]
+) -> dict[str, Any]:
+    """GET the gateway, let `change` edit the document (it fails the command on bad input,
+    before anything is written), PUT it with If-Match; the gateway as the API stored it."""
+    view = read_gateway(api, resource_group, name)
+    etag = view.get("etag")
+    gateway = GatewayId.parse(str(view.get("id", "")))
+    if not etag or gateway is None:
+        fail("the API returned the gateway without an etag or id; refusing to write it back")
+    change(Edit(view, gateway))
+    path = api.gateway_path(resource_group, name)
+    response = api.call("PUT", path, body=view, headers={"If-Match": etag}, allow=(412,))
+    if response.status_code == 412:
+        fail(CONFLICT)
+    stored: dict[str, Any] = response.json()
+    return stored

@@ -1,0 +1,637 @@
+"""The child groups of `az network application-gateway` (spec §6.2, §6.3) as tables of flags,
+plus what each group does beyond setting one JSON property per flag."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from appgw.cli.children.commands import Change, Flag, Group, Parent, Switch
+from appgw.cli.client import fail, read_secret_stdin
+from appgw.hostnames import is_ip_address
+from appgw.model.document import certificate_field
+from appgw.model.enums import (
+    CookieBasedAffinity,
+    ProbeProtocol,
+    Protocol,
+    RedirectType,
+    RuleType,
+)
+
+SSL_CERTS = "sslCertificates"
+AUTH_CERTS = "authenticationCertificates"
+ROOT_CERTS = "trustedRootCertificates"
+FRONTEND_IPS = "frontendIPConfigurations"
+FRONTEND_PORTS = "frontendPorts"
+POOLS = "backendAddressPools"
+SETTINGS = "backendHttpSettingsCollection"
+LISTENERS = "httpListeners"
+PROBES = "probes"
+RULES = "requestRoutingRules"
+PATH_MAPS = "urlPathMaps"
+REDIRECTS = "redirectConfigurations"
+
+_POOL = Flag(("--address-pool",), "Backend address pool.", key="backendAddressPool", link=POOLS)
+_SETTINGS = Flag(("--http-settings",), "HTTP settings.", key="backendHttpSettings", link=SETTINGS)
+_REDIRECT = Flag(
+    ("--redirect-config",),
+    "Redirect configuration (instead of a pool and settings).",
+    key="redirectConfiguration",
+    link=REDIRECTS,
+)
+
+
+# --- certificates -----------------------------------------------------------------------------
+
+_CERT_FILE = Flag(("--cert-file",), "Certificate file.", kind=Path, required=True)
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        fail(f"--cert-file {path}: {(error.strerror or str(error)).lower()}")
+
+
+def _public_certificate(values: dict[str, Any]) -> None:
+    """auth-cert and root-cert: a .cer in PEM, DER or Base-64, sent as base64 DER."""
+    from appgw.certificates import (
+        CertificateError,
+        load_public_certificate,
+        public_certificate_data,
+    )
+
+    path = values.get("cert_file")
+    if path is None:
+        return
+    try:
+        certificate = load_public_certificate(_read_file(path))
+    except CertificateError as error:
+        fail(f"--cert-file {path}: {error.message}")
+    values["data"] = public_certificate_data(certificate)
+
+
+def _pfx(values: dict[str, Any]) -> None:
+    """A PFX, checked here with its password so a wrong one is named before anything is read
+    or sent; the password comes from --cert-password, standard input or a prompt."""
+    from appgw.certificates import CODE_INVALID_PASSWORD, CertificateError, load_pfx
+
+    path = values.get("cert_file")
+    password = values.get("cert_password")
+    if values.get("cert_password_stdin"):
+        if password is not None:
+            fail("give either --cert-password or --cert-password-stdin, not both", 2)
+        password = read_secret_stdin()
+    if path is None:
+        if password is not None:
+            fail("a password needs the --cert-file it opens", 2)
+        return
+    data = _read_file(path)
+    while True:
+        try:
+            # Expiry is the API's to judge (it refuses with its own message).
+            load_pfx(data, password, check_validity=False)
+            break
+        except CertificateError as error:
+            if error.code == CODE_INVALID_PASSWORD and password is None and sys.stdin.isatty():
+                password = typer.prompt("PFX password", hide_input=True, err=True)
+                continue
+            hint = ""
+            if error.code == CODE_INVALID_PASSWORD and password is None:
+                hint = " Give it with --cert-password or --cert-password-stdin."
+            fail(f"--cert-file {path}: {error.message}{hint}")
+    values["data"] = certificate_field(data)
+    if password:
+        values["password"] = password
+
+
+def _certificate_data(change: Change) -> None:
+    """What the prepare step read from --cert-file: the new `data` (and PFX password)."""
+    if "data" in change.values:
+        change.properties.pop("password", None)
+        for key in ("data", "password"):
+            if key in change.values:
+                change.properties[key] = change.values[key]
+
+
+SSL_CERT = Group(
+    "ssl-cert",
+    SSL_CERTS,
+    (
+        Flag(
+            ("--cert-file",), "PFX file with the private key and chain.", kind=Path, required=True
+        ),
+        Flag(("--cert-password",), "PFX password (visible in the process list: prefer stdin)."),
+        Flag(
+            ("--cert-password-stdin",),
+            "Read the PFX password from the first line of standard input.",
+            kind=bool,
+        ),
+    ),
+    example_name="contosoSslCert",
+    example="--cert-file contoso.pfx --cert-password-stdin < password.txt",
+    update_example="--cert-file renewed.pfx --cert-password-stdin < password.txt",
+    prepare=_pfx,
+    apply=_certificate_data,
+)
+
+AUTH_CERT = Group(
+    "auth-cert",
+    AUTH_CERTS,
+    (_CERT_FILE,),
+    example_name="backendCert",
+    example="--cert-file backend.cer",
+    update_example="--cert-file renewed.cer",
+    prepare=_public_certificate,
+    apply=_certificate_data,
+)
+
+ROOT_CERT = Group(
+    "root-cert",
+    ROOT_CERTS,
+    (_CERT_FILE,),
+    example_name="backendRoot",
+    example="--cert-file root.cer",
+    update_example="--cert-file new-root.cer",
+    prepare=_public_certificate,
+    apply=_certificate_data,
+)
+
+
+# --- HTTP settings, listeners, frontends ------------------------------------------------------
+
+
+def _http_settings(change: Change) -> None:
+    properties = change.properties
+    if change.given("connection_draining_timeout"):
+        seconds = change.values["connection_draining_timeout"]
+        # az: 0 turns draining off, which Azure writes as enabled=false with the minimum 1 s.
+        properties["connectionDraining"] = {
+            "enabled": seconds > 0,
+            "drainTimeoutInSec": max(seconds, 1),
+        }
+    named = properties.get("hostName") or properties.get("pickHostNameFromBackendAddress")
+    if change.given("root_certs") and properties.get("trustedRootCertificates") and not named:
+        fail(
+            "--root-certs needs --host-name or --host-name-from-backend-pool true: the "
+            "backend certificate is checked against that name"
+        )
+
+
+HTTP_SETTINGS = Group(
+    "http-settings",
+    SETTINGS,
+    (
+        Flag(("--port",), "Backend port.", kind=int, key="port", required=True),
+        Flag(
+            ("--protocol",),
+            "Backend protocol.",
+            choices=Protocol,
+            key="protocol",
+            default=Protocol.HTTP,
+        ),
+        Flag(
+            ("--cookie-based-affinity",),
+            "Session affinity.",
+            choices=CookieBasedAffinity,
+            key="cookieBasedAffinity",
+            default=CookieBasedAffinity.DISABLED,
+        ),
+        Flag(("--affinity-cookie-name",), "Name of the affinity cookie.", key="affinityCookieName"),
+        Flag(
+            ("--timeout",),
+            "Request timeout in seconds.",
+            kind=int,
+            key="requestTimeout",
+            default=30,
+        ),
+        Flag(("--probe",), "Custom probe.", key="probe", link=PROBES),
+        Flag(("--enable-probe",), "Use the custom probe.", choices=Switch, key="probeEnabled"),
+        Flag(("--host-name",), "Host header sent to the backend.", key="hostName"),
+        Flag(
+            ("--host-name-from-backend-pool",),
+            "Send the backend's address as the host name.",
+            choices=Switch,
+            key="pickHostNameFromBackendAddress",
+        ),
+        Flag(("--path",), "Path prefix for backend requests.", key="path"),
+        Flag(
+            ("--auth-certs",),
+            "Authentication certificates (v1).",
+            kind=list,
+            key="authenticationCertificates",
+            link=AUTH_CERTS,
+        ),
+        Flag(
+            ("--root-certs",),
+            "Trusted root certificates (v2).",
+            kind=list,
+            key="trustedRootCertificates",
+            link=ROOT_CERTS,
+        ),
+        Flag(
+            ("--connection-draining-timeout",),
+            "Seconds to drain removed servers; 0 turns draining off.",
+            kind=int,
+            default=0,
+        ),
+        Flag(
+            ("--validate-cert-chain-and-expiry",),
+            "Check the backend certificate's chain and expiry.",
+            choices=Switch,
+            key="validateCertChainAndExpiry",
+        ),
+        Flag(
+            ("--validate-sni",),
+            "Check the backend certificate's name.",
+            choices=Switch,
+            key="validateSNI",
+        ),
+        Flag(("--sni-name",), "Name to check the backend certificate against.", key="sniName"),
+    ),
+    example_name="appGatewayBackendHttpSettings",
+    example="--port 443 --protocol Https --host-name app1.contoso.com --root-certs backendRoot",
+    update_example="--timeout 60 --probe httpsProbe --enable-probe true",
+    apply=_http_settings,
+)
+
+
+def _listener(change: Change) -> None:
+    properties = change.properties
+    if change.given("ssl_cert"):
+        properties["protocol"] = "Https" if change.values["ssl_cert"] else "Http"
+    elif change.creating:
+        properties["protocol"] = "Http"
+    if change.given("host_name"):
+        properties.pop("hostNames", None)
+    if change.given("host_names"):
+        properties.pop("hostName", None)
+    if properties.get("protocol") == "Https" and properties.get("hostName"):
+        properties["requireServerNameIndication"] = True
+    elif change.given("ssl_cert") or change.given("host_name"):
+        properties.pop("requireServerNameIndication", None)
+    change.link_or_only("frontendIPConfiguration", "frontend_ip", FRONTEND_IPS)
+
+
+HTTP_LISTENER = Group(
+    "http-listener",
+    LISTENERS,
+    (
+        Flag(
+            ("--frontend-port",),
+            "Frontend port.",
+            key="frontendPort",
+            link=FRONTEND_PORTS,
+            required=True,
+        ),
+        Flag(
+            ("--frontend-ip",),
+            "Frontend IP configuration (default: the only one).",
+            key="frontendIPConfiguration",
+            link=FRONTEND_IPS,
+        ),
+        Flag(
+            ("--ssl-cert",),
+            "SSL certificate: the listener is Https; else Http.",
+            key="sslCertificate",
+            link=SSL_CERTS,
+        ),
+        Flag(
+            ("--host-name",), "Host name of a multi-site listener (SNI with Https).", key="hostName"
+        ),
+        Flag(("--host-names",), "Host names, wildcards allowed.", kind=list, key="hostNames"),
+    ),
+    example_name="appGatewayHttpListener",
+    example="--frontend-port appGatewayFrontendPort --ssl-cert contosoSslCert "
+    "--host-name www.contoso.com",
+    update_example="--host-names '*.contoso.com' contoso.com",
+    apply=_listener,
+)
+
+FRONTEND_PORT = Group(
+    "frontend-port",
+    FRONTEND_PORTS,
+    (Flag(("--port",), "Port number.", kind=int, key="port", required=True),),
+    example_name="appGatewayFrontendPort",
+    example="--port 443",
+    update_example="--port 8443",
+)
+
+
+def _frontend_ip(change: Change) -> None:
+    """Names of public IPs and subnets become their ids in the gateway's resource group."""
+    properties = change.properties
+    gateway = change.edit.gateway
+    network = (
+        f"/subscriptions/{gateway.subscription}/resourceGroups/{gateway.resource_group}"
+        "/providers/Microsoft.Network"
+    )
+    public = change.values.get("public_ip_address")
+    if public is not None:
+        properties["publicIPAddress"] = {
+            "id": public if public.startswith("/") else f"{network}/publicIPAddresses/{public}"
+        }
+    private = change.values.get("private_ip_address")
+    if private is not None:
+        if not is_ip_address(private):
+            fail(f"--private-ip-address {private!r}: not an IP address", 2)
+        properties["privateIPAddress"] = private
+        properties["privateIPAllocationMethod"] = "Static"
+    subnet = change.values.get("subnet")
+    if subnet is not None:
+        if not subnet.startswith("/"):
+            vnet = change.values.get("vnet_name")
+            if not vnet:
+                fail("--subnet by name needs --vnet-name (or give the subnet's id)", 2)
+            subnet = f"{network}/virtualNetworks/{vnet}/subnets/{subnet}"
+        properties["subnet"] = {"id": subnet}
+    if change.creating and not (public or private or subnet):
+        fail("give --public-ip-address, or --private-ip-address with --subnet", 2)
+
+
+FRONTEND_IP = Group(
+    "frontend-ip",
+    FRONTEND_IPS,
+    (
+        Flag(("--public-ip-address",), "Public IP address: name (in this resource group) or id."),
+        Flag(("--private-ip-address",), "Static private IP address."),
+        Flag(("--subnet",), "Subnet of a private frontend: name (with --vnet-name) or id."),
+        Flag(("--vnet-name",), "Virtual network of --subnet."),
+    ),
+    example_name="appGatewayPrivateFrontendIP",
+    example="--private-ip-address 10.0.0.10 --vnet-name appgwVnet --subnet default",
+    update_example="--private-ip-address 10.0.0.11",
+    apply=_frontend_ip,
+)
+
+
+def _address_pool(change: Change) -> None:
+    servers = change.values.get("servers")
+    if servers is not None:
+        change.properties["backendAddresses"] = [
+            {"ipAddress": s} if is_ip_address(s) else {"fqdn": s} for s in servers
+        ]
+
+
+ADDRESS_POOL = Group(
+    "address-pool",
+    POOLS,
+    (Flag(("--servers",), "Backend servers: IP addresses or FQDNs.", kind=list, default=[]),),
+    example_name="appGatewayBackendPool",
+    example="--servers 10.0.1.4 app1.contoso.com",
+    update_example="--servers 10.0.1.5",
+    apply=_address_pool,
+)
+
+
+# --- probes, rules, path maps, redirects ------------------------------------------------------
+
+PROBE = Group(
+    "probe",
+    PROBES,
+    (
+        Flag(
+            ("--protocol",), "Probe protocol.", choices=ProbeProtocol, key="protocol", required=True
+        ),
+        Flag(("--host",), "Host name to probe.", key="host"),
+        Flag(("--path",), "Path to probe.", key="path", required=True),
+        Flag(("--interval",), "Seconds between probes.", kind=int, key="interval", default=30),
+        Flag(
+            ("--timeout",), "Seconds to wait for an answer.", kind=int, key="timeout", default=120
+        ),
+        Flag(
+            ("--threshold",),
+            "Failures before a server is unhealthy.",
+            kind=int,
+            key="unhealthyThreshold",
+            default=8,
+        ),
+        Flag(
+            ("--host-name-from-http-settings", "--from-http-settings"),
+            "Take the host name from the HTTP settings.",
+            choices=Switch,
+            key="pickHostNameFromBackendHttpSettings",
+        ),
+        Flag(("--port",), "Port to probe (default: the settings' port).", kind=int, key="port"),
+        Flag(("--min-servers",), "Servers always reported healthy.", kind=int, key="minServers"),
+        Flag(
+            ("--match-status-codes",),
+            "Healthy status codes or ranges (200-399).",
+            kind=list,
+            key="match.statusCodes",
+        ),
+        Flag(("--match-body",), "Text the healthy response body contains.", key="match.body"),
+    ),
+    example_name="httpsProbe",
+    example="--protocol Https --host app1.contoso.com --path /health --match-status-codes 200-399",
+    update_example="--interval 15 --threshold 3",
+)
+
+
+def _rule(change: Change) -> None:
+    properties = change.properties
+    change.link_or_only("httpListener", "http_listener", LISTENERS)
+    if properties.get("ruleType") == "PathBasedRouting":
+        change.link_or_only("urlPathMap", "url_path_map", PATH_MAPS)
+    elif "redirectConfiguration" not in properties:
+        change.link_or_only("backendAddressPool", "address_pool", POOLS)
+        change.link_or_only("backendHttpSettings", "http_settings", SETTINGS)
+
+
+RULE = Group(
+    "rule",
+    RULES,
+    (
+        Flag(
+            ("--rule-type",), "Rule type.", choices=RuleType, key="ruleType", default=RuleType.BASIC
+        ),
+        Flag(("--priority",), "Priority 1-20000, lower first (v2).", kind=int, key="priority"),
+        Flag(
+            ("--http-listener",),
+            "HTTP listener (default: the only one).",
+            key="httpListener",
+            link=LISTENERS,
+        ),
+        Flag(
+            ("--address-pool",),
+            "Backend address pool (default: the only one).",
+            key="backendAddressPool",
+            link=POOLS,
+        ),
+        Flag(
+            ("--http-settings",),
+            "HTTP settings (default: the only one).",
+            key="backendHttpSettings",
+            link=SETTINGS,
+        ),
+        Flag(
+            ("--url-path-map",),
+            "URL path map of a PathBasedRouting rule.",
+            key="urlPathMap",
+            link=PATH_MAPS,
+        ),
+        _REDIRECT,
+    ),
+    example_name="rule1",
+    example="--priority 100 --http-listener appGatewayHttpListener",
+    update_example="--priority 200",
+    apply=_rule,
+)
+
+
+def _path_rule_targets(change: Change, rule: dict[str, Any]) -> None:
+    """A path rule's pool and settings, or redirect; left out, the map's defaults."""
+    for name, key, collection in (
+        ("address_pool", "backendAddressPool", POOLS),
+        ("http_settings", "backendHttpSettings", SETTINGS),
+        ("redirect_config", "redirectConfiguration", REDIRECTS),
+    ):
+        if change.given(name):
+            rule[key] = change.ref(name, collection)
+
+
+def _url_path_map(change: Change) -> None:
+    if not change.creating:
+        return
+    rule: dict[str, Any] = {"paths": change.values["paths"]}
+    _path_rule_targets(change, rule)
+    properties = change.properties
+    for key in ("backendAddressPool", "backendHttpSettings", "redirectConfiguration"):
+        default = "default" + key[0].upper() + key[1:]
+        if key in rule and default not in properties:
+            properties[default] = dict(rule[key])
+    name = change.values["rule_name"]
+    properties["pathRules"] = [{"name": name, "properties": rule}]
+
+
+def _path_rule(change: Change) -> None:
+    _path_rule_targets(change, change.properties)
+    parent = change.parent
+    if change.creating and parent is not None and "redirectConfiguration" not in change.properties:
+        for key in ("backendAddressPool", "backendHttpSettings"):
+            default = parent["properties"].get("default" + key[0].upper() + key[1:])
+            if key not in change.properties and default is not None:
+                change.properties[key] = dict(default)
+
+
+URL_PATH_MAP = Group(
+    "url-path-map",
+    PATH_MAPS,
+    (
+        Flag(
+            ("--paths",),
+            "Paths of the first rule (/images/*).",
+            kind=list,
+            required=True,
+            update=False,
+        ),
+        Flag(("--rule-name",), "Name of the first rule.", default="default", update=False),
+        Flag(("--address-pool",), "Backend address pool of the first rule.", update=False),
+        Flag(("--http-settings",), "HTTP settings of the first rule.", update=False),
+        Flag(("--redirect-config",), "Redirect configuration of the first rule.", update=False),
+        Flag(
+            ("--default-address-pool",),
+            "Pool for paths no rule matches (default: --address-pool).",
+            key="defaultBackendAddressPool",
+            link=POOLS,
+        ),
+        Flag(
+            ("--default-http-settings",),
+            "Settings for paths no rule matches (default: --http-settings).",
+            key="defaultBackendHttpSettings",
+            link=SETTINGS,
+        ),
+        Flag(
+            ("--default-redirect-config",),
+            "Redirect for paths no rule matches (default: --redirect-config).",
+            key="defaultRedirectConfiguration",
+            link=REDIRECTS,
+        ),
+    ),
+    example_name="pathMap1",
+    example="--paths /images/* --address-pool imagesPool "
+    "--http-settings appGatewayBackendHttpSettings",
+    update_example="--default-address-pool appGatewayBackendPool",
+    apply=_url_path_map,
+)
+
+URL_PATH_MAP_RULE = Group(
+    "url-path-map rule",
+    "pathRules",
+    (
+        Flag(
+            ("--paths",),
+            "Paths this rule matches (/images/*).",
+            kind=list,
+            key="paths",
+            required=True,
+        ),
+        Flag(("--address-pool",), "Backend address pool (default: the map's)."),
+        Flag(("--http-settings",), "HTTP settings (default: the map's)."),
+        Flag(("--redirect-config",), "Redirect configuration."),
+    ),
+    example_name="videoRule",
+    example="--paths /video/* --address-pool videoPool",
+    update_example="--paths /video/* /media/*",
+    apply=_path_rule,
+    parent=Parent(Flag(("--path-map-name",), "The URL path map.", required=True), PATH_MAPS),
+)
+
+
+def _redirect(change: Change) -> None:
+    listener, url = change.given("target_listener"), change.given("target_url")
+    if listener and url:
+        fail("give --target-listener or --target-url, not both", 2)
+    if listener:
+        change.properties.pop("targetUrl", None)
+    elif url:
+        change.properties.pop("targetListener", None)
+    elif change.creating:
+        fail("give --target-listener or --target-url", 2)
+
+
+REDIRECT_CONFIG = Group(
+    "redirect-config",
+    REDIRECTS,
+    (
+        Flag(
+            ("--type", "-t"),
+            "Redirect status.",
+            choices=RedirectType,
+            key="redirectType",
+            required=True,
+        ),
+        Flag(
+            ("--target-listener",), "Listener to redirect to.", key="targetListener", link=LISTENERS
+        ),
+        Flag(("--target-url",), "URL to redirect to.", key="targetUrl"),
+        Flag(("--include-path",), "Keep the request path.", choices=Switch, key="includePath"),
+        Flag(
+            ("--include-query-string",),
+            "Keep the query string.",
+            choices=Switch,
+            key="includeQueryString",
+        ),
+    ),
+    example_name="httpToHttps",
+    example="-t Permanent --target-listener appGatewayHttpListener --include-path true",
+    update_example="--include-query-string true",
+    apply=_redirect,
+)
+
+GROUPS = (
+    (SSL_CERT, "Listener certificates (PFX)."),
+    (AUTH_CERT, "Backend authentication certificates (v1 SKUs)."),
+    (ROOT_CERT, "Trusted root certificates for backends (v2 SKUs)."),
+    (HTTP_SETTINGS, "Backend HTTP settings."),
+    (HTTP_LISTENER, "HTTP listeners."),
+    (FRONTEND_PORT, "Frontend ports."),
+    (FRONTEND_IP, "Frontend IP configurations."),
+    (ADDRESS_POOL, "Backend address pools."),
+    (PROBE, "Health probes."),
+    (RULE, "Request routing rules."),
+    (REDIRECT_CONFIG, "Redirect configurations."),
+)
