@@ -54,6 +54,7 @@ from appgw.certificates.factory import (
     new_key,
     private_key_pem,
 )
+from appgw.cli.options import AzCommand
 from appgw.hostnames import is_ip_address
 
 EXIT_ERROR = 2
@@ -147,7 +148,7 @@ def _command(name: str) -> Callable[[Command], Command]:
     def register(function: Command) -> Command:
         text = inspect.cleandoc(function.__doc__ or "")
         paragraphs = [" ".join(p.split()) for p in text.split("\n\n")]
-        cert_app.command(name, help="\n\n".join(paragraphs))(function)
+        cert_app.command(name, help="\n\n".join(paragraphs), cls=AzCommand)(function)
         return function
 
     return register

@@ -10,7 +10,6 @@ import typer
 
 from appgw.cli.children.edit import Edit, edit_gateway
 from appgw.cli.client import (
-    GROUP_SEPARATOR,
     Api,
     emit,
     fail,
@@ -20,6 +19,16 @@ from appgw.cli.client import (
     save_login,
 )
 from appgw.cli.generic_update import add_item, key_values, remove_item, set_value
+from appgw.cli.options import (
+    GROUP_SEPARATOR,
+    AzCommand,
+    Name,
+    Output,
+    Query,
+    ResourceGroup,
+    Server,
+    Subscription,
+)
 from appgw.model.document import certificate_field, ref
 from appgw.model.ids import GatewayId
 from appgw.model.quick_create import (
@@ -30,22 +39,9 @@ from appgw.model.quick_create import (
     sku_tier,
 )
 
-ResourceGroup = Annotated[str, typer.Option("--resource-group", "-g", help="Resource group.")]
-Name = Annotated[str, typer.Option("--name", "-n", help="Application gateway name.")]
-Subscription = Annotated[
-    str | None,
-    typer.Option(envvar="APPGW_SUBSCRIPTION", help="Subscription id (default: 'default')."),
-]
-Server = Annotated[
-    str | None,
-    typer.Option(envvar="APPGW_SERVER", help="appgw API address, e.g. http://host:7480."),
-]
-Output = Annotated[str, typer.Option("--output", "-o", help="json, table or tsv.")]
-Query = Annotated[str | None, typer.Option(help="JMESPath query applied to the result.")]
-
 
 def register(app: typer.Typer) -> None:
-    @app.command("login")
+    @app.command("login", cls=AzCommand)
     def login(
         server: Annotated[str, typer.Option(help="appgw API address.")] = "http://127.0.0.1:7480",
         token_stdin: Annotated[
@@ -64,7 +60,7 @@ def register(app: typer.Typer) -> None:
         path = save_login(api.server, token)
         typer.echo(f"Signed in to {api.server}; saved to {path}")
 
-    @app.command("show")
+    @app.command("show", cls=AzCommand)
     def show(
         resource_group: ResourceGroup,
         name: Name,
@@ -80,7 +76,7 @@ def register(app: typer.Typer) -> None:
         api = Api.connect(server, subscription)
         emit(api.call("GET", api.gateway_path(resource_group, name)).json(), output, query)
 
-    @app.command("list")
+    @app.command("list", cls=AzCommand)
     def list_gateways(
         resource_group: Annotated[
             str | None, typer.Option("--resource-group", "-g", help="Only this resource group.")
@@ -112,7 +108,7 @@ def register(app: typer.Typer) -> None:
                 params = {"$skiptoken": token}
         emit(gateways, output, query)
 
-    @app.command("delete")
+    @app.command("delete", cls=AzCommand)
     def delete(
         resource_group: ResourceGroup,
         name: Name,
@@ -135,7 +131,7 @@ def register(app: typer.Typer) -> None:
     ):
         _register_action(app, verb, help_text)
 
-    @app.command("show-backend-health")
+    @app.command("show-backend-health", cls=AzCommand)
     def show_backend_health(
         resource_group: ResourceGroup,
         name: Name,
@@ -223,7 +219,7 @@ def _register_action(app: typer.Typer, verb: str, help_text: str) -> None:
         api.call("POST", f"{api.gateway_path(resource_group, name)}/{verb}")
 
     action.__doc__ = f"{help_text}\n\nExample: appgw {verb} -g myResourceGroup -n myAppGateway"
-    app.command(verb)(action)
+    app.command(verb, cls=AzCommand)(action)
 
 
 Tags = Annotated[
@@ -238,7 +234,7 @@ CustomErrorPages = Annotated[
 
 
 def register_create(app: typer.Typer) -> None:
-    @app.command("create")
+    @app.command("create", cls=AzCommand)
     def create(
         resource_group: ResourceGroup,
         name: Name,
@@ -363,7 +359,7 @@ def register_create(app: typer.Typer) -> None:
 
 
 def register_update(app: typer.Typer) -> None:
-    @app.command("update")
+    @app.command("update", cls=AzCommand)
     def update(
         resource_group: ResourceGroup,
         name: Name,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +10,6 @@ import typer
 
 from appgw.cli.cert import cert_app
 from appgw.cli.children import register as register_child_groups
-from appgw.cli.client import az_style_arguments
 from appgw.cli.gateway import register as register_gateway_commands
 from appgw.cli.transfer import register as register_transfer_commands
 from appgw.defaults import DEFAULT_ADMIN_LISTEN
@@ -128,4 +126,4 @@ def _root() -> None:
 
 
 def main() -> None:
-    app(args=az_style_arguments(sys.argv[1:]), prog_name="appgw")
+    app()

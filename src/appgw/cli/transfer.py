@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from appgw.cli.client import API_VERSION, DEFAULT_SUBSCRIPTION, Api, emit, fail
+from appgw.cli.options import AzCommand, Output, Query, ResourceGroup, Server, Subscription
 from appgw.model.arm_template import (
     Deployment,
     Template,
@@ -30,18 +31,6 @@ from appgw.model.arm_template import (
 )
 from appgw.model.document import certificate_field
 from appgw.model.ids import CHILD_COLLECTIONS, GATEWAY_TYPE, PATH_RULES, GatewayId
-
-ResourceGroup = Annotated[str, typer.Option("--resource-group", "-g", help="Resource group.")]
-Subscription = Annotated[
-    str | None,
-    typer.Option(envvar="APPGW_SUBSCRIPTION", help="Subscription id (default: 'default')."),
-]
-Server = Annotated[
-    str | None,
-    typer.Option(envvar="APPGW_SERVER", help="appgw API address, e.g. http://host:7480."),
-]
-Output = Annotated[str, typer.Option("--output", "-o", help="json, table or tsv.")]
-Query = Annotated[str | None, typer.Option(help="JMESPath query applied to the result.")]
 
 TEMPLATE_SCHEMA = "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#"
 NAME_PARAMETER = "applicationGatewayName"
@@ -522,7 +511,7 @@ def _current_etag(api: Api, resource_group: str, name: str) -> str | None:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("import")
+    @app.command("import", cls=AzCommand)
     def import_command(
         file: Annotated[
             Path,
@@ -693,7 +682,7 @@ def register(app: typer.Typer) -> None:
         headers = {"If-Match": etag} if etag is not None else {"If-None-Match": "*"}
         emit(api.call("PUT", path, body=document, headers=headers).json(), output, query)
 
-    @app.command("export")
+    @app.command("export", cls=AzCommand)
     def export_command(
         resource_group: ResourceGroup,
         name: Annotated[str, typer.Option("--name", "-n", help="Application gateway name.")],

@@ -15,11 +15,10 @@ from enum import Enum
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperCommand
 
 from appgw.cli.children.edit import NOUNS, Edit, edit_gateway, existing_child, read_gateway
 from appgw.cli.client import Api, emit, fail
-from appgw.cli.gateway import Output, Query, ResourceGroup, Server, Subscription
+from appgw.cli.options import AzCommand, Output, Query, ResourceGroup, Server, Subscription
 from appgw.model.document import find_child, put_child, remove_child
 from appgw.model.enums import AzureEnum
 
@@ -245,26 +244,6 @@ def command(
     invoke.__signature__ = inspect.Signature(list(params))  # type: ignore[attr-defined]
     invoke.__doc__ = doc
     return invoke
-
-
-class AzCommand(TyperCommand):
-    """Takes az's space-separated lists, `--servers 10.0.1.4 10.0.1.5`: the words after a list
-    option, up to the next option, are read as that option repeated (click's own form)."""
-
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        lists = {o for p in self.params if getattr(p, "multiple", False) for o in p.opts}
-        spread: list[str] = []
-        current: str | None = None
-        for arg in args:
-            if arg.startswith("-") and arg != "-":
-                name = arg.split("=", 1)[0]
-                current = name if name in lists else None
-                spread.append(arg)
-            elif current is not None and spread[-1] != current:
-                spread += [current, arg]
-            else:
-                spread.append(arg)
-        return super().parse_args(ctx, spread)
 
 
 def add_command(

@@ -1,0 +1,55 @@
+"""What every management command's signature shares: the common options and az's way of
+reading list arguments."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperCommand
+
+ResourceGroup = Annotated[str, typer.Option("--resource-group", "-g", help="Resource group.")]
+Name = Annotated[str, typer.Option("--name", "-n", help="Application gateway name.")]
+Subscription = Annotated[
+    str | None,
+    typer.Option(envvar="APPGW_SUBSCRIPTION", help="Subscription id (default: 'default')."),
+]
+Server = Annotated[
+    str | None,
+    typer.Option(envvar="APPGW_SERVER", help="appgw API address, e.g. http://host:7480."),
+]
+Output = Annotated[str, typer.Option("--output", "-o", help="json, table or tsv.")]
+Query = Annotated[str | None, typer.Option(help="JMESPath query applied to the result.")]
+
+# az's `--add LIST_PATH KEY=VALUE ...` and `--remove LIST_PATH INDEX` take several words that
+# belong together; they reach the command as one value, joined with this.
+GROUP_SEPARATOR = "\n"
+GROUPED_OPTIONS = frozenset({"--add", "--remove"})
+
+
+class AzCommand(TyperCommand):
+    """Takes az's space-separated lists, `--servers 10.0.1.4 10.0.1.5`: the words after a list
+    option, up to the next option, are read as that option repeated (click's own form); for
+    --add/--remove they are one value."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        lists = {o for p in self.params if getattr(p, "multiple", False) for o in p.opts}
+        spread: list[str] = []
+        current: str | None = None
+        for arg in args:
+            if _is_option(arg):
+                name = arg.split("=", 1)[0]
+                current = name if name in lists and "=" not in arg else None
+                spread.append(arg)
+            elif current in GROUPED_OPTIONS and spread[-1] != current:
+                spread[-1] += GROUP_SEPARATOR + arg
+            elif current is not None and spread[-1] != current:
+                spread += [current, arg]
+            else:
+                spread.append(arg)
+        return super().parse_args(ctx, spread)
+
+
+def _is_option(arg: str) -> bool:
+    # "-5" is a value (a negative number), "-" is stdin.
+    return arg.startswith("-") and len(arg) > 1 and not arg[1].isdigit()
