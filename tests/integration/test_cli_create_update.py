@@ -64,7 +64,7 @@ def test_create_builds_azures_default_gateway(
         "--frontend-port", str(port), "--http-settings-port", "8443",
         "--http-settings-protocol", "https",
         "--connection-draining-timeout", "30", "--tags", "team=web", "env",
-        stdin=PFX_PASSWORD + "\n",
+        "--cert-password-stdin", stdin=PFX_PASSWORD + "\n",
     )  # fmt: skip
     assert created.code == 0, created.stderr
     assert PFX_PASSWORD not in created.stdout
@@ -118,7 +118,7 @@ def test_create_refuses_bad_input_and_stores_nothing(
         server, tmp_path, *common, "--cert-file", str(pfx_file), "--cert-password", "nope"
     )
     assert wrong_password.code == 1
-    assert "sslCertificates/gwSslCert" in wrong_password.stderr
+    assert f"--cert-file {pfx_file}:" in wrong_password.stderr
     assert "password" in wrong_password.stderr.lower()
     missing = cli(server, tmp_path, *common, "--cert-file", str(tmp_path / "absent.pfx"))
     assert missing.code == 1

@@ -199,28 +199,3 @@ def _cell(value: Any) -> str:
 def read_secret_stdin() -> str:
     line = sys.stdin.readline()
     return line.rstrip("\r\n")
-
-
-def read_file(path: Path, flag: str) -> bytes:
-    """A file named by a flag; an unreadable or empty one fails naming both."""
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        fail(f"{flag} {path}: {(error.strerror or str(error)).lower()}")
-    if not data.strip():
-        fail(f"{flag} {path}: the file is empty")
-    return data
-
-
-def pfx_password(given: str | None, flag: str) -> str:
-    """A PFX password: the flag's value (az's way), else a hidden prompt on a terminal, else the
-    first line of standard input (scripts: `echo "$PW" | appgw ...`)."""
-    if given is not None:
-        return given
-    if sys.stdin.isatty():
-        value: str = typer.prompt("PFX password", hide_input=True, err=True)
-        return value
-    line = sys.stdin.readline()
-    if not line:
-        fail(f"{flag}: no password given and none on standard input")
-    return line.rstrip("\r\n")

@@ -13,8 +13,6 @@ from appgw.cli.client import (
     Api,
     emit,
     fail,
-    pfx_password,
-    read_file,
     read_secret_stdin,
     save_login,
 )
@@ -29,7 +27,8 @@ from appgw.cli.options import (
     Server,
     Subscription,
 )
-from appgw.model.document import certificate_field, ref
+from appgw.cli.uploads import read_pfx
+from appgw.model.document import ref
 from appgw.model.ids import GatewayId
 from appgw.model.quick_create import (
     SKUS,
@@ -254,8 +253,11 @@ def register_create(app: typer.Typer) -> None:
         ] = None,
         cert_password: Annotated[
             str | None,
-            typer.Option(help="The PFX password (default: prompt, or stdin's first line)."),
+            typer.Option(help="The PFX password (visible in the process list: prefer stdin)."),
         ] = None,
+        cert_password_stdin: Annotated[
+            bool, typer.Option(help="Read the PFX password from the first line of stdin.")
+        ] = False,
         ssl_certificate_name: Annotated[
             str | None, typer.Option(help="Name of the SSL certificate (default <name>SslCert).")
         ] = None,
@@ -314,10 +316,9 @@ def register_create(app: typer.Typer) -> None:
         gateway = GatewayId(api.subscription, resource_group, name)
         certificate = None
         if cert_file is not None:
-            data = certificate_field(read_file(cert_file, "--cert-file"))
-            password = pfx_password(cert_password, "--cert-password")
+            data, password = read_pfx(cert_file, cert_password, cert_password_stdin)
             certificate = ListenerCertificate(
-                ssl_certificate_name or f"{name}SslCert", data, password
+                ssl_certificate_name or f"{name}SslCert", data, password or ""
             )
         options = QuickCreate(
             location=location,

@@ -3,16 +3,13 @@ plus what each group does beyond setting one JSON property per flag."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
-import typer
-
 from appgw.cli.children.commands import Change, Flag, Group, Parent, Switch
-from appgw.cli.client import fail, read_secret_stdin
+from appgw.cli.client import fail
+from appgw.cli.uploads import read_file, read_pfx
 from appgw.hostnames import is_ip_address
-from appgw.model.document import certificate_field
 from appgw.model.enums import (
     CookieBasedAffinity,
     ProbeProtocol,
@@ -49,13 +46,6 @@ _REDIRECT = Flag(
 _CERT_FILE = Flag(("--cert-file",), "Certificate file.", kind=Path, required=True)
 
 
-def _read_file(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as error:
-        fail(f"--cert-file {path}: {(error.strerror or str(error)).lower()}")
-
-
 def _public_certificate(values: dict[str, Any]) -> None:
     """auth-cert and root-cert: a .cer in PEM, DER or Base-64, sent as base64 DER."""
     from appgw.certificates import (
@@ -68,7 +58,7 @@ def _public_certificate(values: dict[str, Any]) -> None:
     if path is None:
         return
     try:
-        certificate = load_public_certificate(_read_file(path))
+        certificate = load_public_certificate(read_file(path))
     except CertificateError as error:
         fail(f"--cert-file {path}: {error.message}")
     values["data"] = public_certificate_data(certificate)
@@ -76,34 +66,16 @@ def _public_certificate(values: dict[str, Any]) -> None:
 
 def _pfx(values: dict[str, Any]) -> None:
     """A PFX, checked here with its password so a wrong one is named before anything is read
-    or sent; the password comes from --cert-password, standard input or a prompt."""
-    from appgw.certificates import CODE_INVALID_PASSWORD, CertificateError, load_pfx
-
+    or sent."""
     path = values.get("cert_file")
-    password = values.get("cert_password")
-    if values.get("cert_password_stdin"):
-        if password is not None:
-            fail("give either --cert-password or --cert-password-stdin, not both", 2)
-        password = read_secret_stdin()
     if path is None:
-        if password is not None:
+        if values.get("cert_password") is not None or values.get("cert_password_stdin"):
             fail("a password needs the --cert-file it opens", 2)
         return
-    data = _read_file(path)
-    while True:
-        try:
-            # Expiry is the API's to judge (it refuses with its own message).
-            load_pfx(data, password, check_validity=False)
-            break
-        except CertificateError as error:
-            if error.code == CODE_INVALID_PASSWORD and password is None and sys.stdin.isatty():
-                password = typer.prompt("PFX password", hide_input=True, err=True)
-                continue
-            hint = ""
-            if error.code == CODE_INVALID_PASSWORD and password is None:
-                hint = " Give it with --cert-password or --cert-password-stdin."
-            fail(f"--cert-file {path}: {error.message}{hint}")
-    values["data"] = certificate_field(data)
+    data, password = read_pfx(
+        path, values.get("cert_password"), bool(values.get("cert_password_stdin"))
+    )
+    values["data"] = data
     if password:
         values["password"] = password
 
