@@ -6,10 +6,10 @@ import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
-from fastapi import Request
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData, UploadFile
@@ -129,6 +129,32 @@ class Portal:
         response.headers["Cache-Control"] = "no-store"
         return response
 
+    def page(
+        self,
+        request: Request,
+        session: Session,
+        gateway_id: GatewayId,
+        view: dict[str, Any],
+        screen: str,
+        template: str,
+        *,
+        status: int = 200,
+        **context: Any,
+    ) -> HTMLResponse:
+        """A page of a gateway's blade: the menu, the gateway and its SKU generation around it."""
+        return self.render(
+            request,
+            template,
+            session,
+            status=status,
+            gateway=view,
+            gateway_id=gateway_id,
+            screen=screen,
+            base=gateway_url(gateway_id, ""),
+            v2=is_v2(view),
+            **context,
+        )
+
     # --- gateways --------------------------------------------------------------------------------
 
     def gateway(
@@ -204,3 +230,275 @@ def gateway_url(gateway_id: GatewayId, screen: str) -> str:
         f"/portal/gateways/{gateway_id.subscription}/{gateway_id.resource_group}/"
         f"{gateway_id.name}/{screen}"
     )
+
+
+def require_child(view: dict[str, Any], collection: str, name: str, noun: str) -> dict[str, Any]:
+    """The child a page's URL names, or the portal's Not found page."""
+    child = find_child(view, collection, name)
+    if child is None:
+        raise PageNotFound(f"There is no {noun} '{name}' on this application gateway.")
+    return child
+
+
+def child_of(resource: str) -> tuple[str, str]:
+    """(collection, child name) of a child resource id; ('', '') for the gateway itself."""
+    parts = resource.rsplit("/", 2)
+    return (parts[-2], parts[-1]) if len(parts) == 3 else ("", "")
+
+
+# --- a blade of one child collection: list, Add, Edit, Delete ------------------------------------
+
+Form = TypeVar("Form")
+
+
+def _no_problems(_form: Any) -> FormErrors:
+    return FormErrors()
+
+
+def _nothing_else(_document: dict[str, Any], _child: dict[str, Any]) -> None:
+    return None
+
+
+def _no_reason(_view: dict[str, Any], _child: dict[str, Any]) -> str:
+    return ""
+
+
+@dataclass(frozen=True)
+class ChildScreen(Generic[Form]):
+    """A blade of one child collection (Backend pools, Rules) at Azure's portal URLs:
+    `{screen}` lists, `{screen}/add` and `{screen}/edit/{child}` show and post the editor,
+    `{screen}/delete/{child}` deletes. The screen states what is its own; saving, the
+    If-Match of the form's version, flash messages and Not found pages are the same for all."""
+
+    screen: str  # the URL segment and menu entry, e.g. "pools"
+    collection: str  # e.g. "backendAddressPools"
+    noun: str  # in messages, e.g. "backend pool"
+    # The list template's variables (besides the gateway and `errors`).
+    list_context: Callable[[dict[str, Any]], dict[str, Any]]
+    # The editor template's variables for (view, form, adding).
+    editor_context: Callable[[dict[str, Any], Form, bool], dict[str, Any]]
+    blank_form: Callable[[], Form]
+    form_of_child: Callable[[dict[str, Any], dict[str, Any]], Form]
+    # The posted form; the child's name comes from the URL when editing.
+    form_of_post: Callable[[FormData, str | None], Form]
+    name_of: Callable[[Form], str]
+    # Writes the form into the document (the previous child, if editing); says where problems go.
+    apply: Callable[[dict[str, Any], GatewayId, Form, dict[str, Any] | None], FieldMapping]
+    # Problems of the form itself, found before anything is sent to the service.
+    check: Callable[[Form], FormErrors] = _no_problems
+    # What else goes when a child is deleted (e.g. a rule's own redirect and path map).
+    delete_also: Callable[[dict[str, Any], dict[str, Any]], None] = _nothing_else
+    # Why a refused delete was refused, in a sentence after "... was not deleted.".
+    delete_refusal: Callable[[dict[str, Any], dict[str, Any]], str] = _no_reason
+
+    def register(self, app: FastAPI, portal: Portal) -> None:
+        prefix = f"/portal/gateways/{{subscription}}/{{resource_group}}/{{name}}/{self.screen}"
+
+        def listing(
+            request: Request,
+            session: Session,
+            gateway_id: GatewayId,
+            view: dict[str, Any],
+            errors: FormErrors | None = None,
+        ) -> HTMLResponse:
+            return portal.page(
+                request,
+                session,
+                gateway_id,
+                view,
+                self.screen,
+                f"{self.screen}.html",
+                status=400 if errors else 200,
+                errors=errors,
+                **self.list_context(view),
+            )
+
+        def editor(
+            request: Request,
+            session: Session,
+            gateway_id: GatewayId,
+            view: dict[str, Any],
+            form: Form,
+            *,
+            adding: bool,
+            etag: str,
+            errors: FormErrors | None = None,
+        ) -> HTMLResponse:
+            return portal.page(
+                request,
+                session,
+                gateway_id,
+                view,
+                self.screen,
+                f"{self.screen}_edit.html",
+                status=400 if errors else 200,
+                adding=adding,
+                etag=etag,
+                errors=errors,
+                **self.editor_context(view, form, adding),
+            )
+
+        async def save(
+            request: Request,
+            gateway_id: GatewayId,
+            view: dict[str, Any],
+            previous: dict[str, Any] | None,
+        ) -> Response:
+            session = portal.session(request)
+            posted = await portal.form(request, session)
+            form = self.form_of_post(posted, previous["name"] if previous else None)
+            etag = text(posted, "etag") or view["etag"]
+            errors = self.check(form)
+            if not errors:
+                document = copy_of(view)
+                # The version the form was built from: a change made meanwhile is refused.
+                document["etag"] = etag
+                mapping = self.apply(document, gateway_id, form, previous)
+                errors = portal.save(session, gateway_id, document, mapping, request)
+            if errors:
+                return editor(
+                    request,
+                    session,
+                    gateway_id,
+                    view,
+                    form,
+                    adding=previous is None,
+                    etag=etag,
+                    errors=errors,
+                )
+            session.flash.append(f"Saved {self.noun} '{self.name_of(form)}'.")
+            return redirect(gateway_url(gateway_id, self.screen))
+
+        def require(view: dict[str, Any], child: str) -> dict[str, Any]:
+            return require_child(view, self.collection, child, self.noun)
+
+        @app.get(prefix, include_in_schema=False, response_class=HTMLResponse)
+        def list_page(
+            request: Request, subscription: str, resource_group: str, name: str
+        ) -> Response:
+            session = portal.session(request)
+            gateway_id, view = portal.gateway(subscription, resource_group, name)
+            return listing(request, session, gateway_id, view)
+
+        @app.get(f"{prefix}/add", include_in_schema=False, response_class=HTMLResponse)
+        def add_page(
+            request: Request, subscription: str, resource_group: str, name: str
+        ) -> Response:
+            session = portal.session(request)
+            gateway_id, view = portal.gateway(subscription, resource_group, name)
+            return editor(
+                request,
+                session,
+                gateway_id,
+                view,
+                self.blank_form(),
+                adding=True,
+                etag=view["etag"],
+            )
+
+        @app.post(f"{prefix}/add", include_in_schema=False)
+        async def add(
+            request: Request, subscription: str, resource_group: str, name: str
+        ) -> Response:
+            gateway_id, view = portal.gateway(subscription, resource_group, name)
+            return await save(request, gateway_id, view, None)
+
+        @app.get(f"{prefix}/edit/{{child}}", include_in_schema=False, response_class=HTMLResponse)
+        def edit_page(
+            request: Request, subscription: str, resource_group: str, name: str, child: str
+        ) -> Response:
+            session = portal.session(request)
+            gateway_id, view = portal.gateway(subscription, resource_group, name)
+            form = self.form_of_child(view, require(view, child))
+            return editor(request, session, gateway_id, view, form, adding=False, etag=view["etag"])
+
+        @app.post(f"{prefix}/edit/{{child}}", include_in_schema=False)
+        async def edit(
+            request: Request, subscription: str, resource_group: str, name: str, child: str
+        ) -> Response:
+            gateway_id, view = portal.gateway(subscription, resource_group, name)
+            return await save(request, gateway_id, view, require(view, child))
+
+        @app.post(f"{prefix}/delete/{{child}}", include_in_schema=False)
+        async def delete(
+            request: Request, subscription: str, resource_group: str, name: str, child: str
+        ) -> Response:
+            session = portal.session(request)
+            posted = await portal.form(request, session)
+            gateway_id, view = portal.gateway(subscription, resource_group, name)
+            found = require(view, child)
+            document = copy_of(view)
+            document["etag"] = text(posted, "etag") or view["etag"]
+            document["properties"][self.collection] = [
+                other
+                for other in document["properties"][self.collection]
+                if other["name"].casefold() != found["name"].casefold()
+            ]
+            self.delete_also(document, found)
+            # A child still in use makes the service refuse; its words go below ours.
+            errors = portal.save(session, gateway_id, document, lambda _r, _p: None, request)
+            if errors:
+                reason = self.delete_refusal(view, found)
+                errors.general.insert(
+                    0, f"{self.noun.capitalize()} '{found['name']}' was not deleted.{reason}"
+                )
+                return listing(request, session, gateway_id, view, errors)
+            session.flash.append(f"Deleted {self.noun} '{found['name']}'.")
+            return redirect(gateway_url(gateway_id, self.screen))
+
+
+# --- certificates: upload a new one or pick one the gateway has ----------------------------------
+
+
+@dataclass(frozen=True)
+class CertificateChoice:
+    """Azure's "upload a certificate / choose existing" fields, named after `prefix`:
+    `{prefix}_choice` (upload or existing), `existing_{prefix}`, `{prefix}_name`, `{prefix}_file`
+    and, for a PFX, `{prefix}_password`."""
+
+    prefix: str  # "cert" for a listener's PFX, "cer" for backend settings' CER
+    missing_file: str
+    missing_name: str
+    password: bool = False  # a PFX comes with its password
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The text fields the form carries back when shown again (never the password)."""
+        return (f"{self.prefix}_choice", f"existing_{self.prefix}", f"{self.prefix}_name")
+
+    def values(self, existing: str) -> dict[str, str]:
+        """The fields as an Add form (no certificate) or an Edit form (`existing`) shows them."""
+        return {
+            f"{self.prefix}_choice": "existing" if existing else "upload",
+            f"existing_{self.prefix}": existing,
+            f"{self.prefix}_name": "",
+        }
+
+    async def read(
+        self, form: FormData, document: dict[str, Any], collection: str, errors: FormErrors
+    ) -> str | None:
+        """The chosen certificate's name; an uploaded one is put into `collection` of
+        `document` (replacing one of that name). Missing choices are added to `errors`."""
+        if text(form, f"{self.prefix}_choice") == "existing":
+            existing = text(form, f"existing_{self.prefix}")
+            if not existing:
+                errors.add(f"existing_{self.prefix}", "Choose a certificate.")
+            return existing or None
+        data = await upload(form, f"{self.prefix}_file")
+        name = text(form, f"{self.prefix}_name")
+        if data is None:
+            errors.add(f"{self.prefix}_file", self.missing_file)
+        if not name:
+            errors.add(f"{self.prefix}_name", self.missing_name)
+        if data is not None and name:
+            properties = {"data": certificate_field(data)}
+            if self.password:
+                properties["password"] = text(form, f"{self.prefix}_password")
+            put_child(document, collection, {"name": name, "properties": properties})
+        return name or None
+
+    def field(self, path: str) -> str:
+        """The form field for a problem the service found in the uploaded certificate."""
+        if self.password and path.endswith("password"):
+            return f"{self.prefix}_password"
+        return f"{self.prefix}_file"

@@ -5,31 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
 from appgw.hostnames import is_ip_address
 from appgw.model.ids import GatewayId
 from appgw.portal.common import (
+    ChildScreen,
     FieldMapping,
     FormErrors,
-    PageNotFound,
-    Portal,
-    copy_of,
     find_child,
-    gateway_url,
-    is_v2,
     put_child,
-    redirect,
     text,
 )
 from appgw.portal.screens.rules import rules_using
-from appgw.portal.sessions import Session
 
-SCREEN = "pools"
 COLLECTION = "backendAddressPools"
-PREFIX = "/portal/gateways/{subscription}/{resource_group}/{name}/pools"
 # Azure's "IP address or FQDN" target type; virtual machines, VMSS and App Services need Azure.
 TARGET_TYPES = (("IPAddressOrFQDN", "IP address or FQDN"),)
 # Blank rows to offer below the existing targets: there is no "add row" button without JS.
@@ -89,207 +79,71 @@ def _address(target: str) -> dict[str, str]:
     return {"ipAddress": target} if is_ip_address(target) else {"fqdn": target}
 
 
-def register(app: FastAPI, portal: Portal) -> None:
-    def page(
-        request: Request,
-        session: Session,
-        gateway_id: GatewayId,
-        view: dict[str, Any],
-        template: str,
-        *,
-        status: int = 200,
-        **context: Any,
-    ) -> HTMLResponse:
-        return portal.render(
-            request,
-            template,
-            session,
-            status=status,
-            gateway=view,
-            gateway_id=gateway_id,
-            screen=SCREEN,
-            base=gateway_url(gateway_id, ""),
-            v2=is_v2(view),
-            **context,
+def _list_context(view: dict[str, Any]) -> dict[str, Any]:
+    pools = [
+        {
+            "name": pool["name"],
+            "targets": len(pool["properties"].get("backendAddresses", [])),
+            "rules": rules_using(view, COLLECTION, pool["name"]),
+        }
+        for pool in view["properties"].get(COLLECTION, [])
+    ]
+    return {"pools": pools}
+
+
+def _editor_context(_view: dict[str, Any], pool: PoolForm, _adding: bool) -> dict[str, Any]:
+    return {"pool": pool.padded(), "target_types": TARGET_TYPES}
+
+
+def _check(pool: PoolForm) -> FormErrors:
+    errors = FormErrors()
+    if not pool.without_targets and not pool.filled_rows():
+        errors.add(
+            "target_0",
+            "Add at least one target, or choose 'Yes' for 'Add backend pool without targets'.",
         )
-
-    def pool_list(
-        request: Request,
-        session: Session,
-        gateway_id: GatewayId,
-        view: dict[str, Any],
-        errors: FormErrors | None = None,
-    ) -> HTMLResponse:
-        pools = [
-            {
-                "name": pool["name"],
-                "targets": len(pool["properties"].get("backendAddresses", [])),
-                "rules": rules_using(view, COLLECTION, pool["name"]),
-            }
-            for pool in view["properties"].get(COLLECTION, [])
-        ]
-        return page(
-            request,
-            session,
-            gateway_id,
-            view,
-            "pools.html",
-            status=400 if errors else 200,
-            pools=pools,
-            errors=errors,
-        )
-
-    def pool_editor(
-        request: Request,
-        session: Session,
-        gateway_id: GatewayId,
-        view: dict[str, Any],
-        pool: PoolForm,
-        *,
-        adding: bool,
-        etag: str,
-        errors: FormErrors | None = None,
-    ) -> HTMLResponse:
-        return page(
-            request,
-            session,
-            gateway_id,
-            view,
-            "pools_edit.html",
-            status=400 if errors else 200,
-            pool=pool.padded(),
-            adding=adding,
-            etag=etag,
-            target_types=TARGET_TYPES,
-            errors=errors,
-        )
-
-    async def save_pool(
-        request: Request, gateway_id: GatewayId, view: dict[str, Any], existing: str | None
-    ) -> Response:
-        session = portal.session(request)
-        form = await portal.form(request, session)
-        pool = PoolForm.of_form(form, existing)
-        etag = text(form, "etag") or view["etag"]
-        errors = FormErrors()
-        if not pool.without_targets and not pool.filled_rows():
-            errors.add(
-                "target_0",
-                "Add at least one target, or choose 'Yes' for 'Add backend pool without targets'.",
-            )
-        else:
-            document = copy_of(view)
-            # The version the form was built from: a change made meanwhile is refused, not lost.
-            document["etag"] = etag
-            child = find_child(document, COLLECTION, existing) if existing else None
-            if child is None:
-                child = {"name": pool.name, "properties": {}}
-                # Appended, never merged: an existing pool of that name is the service's
-                # DuplicateResourceName, shown next to the name.
-                document["properties"].setdefault(COLLECTION, []).append(child)
-            else:
-                put_child(document, COLLECTION, child)
-            child["properties"]["backendAddresses"] = pool.addresses()
-            index = next(i for i, c in enumerate(document["properties"][COLLECTION]) if c is child)
-            errors = portal.save(
-                session, gateway_id, document, _pool_fields(gateway_id, pool, index), request
-            )
-        if errors:
-            return pool_editor(
-                request,
-                session,
-                gateway_id,
-                view,
-                pool,
-                adding=existing is None,
-                etag=etag,
-                errors=errors,
-            )
-        session.flash.append(f"Saved backend pool '{pool.name}'.")
-        return redirect(gateway_url(gateway_id, SCREEN))
-
-    @app.get(PREFIX, include_in_schema=False, response_class=HTMLResponse)
-    def list_pools(request: Request, subscription: str, resource_group: str, name: str) -> Response:
-        session = portal.session(request)
-        gateway_id, view = portal.gateway(subscription, resource_group, name)
-        return pool_list(request, session, gateway_id, view)
-
-    @app.get(f"{PREFIX}/add", include_in_schema=False, response_class=HTMLResponse)
-    def add_pool_page(
-        request: Request, subscription: str, resource_group: str, name: str
-    ) -> Response:
-        session = portal.session(request)
-        gateway_id, view = portal.gateway(subscription, resource_group, name)
-        return pool_editor(
-            request, session, gateway_id, view, PoolForm(), adding=True, etag=view["etag"]
-        )
-
-    @app.post(f"{PREFIX}/add", include_in_schema=False)
-    async def add_pool(
-        request: Request, subscription: str, resource_group: str, name: str
-    ) -> Response:
-        gateway_id, view = portal.gateway(subscription, resource_group, name)
-        return await save_pool(request, gateway_id, view, None)
-
-    @app.get(f"{PREFIX}/edit/{{pool}}", include_in_schema=False, response_class=HTMLResponse)
-    def edit_pool_page(
-        request: Request, subscription: str, resource_group: str, name: str, pool: str
-    ) -> Response:
-        session = portal.session(request)
-        gateway_id, view = portal.gateway(subscription, resource_group, name)
-        child = _require_pool(view, pool)
-        return pool_editor(
-            request,
-            session,
-            gateway_id,
-            view,
-            PoolForm.of_pool(child),
-            adding=False,
-            etag=view["etag"],
-        )
-
-    @app.post(f"{PREFIX}/edit/{{pool}}", include_in_schema=False)
-    async def edit_pool(
-        request: Request, subscription: str, resource_group: str, name: str, pool: str
-    ) -> Response:
-        gateway_id, view = portal.gateway(subscription, resource_group, name)
-        return await save_pool(request, gateway_id, view, _require_pool(view, pool)["name"])
-
-    @app.post(f"{PREFIX}/delete/{{pool}}", include_in_schema=False)
-    async def delete_pool(
-        request: Request, subscription: str, resource_group: str, name: str, pool: str
-    ) -> Response:
-        session = portal.session(request)
-        form = await portal.form(request, session)
-        gateway_id, view = portal.gateway(subscription, resource_group, name)
-        pool_name = _require_pool(view, pool)["name"]
-        document = copy_of(view)
-        document["etag"] = text(form, "etag") or view["etag"]
-        document["properties"][COLLECTION] = [
-            child
-            for child in document["properties"][COLLECTION]
-            if child["name"].casefold() != pool_name.casefold()
-        ]
-        # A rule still sending to the pool makes the service refuse; its words go on top.
-        errors = portal.save(session, gateway_id, document, lambda _r, _p: None, request)
-        if errors:
-            users = rules_using(view, COLLECTION, pool_name)
-            reason = (
-                f" Rules using it: {', '.join(users)}; change or delete them first."
-                if users
-                else ""
-            )
-            errors.general.insert(0, f"Backend pool '{pool_name}' was not deleted.{reason}")
-            return pool_list(request, session, gateway_id, view, errors)
-        session.flash.append(f"Deleted backend pool '{pool_name}'.")
-        return redirect(gateway_url(gateway_id, SCREEN))
+    return errors
 
 
-def _require_pool(view: dict[str, Any], name: str) -> dict[str, Any]:
-    pool = find_child(view, COLLECTION, name)
-    if pool is None:
-        raise PageNotFound(f"There is no backend pool '{name}' on this application gateway.")
-    return pool
+def _apply(
+    document: dict[str, Any],
+    gateway_id: GatewayId,
+    pool: PoolForm,
+    previous: dict[str, Any] | None,
+) -> FieldMapping:
+    child = find_child(document, COLLECTION, previous["name"]) if previous else None
+    if child is None:
+        child = {"name": pool.name, "properties": {}}
+        # Appended, never merged: an existing pool of that name is the service's
+        # DuplicateResourceName, shown next to the name.
+        document["properties"].setdefault(COLLECTION, []).append(child)
+    else:
+        put_child(document, COLLECTION, child)
+    child["properties"]["backendAddresses"] = pool.addresses()
+    index = next(i for i, c in enumerate(document["properties"][COLLECTION]) if c is child)
+    return _pool_fields(gateway_id, pool, index)
+
+
+def _refusal(view: dict[str, Any], pool: dict[str, Any]) -> str:
+    users = rules_using(view, COLLECTION, pool["name"])
+    return f" Rules using it: {', '.join(users)}; change or delete them first." if users else ""
+
+
+BLADE = ChildScreen(
+    screen="pools",
+    collection=COLLECTION,
+    noun="backend pool",
+    list_context=_list_context,
+    editor_context=_editor_context,
+    blank_form=PoolForm,
+    form_of_child=lambda _view, pool: PoolForm.of_pool(pool),
+    form_of_post=PoolForm.of_form,
+    name_of=lambda pool: pool.name,
+    apply=_apply,
+    check=_check,
+    delete_refusal=_refusal,
+)
+register = BLADE.register
 
 
 def _pool_fields(gateway_id: GatewayId, pool: PoolForm, index: int) -> FieldMapping:

@@ -12,35 +12,26 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
 from appgw.model.ids import GatewayId
 from appgw.model.validate import MAX_PRIORITY
 from appgw.portal.common import (
+    ChildScreen,
     FieldMapping,
-    FormErrors,
-    PageNotFound,
-    Portal,
     copy_of,
     find_child,
-    gateway_url,
     is_v2,
-    redirect,
     ref,
     text,
 )
-from appgw.portal.sessions import Session
 
-SCREEN = "rules"
 RULES = "requestRoutingRules"
 PATH_MAPS = "urlPathMaps"
 REDIRECTS = "redirectConfigurations"
 POOLS = "backendAddressPools"
 SETTINGS = "backendHttpSettingsCollection"
 LISTENERS = "httpListeners"
-PREFIX = "/portal/gateways/{subscription}/{resource_group}/{name}/rules"
 
 BACKEND_POOL = "BackendPool"
 REDIRECTION = "Redirection"
@@ -506,237 +497,103 @@ def _rule_fields(
 # --- routes --------------------------------------------------------------------------------------
 
 
-def register(app: FastAPI, portal: Portal) -> None:
-    def page(
-        request: Request,
-        session: Session,
-        gateway_id: GatewayId,
-        view: dict[str, Any],
-        template: str,
-        *,
-        status: int = 200,
-        **context: Any,
-    ) -> HTMLResponse:
-        return portal.render(
-            request,
-            template,
-            session,
-            status=status,
-            gateway=view,
-            gateway_id=gateway_id,
-            screen=SCREEN,
-            base=gateway_url(gateway_id, ""),
-            v2=is_v2(view),
-            **context,
+def _list_context(view: dict[str, Any]) -> dict[str, Any]:
+    rules = []
+    for rule in view["properties"].get(RULES, []):
+        props = rule["properties"]
+        targets = list(_targets_of(view, rule))
+        rules.append(
+            {
+                "name": rule["name"],
+                "priority": props.get("priority"),
+                "listener": _name_of(props.get("httpListener")),
+                "path_based": props.get("ruleType") == "PathBasedRouting",
+                "pools": sorted({n for c, n in targets if c == POOLS}),
+                "redirects": sorted({n for c, n in targets if c == REDIRECTS}),
+            }
         )
+    if is_v2(view):
+        # Azure evaluates v2 rules by priority; v1 rules in list order.
+        rules.sort(key=lambda r: (r["priority"] is None, r["priority"] or 0))
+    return {"rules": rules}
 
-    def rule_list(
-        request: Request,
-        session: Session,
-        gateway_id: GatewayId,
-        view: dict[str, Any],
-        errors: FormErrors | None = None,
-    ) -> HTMLResponse:
-        rules = []
-        for rule in view["properties"].get(RULES, []):
-            props = rule["properties"]
-            targets = list(_targets_of(view, rule))
-            rules.append(
-                {
-                    "name": rule["name"],
-                    "priority": props.get("priority"),
-                    "listener": _name_of(props.get("httpListener")),
-                    "path_based": props.get("ruleType") == "PathBasedRouting",
-                    "pools": sorted({n for c, n in targets if c == POOLS}),
-                    "redirects": sorted({n for c, n in targets if c == REDIRECTS}),
-                }
-            )
-        if is_v2(view):
-            # Azure evaluates v2 rules by priority; v1 rules in list order.
-            rules.sort(key=lambda r: (r["priority"] is None, r["priority"] or 0))
-        return page(
-            request,
-            session,
-            gateway_id,
-            view,
-            "rules.html",
-            status=400 if errors else 200,
-            rules=rules,
-            errors=errors,
-        )
 
-    def rule_editor(
-        request: Request,
-        session: Session,
-        gateway_id: GatewayId,
-        view: dict[str, Any],
-        rule_form: RuleForm,
-        *,
-        adding: bool,
-        etag: str,
-        errors: FormErrors | None = None,
-    ) -> HTMLResponse:
-        props = view["properties"]
-        owner = {}
-        for rule in props.get(RULES, []):
-            listener = _name_of(rule["properties"].get("httpListener"))
-            if listener and rule["name"].casefold() != rule_form.name.casefold():
-                owner[listener.casefold()] = rule["name"]
-        listeners = [
-            (
-                listener["name"],
-                listener["name"]
-                + (
-                    f" (used by rule {owner[listener['name'].casefold()]})"
-                    if listener["name"].casefold() in owner
-                    else ""
-                ),
-            )
-            for listener in props.get(LISTENERS, [])
-        ]
-        if adding and not rule_form.listener:
-            free = [name for name, label in listeners if name.casefold() not in owner]
-            rule_form.listener = free[0] if free else ""
-        pools = [(p["name"], p["name"]) for p in props.get(POOLS, [])]
-        settings = [(s["name"], s["name"]) for s in props.get(SETTINGS, [])]
-        path_targets = pools + [
-            (REDIRECT_OPTION + r["name"], f"Redirection '{r['name']}'")
-            for r in props.get(REDIRECTS, [])
-        ]
-        return page(
-            request,
-            session,
-            gateway_id,
-            view,
-            "rules_edit.html",
-            status=400 if errors else 200,
-            rule=rule_form.padded(),
-            adding=adding,
-            etag=etag,
-            listeners=listeners,
-            pools=pools,
-            settings=settings,
-            path_targets=path_targets,
-            target_types=TARGET_TYPES,
-            redirect_types=REDIRECT_TYPES,
-            redirect_targets=REDIRECT_TARGETS,
-            yes_no=YES_NO,
-            max_priority=MAX_PRIORITY,
-            errors=errors,
-        )
-
-    async def save_rule(
-        request: Request, gateway_id: GatewayId, view: dict[str, Any], existing: str | None
-    ) -> Response:
-        session = portal.session(request)
-        form = await portal.form(request, session)
-        rule_form = RuleForm.of_form(form, existing)
-        etag = text(form, "etag") or view["etag"]
-        document = copy_of(view)
-        # The version the form was built from: a change made meanwhile is refused, not lost.
-        document["etag"] = etag
-        previous = find_child(view, RULES, existing) if existing else None
-        applied = _apply(document, gateway_id, rule_form, previous, is_v2(view))
-        errors = portal.save(
-            session,
-            gateway_id,
-            document,
-            _rule_fields(gateway_id, document, rule_form, applied),
-            request,
-        )
-        if errors:
-            return rule_editor(
-                request,
-                session,
-                gateway_id,
-                view,
-                rule_form,
-                adding=existing is None,
-                etag=etag,
-                errors=errors,
-            )
-        session.flash.append(f"Saved rule '{rule_form.name}'.")
-        return redirect(gateway_url(gateway_id, SCREEN))
-
-    @app.get(PREFIX, include_in_schema=False, response_class=HTMLResponse)
-    def list_rules(request: Request, subscription: str, resource_group: str, name: str) -> Response:
-        session = portal.session(request)
-        gateway_id, view = portal.gateway(subscription, resource_group, name)
-        return rule_list(request, session, gateway_id, view)
-
-    @app.get(f"{PREFIX}/add", include_in_schema=False, response_class=HTMLResponse)
-    def add_rule_page(
-        request: Request, subscription: str, resource_group: str, name: str
-    ) -> Response:
-        session = portal.session(request)
-        gateway_id, view = portal.gateway(subscription, resource_group, name)
-        return rule_editor(
-            request, session, gateway_id, view, RuleForm(), adding=True, etag=view["etag"]
-        )
-
-    @app.post(f"{PREFIX}/add", include_in_schema=False)
-    async def add_rule(
-        request: Request, subscription: str, resource_group: str, name: str
-    ) -> Response:
-        gateway_id, view = portal.gateway(subscription, resource_group, name)
-        return await save_rule(request, gateway_id, view, None)
-
-    @app.get(f"{PREFIX}/edit/{{rule}}", include_in_schema=False, response_class=HTMLResponse)
-    def edit_rule_page(
-        request: Request, subscription: str, resource_group: str, name: str, rule: str
-    ) -> Response:
-        session = portal.session(request)
-        gateway_id, view = portal.gateway(subscription, resource_group, name)
-        found = _require_rule(view, rule)
-        return rule_editor(
-            request,
-            session,
-            gateway_id,
-            view,
-            RuleForm.of_rule(view, found),
-            adding=False,
-            etag=view["etag"],
-        )
-
-    @app.post(f"{PREFIX}/edit/{{rule}}", include_in_schema=False)
-    async def edit_rule(
-        request: Request, subscription: str, resource_group: str, name: str, rule: str
-    ) -> Response:
-        gateway_id, view = portal.gateway(subscription, resource_group, name)
-        return await save_rule(request, gateway_id, view, _require_rule(view, rule)["name"])
-
-    @app.post(f"{PREFIX}/delete/{{rule}}", include_in_schema=False)
-    async def delete_rule(
-        request: Request, subscription: str, resource_group: str, name: str, rule: str
-    ) -> Response:
-        session = portal.session(request)
-        form = await portal.form(request, session)
-        gateway_id, view = portal.gateway(subscription, resource_group, name)
-        found = _require_rule(view, rule)
-        document = copy_of(view)
-        document["etag"] = text(form, "etag") or view["etag"]
-        props = document["properties"]
-        props[RULES] = [r for r in props[RULES] if r["name"].casefold() != found["name"].casefold()]
-        # Its own redirect and path map go with the rule, as in Azure's portal.
-        old_map = find_child(view, PATH_MAPS, _name_of(found["properties"].get("urlPathMap")))
-        holder = old_map["properties"] if old_map else found["properties"]
-        _drop_unused(
-            document,
-            _name_of(
-                holder.get("defaultRedirectConfiguration" if old_map else "redirectConfiguration")
+def _editor_context(view: dict[str, Any], rule_form: RuleForm, adding: bool) -> dict[str, Any]:
+    props = view["properties"]
+    owner = {}
+    for rule in props.get(RULES, []):
+        listener = _name_of(rule["properties"].get("httpListener"))
+        if listener and rule["name"].casefold() != rule_form.name.casefold():
+            owner[listener.casefold()] = rule["name"]
+    listeners = [
+        (
+            listener["name"],
+            listener["name"]
+            + (
+                f" (used by rule {owner[listener['name'].casefold()]})"
+                if listener["name"].casefold() in owner
+                else ""
             ),
-            old_map["name"] if old_map else "",
         )
-        errors = portal.save(session, gateway_id, document, lambda _r, _p: None, request)
-        if errors:
-            errors.general.insert(0, f"Rule '{found['name']}' was not deleted.")
-            return rule_list(request, session, gateway_id, view, errors)
-        session.flash.append(f"Deleted rule '{found['name']}'.")
-        return redirect(gateway_url(gateway_id, SCREEN))
+        for listener in props.get(LISTENERS, [])
+    ]
+    if adding and not rule_form.listener:
+        free = [name for name, label in listeners if name.casefold() not in owner]
+        rule_form.listener = free[0] if free else ""
+    pools = [(p["name"], p["name"]) for p in props.get(POOLS, [])]
+    settings = [(s["name"], s["name"]) for s in props.get(SETTINGS, [])]
+    path_targets = pools + [
+        (REDIRECT_OPTION + r["name"], f"Redirection '{r['name']}'")
+        for r in props.get(REDIRECTS, [])
+    ]
+    return {
+        "rule": rule_form.padded(),
+        "listeners": listeners,
+        "pools": pools,
+        "settings": settings,
+        "path_targets": path_targets,
+        "target_types": TARGET_TYPES,
+        "redirect_types": REDIRECT_TYPES,
+        "redirect_targets": REDIRECT_TARGETS,
+        "yes_no": YES_NO,
+        "max_priority": MAX_PRIORITY,
+    }
 
 
-def _require_rule(view: dict[str, Any], name: str) -> dict[str, Any]:
-    rule = find_child(view, RULES, name)
-    if rule is None:
-        raise PageNotFound(f"There is no rule '{name}' on this application gateway.")
-    return rule
+def _save(
+    document: dict[str, Any],
+    gateway_id: GatewayId,
+    rule_form: RuleForm,
+    previous: dict[str, Any] | None,
+) -> FieldMapping:
+    applied = _apply(document, gateway_id, rule_form, previous, is_v2(document))
+    return _rule_fields(gateway_id, document, rule_form, applied)
+
+
+def _delete_own_targets(document: dict[str, Any], rule: dict[str, Any]) -> None:
+    """Its own redirect and path map go with the rule, as in Azure's portal."""
+    old_map = find_child(document, PATH_MAPS, _name_of(rule["properties"].get("urlPathMap")))
+    holder = old_map["properties"] if old_map else rule["properties"]
+    _drop_unused(
+        document,
+        _name_of(
+            holder.get("defaultRedirectConfiguration" if old_map else "redirectConfiguration")
+        ),
+        old_map["name"] if old_map else "",
+    )
+
+
+BLADE = ChildScreen(
+    screen="rules",
+    collection=RULES,
+    noun="rule",
+    list_context=_list_context,
+    editor_context=_editor_context,
+    blank_form=RuleForm,
+    form_of_child=RuleForm.of_rule,
+    form_of_post=RuleForm.of_form,
+    name_of=lambda rule_form: rule_form.name,
+    apply=_save,
+    delete_also=_delete_own_targets,
+)
+register = BLADE.register
