@@ -15,8 +15,6 @@ from appgw.portal.common import (
     NotSignedIn,
     PageNotFound,
     Portal,
-    gateway_url,
-    is_v2,
     redirect,
     text,
 )
@@ -178,15 +176,13 @@ def mount_portal(app: FastAPI, portal: Portal) -> None:
             }
             for f in props.get("frontendIPConfigurations", [])
         ]
-        return portal.render(
+        return portal.page(
             request,
-            "overview.html",
             session,
-            gateway=view,
-            gateway_id=gateway_id,
-            screen="overview",
-            base=gateway_url(gateway_id, ""),
-            v2=is_v2(view),
+            gateway_id,
+            view,
+            "overview",
+            "overview.html",
             counts=counts,
             health=summary,
             frontends=frontends,

@@ -240,6 +240,11 @@ def require_child(view: dict[str, Any], collection: str, name: str, noun: str) -
     return child
 
 
+def name_of(reference: dict[str, Any] | None) -> str:
+    """The child name a `{"id": ...}` reference ends with ('' when absent)."""
+    return str(reference["id"]).rsplit("/", 1)[-1] if reference else ""
+
+
 def child_of(resource: str) -> tuple[str, str]:
     """(collection, child name) of a child resource id; ('', '') for the gateway itself."""
     parts = resource.rsplit("/", 2)

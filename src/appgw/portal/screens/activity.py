@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
 from appgw.control.service import DELETE, START, STOP, WRITE
-from appgw.portal.common import Portal, gateway_url, is_v2
+from appgw.portal.common import Portal
 from appgw.store.sql import ActivityEvent
 
 SCREEN = "activity"
@@ -50,15 +50,13 @@ def register(app: FastAPI, portal: Portal) -> None:
         events = portal.service.activity(resource_prefix=str(gateway_id), limit=MAX_EVENTS)
         # A prefix also matches longer names ('appgw' -> 'appgw2'): keep this gateway's only.
         own = [e for e in events if e.resource_id.casefold() == gateway_id.key]
-        return portal.render(
+        return portal.page(
             request,
-            "activity.html",
             session,
-            gateway=view,
-            gateway_id=gateway_id,
-            screen=SCREEN,
-            base=gateway_url(gateway_id, ""),
-            v2=is_v2(view),
+            gateway_id,
+            view,
+            SCREEN,
+            "activity.html",
             events=[_row(event) for event in own],
             max_events=MAX_EVENTS,
         )

@@ -117,16 +117,14 @@ def register(app: FastAPI, portal: Portal) -> None:
         errors: FormErrors | None = None,
     ) -> HTMLResponse:
         v2 = is_v2(view)
-        return portal.render(
+        return portal.page(
             request,
-            "configuration.html",
             session,
+            gateway_id,
+            view,
+            SCREEN,
+            "configuration.html",
             status=400 if errors else 200,
-            gateway=view,
-            gateway_id=gateway_id,
-            screen=SCREEN,
-            base=gateway_url(gateway_id, ""),
-            v2=v2,
             config=settings,
             etag=etag,
             max_instances=MAX_V2_INSTANCES if v2 else MAX_V1_INSTANCES,

@@ -44,14 +44,13 @@ def register(app: FastAPI, portal: Portal) -> None:
         summary = {state: 0 for state in STATES}
         for row in rows:
             summary[row["status"]] = summary.get(row["status"], 0) + 1
-        return portal.render(
+        return portal.page(
             request,
-            "health.html",
             session,
-            gateway=view,
-            gateway_id=gateway_id,
-            screen=SCREEN,
-            base=gateway_url(gateway_id, ""),
+            gateway_id,
+            view,
+            SCREEN,
+            "health.html",
             rows=rows,
             summary=summary,
             unavailable=unavailable,

@@ -13,21 +13,25 @@ from fastapi.responses import HTMLResponse, Response
 from appgw.certificates import inspect_certificate
 from appgw.model.ids import GatewayId
 from appgw.portal.common import (
+    CertificateChoice,
     FormErrors,
     Portal,
-    certificate_field,
+    child_of,
     copy_of,
     find_child,
     gateway_url,
+    name_of,
     put_child,
     redirect,
     ref,
     text,
-    upload,
 )
 
 SCREEN = "listeners"
 PATH = "/portal/gateways/{subscription}/{resource_group}/{name}/listeners"
+PFX = CertificateChoice(
+    "cert", "Choose the PFX certificate file to upload.", "Enter a certificate name.", password=True
+)
 
 
 def register(app: FastAPI, portal: Portal) -> None:
@@ -54,17 +58,16 @@ def register(app: FastAPI, portal: Portal) -> None:
                     "type": "Multi site" if hosts else "Basic",
                     "hosts": ", ".join(hosts),
                     "rule": rules.get(listener["id"].casefold(), ""),
-                    "certificate": (p.get("sslCertificate") or {}).get("id", "").rsplit("/", 1)[-1],
+                    "certificate": name_of(p.get("sslCertificate")),
                 }
             )
-        return portal.render(
+        return portal.page(
             request,
-            "listeners.html",
             session,
-            gateway=view,
-            gateway_id=gateway_id,
-            screen=SCREEN,
-            base=gateway_url(gateway_id, ""),
+            gateway_id,
+            view,
+            SCREEN,
+            "listeners.html",
             rows=rows,
             certificates=_certificates(view),
         )
@@ -93,29 +96,7 @@ def register(app: FastAPI, portal: Portal) -> None:
             errors.add("port", "Enter a port number.")
         certificate_name: str | None = None
         if values["protocol"] == "Https":
-            if values["cert_choice"] == "existing":
-                certificate_name = values["existing_cert"] or None
-                if certificate_name is None:
-                    errors.add("existing_cert", "Choose a certificate.")
-            else:
-                data = await upload(form, "cert_file")
-                certificate_name = values["cert_name"]
-                if data is None:
-                    errors.add("cert_file", "Choose the PFX certificate file to upload.")
-                if not certificate_name:
-                    errors.add("cert_name", "Enter a certificate name.")
-                if data is not None and certificate_name:
-                    put_child(
-                        document,
-                        "sslCertificates",
-                        {
-                            "name": certificate_name,
-                            "properties": {
-                                "data": certificate_field(data),
-                                "password": text(form, "cert_password"),
-                            },
-                        },
-                    )
+            certificate_name = await PFX.read(form, document, "sslCertificates", errors)
         if errors:
             return _form(portal, request, session, gateway_id, view, values, errors)
         port_name = _frontend_port(document, int(port_text))
@@ -155,9 +136,7 @@ _FIELDS = (
     "frontend_ip",
     "protocol",
     "port",
-    "cert_choice",
-    "existing_cert",
-    "cert_name",
+    *PFX.fields,
     "listener_type",
     "host_type",
     "host_names",
@@ -172,9 +151,7 @@ def _values(view: dict[str, Any], listener_name: str) -> dict[str, str]:
         "frontend_ip": frontends[0]["name"] if frontends else "",
         "protocol": "Http",
         "port": "80",
-        "cert_choice": "upload",
-        "existing_cert": "",
-        "cert_name": "",
+        **PFX.values(""),
         "listener_type": "basic",
         "host_type": "single",
         "host_names": "",
@@ -195,13 +172,10 @@ def _values(view: dict[str, Any], listener_name: str) -> dict[str, str]:
         values.update(
             {
                 "listener_name": listener["name"],
-                "frontend_ip": p.get("frontendIPConfiguration", {})
-                .get("id", "")
-                .rsplit("/", 1)[-1],
+                "frontend_ip": name_of(p.get("frontendIPConfiguration")),
                 "protocol": p.get("protocol", "Http"),
                 "port": str(port),
-                "cert_choice": "existing" if p.get("sslCertificate") else "upload",
-                "existing_cert": (p.get("sslCertificate") or {}).get("id", "").rsplit("/", 1)[-1],
+                **PFX.values(name_of(p.get("sslCertificate"))),
                 "listener_type": "multi" if hosts else "basic",
                 "host_type": "multiple" if p.get("hostNames") else "single",
                 "host_names": ", ".join(hosts),
@@ -221,15 +195,14 @@ def _form(
     errors: FormErrors | None,
 ) -> Response:
     props = view["properties"]
-    return portal.render(
+    return portal.page(
         request,
-        "listeners_form.html",
         session,
+        gateway_id,
+        view,
+        SCREEN,
+        "listeners_form.html",
         status=400 if errors else 200,
-        gateway=view,
-        gateway_id=gateway_id,
-        screen=SCREEN,
-        base=gateway_url(gateway_id, ""),
         values=values,
         errors=errors,
         frontends=[(f["name"], f["name"]) for f in props["frontendIPConfigurations"]],
@@ -249,14 +222,13 @@ def _frontend_port(document: dict[str, Any], port: int) -> str:
 
 def _mapping(listener: str, certificate: str | None, port_name: str) -> Any:
     def field(resource: str, path: str) -> str | None:
-        leaf = resource.rsplit("/", 2)
-        collection, child = (leaf[-2], leaf[-1]) if len(leaf) == 3 else ("", "")
+        collection, child = child_of(resource)
         if (
             collection == "sslCertificates"
             and certificate
             and child.casefold() == certificate.casefold()
         ):
-            return "cert_password" if path.endswith("password") else "cert_file"
+            return PFX.field(path)
         if collection == "frontendPorts" and child == port_name:
             return "port"
         if collection == "httpListeners" and child.casefold() == listener.casefold():

@@ -21,6 +21,7 @@ from appgw.portal.common import (
     find_child,
     gateway_url,
     is_v2,
+    name_of,
     put_child,
     redirect,
     ref,
@@ -167,14 +168,13 @@ def register(app: FastAPI, portal: Portal) -> None:
         session = portal.session(request)
         gateway_id, view = portal.gateway(subscription, resource_group, name)
         existing = _existing(view, probe)
-        return portal.render(
+        return portal.page(
             request,
-            "probes_delete.html",
             session,
-            gateway=view,
-            gateway_id=gateway_id,
-            screen=SCREEN,
-            base=gateway_url(gateway_id, ""),
+            gateway_id,
+            view,
+            SCREEN,
+            "probes_delete.html",
             probe=existing["name"],
         )
 
@@ -255,15 +255,14 @@ def _list(
                 "settings": _settings_using(view, probe["name"]),
             }
         )
-    return portal.render(
+    return portal.page(
         request,
-        "probes.html",
         session,
+        gateway_id,
+        view,
+        SCREEN,
+        "probes.html",
         status=status,
-        gateway=view,
-        gateway_id=gateway_id,
-        screen=SCREEN,
-        base=gateway_url(gateway_id, ""),
         rows=rows,
         errors=errors,
     )
@@ -283,21 +282,19 @@ def _form(
 ) -> Response:
     url = gateway_url(gateway_id, SCREEN)
     action = f"{url}/{existing['name']}/edit" if existing else f"{url}/add"
-    return portal.render(
+    return portal.page(
         request,
-        "probes_form.html",
         session,
+        gateway_id,
+        view,
+        SCREEN,
+        "probes_form.html",
         status=status,
-        gateway=view,
-        gateway_id=gateway_id,
-        screen=SCREEN,
-        base=gateway_url(gateway_id, ""),
         values=values,
         errors=errors,
         editing=existing is not None,
         action=action,
         list_url=url,
-        v2=is_v2(view),
         settings_options=_settings_options(view, existing["name"] if existing else None),
     )
 
@@ -340,14 +337,13 @@ async def _submit(
         results, errors = await run_in_threadpool(_test, portal, gateway_id, view, values, built)
         if errors:
             return again(errors)
-        return portal.render(
+        return portal.page(
             request,
-            "probes_test.html",
             session,
-            gateway=view,
-            gateway_id=gateway_id,
-            screen=SCREEN,
-            base=gateway_url(gateway_id, ""),
+            gateway_id,
+            view,
+            SCREEN,
+            "probes_test.html",
             values=values,
             fields=FIELDS,
             results=results,
@@ -414,7 +410,7 @@ def _settings_options(view: dict[str, Any], probe_name: str | None) -> list[tupl
     options = [("", "(none: attach later)")]
     for settings in view["properties"].get(SETTINGS, []):
         p = settings["properties"]
-        current = str((p.get("probe") or {}).get("id", "")).rsplit("/", 1)[-1]
+        current = name_of(p.get("probe"))
         if current and (probe_name is None or current.casefold() != probe_name.casefold()):
             continue
         label = f"{settings['name']} ({str(p.get('protocol', '')).upper()}, port {p.get('port')})"
@@ -562,9 +558,6 @@ def pools_for(view: dict[str, Any], settings_name: str) -> list[str]:
     """The backend pools rules send with these settings (basic rules and path maps)."""
     wanted = settings_name.casefold()
     pools: list[str] = []
-
-    def name_of(reference: Any) -> str:
-        return str((reference or {}).get("id", "")).rsplit("/", 1)[-1]
 
     pairs: list[tuple[str, str]] = []
     properties = view["properties"]

@@ -22,6 +22,7 @@ from appgw.portal.common import (
     copy_of,
     find_child,
     is_v2,
+    name_of,
     ref,
     text,
 )
@@ -62,28 +63,23 @@ _DEFAULT_FIELDS = (
 # --- who uses what -------------------------------------------------------------------------------
 
 
-def _name_of(reference: dict[str, Any] | None) -> str:
-    """The child name a `{"id": ...}` reference ends with ('' when absent)."""
-    return reference["id"].rsplit("/", 1)[-1] if reference else ""
-
-
 def _targets_of(view: dict[str, Any], rule: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """(collection, name) of every pool, settings and redirect a rule sends to."""
     collections = (POOLS, SETTINGS, REDIRECTS)
     props = rule["properties"]
     for collection, key in zip(collections, _TARGET_FIELDS, strict=True):
         if props.get(key):
-            yield collection, _name_of(props[key])
-    path_map = find_child(view, PATH_MAPS, _name_of(props.get("urlPathMap")))
+            yield collection, name_of(props[key])
+    path_map = find_child(view, PATH_MAPS, name_of(props.get("urlPathMap")))
     if path_map is None:
         return
     for collection, key in zip(collections, _DEFAULT_FIELDS, strict=True):
         if path_map["properties"].get(key):
-            yield collection, _name_of(path_map["properties"][key])
+            yield collection, name_of(path_map["properties"][key])
     for path_rule in path_map["properties"].get("pathRules", []):
         for collection, key in zip(collections, _TARGET_FIELDS, strict=True):
             if path_rule["properties"].get(key):
-                yield collection, _name_of(path_rule["properties"][key])
+                yield collection, name_of(path_rule["properties"][key])
 
 
 def rules_using(view: dict[str, Any], collection: str, name: str) -> list[str]:
@@ -111,7 +107,7 @@ def _is_referenced(document: dict[str, Any], collection: str, name: str) -> bool
                 (path_rule["properties"], "redirectConfiguration")
                 for path_rule in path_map["properties"].get("pathRules", [])
             ]
-    return any(_name_of(holder.get(key)).casefold() == name.casefold() for holder, key in holders)
+    return any(name_of(holder.get(key)).casefold() == name.casefold() for holder, key in holders)
 
 
 # --- the form ------------------------------------------------------------------------------------
@@ -147,39 +143,39 @@ class RuleForm:
     @classmethod
     def of_rule(cls, view: dict[str, Any], rule: dict[str, Any]) -> RuleForm:
         props = rule["properties"]
-        path_map = find_child(view, PATH_MAPS, _name_of(props.get("urlPathMap")))
+        path_map = find_child(view, PATH_MAPS, name_of(props.get("urlPathMap")))
         holder, keys = (props, _TARGET_FIELDS)
         rows: list[PathRow] = []
         if path_map is not None:
             holder, keys = (path_map["properties"], _DEFAULT_FIELDS)
             for path_rule in path_map["properties"].get("pathRules", []):
                 p = path_rule["properties"]
-                target = _name_of(p.get("backendAddressPool"))
+                target = name_of(p.get("backendAddressPool"))
                 if p.get("redirectConfiguration"):
-                    target = REDIRECT_OPTION + _name_of(p["redirectConfiguration"])
+                    target = REDIRECT_OPTION + name_of(p["redirectConfiguration"])
                 rows.append(
                     PathRow(
                         ", ".join(p.get("paths", [])),
                         path_rule["name"],
-                        _name_of(p.get("backendHttpSettings")),
+                        name_of(p.get("backendHttpSettings")),
                         target,
                     )
                 )
         form = cls(
             name=rule["name"],
             priority="" if props.get("priority") is None else str(props["priority"]),
-            listener=_name_of(props.get("httpListener")),
-            pool=_name_of(holder.get(keys[0])),
-            settings=_name_of(holder.get(keys[1])),
+            listener=name_of(props.get("httpListener")),
+            pool=name_of(holder.get(keys[0])),
+            settings=name_of(holder.get(keys[1])),
             rows=rows,
         )
-        redirect_config = find_child(view, REDIRECTS, _name_of(holder.get(keys[2])))
+        redirect_config = find_child(view, REDIRECTS, name_of(holder.get(keys[2])))
         if redirect_config is not None:
             r = redirect_config["properties"]
             form.target_type = REDIRECTION
             form.redirect_type = r.get("redirectType", "Permanent")
             form.redirect_target = TO_EXTERNAL_SITE if r.get("targetUrl") else TO_LISTENER
-            form.target_listener = _name_of(r.get("targetListener"))
+            form.target_listener = name_of(r.get("targetListener"))
             form.target_url = r.get("targetUrl", "")
             form.include_path = bool(r.get("includePath"))
             form.include_query_string = bool(r.get("includeQueryString"))
@@ -278,10 +274,10 @@ def _apply(
         old_redirect, old_path_map = "", ""
     else:
         rule = next(r for r in rules if r["name"].casefold() == previous["name"].casefold())
-        old_path_map = _name_of(previous["properties"].get("urlPathMap"))
+        old_path_map = name_of(previous["properties"].get("urlPathMap"))
         old_map = find_child(document, PATH_MAPS, old_path_map)
         holder = old_map["properties"] if old_map else previous["properties"]
-        old_redirect = _name_of(
+        old_redirect = name_of(
             holder.get("defaultRedirectConfiguration" if old_map else "redirectConfiguration")
         )
     applied = _Applied(rule_index=next(i for i, r in enumerate(rules) if r is rule))
@@ -459,7 +455,7 @@ def _rule_fields(
             continue
         other_id = gateway_id.child(RULES, other["name"]).casefold()
         p = other["properties"]
-        if rule_form.listener and _name_of(p.get("httpListener")).casefold() == (
+        if rule_form.listener and name_of(p.get("httpListener")).casefold() == (
             rule_form.listener.casefold()
         ):
             clashes[f"{other_id}#properties.httpListener"] = "listener"
@@ -506,7 +502,7 @@ def _list_context(view: dict[str, Any]) -> dict[str, Any]:
             {
                 "name": rule["name"],
                 "priority": props.get("priority"),
-                "listener": _name_of(props.get("httpListener")),
+                "listener": name_of(props.get("httpListener")),
                 "path_based": props.get("ruleType") == "PathBasedRouting",
                 "pools": sorted({n for c, n in targets if c == POOLS}),
                 "redirects": sorted({n for c, n in targets if c == REDIRECTS}),
@@ -522,7 +518,7 @@ def _editor_context(view: dict[str, Any], rule_form: RuleForm, adding: bool) -> 
     props = view["properties"]
     owner = {}
     for rule in props.get(RULES, []):
-        listener = _name_of(rule["properties"].get("httpListener"))
+        listener = name_of(rule["properties"].get("httpListener"))
         if listener and rule["name"].casefold() != rule_form.name.casefold():
             owner[listener.casefold()] = rule["name"]
     listeners = [
@@ -572,13 +568,11 @@ def _save(
 
 def _delete_own_targets(document: dict[str, Any], rule: dict[str, Any]) -> None:
     """Its own redirect and path map go with the rule, as in Azure's portal."""
-    old_map = find_child(document, PATH_MAPS, _name_of(rule["properties"].get("urlPathMap")))
+    old_map = find_child(document, PATH_MAPS, name_of(rule["properties"].get("urlPathMap")))
     holder = old_map["properties"] if old_map else rule["properties"]
     _drop_unused(
         document,
-        _name_of(
-            holder.get("defaultRedirectConfiguration" if old_map else "redirectConfiguration")
-        ),
+        name_of(holder.get("defaultRedirectConfiguration" if old_map else "redirectConfiguration")),
         old_map["name"] if old_map else "",
     )
 

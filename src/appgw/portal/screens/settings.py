@@ -11,22 +11,27 @@ from fastapi.responses import HTMLResponse, Response
 
 from appgw.model.ids import GatewayId
 from appgw.portal.common import (
+    CertificateChoice,
     FormErrors,
     Portal,
-    certificate_field,
+    child_of,
     copy_of,
     find_child,
     gateway_url,
     is_v2,
+    name_of,
     put_child,
     redirect,
     ref,
     text,
-    upload,
 )
 
 SCREEN = "settings"
 PATH = "/portal/gateways/{subscription}/{resource_group}/{name}/settings"
+# Trusted root certificates (v2) and authentication certificates (v1) are uploaded as .cer.
+CER = CertificateChoice(
+    "cer", "Choose the .cer file to upload.", "Enter a name for the certificate."
+)
 
 
 def register(app: FastAPI, portal: Portal) -> None:
@@ -48,7 +53,7 @@ def register(app: FastAPI, portal: Portal) -> None:
         for item in view["properties"]["backendHttpSettingsCollection"]:
             p = item["properties"]
             certificates = [
-                ref_["id"].rsplit("/", 1)[-1]
+                name_of(ref_)
                 for ref_ in p.get("trustedRootCertificates", [])
                 + p.get("authenticationCertificates", [])
             ]
@@ -65,16 +70,7 @@ def register(app: FastAPI, portal: Portal) -> None:
                     or ("Well-known CA" if p.get("protocol") == "Https" else ""),
                 }
             )
-        return portal.render(
-            request,
-            "settings.html",
-            session,
-            gateway=view,
-            gateway_id=gateway_id,
-            screen=SCREEN,
-            base=gateway_url(gateway_id, ""),
-            rows=rows,
-        )
+        return portal.page(request, session, gateway_id, view, SCREEN, "settings.html", rows=rows)
 
     @app.get(PATH + "/edit", include_in_schema=False, response_class=HTMLResponse)
     def edit_page(
@@ -105,26 +101,7 @@ def register(app: FastAPI, portal: Portal) -> None:
         certificate_name: str | None = None
         https = values["protocol"] == "Https"
         if https and not (v2 and values["well_known"] == "yes"):
-            if values["cer_choice"] == "existing":
-                certificate_name = values["existing_cer"] or None
-                if certificate_name is None:
-                    errors.add("existing_cer", "Choose a certificate.")
-            else:
-                data = await upload(form, "cer_file")
-                certificate_name = values["cer_name"]
-                if data is None:
-                    errors.add("cer_file", "Choose the .cer file to upload.")
-                if not certificate_name:
-                    errors.add("cer_name", "Enter a name for the certificate.")
-                if data is not None and certificate_name:
-                    put_child(
-                        document,
-                        collection,
-                        {
-                            "name": certificate_name,
-                            "properties": {"data": certificate_field(data)},
-                        },
-                    )
+            certificate_name = await CER.read(form, document, collection, errors)
         if errors:
             return _form(portal, request, session, gateway_id, view, values, errors)
         existing = find_child(view, "backendHttpSettingsCollection", settings_name)
@@ -190,9 +167,7 @@ _FIELDS = (
     "protocol",
     "port",
     "well_known",
-    "cer_choice",
-    "existing_cer",
-    "cer_name",
+    *CER.fields,
     "affinity",
     "affinity_cookie_name",
     "draining",
@@ -213,9 +188,7 @@ def _values(view: dict[str, Any], name: str) -> dict[str, str]:
         "port": "80",
         # Azure's portal defaults the well-known CA toggle to No for v2 (spec §2.5).
         "well_known": "no",
-        "cer_choice": "upload",
-        "existing_cer": "",
-        "cer_name": "",
+        **CER.values(""),
         "affinity": "disable",
         "affinity_cookie_name": "",
         "draining": "disable",
@@ -243,8 +216,7 @@ def _values(view: dict[str, Any], name: str) -> dict[str, str]:
                 "protocol": p.get("protocol", "Http"),
                 "port": str(p.get("port", "")),
                 "well_known": "no" if certificates else "yes",
-                "cer_choice": "existing" if certificates else "upload",
-                "existing_cer": certificates[0]["id"].rsplit("/", 1)[-1] if certificates else "",
+                **CER.values(name_of(certificates[0] if certificates else None)),
                 "affinity": "enable" if p.get("cookieBasedAffinity") == "Enabled" else "disable",
                 "affinity_cookie_name": p.get("affinityCookieName", ""),
                 "draining": "enable" if draining.get("enabled") else "disable",
@@ -255,7 +227,7 @@ def _values(view: dict[str, Any], name: str) -> dict[str, str]:
                 if p.get("hostName")
                 else ("pick" if p.get("pickHostNameFromBackendAddress") else "no"),
                 "host_name": p.get("hostName", ""),
-                "probe": (p.get("probe") or {}).get("id", "").rsplit("/", 1)[-1],
+                "probe": name_of(p.get("probe")),
                 "sni_name": p.get("sniName", ""),
                 "validate_chain": "" if p.get("validateCertChainAndExpiry") is False else "on",
                 "validate_sni": "" if p.get("validateSNI") is False else "on",
@@ -275,20 +247,17 @@ def _form(
     errors: FormErrors | None,
 ) -> Response:
     props = view["properties"]
-    v2 = is_v2(view)
-    collection = "trustedRootCertificates" if v2 else "authenticationCertificates"
-    return portal.render(
+    collection = "trustedRootCertificates" if is_v2(view) else "authenticationCertificates"
+    return portal.page(
         request,
-        "settings_form.html",
         session,
+        gateway_id,
+        view,
+        SCREEN,
+        "settings_form.html",
         status=400 if errors else 200,
-        gateway=view,
-        gateway_id=gateway_id,
-        screen=SCREEN,
-        base=gateway_url(gateway_id, ""),
         values=values,
         errors=errors,
-        v2=v2,
         certificates=[(c["name"], c["name"]) for c in props.get(collection, [])],
         probes=[("", "No custom probe")] + [(p["name"], p["name"]) for p in props["probes"]],
     )
@@ -310,14 +279,13 @@ def _mapping(settings: str, certificate: str | None) -> Any:
     }
 
     def field(resource: str, path: str) -> str | None:
-        parts = resource.rsplit("/", 2)
-        collection, child = (parts[-2], parts[-1]) if len(parts) == 3 else ("", "")
+        collection, child = child_of(resource)
         if (
             collection in ("trustedRootCertificates", "authenticationCertificates")
             and certificate
             and child.casefold() == certificate.casefold()
         ):
-            return "cer_file"
+            return CER.field(path)
         if (
             collection == "backendHttpSettingsCollection"
             and child.casefold() == settings.casefold()

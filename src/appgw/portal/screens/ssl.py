@@ -153,16 +153,14 @@ def register(app: FastAPI, portal: Portal) -> None:
             if v2 or protocol != SslProtocol.TLS_1_3
         ]
         stored = view["properties"].get("sslPolicy") or {}
-        return portal.render(
+        return portal.page(
             request,
-            "ssl.html",
             session,
+            gateway_id,
+            view,
+            SCREEN,
+            "ssl.html",
             status=400 if errors else 200,
-            gateway=view,
-            gateway_id=gateway_id,
-            screen=SCREEN,
-            base=gateway_url(gateway_id, ""),
-            v2=v2,
             policy=policy,
             etag=etag,
             policy_types=types,
