@@ -147,8 +147,7 @@ def mount_portal(app: FastAPI, portal: Portal) -> None:
         response_class=HTMLResponse,
     )
     def overview(request: Request, subscription: str, resource_group: str, name: str) -> Response:
-        session = portal.session(request)
-        gateway_id, view = portal.gateway(subscription, resource_group, name)
+        session, gateway_id, view = portal.opened(request, subscription, resource_group, name)
         props = view["properties"]
         counts = {
             label: len(props.get(collection, []))

@@ -138,10 +138,13 @@ class Portal:
         screen: str,
         template: str,
         *,
-        status: int = 200,
+        status: int | None = None,
         **context: Any,
     ) -> HTMLResponse:
-        """A page of a gateway's blade: the menu, the gateway and its SKU generation around it."""
+        """A page of a gateway's blade: the menu, the gateway and its SKU generation around it.
+        A form shown again with `errors` is a 400 unless the status says otherwise."""
+        if status is None:
+            status = 400 if context.get("errors") else 200
         return self.render(
             request,
             template,
@@ -169,6 +172,21 @@ class Portal:
                     f"There is no application gateway '{name}' in '{resource_group}'."
                 ) from None
             raise
+
+    def opened(
+        self, request: Request, subscription: str, resource_group: str, name: str
+    ) -> tuple[Session, GatewayId, dict[str, Any]]:
+        """The signed-in operator and the gateway a page is about."""
+        session = self.session(request)
+        return (session, *self.gateway(subscription, resource_group, name))
+
+    async def submitted(
+        self, request: Request, subscription: str, resource_group: str, name: str
+    ) -> tuple[Session, FormData, GatewayId, dict[str, Any]]:
+        """The signed-in operator, the posted form (CSRF checked first) and the gateway."""
+        session = self.session(request)
+        form = await self.form(request, session)
+        return (session, form, *self.gateway(subscription, resource_group, name))
 
     def save(
         self,
@@ -206,6 +224,14 @@ class Portal:
 
 def copy_of(view: dict[str, Any]) -> dict[str, Any]:
     return copy.deepcopy(view)
+
+
+def draft(view: dict[str, Any], etag: str) -> dict[str, Any]:
+    """A copy of the gateway to change and PUT If-Match `etag`, the version the form was built
+    from: a change made meanwhile is refused, not lost."""
+    document = copy_of(view)
+    document["etag"] = etag
+    return document
 
 
 def text(form: FormData, name: str, default: str = "") -> str:
@@ -313,7 +339,6 @@ class ChildScreen(Generic[Form]):
                 view,
                 self.screen,
                 f"{self.screen}.html",
-                status=400 if errors else 200,
                 errors=errors,
                 **self.list_context(view),
             )
@@ -336,7 +361,6 @@ class ChildScreen(Generic[Form]):
                 view,
                 self.screen,
                 f"{self.screen}_edit.html",
-                status=400 if errors else 200,
                 adding=adding,
                 etag=etag,
                 errors=errors,
@@ -355,9 +379,7 @@ class ChildScreen(Generic[Form]):
             etag = text(posted, "etag") or view["etag"]
             errors = self.check(form)
             if not errors:
-                document = copy_of(view)
-                # The version the form was built from: a change made meanwhile is refused.
-                document["etag"] = etag
+                document = draft(view, etag)
                 mapping = self.apply(document, gateway_id, form, previous)
                 errors = portal.save(session, gateway_id, document, mapping, request)
             if errors:
@@ -381,16 +403,14 @@ class ChildScreen(Generic[Form]):
         def list_page(
             request: Request, subscription: str, resource_group: str, name: str
         ) -> Response:
-            session = portal.session(request)
-            gateway_id, view = portal.gateway(subscription, resource_group, name)
+            session, gateway_id, view = portal.opened(request, subscription, resource_group, name)
             return listing(request, session, gateway_id, view)
 
         @app.get(f"{prefix}/add", include_in_schema=False, response_class=HTMLResponse)
         def add_page(
             request: Request, subscription: str, resource_group: str, name: str
         ) -> Response:
-            session = portal.session(request)
-            gateway_id, view = portal.gateway(subscription, resource_group, name)
+            session, gateway_id, view = portal.opened(request, subscription, resource_group, name)
             return editor(
                 request,
                 session,
@@ -412,8 +432,7 @@ class ChildScreen(Generic[Form]):
         def edit_page(
             request: Request, subscription: str, resource_group: str, name: str, child: str
         ) -> Response:
-            session = portal.session(request)
-            gateway_id, view = portal.gateway(subscription, resource_group, name)
+            session, gateway_id, view = portal.opened(request, subscription, resource_group, name)
             form = self.form_of_child(view, require(view, child))
             return editor(request, session, gateway_id, view, form, adding=False, etag=view["etag"])
 
@@ -428,12 +447,11 @@ class ChildScreen(Generic[Form]):
         async def delete(
             request: Request, subscription: str, resource_group: str, name: str, child: str
         ) -> Response:
-            session = portal.session(request)
-            posted = await portal.form(request, session)
-            gateway_id, view = portal.gateway(subscription, resource_group, name)
+            session, posted, gateway_id, view = await portal.submitted(
+                request, subscription, resource_group, name
+            )
             found = require(view, child)
-            document = copy_of(view)
-            document["etag"] = text(posted, "etag") or view["etag"]
+            document = draft(view, text(posted, "etag") or view["etag"])
             document["properties"][self.collection] = [
                 other
                 for other in document["properties"][self.collection]
@@ -507,3 +525,71 @@ class CertificateChoice:
         if self.password and path.endswith("password"):
             return f"{self.prefix}_password"
         return f"{self.prefix}_file"
+
+
+# --- a blade of the gateway's own properties: one form --------------------------------------------
+
+
+@dataclass(frozen=True)
+class GatewayScreen(Generic[Form]):
+    """A blade that edits properties of the gateway itself in one form (Configuration, SSL
+    settings), shown and posted at `{screen}` and rendered with `{screen}.html`."""
+
+    screen: str
+    saved: str  # the flash message after a save, e.g. "Saved the configuration."
+    form_of_view: Callable[[dict[str, Any]], Form]
+    # The posted form; the view is there for what the form builds on (e.g. a stored order).
+    form_of_post: Callable[[FormData, dict[str, Any]], Form]
+    # The template's variables (besides the gateway, `etag` and `errors`).
+    context: Callable[[dict[str, Any], Form], dict[str, Any]]
+    apply: Callable[[dict[str, Any], Form], None]
+    # Where the service's problems go: (the gateway's id) -> mapping.
+    fields: Callable[[GatewayId], FieldMapping]
+
+    def register(self, app: FastAPI, portal: Portal) -> None:
+        path = f"/portal/gateways/{{subscription}}/{{resource_group}}/{{name}}/{self.screen}"
+
+        def page(
+            request: Request,
+            session: Session,
+            gateway_id: GatewayId,
+            view: dict[str, Any],
+            form: Form,
+            *,
+            etag: str,
+            errors: FormErrors | None = None,
+        ) -> HTMLResponse:
+            return portal.page(
+                request,
+                session,
+                gateway_id,
+                view,
+                self.screen,
+                f"{self.screen}.html",
+                etag=etag,
+                errors=errors,
+                **self.context(view, form),
+            )
+
+        @app.get(path, include_in_schema=False, response_class=HTMLResponse)
+        def show(request: Request, subscription: str, resource_group: str, name: str) -> Response:
+            session, gateway_id, view = portal.opened(request, subscription, resource_group, name)
+            form = self.form_of_view(view)
+            return page(request, session, gateway_id, view, form, etag=view["etag"])
+
+        @app.post(path, include_in_schema=False)
+        async def save(
+            request: Request, subscription: str, resource_group: str, name: str
+        ) -> Response:
+            session, posted, gateway_id, view = await portal.submitted(
+                request, subscription, resource_group, name
+            )
+            form = self.form_of_post(posted, view)
+            etag = text(posted, "etag") or view["etag"]
+            document = draft(view, etag)
+            self.apply(document, form)
+            errors = portal.save(session, gateway_id, document, self.fields(gateway_id), request)
+            if errors:
+                return page(request, session, gateway_id, view, form, etag=etag, errors=errors)
+            session.flash.append(self.saved)
+            return redirect(gateway_url(gateway_id, self.screen))

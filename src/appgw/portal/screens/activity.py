@@ -45,8 +45,7 @@ def _row(event: ActivityEvent) -> dict[str, Any]:
 def register(app: FastAPI, portal: Portal) -> None:
     @app.get(PATH, include_in_schema=False, response_class=HTMLResponse)
     def show(request: Request, subscription: str, resource_group: str, name: str) -> Response:
-        session = portal.session(request)
-        gateway_id, view = portal.gateway(subscription, resource_group, name)
+        session, gateway_id, view = portal.opened(request, subscription, resource_group, name)
         events = portal.service.activity(resource_prefix=str(gateway_id), limit=MAX_EVENTS)
         # A prefix also matches longer names ('appgw' -> 'appgw2'): keep this gateway's only.
         own = [e for e in events if e.resource_id.casefold() == gateway_id.key]

@@ -5,27 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
 from appgw.model.ids import GatewayId
 from appgw.model.validate import MAX_V1_INSTANCES
 from appgw.portal.common import (
     FieldMapping,
-    FormErrors,
-    Portal,
-    copy_of,
-    gateway_url,
+    GatewayScreen,
     is_v2,
-    redirect,
     text,
 )
 from appgw.portal.screens.rules import number_or_text
-from appgw.portal.sessions import Session
 
-SCREEN = "configuration"
-PATH = "/portal/gateways/{subscription}/{resource_group}/{name}/configuration"
 MANUAL = "Manual"
 AUTOSCALE = "Autoscale"
 ENABLED = "Enabled"
@@ -105,59 +96,21 @@ def _fields(gateway_id: GatewayId) -> FieldMapping:
     return mapping
 
 
-def register(app: FastAPI, portal: Portal) -> None:
-    def page(
-        request: Request,
-        session: Session,
-        gateway_id: GatewayId,
-        view: dict[str, Any],
-        settings: ConfigurationForm,
-        *,
-        etag: str,
-        errors: FormErrors | None = None,
-    ) -> HTMLResponse:
-        v2 = is_v2(view)
-        return portal.page(
-            request,
-            session,
-            gateway_id,
-            view,
-            SCREEN,
-            "configuration.html",
-            status=400 if errors else 200,
-            config=settings,
-            etag=etag,
-            max_instances=MAX_V2_INSTANCES if v2 else MAX_V1_INSTANCES,
-            min_autoscale_maximum=MIN_AUTOSCALE_MAXIMUM,
-            errors=errors,
-        )
+def _context(view: dict[str, Any], settings: ConfigurationForm) -> dict[str, Any]:
+    return {
+        "config": settings,
+        "max_instances": MAX_V2_INSTANCES if is_v2(view) else MAX_V1_INSTANCES,
+        "min_autoscale_maximum": MIN_AUTOSCALE_MAXIMUM,
+    }
 
-    @app.get(PATH, include_in_schema=False, response_class=HTMLResponse)
-    def show(request: Request, subscription: str, resource_group: str, name: str) -> Response:
-        session = portal.session(request)
-        gateway_id, view = portal.gateway(subscription, resource_group, name)
-        return page(
-            request,
-            session,
-            gateway_id,
-            view,
-            ConfigurationForm.of_view(view),
-            etag=view["etag"],
-        )
 
-    @app.post(PATH, include_in_schema=False)
-    async def save(request: Request, subscription: str, resource_group: str, name: str) -> Response:
-        session = portal.session(request)
-        form = await portal.form(request, session)
-        gateway_id, view = portal.gateway(subscription, resource_group, name)
-        settings = ConfigurationForm.of_form(form)
-        etag = text(form, "etag") or view["etag"]
-        document = copy_of(view)
-        # The version the form was built from: a change made meanwhile is refused, not lost.
-        document["etag"] = etag
-        settings.apply(document)
-        errors = portal.save(session, gateway_id, document, _fields(gateway_id), request)
-        if errors:
-            return page(request, session, gateway_id, view, settings, etag=etag, errors=errors)
-        session.flash.append("Saved the configuration.")
-        return redirect(gateway_url(gateway_id, SCREEN))
+BLADE = GatewayScreen(
+    screen="configuration",
+    saved="Saved the configuration.",
+    form_of_view=ConfigurationForm.of_view,
+    form_of_post=lambda form, _view: ConfigurationForm.of_form(form),
+    context=_context,
+    apply=lambda document, settings: settings.apply(document),
+    fields=_fields,
+)
+register = BLADE.register

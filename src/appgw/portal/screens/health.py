@@ -25,8 +25,7 @@ def register(app: FastAPI, portal: Portal) -> None:
     def backend_health(
         request: Request, subscription: str, resource_group: str, name: str
     ) -> Response:
-        session = portal.session(request)
-        gateway_id, view = portal.gateway(subscription, resource_group, name)
+        session, gateway_id, view = portal.opened(request, subscription, resource_group, name)
         rows: list[dict[str, Any]] = []
         unavailable: str | None = None
         try:

@@ -37,8 +37,7 @@ PFX = CertificateChoice(
 def register(app: FastAPI, portal: Portal) -> None:
     @app.get(PATH, include_in_schema=False, response_class=HTMLResponse)
     def listeners(request: Request, subscription: str, resource_group: str, name: str) -> Response:
-        session = portal.session(request)
-        gateway_id, view = portal.gateway(subscription, resource_group, name)
+        session, gateway_id, view = portal.opened(request, subscription, resource_group, name)
         props = view["properties"]
         ports = {p["id"].casefold(): p["properties"].get("port") for p in props["frontendPorts"]}
         rules = {
@@ -76,15 +75,14 @@ def register(app: FastAPI, portal: Portal) -> None:
     def edit_page(
         request: Request, subscription: str, resource_group: str, name: str, listener: str = ""
     ) -> Response:
-        session = portal.session(request)
-        gateway_id, view = portal.gateway(subscription, resource_group, name)
+        session, gateway_id, view = portal.opened(request, subscription, resource_group, name)
         return _form(portal, request, session, gateway_id, view, _values(view, listener), None)
 
     @app.post(PATH + "/edit", include_in_schema=False)
     async def save(request: Request, subscription: str, resource_group: str, name: str) -> Response:
-        session = portal.session(request)
-        form = await portal.form(request, session)
-        gateway_id, view = portal.gateway(subscription, resource_group, name)
+        session, form, gateway_id, view = await portal.submitted(
+            request, subscription, resource_group, name
+        )
         values = {key: text(form, key) for key in _FIELDS}
         errors = FormErrors()
         document = copy_of(view)
@@ -202,7 +200,6 @@ def _form(
         view,
         SCREEN,
         "listeners_form.html",
-        status=400 if errors else 200,
         values=values,
         errors=errors,
         frontends=[(f["name"], f["name"]) for f in props["frontendIPConfigurations"]],

@@ -128,14 +128,12 @@ class Built:
 def register(app: FastAPI, portal: Portal) -> None:
     @app.get(BASE, include_in_schema=False, response_class=HTMLResponse)
     def probe_list(request: Request, subscription: str, resource_group: str, name: str) -> Response:
-        session = portal.session(request)
-        gateway_id, view = portal.gateway(subscription, resource_group, name)
+        session, gateway_id, view = portal.opened(request, subscription, resource_group, name)
         return _list(portal, request, session, gateway_id, view, FormErrors())
 
     @app.get(BASE + "/add", include_in_schema=False, response_class=HTMLResponse)
     def probe_add(request: Request, subscription: str, resource_group: str, name: str) -> Response:
-        session = portal.session(request)
-        gateway_id, view = portal.gateway(subscription, resource_group, name)
+        session, gateway_id, view = portal.opened(request, subscription, resource_group, name)
         values = dict(DEFAULTS, etag=view.get("etag", ""))
         return _form(portal, request, session, gateway_id, view, values, FormErrors(), None)
 
@@ -143,8 +141,7 @@ def register(app: FastAPI, portal: Portal) -> None:
     def probe_edit(
         request: Request, subscription: str, resource_group: str, name: str, probe: str
     ) -> Response:
-        session = portal.session(request)
-        gateway_id, view = portal.gateway(subscription, resource_group, name)
+        session, gateway_id, view = portal.opened(request, subscription, resource_group, name)
         existing = _existing(view, probe)
         values = _values_of(view, existing)
         return _form(portal, request, session, gateway_id, view, values, FormErrors(), existing)
@@ -165,8 +162,7 @@ def register(app: FastAPI, portal: Portal) -> None:
     def probe_delete_page(
         request: Request, subscription: str, resource_group: str, name: str, probe: str
     ) -> Response:
-        session = portal.session(request)
-        gateway_id, view = portal.gateway(subscription, resource_group, name)
+        session, gateway_id, view = portal.opened(request, subscription, resource_group, name)
         existing = _existing(view, probe)
         return portal.page(
             request,

@@ -47,8 +47,7 @@ def register(app: FastAPI, portal: Portal) -> None:
     def settings_list(
         request: Request, subscription: str, resource_group: str, name: str
     ) -> Response:
-        session = portal.session(request)
-        gateway_id, view = portal.gateway(subscription, resource_group, name)
+        session, gateway_id, view = portal.opened(request, subscription, resource_group, name)
         rows = []
         for item in view["properties"]["backendHttpSettingsCollection"]:
             p = item["properties"]
@@ -76,15 +75,14 @@ def register(app: FastAPI, portal: Portal) -> None:
     def edit_page(
         request: Request, subscription: str, resource_group: str, name: str, settings: str = ""
     ) -> Response:
-        session = portal.session(request)
-        gateway_id, view = portal.gateway(subscription, resource_group, name)
+        session, gateway_id, view = portal.opened(request, subscription, resource_group, name)
         return _form(portal, request, session, gateway_id, view, _values(view, settings), None)
 
     @app.post(PATH + "/edit", include_in_schema=False)
     async def save(request: Request, subscription: str, resource_group: str, name: str) -> Response:
-        session = portal.session(request)
-        form = await portal.form(request, session)
-        gateway_id, view = portal.gateway(subscription, resource_group, name)
+        session, form, gateway_id, view = await portal.submitted(
+            request, subscription, resource_group, name
+        )
         values = {key: text(form, key) for key in _FIELDS}
         for flag in ("validate_chain", "validate_sni"):
             values[flag] = "on" if text(form, flag) else ""
@@ -255,7 +253,6 @@ def _form(
         view,
         SCREEN,
         "settings_form.html",
-        status=400 if errors else 200,
         values=values,
         errors=errors,
         certificates=[(c["name"], c["name"]) for c in props.get(collection, [])],

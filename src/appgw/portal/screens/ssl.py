@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
 from appgw.model.enums import SslCipherSuite, SslPolicyType, SslProtocol
@@ -18,18 +16,11 @@ from appgw.model.ssl_policies import (
 )
 from appgw.portal.common import (
     FieldMapping,
-    FormErrors,
-    Portal,
-    copy_of,
-    gateway_url,
+    GatewayScreen,
     is_v2,
-    redirect,
     text,
 )
-from appgw.portal.sessions import Session
 
-SCREEN = "ssl"
-PATH = "/portal/gateways/{subscription}/{resource_group}/{name}/ssl"
 POLICY = "properties.sslPolicy"
 PROTOCOL_LABELS = {
     SslProtocol.TLS_1_0: "TLSv1_0 (retired)",
@@ -129,72 +120,46 @@ def _cipher_choices() -> list[dict[str, Any]]:
     ]
 
 
-def register(app: FastAPI, portal: Portal) -> None:
-    def page(
-        request: Request,
-        session: Session,
-        gateway_id: GatewayId,
-        view: dict[str, Any],
-        policy: PolicyForm,
-        *,
-        etag: str,
-        errors: FormErrors | None = None,
-    ) -> HTMLResponse:
-        v2 = is_v2(view)
-        types = [
-            (SslPolicyType.PREDEFINED.value, "Predefined"),
-            (SslPolicyType.CUSTOM.value, "Custom"),
-        ]
-        if v2:
-            types.append((SslPolicyType.CUSTOM_V2.value, "CustomV2"))
-        protocols = [
-            (protocol.value, label)
-            for protocol, label in PROTOCOL_LABELS.items()
-            if v2 or protocol != SslProtocol.TLS_1_3
-        ]
-        stored = view["properties"].get("sslPolicy") or {}
-        return portal.page(
-            request,
-            session,
-            gateway_id,
-            view,
-            SCREEN,
-            "ssl.html",
-            status=400 if errors else 200,
-            policy=policy,
-            etag=etag,
-            policy_types=types,
-            predefined=_predefined(v2),
-            protocols=protocols,
-            ciphers=_cipher_choices(),
-            tls13_suites=[suite.value for suite in TLS13_CIPHER_SUITES],
-            uses_default=not stored,
-            legacy=bool(stored) and not stored.get("policyType") and not stored.get("policyName"),
-            default_policy=view["properties"].get("defaultPredefinedSslPolicy", ""),
-            errors=errors,
-        )
+def _context(view: dict[str, Any], policy: PolicyForm) -> dict[str, Any]:
+    v2 = is_v2(view)
+    types = [
+        (SslPolicyType.PREDEFINED.value, "Predefined"),
+        (SslPolicyType.CUSTOM.value, "Custom"),
+    ]
+    if v2:
+        types.append((SslPolicyType.CUSTOM_V2.value, "CustomV2"))
+    protocols = [
+        (protocol.value, label)
+        for protocol, label in PROTOCOL_LABELS.items()
+        if v2 or protocol != SslProtocol.TLS_1_3
+    ]
+    stored = view["properties"].get("sslPolicy") or {}
+    return {
+        "policy": policy,
+        "policy_types": types,
+        "predefined": _predefined(v2),
+        "protocols": protocols,
+        "ciphers": _cipher_choices(),
+        "tls13_suites": [suite.value for suite in TLS13_CIPHER_SUITES],
+        "uses_default": not stored,
+        "legacy": bool(stored) and not stored.get("policyType") and not stored.get("policyName"),
+        "default_policy": view["properties"].get("defaultPredefinedSslPolicy", ""),
+    }
 
-    @app.get(PATH, include_in_schema=False, response_class=HTMLResponse)
-    def show(request: Request, subscription: str, resource_group: str, name: str) -> Response:
-        session = portal.session(request)
-        gateway_id, view = portal.gateway(subscription, resource_group, name)
-        return page(request, session, gateway_id, view, PolicyForm.of_view(view), etag=view["etag"])
 
-    @app.post(PATH, include_in_schema=False)
-    async def save(request: Request, subscription: str, resource_group: str, name: str) -> Response:
-        session = portal.session(request)
-        form = await portal.form(request, session)
-        gateway_id, view = portal.gateway(subscription, resource_group, name)
-        policy = PolicyForm.of_form(form, PolicyForm.of_view(view).stored_order)
-        etag = text(form, "etag") or view["etag"]
-        document = copy_of(view)
-        # The version the form was built from: a change made meanwhile is refused, not lost.
-        document["etag"] = etag
-        document["properties"]["sslPolicy"] = {
-            key: value for key, value in policy.policy().items() if value is not None
-        }
-        errors = portal.save(session, gateway_id, document, _fields(gateway_id), request)
-        if errors:
-            return page(request, session, gateway_id, view, policy, etag=etag, errors=errors)
-        session.flash.append("Saved the SSL policy.")
-        return redirect(gateway_url(gateway_id, SCREEN))
+def _apply(document: dict[str, Any], policy: PolicyForm) -> None:
+    document["properties"]["sslPolicy"] = {
+        key: value for key, value in policy.policy().items() if value is not None
+    }
+
+
+BLADE = GatewayScreen(
+    screen="ssl",
+    saved="Saved the SSL policy.",
+    form_of_view=PolicyForm.of_view,
+    form_of_post=lambda form, view: PolicyForm.of_form(form, PolicyForm.of_view(view).stored_order),
+    context=_context,
+    apply=_apply,
+    fields=_fields,
+)
+register = BLADE.register
