@@ -117,6 +117,14 @@ def files(pfx: bytes | None, cer: bytes | None) -> dict[str, tuple[str, bytes, s
     return sent
 
 
+def create(
+    browser: httpx.Client, pfx: bytes | None, cer: bytes | None, **changes: str
+) -> httpx.Response:
+    """Post the Create wizard's form (CSRF token from its page) with `changes` and the files."""
+    form = wizard_form(csrf(browser, "/portal/create"), **changes)
+    return browser.post("/portal/create", data=form, files=files(pfx, cer))
+
+
 def test_wizard_creates_a_gateway_with_uploaded_pfx_and_root(
     api: Api, pfx: Pfx, root_cer: str
 ) -> None:
@@ -193,11 +201,7 @@ def test_wizard_creates_a_gateway_with_uploaded_pfx_and_root(
         assert rule["name"] == "rule1" and rule["properties"]["priority"] == 100
 
         # The same name again: If-None-Match "*" keeps the existing gateway.
-        again = browser.post(
-            "/portal/create",
-            data=wizard_form(csrf(browser, "/portal/create"), cert_password=pfx.password),
-            files=files(base64.b64decode(pfx.b64), der_root),
-        )
+        again = create(browser, base64.b64decode(pfx.b64), der_root, cert_password=pfx.password)
         assert again.status_code == 412
         assert "already exists" in field_error(again.text, "gateway_name")
         assert rest(api.client, "wizgw").json()["etag"] == view["etag"]
@@ -212,16 +216,13 @@ def test_wizard_wrong_pfx_password_is_shown_on_the_password_field(
     api: Api, pfx: Pfx, root_cer: str
 ) -> None:
     with portal_client(api.base_url) as browser:
-        form = wizard_form(
-            csrf(browser, "/portal/create"),
+        answer = create(
+            browser,
+            base64.b64decode(pfx.b64),
+            base64.b64decode(root_cer),
             gateway_name="badpassword",
             cert_password="not-the-password",
             cert_name="mycert",
-        )
-        answer = browser.post(
-            "/portal/create",
-            data=form,
-            files=files(base64.b64decode(pfx.b64), base64.b64decode(root_cer)),
         )
         assert answer.status_code == 400
         assert field_error(answer.text, "cert_password"), answer.text
@@ -236,13 +237,12 @@ def test_wizard_wrong_pfx_password_is_shown_on_the_password_field(
 
 def test_wizard_garbage_cer_is_shown_on_the_cer_field(api: Api, pfx: Pfx) -> None:
     with portal_client(api.base_url) as browser:
-        form = wizard_form(
-            csrf(browser, "/portal/create"), gateway_name="badcer", cert_password=pfx.password
-        )
-        answer = browser.post(
-            "/portal/create",
-            data=form,
-            files=files(base64.b64decode(pfx.b64), b"this is not a certificate"),
+        answer = create(
+            browser,
+            base64.b64decode(pfx.b64),
+            b"this is not a certificate",
+            gateway_name="badcer",
+            cert_password=pfx.password,
         )
         assert answer.status_code == 400
         assert field_error(answer.text, "backend_cer"), answer.text
@@ -258,8 +258,10 @@ def test_wizard_garbage_cer_is_shown_on_the_cer_field(api: Api, pfx: Pfx) -> Non
 
 def test_wizard_v1_http_gateway_without_targets(api: Api) -> None:
     with portal_client(api.base_url) as browser:
-        form = wizard_form(
-            csrf(browser, "/portal/create"),
+        answer = create(
+            browser,
+            None,
+            None,
             gateway_name="v1gw",
             tier="Standard",
             capacity="1",
@@ -271,7 +273,6 @@ def test_wizard_v1_http_gateway_without_targets(api: Api) -> None:
             settings_port_http="8080",
             priority="",
         )
-        answer = browser.post("/portal/create", data=form)
         assert answer.status_code == 303, answer.text
         props = rest(api.client, "v1gw").json()["properties"]
         assert props["sku"]["name"] == "Standard_Medium" and props["sku"]["tier"] == "Standard"
