@@ -147,8 +147,8 @@ def mount_portal(app: FastAPI, portal: Portal) -> None:
         response_class=HTMLResponse,
     )
     def overview(request: Request, subscription: str, resource_group: str, name: str) -> Response:
-        session, gateway_id, view = portal.opened(request, subscription, resource_group, name)
-        props = view["properties"]
+        blade = portal.opened(request, subscription, resource_group, name, "overview")
+        props = blade.view["properties"]
         counts = {
             label: len(props.get(collection, []))
             for label, collection in (
@@ -162,7 +162,7 @@ def mount_portal(app: FastAPI, portal: Portal) -> None:
         }
         summary = {"Healthy": 0, "Unhealthy": 0, "Unknown": 0}
         if portal.service.health is not None:
-            report = portal.service.backend_health(gateway_id, expand=False)
+            report = portal.service.backend_health(blade.gateway_id, expand=False)
             for pool in report["backendAddressPools"]:
                 for group in pool["backendHttpSettingsCollection"]:
                     for server in group["servers"]:
@@ -175,17 +175,7 @@ def mount_portal(app: FastAPI, portal: Portal) -> None:
             }
             for f in props.get("frontendIPConfigurations", [])
         ]
-        return portal.page(
-            request,
-            session,
-            gateway_id,
-            view,
-            "overview",
-            "overview.html",
-            counts=counts,
-            health=summary,
-            frontends=frontends,
-        )
+        return blade.page("overview.html", counts=counts, health=summary, frontends=frontends)
 
     for screen in SCREENS:
         screen.register(app, portal)

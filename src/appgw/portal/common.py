@@ -129,35 +129,6 @@ class Portal:
         response.headers["Cache-Control"] = "no-store"
         return response
 
-    def page(
-        self,
-        request: Request,
-        session: Session,
-        gateway_id: GatewayId,
-        view: dict[str, Any],
-        screen: str,
-        template: str,
-        *,
-        status: int | None = None,
-        **context: Any,
-    ) -> HTMLResponse:
-        """A page of a gateway's blade: the menu, the gateway and its SKU generation around it.
-        A form shown again with `errors` is a 400 unless the status says otherwise."""
-        if status is None:
-            status = 400 if context.get("errors") else 200
-        return self.render(
-            request,
-            template,
-            session,
-            status=status,
-            gateway=view,
-            gateway_id=gateway_id,
-            screen=screen,
-            base=gateway_url(gateway_id, ""),
-            v2=is_v2(view),
-            **context,
-        )
-
     # --- gateways --------------------------------------------------------------------------------
 
     def gateway(
@@ -174,19 +145,21 @@ class Portal:
             raise
 
     def opened(
-        self, request: Request, subscription: str, resource_group: str, name: str
-    ) -> tuple[Session, GatewayId, dict[str, Any]]:
-        """The signed-in operator and the gateway a page is about."""
+        self, request: Request, subscription: str, resource_group: str, name: str, screen: str
+    ) -> Blade:
+        """The signed-in operator's page `screen` of that gateway."""
         session = self.session(request)
-        return (session, *self.gateway(subscription, resource_group, name))
+        gateway_id, view = self.gateway(subscription, resource_group, name)
+        return Blade(self, request, session, gateway_id, view, screen)
 
     async def submitted(
-        self, request: Request, subscription: str, resource_group: str, name: str
-    ) -> tuple[Session, FormData, GatewayId, dict[str, Any]]:
-        """The signed-in operator, the posted form (CSRF checked first) and the gateway."""
+        self, request: Request, subscription: str, resource_group: str, name: str, screen: str
+    ) -> tuple[Blade, FormData]:
+        """The page `screen` of that gateway and the form posted to it (CSRF checked first)."""
         session = self.session(request)
         form = await self.form(request, session)
-        return (session, form, *self.gateway(subscription, resource_group, name))
+        gateway_id, view = self.gateway(subscription, resource_group, name)
+        return Blade(self, request, session, gateway_id, view, screen), form
 
     def save(
         self,
@@ -220,6 +193,49 @@ class Portal:
                 resource, _, path = target.partition("#")
                 errors.add(mapping(resource, path), detail["message"])
         return errors
+
+
+@dataclass(frozen=True)
+class Blade:
+    """A request to one of a gateway's blades (Azure's word for a portal page): the signed-in
+    operator, the gateway as this request loaded it, and what pages of the blade share."""
+
+    portal: Portal
+    request: Request
+    session: Session
+    gateway_id: GatewayId
+    view: dict[str, Any]
+    screen: str  # the menu entry and URL segment, e.g. "pools"
+
+    @property
+    def url(self) -> str:
+        return gateway_url(self.gateway_id, self.screen)
+
+    def page(self, template: str, *, status: int | None = None, **context: Any) -> HTMLResponse:
+        """A page of the blade: the menu, the gateway and its SKU generation around it.
+        A form shown again with `errors` is a 400 unless the status says otherwise."""
+        if status is None:
+            status = 400 if context.get("errors") else 200
+        return self.portal.render(
+            self.request,
+            template,
+            self.session,
+            status=status,
+            gateway=self.view,
+            gateway_id=self.gateway_id,
+            screen=self.screen,
+            base=gateway_url(self.gateway_id, ""),
+            v2=is_v2(self.view),
+            **context,
+        )
+
+    def save(self, document: dict[str, Any], mapping: FieldMapping) -> FormErrors:
+        return self.portal.save(self.session, self.gateway_id, document, mapping, self.request)
+
+    def done(self, message: str) -> Response:
+        """After a change: say what was done, back to the blade's list."""
+        self.session.flash.append(message)
+        return redirect(self.url)
 
 
 def copy_of(view: dict[str, Any]) -> dict[str, Any]:
@@ -325,46 +341,19 @@ class ChildScreen(Generic[Form]):
     def register(self, app: FastAPI, portal: Portal) -> None:
         prefix = f"/portal/gateways/{{subscription}}/{{resource_group}}/{{name}}/{self.screen}"
 
-        def listing(
-            request: Request,
-            session: Session,
-            gateway_id: GatewayId,
-            view: dict[str, Any],
-            errors: FormErrors | None = None,
-        ) -> HTMLResponse:
-            return portal.page(
-                request,
-                session,
-                gateway_id,
-                view,
-                self.screen,
-                f"{self.screen}.html",
-                errors=errors,
-                **self.list_context(view),
-            )
+        def listing(blade: Blade, errors: FormErrors | None = None) -> HTMLResponse:
+            context = self.list_context(blade.view)
+            return blade.page(f"{self.screen}.html", errors=errors, **context)
 
         def editor(
-            request: Request,
-            session: Session,
-            gateway_id: GatewayId,
-            view: dict[str, Any],
-            form: Form,
-            *,
-            adding: bool,
-            etag: str,
-            errors: FormErrors | None = None,
+            blade: Blade, form: Form, *, adding: bool, etag: str, errors: FormErrors | None = None
         ) -> HTMLResponse:
-            return portal.page(
-                request,
-                session,
-                gateway_id,
-                view,
-                self.screen,
+            return blade.page(
                 f"{self.screen}_edit.html",
                 adding=adding,
                 etag=etag,
                 errors=errors,
-                **self.editor_context(view, form, adding),
+                **self.editor_context(blade.view, form, adding),
             )
 
         async def save(
@@ -375,26 +364,16 @@ class ChildScreen(Generic[Form]):
         ) -> Response:
             session = portal.session(request)
             posted = await portal.form(request, session)
+            blade = Blade(portal, request, session, gateway_id, view, self.screen)
             form = self.form_of_post(posted, previous["name"] if previous else None)
             etag = text(posted, "etag") or view["etag"]
             errors = self.check(form)
             if not errors:
                 document = draft(view, etag)
-                mapping = self.apply(document, gateway_id, form, previous)
-                errors = portal.save(session, gateway_id, document, mapping, request)
+                errors = blade.save(document, self.apply(document, gateway_id, form, previous))
             if errors:
-                return editor(
-                    request,
-                    session,
-                    gateway_id,
-                    view,
-                    form,
-                    adding=previous is None,
-                    etag=etag,
-                    errors=errors,
-                )
-            session.flash.append(f"Saved {self.noun} '{self.name_of(form)}'.")
-            return redirect(gateway_url(gateway_id, self.screen))
+                return editor(blade, form, adding=previous is None, etag=etag, errors=errors)
+            return blade.done(f"Saved {self.noun} '{self.name_of(form)}'.")
 
         def require(view: dict[str, Any], child: str) -> dict[str, Any]:
             return require_child(view, self.collection, child, self.noun)
@@ -403,23 +382,14 @@ class ChildScreen(Generic[Form]):
         def list_page(
             request: Request, subscription: str, resource_group: str, name: str
         ) -> Response:
-            session, gateway_id, view = portal.opened(request, subscription, resource_group, name)
-            return listing(request, session, gateway_id, view)
+            return listing(portal.opened(request, subscription, resource_group, name, self.screen))
 
         @app.get(f"{prefix}/add", include_in_schema=False, response_class=HTMLResponse)
         def add_page(
             request: Request, subscription: str, resource_group: str, name: str
         ) -> Response:
-            session, gateway_id, view = portal.opened(request, subscription, resource_group, name)
-            return editor(
-                request,
-                session,
-                gateway_id,
-                view,
-                self.blank_form(),
-                adding=True,
-                etag=view["etag"],
-            )
+            blade = portal.opened(request, subscription, resource_group, name, self.screen)
+            return editor(blade, self.blank_form(), adding=True, etag=blade.view["etag"])
 
         @app.post(f"{prefix}/add", include_in_schema=False)
         async def add(
@@ -432,9 +402,9 @@ class ChildScreen(Generic[Form]):
         def edit_page(
             request: Request, subscription: str, resource_group: str, name: str, child: str
         ) -> Response:
-            session, gateway_id, view = portal.opened(request, subscription, resource_group, name)
-            form = self.form_of_child(view, require(view, child))
-            return editor(request, session, gateway_id, view, form, adding=False, etag=view["etag"])
+            blade = portal.opened(request, subscription, resource_group, name, self.screen)
+            form = self.form_of_child(blade.view, require(blade.view, child))
+            return editor(blade, form, adding=False, etag=blade.view["etag"])
 
         @app.post(f"{prefix}/edit/{{child}}", include_in_schema=False)
         async def edit(
@@ -447,11 +417,11 @@ class ChildScreen(Generic[Form]):
         async def delete(
             request: Request, subscription: str, resource_group: str, name: str, child: str
         ) -> Response:
-            session, posted, gateway_id, view = await portal.submitted(
-                request, subscription, resource_group, name
+            blade, posted = await portal.submitted(
+                request, subscription, resource_group, name, self.screen
             )
-            found = require(view, child)
-            document = draft(view, text(posted, "etag") or view["etag"])
+            found = require(blade.view, child)
+            document = draft(blade.view, text(posted, "etag") or blade.view["etag"])
             document["properties"][self.collection] = [
                 other
                 for other in document["properties"][self.collection]
@@ -459,15 +429,14 @@ class ChildScreen(Generic[Form]):
             ]
             self.delete_also(document, found)
             # A child still in use makes the service refuse; its words go below ours.
-            errors = portal.save(session, gateway_id, document, lambda _r, _p: None, request)
+            errors = blade.save(document, lambda _r, _p: None)
             if errors:
-                reason = self.delete_refusal(view, found)
+                reason = self.delete_refusal(blade.view, found)
                 errors.general.insert(
                     0, f"{self.noun.capitalize()} '{found['name']}' was not deleted.{reason}"
                 )
-                return listing(request, session, gateway_id, view, errors)
-            session.flash.append(f"Deleted {self.noun} '{found['name']}'.")
-            return redirect(gateway_url(gateway_id, self.screen))
+                return listing(blade, errors)
+            return blade.done(f"Deleted {self.noun} '{found['name']}'.")
 
 
 # --- certificates: upload a new one or pick one the gateway has ----------------------------------
@@ -550,46 +519,28 @@ class GatewayScreen(Generic[Form]):
         path = f"/portal/gateways/{{subscription}}/{{resource_group}}/{{name}}/{self.screen}"
 
         def page(
-            request: Request,
-            session: Session,
-            gateway_id: GatewayId,
-            view: dict[str, Any],
-            form: Form,
-            *,
-            etag: str,
-            errors: FormErrors | None = None,
+            blade: Blade, form: Form, *, etag: str, errors: FormErrors | None = None
         ) -> HTMLResponse:
-            return portal.page(
-                request,
-                session,
-                gateway_id,
-                view,
-                self.screen,
-                f"{self.screen}.html",
-                etag=etag,
-                errors=errors,
-                **self.context(view, form),
-            )
+            context = self.context(blade.view, form)
+            return blade.page(f"{self.screen}.html", etag=etag, errors=errors, **context)
 
         @app.get(path, include_in_schema=False, response_class=HTMLResponse)
         def show(request: Request, subscription: str, resource_group: str, name: str) -> Response:
-            session, gateway_id, view = portal.opened(request, subscription, resource_group, name)
-            form = self.form_of_view(view)
-            return page(request, session, gateway_id, view, form, etag=view["etag"])
+            blade = portal.opened(request, subscription, resource_group, name, self.screen)
+            return page(blade, self.form_of_view(blade.view), etag=blade.view["etag"])
 
         @app.post(path, include_in_schema=False)
         async def save(
             request: Request, subscription: str, resource_group: str, name: str
         ) -> Response:
-            session, posted, gateway_id, view = await portal.submitted(
-                request, subscription, resource_group, name
+            blade, posted = await portal.submitted(
+                request, subscription, resource_group, name, self.screen
             )
-            form = self.form_of_post(posted, view)
-            etag = text(posted, "etag") or view["etag"]
-            document = draft(view, etag)
+            form = self.form_of_post(posted, blade.view)
+            etag = text(posted, "etag") or blade.view["etag"]
+            document = draft(blade.view, etag)
             self.apply(document, form)
-            errors = portal.save(session, gateway_id, document, self.fields(gateway_id), request)
+            errors = blade.save(document, self.fields(blade.gateway_id))
             if errors:
-                return page(request, session, gateway_id, view, form, etag=etag, errors=errors)
-            session.flash.append(self.saved)
-            return redirect(gateway_url(gateway_id, self.screen))
+                return page(blade, form, etag=etag, errors=errors)
+            return blade.done(self.saved)

@@ -45,17 +45,11 @@ def _row(event: ActivityEvent) -> dict[str, Any]:
 def register(app: FastAPI, portal: Portal) -> None:
     @app.get(PATH, include_in_schema=False, response_class=HTMLResponse)
     def show(request: Request, subscription: str, resource_group: str, name: str) -> Response:
-        session, gateway_id, view = portal.opened(request, subscription, resource_group, name)
+        blade = portal.opened(request, subscription, resource_group, name, SCREEN)
+        gateway_id = blade.gateway_id
         events = portal.service.activity(resource_prefix=str(gateway_id), limit=MAX_EVENTS)
         # A prefix also matches longer names ('appgw' -> 'appgw2'): keep this gateway's only.
         own = [e for e in events if e.resource_id.casefold() == gateway_id.key]
-        return portal.page(
-            request,
-            session,
-            gateway_id,
-            view,
-            SCREEN,
-            "activity.html",
-            events=[_row(event) for event in own],
-            max_events=MAX_EVENTS,
+        return blade.page(
+            "activity.html", events=[_row(event) for event in own], max_events=MAX_EVENTS
         )

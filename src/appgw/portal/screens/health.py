@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
 from appgw.control.service import ServiceError
-from appgw.portal.common import Portal, find_child, gateway_url
+from appgw.portal.common import Portal, find_child
 
 SCREEN = "health"
 SETTINGS = "backendHttpSettingsCollection"
@@ -25,11 +25,11 @@ def register(app: FastAPI, portal: Portal) -> None:
     def backend_health(
         request: Request, subscription: str, resource_group: str, name: str
     ) -> Response:
-        session, gateway_id, view = portal.opened(request, subscription, resource_group, name)
+        blade = portal.opened(request, subscription, resource_group, name, SCREEN)
         rows: list[dict[str, Any]] = []
         unavailable: str | None = None
         try:
-            report = portal.service.backend_health(gateway_id, expand=False)
+            report = portal.service.backend_health(blade.gateway_id, expand=False)
         except ServiceError as error:
             if error.status != 503:
                 raise
@@ -38,23 +38,18 @@ def register(app: FastAPI, portal: Portal) -> None:
         for pool in report["backendAddressPools"]:
             pool_name = _name(pool["backendAddressPool"])
             for group in pool["backendHttpSettingsCollection"]:
-                settings = find_child(view, SETTINGS, _name(group["backendHttpSettings"]))
+                settings = find_child(blade.view, SETTINGS, _name(group["backendHttpSettings"]))
                 rows += server_rows(group["servers"], pool_name, settings)
         summary = {state: 0 for state in STATES}
         for row in rows:
             summary[row["status"]] = summary.get(row["status"], 0) + 1
-        return portal.page(
-            request,
-            session,
-            gateway_id,
-            view,
-            SCREEN,
+        return blade.page(
             "health.html",
             rows=rows,
             summary=summary,
             unavailable=unavailable,
-            running=view["properties"].get("operationalState") == "Running",
-            url=gateway_url(gateway_id, SCREEN),
+            running=blade.view["properties"].get("operationalState") == "Running",
+            url=blade.url,
         )
 
 

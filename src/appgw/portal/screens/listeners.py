@@ -11,18 +11,16 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
 from appgw.certificates import inspect_certificate
-from appgw.model.ids import GatewayId
 from appgw.portal.common import (
+    Blade,
     CertificateChoice,
     FormErrors,
     Portal,
     child_of,
     copy_of,
     find_child,
-    gateway_url,
     name_of,
     put_child,
-    redirect,
     ref,
     text,
 )
@@ -37,8 +35,8 @@ PFX = CertificateChoice(
 def register(app: FastAPI, portal: Portal) -> None:
     @app.get(PATH, include_in_schema=False, response_class=HTMLResponse)
     def listeners(request: Request, subscription: str, resource_group: str, name: str) -> Response:
-        session, gateway_id, view = portal.opened(request, subscription, resource_group, name)
-        props = view["properties"]
+        blade = portal.opened(request, subscription, resource_group, name, SCREEN)
+        props = blade.view["properties"]
         ports = {p["id"].casefold(): p["properties"].get("port") for p in props["frontendPorts"]}
         rules = {
             r["properties"]["httpListener"]["id"].casefold(): r["name"]
@@ -60,32 +58,21 @@ def register(app: FastAPI, portal: Portal) -> None:
                     "certificate": name_of(p.get("sslCertificate")),
                 }
             )
-        return portal.page(
-            request,
-            session,
-            gateway_id,
-            view,
-            SCREEN,
-            "listeners.html",
-            rows=rows,
-            certificates=_certificates(view),
-        )
+        return blade.page("listeners.html", rows=rows, certificates=_certificates(blade.view))
 
     @app.get(PATH + "/edit", include_in_schema=False, response_class=HTMLResponse)
     def edit_page(
         request: Request, subscription: str, resource_group: str, name: str, listener: str = ""
     ) -> Response:
-        session, gateway_id, view = portal.opened(request, subscription, resource_group, name)
-        return _form(portal, request, session, gateway_id, view, _values(view, listener), None)
+        blade = portal.opened(request, subscription, resource_group, name, SCREEN)
+        return _form(blade, _values(blade.view, listener), None)
 
     @app.post(PATH + "/edit", include_in_schema=False)
     async def save(request: Request, subscription: str, resource_group: str, name: str) -> Response:
-        session, form, gateway_id, view = await portal.submitted(
-            request, subscription, resource_group, name
-        )
+        blade, form = await portal.submitted(request, subscription, resource_group, name, SCREEN)
         values = {key: text(form, key) for key in _FIELDS}
         errors = FormErrors()
-        document = copy_of(view)
+        document = copy_of(blade.view)
         listener_name = values["listener_name"]
         if not listener_name:
             errors.add("listener_name", "Enter a listener name.")
@@ -96,7 +83,8 @@ def register(app: FastAPI, portal: Portal) -> None:
         if values["protocol"] == "Https":
             certificate_name = await PFX.read(form, document, "sslCertificates", errors)
         if errors:
-            return _form(portal, request, session, gateway_id, view, values, errors)
+            return _form(blade, values, errors)
+        gateway_id = blade.gateway_id
         port_name = _frontend_port(document, int(port_text))
         properties: dict[str, Any] = {
             "frontendIPConfiguration": ref(
@@ -115,17 +103,10 @@ def register(app: FastAPI, portal: Portal) -> None:
                 properties["hostName"] = names[0]
             properties["requireServerNameIndication"] = values["protocol"] == "Https"
         put_child(document, "httpListeners", {"name": listener_name, "properties": properties})
-        errors = portal.save(
-            session,
-            gateway_id,
-            document,
-            _mapping(listener_name, certificate_name, port_name),
-            request,
-        )
+        errors = blade.save(document, _mapping(listener_name, certificate_name, port_name))
         if errors:
-            return _form(portal, request, session, gateway_id, view, values, errors)
-        session.flash.append(f"Listener '{listener_name}' saved.")
-        return redirect(gateway_url(gateway_id, SCREEN))
+            return _form(blade, values, errors)
+        return blade.done(f"Listener '{listener_name}' saved.")
 
 
 _FIELDS = (
@@ -183,22 +164,9 @@ def _values(view: dict[str, Any], listener_name: str) -> dict[str, str]:
     return values
 
 
-def _form(
-    portal: Portal,
-    request: Request,
-    session: Any,
-    gateway_id: GatewayId,
-    view: dict[str, Any],
-    values: dict[str, str],
-    errors: FormErrors | None,
-) -> Response:
-    props = view["properties"]
-    return portal.page(
-        request,
-        session,
-        gateway_id,
-        view,
-        SCREEN,
+def _form(blade: Blade, values: dict[str, str], errors: FormErrors | None) -> Response:
+    props = blade.view["properties"]
+    return blade.page(
         "listeners_form.html",
         values=values,
         errors=errors,

@@ -14,21 +14,19 @@ from starlette.datastructures import FormData
 from appgw.control.service import ServiceError
 from appgw.model.ids import GatewayId
 from appgw.portal.common import (
+    Blade,
     FormErrors,
     PageNotFound,
     Portal,
     copy_of,
     find_child,
-    gateway_url,
     is_v2,
     name_of,
     put_child,
-    redirect,
     ref,
     text,
 )
 from appgw.portal.screens.health import server_rows
-from appgw.portal.sessions import Session
 
 SCREEN = "probes"
 BASE = "/portal/gateways/{subscription}/{resource_group}/{name}/probes"
@@ -128,23 +126,23 @@ class Built:
 def register(app: FastAPI, portal: Portal) -> None:
     @app.get(BASE, include_in_schema=False, response_class=HTMLResponse)
     def probe_list(request: Request, subscription: str, resource_group: str, name: str) -> Response:
-        session, gateway_id, view = portal.opened(request, subscription, resource_group, name)
-        return _list(portal, request, session, gateway_id, view, FormErrors())
+        return _list(
+            portal.opened(request, subscription, resource_group, name, SCREEN), FormErrors()
+        )
 
     @app.get(BASE + "/add", include_in_schema=False, response_class=HTMLResponse)
     def probe_add(request: Request, subscription: str, resource_group: str, name: str) -> Response:
-        session, gateway_id, view = portal.opened(request, subscription, resource_group, name)
-        values = dict(DEFAULTS, etag=view.get("etag", ""))
-        return _form(portal, request, session, gateway_id, view, values, FormErrors(), None)
+        blade = portal.opened(request, subscription, resource_group, name, SCREEN)
+        values = dict(DEFAULTS, etag=blade.view.get("etag", ""))
+        return _form(blade, values, FormErrors(), None)
 
     @app.get(BASE + "/{probe}/edit", include_in_schema=False, response_class=HTMLResponse)
     def probe_edit(
         request: Request, subscription: str, resource_group: str, name: str, probe: str
     ) -> Response:
-        session, gateway_id, view = portal.opened(request, subscription, resource_group, name)
-        existing = _existing(view, probe)
-        values = _values_of(view, existing)
-        return _form(portal, request, session, gateway_id, view, values, FormErrors(), existing)
+        blade = portal.opened(request, subscription, resource_group, name, SCREEN)
+        existing = _existing(blade.view, probe)
+        return _form(blade, _values_of(blade.view, existing), FormErrors(), existing)
 
     @app.post(BASE + "/add", include_in_schema=False, response_class=HTMLResponse)
     async def probe_add_post(
@@ -162,27 +160,15 @@ def register(app: FastAPI, portal: Portal) -> None:
     def probe_delete_page(
         request: Request, subscription: str, resource_group: str, name: str, probe: str
     ) -> Response:
-        session, gateway_id, view = portal.opened(request, subscription, resource_group, name)
-        existing = _existing(view, probe)
-        return portal.page(
-            request,
-            session,
-            gateway_id,
-            view,
-            SCREEN,
-            "probes_delete.html",
-            probe=existing["name"],
-        )
+        blade = portal.opened(request, subscription, resource_group, name, SCREEN)
+        return blade.page("probes_delete.html", probe=_existing(blade.view, probe)["name"])
 
     @app.post(BASE + "/{probe}/delete", include_in_schema=False, response_class=HTMLResponse)
     async def probe_delete(
         request: Request, subscription: str, resource_group: str, name: str, probe: str
     ) -> Response:
-        session = portal.session(request)
-        form = await portal.form(request, session)
-        gateway_id, view = await run_in_threadpool(
-            portal.gateway, subscription, resource_group, name
-        )
+        blade, form = await _submitted(portal, request, subscription, resource_group, name)
+        view = blade.view
         existing = _existing(view, probe)
         errors = FormErrors()
         etag = text(form, "etag")
@@ -192,7 +178,7 @@ def register(app: FastAPI, portal: Portal) -> None:
                 "The application gateway was changed since this page was shown, so nothing was "
                 "deleted. Check the list and delete again.",
             )
-            return _list(portal, request, session, gateway_id, view, errors, status=412)
+            return _list(blade, errors, status=412)
         users = _settings_using(view, existing["name"])
         if users:
             errors.add(
@@ -201,35 +187,34 @@ def register(app: FastAPI, portal: Portal) -> None:
                 f"{', '.join(repr(u) for u in users)}. Choose another probe (or none) for those "
                 "settings first, then delete the probe.",
             )
-            return _list(portal, request, session, gateway_id, view, errors, status=409)
+            return _list(blade, errors, status=409)
         document = copy_of(view)
         document["properties"]["probes"] = [
             p
             for p in document["properties"].get("probes", [])
             if p["name"].casefold() != existing["name"].casefold()
         ]
-        errors = await run_in_threadpool(
-            portal.save, session, gateway_id, document, lambda _r, _p: None, request
-        )
+        errors = await run_in_threadpool(blade.save, document, lambda _r, _p: None)
         if errors:
-            return _list(portal, request, session, gateway_id, view, errors, status=400)
-        session.flash.append(f"Deleted the health probe '{existing['name']}'.")
-        return redirect(gateway_url(gateway_id, SCREEN))
+            return _list(blade, errors, status=400)
+        return blade.done(f"Deleted the health probe '{existing['name']}'.")
+
+
+async def _submitted(
+    portal: Portal, request: Request, subscription: str, resource_group: str, name: str
+) -> tuple[Blade, FormData]:
+    """Portal.submitted, with the gateway read off the event loop (a Test waits on probes)."""
+    session = portal.session(request)
+    form = await portal.form(request, session)
+    gateway_id, view = await run_in_threadpool(portal.gateway, subscription, resource_group, name)
+    return Blade(portal, request, session, gateway_id, view, SCREEN), form
 
 
 # --- pages ---------------------------------------------------------------------------------------
 
 
-def _list(
-    portal: Portal,
-    request: Request,
-    session: Session,
-    gateway_id: GatewayId,
-    view: dict[str, Any],
-    errors: FormErrors,
-    *,
-    status: int = 200,
-) -> Response:
+def _list(blade: Blade, errors: FormErrors, *, status: int = 200) -> Response:
+    view = blade.view
     rows = []
     for probe in view["properties"].get("probes", []):
         p = probe["properties"]
@@ -251,39 +236,20 @@ def _list(
                 "settings": _settings_using(view, probe["name"]),
             }
         )
-    return portal.page(
-        request,
-        session,
-        gateway_id,
-        view,
-        SCREEN,
-        "probes.html",
-        status=status,
-        rows=rows,
-        errors=errors,
-    )
+    return blade.page("probes.html", status=status, rows=rows, errors=errors)
 
 
 def _form(
-    portal: Portal,
-    request: Request,
-    session: Session,
-    gateway_id: GatewayId,
-    view: dict[str, Any],
+    blade: Blade,
     values: dict[str, str],
     errors: FormErrors,
     existing: dict[str, Any] | None,
     *,
     status: int = 200,
 ) -> Response:
-    url = gateway_url(gateway_id, SCREEN)
+    url = blade.url
     action = f"{url}/{existing['name']}/edit" if existing else f"{url}/add"
-    return portal.page(
-        request,
-        session,
-        gateway_id,
-        view,
-        SCREEN,
+    return blade.page(
         "probes_form.html",
         status=status,
         values=values,
@@ -291,7 +257,7 @@ def _form(
         editing=existing is not None,
         action=action,
         list_url=url,
-        settings_options=_settings_options(view, existing["name"] if existing else None),
+        settings_options=_settings_options(blade.view, existing["name"] if existing else None),
     )
 
 
@@ -303,18 +269,15 @@ async def _submit(
     name: str,
     probe_name: str | None,
 ) -> Response:
-    session = portal.session(request)
-    form = await portal.form(request, session)
-    gateway_id, view = await run_in_threadpool(portal.gateway, subscription, resource_group, name)
+    blade, form = await _submitted(portal, request, subscription, resource_group, name)
+    gateway_id, view = blade.gateway_id, blade.view
     existing = _existing(view, probe_name) if probe_name is not None else None
     values = _values_from(form, existing)
     action = text(form, "action", "save")
     v2 = is_v2(view)
 
     def again(errors: FormErrors, status: int = 400) -> Response:
-        return _form(
-            portal, request, session, gateway_id, view, values, errors, existing, status=status
-        )
+        return _form(blade, values, errors, existing, status=status)
 
     if action == "back":
         return again(FormErrors(), 200)
@@ -333,12 +296,7 @@ async def _submit(
         results, errors = await run_in_threadpool(_test, portal, gateway_id, view, values, built)
         if errors:
             return again(errors)
-        return portal.page(
-            request,
-            session,
-            gateway_id,
-            view,
-            SCREEN,
+        return blade.page(
             "probes_test.html",
             values=values,
             fields=FIELDS,
@@ -374,12 +332,11 @@ async def _submit(
             return "name"
         return None
 
-    errors = await run_in_threadpool(portal.save, session, gateway_id, document, mapping, request)
+    errors = await run_in_threadpool(blade.save, document, mapping)
     if errors:
         return again(errors)
     verb = "Saved" if existing else "Added"
-    session.flash.append(f"{verb} the health probe '{values['name']}'.")
-    return redirect(gateway_url(gateway_id, SCREEN))
+    return blade.done(f"{verb} the health probe '{values['name']}'.")
 
 
 # --- the form -------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from appgw.model.ids import GatewayId
 from appgw.portal.common import (
+    Blade,
     CertificateChoice,
     FormErrors,
     Portal,
@@ -47,9 +48,9 @@ def register(app: FastAPI, portal: Portal) -> None:
     def settings_list(
         request: Request, subscription: str, resource_group: str, name: str
     ) -> Response:
-        session, gateway_id, view = portal.opened(request, subscription, resource_group, name)
+        blade = portal.opened(request, subscription, resource_group, name, SCREEN)
         rows = []
-        for item in view["properties"]["backendHttpSettingsCollection"]:
+        for item in blade.view["properties"]["backendHttpSettingsCollection"]:
             p = item["properties"]
             certificates = [
                 name_of(ref_)
@@ -69,20 +70,19 @@ def register(app: FastAPI, portal: Portal) -> None:
                     or ("Well-known CA" if p.get("protocol") == "Https" else ""),
                 }
             )
-        return portal.page(request, session, gateway_id, view, SCREEN, "settings.html", rows=rows)
+        return blade.page("settings.html", rows=rows)
 
     @app.get(PATH + "/edit", include_in_schema=False, response_class=HTMLResponse)
     def edit_page(
         request: Request, subscription: str, resource_group: str, name: str, settings: str = ""
     ) -> Response:
-        session, gateway_id, view = portal.opened(request, subscription, resource_group, name)
-        return _form(portal, request, session, gateway_id, view, _values(view, settings), None)
+        blade = portal.opened(request, subscription, resource_group, name, SCREEN)
+        return _form(blade, _values(blade.view, settings), None)
 
     @app.post(PATH + "/edit", include_in_schema=False)
     async def save(request: Request, subscription: str, resource_group: str, name: str) -> Response:
-        session, form, gateway_id, view = await portal.submitted(
-            request, subscription, resource_group, name
-        )
+        blade, form = await portal.submitted(request, subscription, resource_group, name, SCREEN)
+        gateway_id, view = blade.gateway_id, blade.view
         values = {key: text(form, key) for key in _FIELDS}
         for flag in ("validate_chain", "validate_sni"):
             values[flag] = "on" if text(form, flag) else ""
@@ -101,7 +101,7 @@ def register(app: FastAPI, portal: Portal) -> None:
         if https and not (v2 and values["well_known"] == "yes"):
             certificate_name = await CER.read(form, document, collection, errors)
         if errors:
-            return _form(portal, request, session, gateway_id, view, values, errors)
+            return _form(blade, values, errors)
         existing = find_child(view, "backendHttpSettingsCollection", settings_name)
         properties: dict[str, Any] = {
             key: value
@@ -150,13 +150,10 @@ def register(app: FastAPI, portal: Portal) -> None:
             "backendHttpSettingsCollection",
             {"name": settings_name, "properties": properties},
         )
-        errors = portal.save(
-            session, gateway_id, document, _mapping(settings_name, certificate_name), request
-        )
+        errors = blade.save(document, _mapping(settings_name, certificate_name))
         if errors:
-            return _form(portal, request, session, gateway_id, view, values, errors)
-        session.flash.append(f"Backend settings '{settings_name}' saved.")
-        return redirect(gateway_url(gateway_id, SCREEN))
+            return _form(blade, values, errors)
+        return blade.done(f"Backend settings '{settings_name}' saved.")
 
 
 _FIELDS = (
@@ -235,23 +232,11 @@ def _values(view: dict[str, Any], name: str) -> dict[str, str]:
     return values
 
 
-def _form(
-    portal: Portal,
-    request: Request,
-    session: Any,
-    gateway_id: GatewayId,
-    view: dict[str, Any],
-    values: dict[str, str],
-    errors: FormErrors | None,
-) -> Response:
-    props = view["properties"]
-    collection = "trustedRootCertificates" if is_v2(view) else "authenticationCertificates"
-    return portal.page(
-        request,
-        session,
-        gateway_id,
-        view,
-        SCREEN,
+def _form(blade: Blade, values: dict[str, str], errors: FormErrors | None) -> Response:
+    props = blade.view["properties"]
+    v2 = is_v2(blade.view)
+    collection = "trustedRootCertificates" if v2 else "authenticationCertificates"
+    return blade.page(
         "settings_form.html",
         values=values,
         errors=errors,
