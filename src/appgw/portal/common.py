@@ -328,7 +328,7 @@ class ChildScreen(Generic[Form]):
     form_of_child: Callable[[dict[str, Any], dict[str, Any]], Form]
     # The posted form; the child's name comes from the URL when editing.
     form_of_post: Callable[[FormData, str | None], Form]
-    name_of: Callable[[Form], str]
+    child_name: Callable[[Form], str]  # the name the form gives the child
     # Writes the form into the document (the previous child, if editing); says where problems go.
     apply: Callable[[dict[str, Any], GatewayId, Form, dict[str, Any] | None], FieldMapping]
     # Problems of the form itself, found before anything is sent to the service.
@@ -373,7 +373,7 @@ class ChildScreen(Generic[Form]):
                 errors = blade.save(document, self.apply(document, gateway_id, form, previous))
             if errors:
                 return editor(blade, form, adding=previous is None, etag=etag, errors=errors)
-            return blade.done(f"Saved {self.noun} '{self.name_of(form)}'.")
+            return blade.done(f"Saved {self.noun} '{self.child_name(form)}'.")
 
         def require(view: dict[str, Any], child: str) -> dict[str, Any]:
             return require_child(view, self.collection, child, self.noun)

@@ -586,7 +586,7 @@ BLADE = ChildScreen(
     blank_form=RuleForm,
     form_of_child=RuleForm.of_rule,
     form_of_post=RuleForm.of_form,
-    name_of=lambda rule_form: rule_form.name,
+    child_name=lambda rule_form: rule_form.name,
     apply=_save,
     delete_also=_delete_own_targets,
 )
