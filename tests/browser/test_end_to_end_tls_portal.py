@@ -60,6 +60,24 @@ def files(tmp_path: Path, ca: trustme.CA, backend_ca: trustme.CA) -> dict[str, P
     return paths
 
 
+def save_https_listener(page: Page, pfx: Path, password: str) -> None:
+    """On the listener form: HTTPS with the uploaded PFX as appGatewaySslCert, then Save."""
+    page.get_by_label("HTTPS").check()
+    page.get_by_label("PFX certificate file").set_input_files(str(pfx))
+    page.get_by_label("Certificate name").fill("appGatewaySslCert")
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Save").click()
+
+
+def trust_uploaded_cer(page: Page, cer: Path) -> None:
+    """On the backend settings form: HTTPS trusting a new uploaded root, backendRoot."""
+    page.get_by_label("HTTPS").check()
+    page.get_by_label("No").first.check()  # Use well known CA certificate: No
+    page.get_by_label("Create new").check()
+    page.get_by_label("Name", exact=True).fill("backendRoot")
+    page.get_by_label("Upload CER certificate").set_input_files(str(cer))
+
+
 def test_enable_end_to_end_tls_for_an_existing_gateway(
     gateway: Gateway, page: Page, tmp_path: Path
 ) -> None:
@@ -94,22 +112,14 @@ def test_enable_end_to_end_tls_for_an_existing_gateway(
         page.get_by_role("link", name="Listeners").click()
         screenshot(page, "listeners")
         page.get_by_role("link", name="appGatewayHttpListener").click()
-        page.get_by_label("HTTPS").check()
-        page.get_by_label("PFX certificate file").set_input_files(str(uploads["pfx"]))
-        page.get_by_label("Certificate name").fill("appGatewaySslCert")
         # A wrong password first: the error sits on the password field and nothing is stored.
-        page.get_by_label("Password").fill("wrong-password")
-        page.get_by_role("button", name="Save").click()
+        save_https_listener(page, uploads["pfx"], "wrong-password")
         expect(page.locator("#cert_password-error")).to_contain_text("password")
         screenshot(page, "listener-wrong-password")
         with gateway.api() as api:
             stored = api.get(gateway_url()).json()
         assert stored["properties"]["sslCertificates"] == []
-        page.get_by_label("HTTPS").check()
-        page.get_by_label("PFX certificate file").set_input_files(str(uploads["pfx"]))
-        page.get_by_label("Certificate name").fill("appGatewaySslCert")
-        page.get_by_label("Password").fill("Portal1Pass")
-        page.get_by_role("button", name="Save").click()
+        save_https_listener(page, uploads["pfx"], "Portal1Pass")
         expect(page.get_by_role("status")).to_contain_text("saved")
         assert gateway.wait_current() == 2
         response = get(port, SITE, https=True, ca=ca)
@@ -119,23 +129,15 @@ def test_enable_end_to_end_tls_for_an_existing_gateway(
         page.get_by_role("link", name="Backend settings").click()
         screenshot(page, "backend-settings")
         page.get_by_role("link", name="appGatewayBackendHttpSettings").click()
-        page.get_by_label("HTTPS").check()
-        page.get_by_label("Backend port").fill(str(secure.port))
-        page.get_by_label("No").first.check()  # Use well known CA certificate: No
-        page.get_by_label("Create new").check()
-        page.get_by_label("Name", exact=True).fill("backendRoot")
         # A garbage file first: the error sits on the file field.
-        page.get_by_label("Upload CER certificate").set_input_files(str(uploads["garbage"]))
+        trust_uploaded_cer(page, uploads["garbage"])
+        page.get_by_label("Backend port").fill(str(secure.port))
         page.get_by_label("Override with specific domain name").check()
         page.get_by_label("Host name", exact=True).fill(BACKEND_NAME)
         page.get_by_role("button", name="Save").click()
         expect(page.locator("#cer_file-error")).to_contain_text("certificate")
         screenshot(page, "backend-settings-garbage-cer")
-        page.get_by_label("HTTPS").check()
-        page.get_by_label("No").first.check()
-        page.get_by_label("Create new").check()
-        page.get_by_label("Name", exact=True).fill("backendRoot")
-        page.get_by_label("Upload CER certificate").set_input_files(str(uploads["cer"]))
+        trust_uploaded_cer(page, uploads["cer"])
         page.get_by_role("button", name="Save").click()
         screenshot(page, "after-cer-save")
         expect(page.get_by_role("status")).to_contain_text("saved")
