@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -97,7 +99,7 @@ def test_a_gateway_written_through_one_instance_is_served_by_the_other(
 
         # Instance B's worker picks it up from the store and serves it on B's own address.
         wait_until(lambda: answered_by(ADDRESSES[1], port) == "first", what="B to serve it")
-        assert answered_by(ADDRESSES[0], port) == "first"
+        wait_until(lambda: answered_by(ADDRESSES[0], port) == "first", what="A to serve it")
         assert f"serving {gateway_id()} version 1" in servers[1].log_path.read_text()
 
         # A write through B (with A's etag) is what A's API returns and A's workers serve.
@@ -131,3 +133,22 @@ def test_a_gateway_written_through_one_instance_is_served_by_the_other(
             server.stop()
         first.stop()
         second.stop()
+
+
+def test_an_unreachable_store_stops_serve_with_a_clear_error(tmp_path: Path) -> None:
+    url = f"postgresql://appgw:Hunter2Secret@127.0.0.1:{free_port()}/appgw"
+    command = [sys.executable, "-m", "appgw", "serve", "--data-dir", str(tmp_path / "data"),
+               "--admin-listen", "127.0.0.1:0", "--store-url", url]  # fmt: skip
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(
+        "appgw: cannot open the store postgresql://appgw:***@127.0.0.1:"
+    )
+    assert "Traceback" not in result.stderr
+    assert "Hunter2Secret" not in result.stdout + result.stderr

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from appgw.control.auth import ensure_admin_token, hash_token
 from appgw.dataplane.follow import VersionFollower
+from appgw.store import sql
 from appgw.store.secrets import MasterKey, SecretsError
 from appgw.store.sql import (
     ActivityEvent,
@@ -344,6 +345,28 @@ def test_a_follower_never_misses_a_version_committed_late(store_url: str, key: M
     finally:
         for store in (slow, fast, reader):
             store.close()
+
+
+def test_a_writer_stalled_mid_transaction_does_not_block_the_others(
+    postgres: PostgresServer, key: MasterKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process frozen inside a write holds the write lock; the server ends its session."""
+    monkeypatch.setattr(sql, "IDLE_IN_TRANSACTION_TIMEOUT_MS", 300)
+    url = postgres.new_database()
+    stalled, other = SqlStore(url, key), SqlStore(url, key)
+    done: list[GatewayVersion] = []
+    try:
+        with pytest.raises(sa.exc.DBAPIError), stalled._write():  # its commit finds it ended
+            started = time.monotonic()
+            writer = threading.Thread(target=lambda: done.append(commit(other, "a")))
+            writer.start()
+            writer.join(10)
+            assert done, "a stalled writer blocked the others"
+            assert time.monotonic() - started >= 0.25, "the write lock was not held"
+        assert other.current(key_of("a")) is not None
+    finally:
+        stalled.close()
+        other.close()
 
 
 WRITER = """

@@ -35,6 +35,10 @@ _KEY_CHECK = b"appgw master key check"
 # works as long as all instances agree; advisory locks are per database, so stores in other
 # databases of one server do not contend.
 WRITE_LOCK_ID = 0x61707067
+# A session that goes quiet inside a transaction (its process frozen, its host cut off) would hold
+# the write lock until TCP notices, which can take hours; the server ends it after this instead.
+# Our own transactions never wait on anything but the database, for milliseconds.
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 30_000
 WAL_SWITCH_TRIES = 300  # 10 ms apart: 3 s, far more than the switch takes a competitor
 
 metadata = sa.MetaData()
@@ -163,7 +167,7 @@ class SqlStore:
             self._set_up()
         except sa.exc.OperationalError as error:
             self._engine.dispose()
-            shown = self._engine.url.render_as_string(hide_password=True)
+            shown = sa.engine.make_url(url).render_as_string(hide_password=True)  # as typed
             reason = str(error.orig).strip() if error.orig is not None else str(error)
             raise StoreError(f"cannot open the store {shown}: {reason}") from None
 
@@ -480,7 +484,18 @@ def _create_engine(url: str) -> Engine:
     backend = parsed.get_backend_name()
     if backend == "postgresql":
         # pre_ping: a connection the server dropped (restart, failover) is replaced, not failed.
-        return sa.create_engine(parsed, pool_pre_ping=True)
+        pg_engine = sa.create_engine(parsed, pool_pre_ping=True)
+
+        @event.listens_for(pg_engine, "connect")
+        def _postgresql_session(dbapi_connection: Any, _record: Any) -> None:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute(
+                    "SET idle_in_transaction_session_timeout = "
+                    f"{int(IDLE_IN_TRANSACTION_TIMEOUT_MS)}"
+                )
+            dbapi_connection.commit()  # a SET in a rolled-back transaction would not stay
+
+        return pg_engine
     if backend != "sqlite":
         shown = parsed.render_as_string(hide_password=True)
         raise StoreError(f"the store URL {shown} is neither sqlite:/// nor postgresql://")
