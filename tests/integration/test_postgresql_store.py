@@ -123,7 +123,7 @@ def test_plain_postgresql_urls_use_psycopg(postgres: PostgresServer, key: Master
             store.close()
 
 
-def test_unusable_store_urls_fail_clearly(key: MasterKey) -> None:
+def test_unusable_store_urls_fail_clearly(postgres: PostgresServer, key: MasterKey) -> None:
     with pytest.raises(StoreError, match="not a database URL"):
         SqlStore("not a url", key)
     with pytest.raises(StoreError, match="neither sqlite:/// nor postgresql://"):
@@ -133,6 +133,8 @@ def test_unusable_store_urls_fail_clearly(key: MasterKey) -> None:
         SqlStore(nothing_there, key)
     assert "Hunter2Secret" not in str(raised.value), "the database password was shown"
     assert "127.0.0.1" in str(raised.value)
+    with pytest.raises(StoreError, match='database "no_such_database" does not exist'):
+        SqlStore(postgres.url("no_such_database"), key)
 
 
 def test_a_store_opens_only_with_its_master_key(store_url: str, key: MasterKey) -> None:

@@ -165,7 +165,7 @@ class SqlStore:
         self._engine = _create_engine(url)
         try:
             self._set_up()
-        except sa.exc.OperationalError as error:
+        except sa.exc.DBAPIError as error:  # unreachable, no such database, no rights, ...
             self._engine.dispose()
             shown = sa.engine.make_url(url).render_as_string(hide_password=True)  # as typed
             reason = str(error.orig).strip() if error.orig is not None else str(error)
@@ -528,8 +528,8 @@ def _enable_wal(cursor: Any) -> None:
         try:
             cursor.execute("PRAGMA journal_mode=WAL")
             return
-        except sqlite3.OperationalError:
-            if attempt == WAL_SWITCH_TRIES - 1:
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt == WAL_SWITCH_TRIES - 1:
                 raise
             time.sleep(0.01)
 
