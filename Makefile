@@ -27,13 +27,17 @@ typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
 
 # The portal's browser tests drive Debian's Chromium (Playwright's own browser download does
-# not work here). Installed once; skipped when it is already there.
+# not work here); the shared-store tests start a throwaway PostgreSQL cluster with the server
+# binaries of Debian's postgresql. Each is installed once, only when missing.
 system-deps:
-	@test -x /usr/bin/chromium || { \
-	  echo "installing Debian's chromium for the browser tests"; \
+	@missing=""; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	test -z "$$missing" || { \
+	  echo "installing Debian's$$missing for the tests"; \
 	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
 	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; }
 
 pytest: $(STAMP) system-deps
 	$(BIN)/pytest -q $(PYTEST_ARGS)

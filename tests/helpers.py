@@ -256,8 +256,9 @@ class Api:
 
 
 @contextmanager
-def running_api(data_dir: Path) -> Iterator[Api]:
-    store = SqlStore(f"sqlite:///{data_dir / 'appgw.db'}", MasterKey.load_or_create(data_dir))
+def running_api(data_dir: Path, store_url: str | None = None) -> Iterator[Api]:
+    url = store_url or f"sqlite:///{data_dir / 'appgw.db'}"
+    store = SqlStore(url, MasterKey.load_or_create(data_dir))
     ensure_admin_token(store, {"APPGW_ADMIN_TOKEN": TOKEN})
     app = create_app(GatewayService(store))
     sock = socket.socket()

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import pytest
 
 from helpers import TOKEN, ServeProcess, start_serve
+from postgresql import postgres_fixture  # noqa: F401  (the session's PostgreSQL server)
 
 
 @pytest.fixture(scope="module")

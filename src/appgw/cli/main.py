@@ -95,6 +95,7 @@ def serve_command(
     from appgw.control.auth import TokenError
     from appgw.serve import ServeError, ServeOptions, serve
     from appgw.store.secrets import SecretsError
+    from appgw.store.sql import StoreError
 
     try:
         serve(
@@ -110,7 +111,7 @@ def serve_command(
                 demo_port=demo_port,
             )
         )
-    except (ServeError, SecretsError, TokenError) as error:
+    except (ServeError, SecretsError, StoreError, TokenError) as error:
         typer.echo(f"appgw: {error}", err=True)
         raise typer.Exit(2) from None
 

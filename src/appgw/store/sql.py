@@ -3,11 +3,19 @@
 Every accepted write is a new row in `gateway_versions` (history is never rewritten); the
 `gateways` row points at the current one. A write is one transaction, so a crash leaves either
 the old or the new version, never half of one. Secrets are stored encrypted, per version.
+
+Writes are serialised on both engines (SQLite: BEGIN IMMEDIATE; PostgreSQL: one transaction-scoped
+advisory lock taken before anything is read or a seq is drawn). That is what lets followers read
+"everything after seq N": seq order is commit order, so a version never becomes visible after a
+higher seq was already seen. It also makes read-check-write sequences (preconditions, creating a
+gateway, schema setup by instances starting together) race-free without retry loops.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -23,6 +31,15 @@ from appgw.store.secrets import MasterKey, SecretsError
 
 SCHEMA_VERSION = "1"
 _KEY_CHECK = b"appgw master key check"
+# The PostgreSQL advisory lock every write transaction holds ("appg" in ASCII): any constant
+# works as long as all instances agree; advisory locks are per database, so stores in other
+# databases of one server do not contend.
+WRITE_LOCK_ID = 0x61707067
+# A session that goes quiet inside a transaction (its process frozen, its host cut off) would hold
+# the write lock until TCP notices, which can take hours; the server ends it after this instead.
+# Our own transactions never wait on anything but the database, for milliseconds.
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 30_000
+WAL_SWITCH_TRIES = 300  # 10 ms apart: 3 s, far more than the switch takes a competitor
 
 metadata = sa.MetaData()
 
@@ -96,6 +113,10 @@ tokens_table = sa.Table(
 )
 
 
+class StoreError(Exception):
+    """The store URL is unusable or the database cannot be reached; the text says which."""
+
+
 class PreconditionFailed(Exception):
     """The caller's If-Match / If-None-Match does not hold for the current version."""
 
@@ -142,35 +163,57 @@ class SqlStore:
         self.url = url
         self._key = master_key
         self._engine = _create_engine(url)
-        metadata.create_all(self._engine)
-        self._check_master_key()
+        try:
+            self._set_up()
+        except sa.exc.DBAPIError as error:  # unreachable, no such database, no rights, ...
+            self._engine.dispose()
+            shown = sa.engine.make_url(url).render_as_string(hide_password=True)  # as typed
+            reason = str(error.orig).strip() if error.orig is not None else str(error)
+            raise StoreError(f"cannot open the store {shown}: {reason}") from None
+
+    @property
+    def dialect(self) -> str:
+        """'sqlite' or 'postgresql'."""
+        return self._engine.dialect.name
 
     def close(self) -> None:
         self._engine.dispose()
 
     # --- setup ----------------------------------------------------------------------------------
 
-    def _check_master_key(self) -> None:
-        """Refuse to start with a key the stored secrets were not written with."""
+    def _set_up(self) -> None:
+        """Create the schema and the master-key check row, once, even with several instances.
+
+        Under the write lock: instances starting together would otherwise both see no tables
+        (or no check row) and both create them, and one would fail. PostgreSQL and SQLite both
+        run DDL inside transactions, so the loser waits and then finds everything in place.
+        """
         with self._write() as conn:
-            row = conn.execute(
-                sa.select(meta_table.c.value).where(meta_table.c.key == "key_check")
-            ).first()
-            if row is None:
-                conn.execute(
-                    meta_table.insert(),
-                    [
-                        {"key": "key_check", "value": self._key.encrypt(_KEY_CHECK, b"meta")},
-                        {"key": "schema_version", "value": SCHEMA_VERSION.encode()},
-                    ],
-                )
-                return
-        if self._key.decrypt(row.value, b"meta") != _KEY_CHECK:
+            metadata.create_all(conn)
+            self._check_master_key(conn)
+
+    def _check_master_key(self, conn: Connection) -> None:
+        """Refuse to start with a key the stored secrets were not written with."""
+        row = conn.execute(
+            sa.select(meta_table.c.value).where(meta_table.c.key == "key_check")
+        ).first()
+        if row is None:
+            conn.execute(
+                meta_table.insert(),
+                [
+                    {"key": "key_check", "value": self._key.encrypt(_KEY_CHECK, b"meta")},
+                    {"key": "schema_version", "value": SCHEMA_VERSION.encode()},
+                ],
+            )
+        elif self._key.decrypt(row.value, b"meta") != _KEY_CHECK:
             raise SecretsError("the master key check value is corrupt")
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
+        """A write transaction; it runs alone (see the module docstring)."""
         with self._engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(WRITE_LOCK_ID)))
             yield conn
 
     # --- gateway versions -----------------------------------------------------------------------
@@ -215,8 +258,10 @@ class SqlStore:
         """Append a version and make it current, atomically checking the preconditions."""
         subscription, resource_group = _scope_of(resource_id)
         with self._write() as conn:
+            # No row lock needed: the write lock already keeps other writers out (also the one
+            # creating this very gateway, which a row lock could not, as there is no row yet).
             gateway = conn.execute(
-                sa.select(gateways_table).where(gateways_table.c.key == key).with_for_update()
+                sa.select(gateways_table).where(gateways_table.c.key == key)
             ).first()
             current = self._current(conn, key) if gateway is not None else None
             _check_preconditions(current, if_match, if_none_match)
@@ -335,7 +380,7 @@ class SqlStore:
             conn.execute(
                 activity_table.insert().values(
                     event_id=event_.event_id,
-                    time=event_.time,
+                    time=_utc(event_.time),
                     caller=event_.caller,
                     source_ip=event_.source_ip,
                     operation=event_.operation,
@@ -358,12 +403,13 @@ class SqlStore:
                 )
             )
         if since is not None:
-            query = query.where(activity_table.c.time >= since)
+            # UTC like the stored values: SQLite compares them as text.
+            query = query.where(activity_table.c.time >= _utc(since))
         with self._engine.connect() as conn:
             return [
                 ActivityEvent(
                     event_id=row.event_id,
-                    time=_aware(row.time),
+                    time=_utc(row.time),
                     caller=row.caller,
                     source_ip=row.source_ip,
                     operation=row.operation,
@@ -407,6 +453,11 @@ class SqlStore:
 
     def add_token(self, token_hash: str, name: str) -> None:
         with self._write() as conn:
+            # Instances starting together with one APPGW_ADMIN_TOKEN each add it: once is enough.
+            if conn.execute(
+                sa.select(tokens_table.c.name).where(tokens_table.c.token_hash == token_hash)
+            ).first():
+                return
             conn.execute(
                 tokens_table.insert().values(token_hash=token_hash, name=name, created_at=utcnow())
             )
@@ -420,16 +471,42 @@ class SqlStore:
 
 
 def _create_engine(url: str) -> Engine:
-    if not url.startswith("sqlite"):
-        return sa.create_engine(url, pool_pre_ping=True)
-    engine = sa.create_engine(url, connect_args={"timeout": 30})
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        raise StoreError(
+            "the store URL is not a database URL; use sqlite:///PATH or "
+            "postgresql://USER@HOST:PORT/DATABASE"
+        ) from None
+    if parsed.drivername in {"postgresql", "postgres"}:
+        # Users type the plain form; psycopg 3 is the driver appgw ships and is tested with.
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        # pre_ping: a connection the server dropped (restart, failover) is replaced, not failed.
+        pg_engine = sa.create_engine(parsed, pool_pre_ping=True)
+
+        @event.listens_for(pg_engine, "connect")
+        def _postgresql_session(dbapi_connection: Any, _record: Any) -> None:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute(
+                    "SET idle_in_transaction_session_timeout = "
+                    f"{int(IDLE_IN_TRANSACTION_TIMEOUT_MS)}"
+                )
+            dbapi_connection.commit()  # a SET in a rolled-back transaction would not stay
+
+        return pg_engine
+    if backend != "sqlite":
+        shown = parsed.render_as_string(hide_password=True)
+        raise StoreError(f"the store URL {shown} is neither sqlite:/// nor postgresql://")
+    engine = sa.create_engine(parsed, connect_args={"timeout": 30})
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy issue BEGIN itself (below) so writers can take the lock up front.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _enable_wal(cursor)
         # FULL: a commit is on disk before we acknowledge it, so kill -9 or power loss keeps it.
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -442,6 +519,19 @@ def _create_engine(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _enable_wal(cursor: Any) -> None:
+    # Switching a new database to WAL needs it to itself, and SQLite answers "locked" at once
+    # instead of waiting: processes opening a new store together retry for a moment.
+    for attempt in range(WAL_SWITCH_TRIES):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt == WAL_SWITCH_TRIES - 1:
+                raise
+            time.sleep(0.01)
 
 
 def _check_preconditions(
@@ -490,9 +580,10 @@ def _decode_secrets(blob: bytes) -> dict[str, Any]:
     return value
 
 
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything we store is UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+def _utc(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes (we store UTC); PostgreSQL aware ones in the session's
+    # time zone, which is the server's unless the client sets one. Callers always get UTC.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _version_from_row(row: Any) -> GatewayVersion:
@@ -504,6 +595,6 @@ def _version_from_row(row: Any) -> GatewayVersion:
         document=json.loads(row.document),
         operational_state=row.operational_state,
         deleted=bool(row.deleted),
-        created_at=_aware(row.created_at),
+        created_at=_utc(row.created_at),
         actor=row.actor,
     )

@@ -1,0 +1,114 @@
+"""A throwaway PostgreSQL server for the tests: its own cluster in a temp dir, 127.0.0.1 only.
+
+initdb refuses to run as root, so as root the server runs as the `postgres` OS user (which the
+Debian package creates). Missing server binaries fail the tests with the fix, never skip them:
+`make test` installs the package (target system-deps).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from backends import free_port
+
+INITDB_GLOB = "/usr/lib/postgresql/*/bin/initdb"
+SERVER_USER = "postgres"
+# A zone with a half-hour offset: any datetime the store hands back un-normalised shows up.
+SERVER_TIME_ZONE = "Asia/Kolkata"
+START_TRIES = 3  # the free port can be taken between choosing it and the server binding it
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    port: int
+    root: Path
+
+    def url(self, database: str = "postgres") -> str:
+        """In the form users type: the store maps it to the psycopg driver itself."""
+        return f"postgresql://{SERVER_USER}@127.0.0.1:{self.port}/{database}"
+
+    def new_database(self) -> str:
+        """A fresh, empty database; its URL. Cheaper than a cluster per test."""
+        name = f"appgw_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.url(), autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+
+def bin_dir() -> Path:
+    found = sorted(glob.glob(INITDB_GLOB), key=lambda path: int(Path(path).parts[-3]))
+    if not found:
+        pytest.fail(
+            f"PostgreSQL server binaries not found ({INITDB_GLOB}): the PostgreSQL store tests "
+            "need them; run 'make system-deps' (it apt-installs the postgresql package)",
+            pytrace=False,
+        )
+    return Path(found[-1]).parent
+
+
+def _as_server_user() -> list[str]:
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("runuser") is None:
+        pytest.fail("running as root without runuser: cannot start PostgreSQL", pytrace=False)
+    return ["runuser", "-u", SERVER_USER, "--"]
+
+
+def _run(command: list[str]) -> None:
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}")
+
+
+@contextmanager
+def running_postgres() -> Iterator[PostgresServer]:
+    binaries = bin_dir()
+    prefix = _as_server_user()
+    root = Path(tempfile.mkdtemp(prefix="appgw-pg-"))
+    if prefix:
+        shutil.chown(root, SERVER_USER, SERVER_USER)
+    data = root / "data"
+    log = root / "server.log"
+    # Trust, and only from 127.0.0.1 (no Unix socket, no other address): a test cluster.
+    _run([*prefix, str(binaries / "initdb"), "-D", str(data), "-U", SERVER_USER,
+          "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"])  # fmt: skip
+    (data / "pg_hba.conf").write_text("host all all 127.0.0.1/32 trust\n")
+    pg_ctl = [*prefix, str(binaries / "pg_ctl"), "-D", str(data), "-l", str(log)]
+    for attempt in range(START_TRIES):
+        port = free_port()
+        # Durability off: the cluster is thrown away, and the tests are about concurrency.
+        options = (
+            f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories='' "
+            f"-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            f"-c timezone={SERVER_TIME_ZONE} -c max_connections=200"
+        )
+        try:
+            _run([*pg_ctl, "-w", "-t", "30", "-o", options, "start"])
+            break
+        except RuntimeError:
+            if attempt == START_TRIES - 1:
+                shutil.rmtree(root, ignore_errors=True)
+                raise RuntimeError(f"PostgreSQL did not start:\n{log.read_text()}") from None
+    try:
+        yield PostgresServer(port, root)
+    finally:
+        _run([*pg_ctl, "-m", "immediate", "stop"])
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", name="postgres")
+def postgres_fixture() -> Iterator[PostgresServer]:
+    with running_postgres() as server:
+        yield server
