@@ -136,7 +136,8 @@ class Snapshot:
     custom_errors: Mapping[int, str] = field(default_factory=dict)
     # (member address, port) of every backend a rule can send to: what upstream pools keep.
     backend_addresses: frozenset[tuple[str, int]] = frozenset()
-    # Every pool + settings pair a rule can send to (what draining compares across versions).
+    # One target per pool + settings pair a rule can send to (what draining compares across
+    # versions; the first rule using the pair names it).
     forward_targets: tuple[ForwardTarget, ...] = ()
     # What the health monitor probes: one entry per (pool, settings) pair a rule uses.
     probe_specs: tuple[ProbeSpec, ...] = ()
