@@ -392,28 +392,32 @@ def certs_for(shape: Shape, certs: Certificates) -> Certificates:
 # --- (b) compile time in-process ------------------------------------------------------------------
 
 
-def compile_seconds(document: dict[str, Any], repeat: int) -> tuple[float, float]:
-    """(validation as the API does it, compile_gateway incl. its own validation); best of n."""
-    from appgw.compile.gateway import compile_gateway
+def compile_seconds(document: dict[str, Any], repeat: int) -> tuple[float, float, float]:
+    """(validation as the API does it, compile_gateway cold: every PFX decrypted, compile_gateway
+    warm: certificates known from the previous version, best of `repeat`)."""
+    from appgw.compile import gateway as compiler
     from appgw.model.resource import ApplicationGateway
 
-    names = [item["name"] for item in document["properties"]["sslCertificates"]]
     blobs = {item["name"]: item["properties"] for item in document["properties"]["sslCertificates"]}
     secrets = {
         "sslCertificates": {
-            name: {"pfx": blobs[name]["data"], "password": blobs[name]["password"]}
-            for name in names
+            name: {"pfx": blob["data"], "password": blob["password"]}
+            for name, blob in blobs.items()
         }
     }
-    validate, compiled = [], []
+    start = time.perf_counter()
+    ApplicationGateway.model_validate(document)
+    validate = time.perf_counter() - start
+    compiler._pfx_contexts.clear()  # cold: as a first upload, or a process that just started
+    start = time.perf_counter()
+    compiler.compile_gateway(document, secrets, gateway_id=GATEWAY_ID)
+    cold = time.perf_counter() - start
+    warm = []
     for _ in range(repeat):
         start = time.perf_counter()
-        ApplicationGateway.model_validate(document)
-        validate.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        compile_gateway(document, secrets, gateway_id=GATEWAY_ID)
-        compiled.append(time.perf_counter() - start)
-    return min(validate), min(compiled)
+        compiler.compile_gateway(document, secrets, gateway_id=GATEWAY_ID)
+        warm.append(time.perf_counter() - start)
+    return validate, cold, min(warm)
 
 
 # --- the gateway under test -----------------------------------------------------------------------
@@ -442,15 +446,19 @@ class Serve:
         put_seconds = time.perf_counter() - start
         if response.status_code not in (200, 201):
             raise RuntimeError(f"PUT refused ({response.status_code}): {response.text[:2000]}")
+        # Every commit adds one version; the worker logs each one it serves.
+        version = self.applied = self.applied + 1
+        marker = f"serving {GATEWAY_ID} version {version}\n"
+        wait_for(lambda: marker in self.log(), f"the worker to serve version {version}", 120)
+        serving = time.perf_counter() - start
         revisions = httpx.get(
             f"{self.base_url}{GATEWAY_ID}/revisions?api-version={API_VERSION}",
             headers=headers,
             timeout=30,
         ).json()
-        version = int(revisions["value"][-1]["version"])
-        marker = f"serving {GATEWAY_ID} version {version}"
-        wait_for(lambda: marker in self.log(), f"the worker to serve version {version}", 120)
-        return put_seconds, time.perf_counter() - start, version
+        if int(revisions["value"][-1]["version"]) != version:
+            raise RuntimeError(f"expected version {version}, the store has {revisions}")
+        return put_seconds, serving, version
 
 
 def start_serve(processes: Processes, work: Path) -> Serve:
@@ -551,23 +559,33 @@ frontend wrong
     return origin, wrong
 
 
-# --- (a) throughput ---------------------------------------------------------------------------------
+# --- (a) throughput -------------------------------------------------------------------------------
 
 
 @dataclass
 class WrkResult:
     requests_per_second: float
+    requests: int
     non_2xx: int
     errors: str
     latency_p50: str
     latency_p99: str
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (proc(5): fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_wrk(
     processes: Processes, hosts_file: Path, port: int, seconds: float, connections: int
 ) -> WrkResult:
     url = f"https://{HIT_HOST}:{port}{HIT_PATH}"
-    script = f"mount --bind {hosts_file} /etc/hosts && exec wrk -t1 -c{connections} -d{round(seconds)}s --latency {url}"
+    script = (
+        f"mount --bind {hosts_file} /etc/hosts && "
+        f"exec wrk -t1 -c{connections} -d{round(seconds)}s --latency {url}"
+    )
     process = processes.start(
         ["taskset", "-c", LOAD_CPU, "unshare", "--mount", "sh", "-c", script],
         stdout=subprocess.PIPE,
@@ -585,8 +603,10 @@ def run_wrk(
     errors = re.search(r"Socket errors:.*", output)
     p50 = re.search(r"^\s+50%\s+(\S+)", output, re.M)
     p99 = re.search(r"^\s+99%\s+(\S+)", output, re.M)
+    total = re.search(r"(\d+) requests in", output)
     return WrkResult(
         float(rate[1]),
+        int(total[1]) if total else 0,
         int(non_2xx[1]) if non_2xx else 0,
         errors[0] if errors else "",
         p50[1] if p50 else "?",
@@ -594,7 +614,7 @@ def run_wrk(
     )
 
 
-# --- (c) idle TLS connections -----------------------------------------------------------------------
+# --- (c) idle TLS connections ---------------------------------------------------------------------
 
 
 def memory_kib(pid: int) -> dict[str, int]:
@@ -813,19 +833,22 @@ def run(
     progress("compile time in-process")
     compile_rows = []
     for shape, document in documents.items():
-        validate, compiled = compile_seconds(document, 1 if shape is AZURE_MAX else 3)
+        validate, cold, warm = compile_seconds(document, 1 if shape is AZURE_MAX else 3)
         size = len(json.dumps(document))
-        compile_rows.append((shape, size, validate, compiled))
+        compile_rows.append((shape, size, validate, cold, warm))
     progress("starting appgw serve --workers 1")
     serve = start_serve(processes, work)
     applies: dict[Shape, list[tuple[float, float]]] = {ONE_SITE: [], SCALED: []}
     rates: dict[Shape, list[WrkResult]] = {ONE_SITE: [], SCALED: []}
+    # Worker CPU per request: what the shape costs, whatever else shares the machine.
+    costs: dict[Shape, list[float]] = {ONE_SITE: [], SCALED: []}
     for round_index in range(args.rounds):
         for shape in (ONE_SITE, SCALED):
             put, total, version = serve.apply(documents[shape])
             applies[shape].append((put, total))
             progress(
-                f"round {round_index + 1}: {shape.sites} site(s) v{version} applied in {total:.2f} s; warm-up"
+                f"round {round_index + 1}: {shape.sites} site(s) v{version} applied in "
+                f"{total:.2f} s (PUT {put:.2f} s); warm-up"
             )
             run_wrk(processes, hosts_file, port, 2, args.connections)
             spy = None
@@ -852,7 +875,10 @@ def run(
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
+            cpu_before = cpu_seconds(serve.worker_pid)
             result = run_wrk(processes, hosts_file, port, args.seconds, args.connections)
+            cpu = cpu_seconds(serve.worker_pid) - cpu_before
+            costs[shape].append(cpu / max(result.requests, 1) * 1e6)
             if spy is not None:
                 spy.wait(30)
                 processes.stop(spy)
@@ -861,7 +887,10 @@ def run(
                     f"wrk saw failures ({result.non_2xx} non-2xx, {result.errors}): misrouted?"
                 )
             rates[shape].append(result)
-            progress(f"  {result.requests_per_second:.0f} req/s")
+            progress(
+                f"  {result.requests_per_second:.0f} req/s, worker {costs[shape][-1]:.0f} us CPU "
+                f"per request ({cpu / args.seconds:.0%} of a CPU)"
+            )
     progress(f"idle TLS connections: {targets}")
     idle = measure_idle(processes, serve, port, ca_file, targets)
     worker_limit = Path(f"/proc/{serve.worker_pid}/limits").read_text()
@@ -877,6 +906,7 @@ def run(
     one = [r.requests_per_second for r in rates[ONE_SITE]]
     many = [r.requests_per_second for r in rates[SCALED]]
     ratios = [b / a for a, b in zip(one, many, strict=True)]
+    cost_ratios = [a / b for a, b in zip(costs[ONE_SITE], costs[SCALED], strict=True)]
     report.add("### Scale (bench/scale.py)")
     report.add()
     report.add(
@@ -886,35 +916,37 @@ def run(
         "(last listener, last path rule); backend HTTP."
     )
     report.add()
-    report.add("| gateway | req/s per round | median req/s | p50 / p99 latency (last round) |")
-    report.add("| --- | --- | --- | --- |")
+    report.add(
+        "| gateway | req/s per round | median req/s | worker CPU us / request per round "
+        "| median us / request | p50 / p99 latency (last round) |"
+    )
+    report.add("| --- | --- | --- | --- | --- | --- |")
     for shape in (ONE_SITE, SCALED):
         values = [r.requests_per_second for r in rates[shape]]
         last = rates[shape][-1]
         report.add(
             f"| {shape.label} | {', '.join(f'{v:.0f}' for v in values)} | "
-            f"{statistics.median(values):.0f} | {last.latency_p50} / {last.latency_p99} |"
+            f"{statistics.median(values):.0f} | {', '.join(f'{c:.0f}' for c in costs[shape])} | "
+            f"{statistics.median(costs[shape]):.0f} | {last.latency_p50} / {last.latency_p99} |"
         )
     report.add(
-        f"| **scaled / one site** | {', '.join(f'{r:.3f}' for r in ratios)} | "
-        f"**{statistics.median(ratios):.3f}** | target >= 0.90 |"
+        f"| **scaled / one site** (target >= 0.90) | {', '.join(f'{r:.3f}' for r in ratios)} | "
+        f"**{statistics.median(ratios):.3f}** | {', '.join(f'{r:.3f}' for r in cost_ratios)} "
+        f"| **{statistics.median(cost_ratios):.3f}** (one-site cost / scaled cost) | |"
     )
     report.add()
     report.add(
-        "| config apply | JSON | validate (in-process) | compile_gateway (in-process) | PUT | PUT -> worker serving |"
+        "| config apply | JSON | pydantic validation | compile_gateway cold / warm "
+        "| PUT (per apply, in order) | PUT -> worker serving (per apply) |"
     )
     report.add("| --- | --- | --- | --- | --- | --- |")
-    for shape, size, validate, compiled in compile_rows:
-        if shape in applies:
-            put = statistics.median(p for p, _ in applies[shape])
-            total = statistics.median(t for _, t in applies[shape])
-            measured = f"{put:.2f} s | {total:.2f} s"
-        elif azure_apply is not None:
-            measured = f"{azure_apply[0]:.2f} s | {azure_apply[1]:.2f} s"
-        else:
-            measured = "- | -"
+    for shape, size, validate, cold, warm in compile_rows:
+        runs = applies.get(shape) or ([azure_apply] if shape is AZURE_MAX and azure_apply else [])
+        puts = ", ".join(f"{put:.2f}" for put, _ in runs) or "-"
+        totals = ", ".join(f"{total:.2f}" for _, total in runs) or "-"
         report.add(
-            f"| {shape.label} | {size / 1e6:.1f} MB | {validate:.3f} s | {compiled:.3f} s | {measured} |"
+            f"| {shape.label} | {size / 1e6:.1f} MB | {validate:.3f} s "
+            f"| {cold:.3f} / {warm:.3f} s | {puts} s | {totals} s |"
         )
     report.add()
     report.add(
