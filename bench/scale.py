@@ -197,6 +197,9 @@ SCALED = Shape(
     AZURE_PATH_RULES,
     AZURE_POOL_MEMBERS,
 )
+# --breakdown: which of the dimensions costs what.
+SITES_ONLY = Shape("100 listeners/certificates (SNI), 100 path rules, 1 member", 100, 100, 1)
+MEMBERS_ONLY = Shape("1 listener, 1 path rule, 1,200 members", 1, 1, AZURE_POOL_MEMBERS)
 AZURE_MAX = Shape(
     "Azure's limits: 100 HTTPS + 100 redirect listeners, 100 x 100 path rules, "
     "100 pools x 1,200 members, 100 settings",
@@ -788,6 +791,9 @@ def main() -> int:
     parser.add_argument("--idle", default="2000,10000", help="idle TLS connections, cumulative")
     parser.add_argument("--quick", action="store_true", help="1 round of 3 s, 1,000 idle")
     parser.add_argument("--skip-azure-max-apply", action="store_true")
+    parser.add_argument(
+        "--breakdown", action="store_true", help="also 100 sites with 1 member, 1 site with 1,200"
+    )
     parser.add_argument("--py-spy", metavar="DIR", help="profile the worker during each run")
     args = parser.parse_args()
     if args.quick:
@@ -828,22 +834,25 @@ def run(
             origin=origin,
             wrong=wrong,
         )
-        for shape in (ONE_SITE, SCALED, AZURE_MAX)
+        for shape in (ONE_SITE, SCALED, SITES_ONLY, MEMBERS_ONLY, AZURE_MAX)
     }
     progress("compile time in-process")
     compile_rows = []
     for shape, document in documents.items():
+        if shape in (SITES_ONLY, MEMBERS_ONLY):
+            continue
         validate, cold, warm = compile_seconds(document, 1 if shape is AZURE_MAX else 3)
         size = len(json.dumps(document))
         compile_rows.append((shape, size, validate, cold, warm))
     progress("starting appgw serve --workers 1")
     serve = start_serve(processes, work)
-    applies: dict[Shape, list[tuple[float, float]]] = {ONE_SITE: [], SCALED: []}
-    rates: dict[Shape, list[WrkResult]] = {ONE_SITE: [], SCALED: []}
+    measured = (ONE_SITE, SCALED, *((SITES_ONLY, MEMBERS_ONLY) if args.breakdown else ()))
+    applies: dict[Shape, list[tuple[float, float]]] = {shape: [] for shape in measured}
+    rates: dict[Shape, list[WrkResult]] = {shape: [] for shape in measured}
     # Worker CPU per request: what the shape costs, whatever else shares the machine.
-    costs: dict[Shape, list[float]] = {ONE_SITE: [], SCALED: []}
+    costs: dict[Shape, list[float]] = {shape: [] for shape in measured}
     for round_index in range(args.rounds):
-        for shape in (ONE_SITE, SCALED):
+        for shape in measured:
             put, total, version = serve.apply(documents[shape])
             applies[shape].append((put, total))
             progress(
@@ -921,7 +930,7 @@ def run(
         "| median us / request | p50 / p99 latency (last round) |"
     )
     report.add("| --- | --- | --- | --- | --- | --- |")
-    for shape in (ONE_SITE, SCALED):
+    for shape in measured:
         values = [r.requests_per_second for r in rates[shape]]
         last = rates[shape][-1]
         report.add(
