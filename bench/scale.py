@@ -1,22 +1,30 @@
 #!/usr/bin/env python3
 """Scale benchmark of appgw (issue 7, deliverable 3): does the gateway slow down with work?
 
-  (a) Throughput of ONE worker (`appgw serve --workers 1`, worker pinned to CPU 0, wrk and the
-      origin on CPU 1) for a one-site gateway and for a gateway with 100 multi-site HTTPS
-      listeners (100 certificates, SNI), 100 path rules per listener and a pool of 1,200
-      members, where the request hits the last listener and its last path rule. Runs
-      alternate (one-site, scaled, one-site, ...) so the ratio survives a shared machine.
-  (b) Config apply time: compile alone in-process (`compile_gateway`) for those gateways and
-      for one at Azure's limits (spec §8), and end to end: PUT (validation + dry-run compile)
+  (a) Throughput of ONE worker (`appgw serve --workers 1`, worker pinned to CPU 0; wrk, the
+      HAProxy origin and the control plane on CPU 1) for a one-site gateway and for a gateway
+      with 100 multi-site HTTPS listeners (100 certificates, SNI), 100 path rules per listener
+      and a pool of 1,200 members (distinct 127/8 addresses), where the request hits the last
+      listener and its last path rule. Runs alternate (one site, scaled, one site, ...); besides
+      req/s the worker's CPU time per request is reported, which other load on a shared
+      machine disturbs far less than req/s. --breakdown adds 100 sites with 1 member and
+      1 site with 1,200 members, to tell the dimensions apart.
+  (b) Config apply time: validation and `compile_gateway` in-process (cold: every PFX
+      decrypted; warm: the certificates known), for those gateways and for one at Azure's
+      limits (spec §8: 100 HTTPS + 100 redirect listeners, 100 x 100 path rules, 100 pools x
+      1,200 members, 100 settings); and end to end: PUT (validation + dry-run compile + commit)
       until the worker logs "serving <gateway> version N".
-  (c) Memory per idle keep-alive TLS client connection: N TLS connections that completed one
-      request and stay idle; worker RSS/Pss (smaps_rollup) before and after, KiB each.
+  (c) Memory per idle keep-alive TLS client connection: 2,000 then 10,000 TLS connections
+      (a client process on CPU 1) that completed one request and stay idle; worker RSS and
+      Pss (smaps_rollup) before and after, KiB per connection; the worker's descriptors.
 
-Usage: python bench/scale.py [--quick] [--seconds S] [--rounds R] [--idle 2000,10000]
-Run from the repository root with the project's virtualenv (`make bench-scale`). Needs wrk,
-haproxy (the origin), taskset and unshare (wrk resolves the listener host names through a
-private /etc/hosts in its own mount namespace, so SNI and Host are the real names). Prints a
-markdown table. Every process it starts is stopped on exit, also on failure or Ctrl-C.
+Usage: python bench/scale.py [--quick] [--breakdown] [--seconds S] [--rounds R]
+                             [--idle 2000,10000] [--py-spy DIR] [--skip-azure-max-apply]
+Run from the repository root with the project's virtualenv (`make bench-scale`); about
+2.5 minutes (4 with --breakdown). Needs wrk, haproxy (the origin), taskset and unshare: wrk
+resolves the listener host name through a private /etc/hosts in its own mount namespace, so
+SNI and Host are the real names. Prints a markdown table on stdout, progress on stderr. Every
+process it starts is stopped on exit, also on failure, Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -583,8 +591,10 @@ def run_wrk(
         f"mount --bind {hosts_file} /etc/hosts && "
         f"exec wrk -t1 -c{connections} -d{round(seconds)}s --latency {url}"
     )
+    # Not root: a user namespace makes the private mount possible.
+    unshare = ["unshare", "--mount"] if os.geteuid() == 0 else ["unshare", "-r", "--mount"]
     process = processes.start(
-        ["taskset", "-c", LOAD_CPU, "unshare", "--mount", "sh", "-c", script],
+        ["taskset", "-c", LOAD_CPU, *unshare, "sh", "-c", script],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -850,7 +860,7 @@ def run(
             put, total, version = serve.apply(documents[shape])
             applies[shape].append((put, total))
             progress(
-                f"round {round_index + 1}: {shape.sites} site(s) v{version} applied in "
+                f"round {round_index + 1}: {shape.label}: v{version} applied in "
                 f"{total:.2f} s (PUT {put:.2f} s); warm-up"
             )
             run_wrk(processes, hosts_file, port, 2, args.connections)
@@ -971,7 +981,7 @@ def run(
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--hold-client":
+    if len(sys.argv) > 1 and sys.argv[1] == "--hold-client":  # (c)'s client process
         client_main(sys.argv[2:])
     else:
         sys.exit(main())
