@@ -592,7 +592,7 @@ class Exchange:
 
     def _healthy_members(self, target: ForwardTarget) -> tuple[BackendMember, ...]:
         # Filtered once per health-board change, not per request: a pool has up to 1,200
-        # members (Azure), and scanning them on every request cost 80 % of the throughput.
+        # members (Azure), and scanning them on every request cost most of the throughput.
         services = self.client.services
         members = target.pool.members
         if not services.unhealthy:
