@@ -446,7 +446,7 @@ def test_metrics_count_requests_across_workers(gateway: Gateway) -> None:
             nonlocal text
             with gateway.api() as api:
                 text = api.get("/metrics").text
-            # every worker has flushed all eight requests (flushes are 0.1 s apart)
+            # every worker has flushed all eight requests (flushes are FLUSH_INTERVAL apart)
             count = metric(
                 text, "appgw_ApplicationGatewayTotalTime_count", Listener="metrics-listener"
             )

@@ -139,6 +139,21 @@ def test_host_matcher_with_many_exact_names() -> None:
     assert matcher.match("site2000.contoso.com") == "wildcard"
 
 
+def test_host_matcher_with_many_wildcards_takes_the_first_in_order() -> None:
+    # Leading-'*' wildcards are looked up by suffix; order still decides, not specificity.
+    entries: HostEntries = [((f"*.site{i}.contoso.com",), f"site{i}") for i in range(500)]
+    entries += [(("*.contoso.com",), "outer"), (("*.site7.contoso.com", "*x.org"), "late")]
+    matcher = HostMatcher([(("*.site9.contoso.com",), "early"), *entries])
+    assert matcher.match("a.b.site499.contoso.com") == "site499"
+    assert matcher.match("x.site9.contoso.com") == "early"
+    assert matcher.match("x.site7.contoso.com") == "site7"
+    assert matcher.match("site7.contoso.com") == "outer"  # '*' needs one or more characters
+    assert matcher.match("contoso.com") is None
+    assert matcher.match("a_b.contoso.com") is None  # '_' is outside Azure's wildcard alphabet
+    assert matcher.match("box.org") == "late"
+    assert matcher.match("x.org") is None
+
+
 def _glob_matches(pattern: str, host: str) -> bool:
     """Independent reference for Azure's wildcards: plain recursion, no regular expressions."""
     allowed = set("abcdefghijklmnopqrstuvwxyz0123456789-.")
@@ -164,7 +179,7 @@ def _linear_scan(entries: HostEntries, host: str) -> str | None:
     return None
 
 
-_LABELS = st.sampled_from(["a", "b", "ab", "c-d", "1", "A"])
+_LABELS = st.sampled_from(["a", "b", "ab", "c-d", "1", "A", "e_f"])
 _WILDCARD_LABELS = st.sampled_from(["*", "a*", "*b", "?", "a?", "??", "*-d"])
 _PATTERNS = st.lists(_LABELS | _WILDCARD_LABELS, min_size=1, max_size=4).map(".".join)
 _HOSTS = st.lists(_LABELS.map(str.lower), min_size=1, max_size=5).map(".".join)
@@ -304,3 +319,50 @@ def test_path_matcher_answers_prebuilt_results() -> None:
     matcher = PathMatcher(PATH_RULES, "default")
     assert matcher.match("/images/a") is matcher.match("/images/b")
     assert matcher.match("/nothing") is matcher.match("/else")
+
+
+def _first_rule_scan(rules: list[tuple[list[str], str]], path: str) -> tuple[str, str]:
+    """Independent reference: rules in order, patterns in order, exact before a prefix of the
+    same rule (the value and the matched literal)."""
+    folded = path.lower()
+    for patterns, value in rules:
+        for pattern in patterns:
+            if not pattern.endswith("*") and folded == pattern.lower():
+                return value, pattern
+        for pattern in patterns:
+            if pattern.endswith("*") and folded.startswith(pattern[:-1].lower()):
+                return value, pattern[:-1]
+    return "default", ""
+
+
+_SEGMENTS = st.sampled_from(["a", "b", "ab", "A", "img"])
+_PATH_PATTERNS = st.builds(
+    lambda segments, ending: "/" + "/".join(segments) + ending,
+    st.lists(_SEGMENTS, max_size=3),
+    st.sampled_from(["", "/*", "*"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    patterns=st.lists(st.lists(_PATH_PATTERNS, min_size=1, max_size=3), max_size=8),
+    paths=st.lists(
+        st.lists(_SEGMENTS, max_size=4).map(lambda segments: "/" + "/".join(segments)),
+        min_size=1,
+        max_size=5,
+    ),
+)
+def test_path_matcher_equals_first_rule_scan(patterns: list[list[str]], paths: list[str]) -> None:
+    rules = [(rule_patterns, f"rule{i}") for i, rule_patterns in enumerate(patterns)]
+    matcher = PathMatcher(rules, "default")
+    for path in paths:
+        found = matcher.match(path)
+        assert (found.value, found.matched_prefix) == _first_rule_scan(rules, path), (rules, path)
+
+
+def test_path_matcher_with_many_rules() -> None:
+    rules = [([f"/p{i:03d}/*"], f"p{i}") for i in range(100)] + [(["/hit/*"], "hit")]
+    matcher = PathMatcher(rules, "default")
+    assert matcher.match("/hit/x").value == "hit"
+    assert matcher.match("/P099/x").value == "p99"
+    assert matcher.match("/p100/x").value == "default"

@@ -1,7 +1,9 @@
 """Request routing lookups of the data plane: listener by host, certificate by SNI, rule by path.
 
-Every class here does its work in the constructor (dicts, one combined regex) so that the
-per-request `match()`/`select()` is a dict lookup plus at most one precompiled regex call.
+Every class here does its work in the constructor (dicts by name, by suffix and by prefix) so
+that the per-request `match()`/`select()` costs a few dict lookups, however many listeners and
+path rules there are (one per distinct pattern length), plus one precompiled regex call only for
+unusual wildcards ('?', or '*' elsewhere than in front).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ _OPTIONAL_WHITESPACE = " \t"
 # Azure's wildcard alphabet (spec §2.2): '*' is a run of one or more, '?' exactly one.
 _WILDCARD_RUN = "[a-z0-9.-]+"
 _WILDCARD_ONE = "[a-z0-9.-]"
+_WILDCARD_RUN_PATTERN = re.compile(_WILDCARD_RUN)
 
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
@@ -94,36 +97,66 @@ def _wildcard_expression(pattern: str) -> str:
 
 
 class _HostPatterns:
-    """Host patterns of entries in evaluation order: exact names in a dict, wildcards in one
-    combined regex whose alternatives are in entry order (Python's alternation takes the first
-    alternative that matches, so the regex answers with the earliest wildcard entry)."""
+    """Host patterns of entries in evaluation order: exact names in a dict; wildcards of the
+    usual form '*' + a literal suffix ('*.contoso.com') in a dict by suffix, looked up once per
+    distinct suffix length, so the cost does not grow with the number of listeners; any other
+    wildcard in one combined regex whose alternatives are in entry order (Python's alternation
+    takes the first alternative that matches, so the regex answers with the earliest such entry).
+    """
 
-    __slots__ = ("exact", "first_wildcard", "wildcard_entry", "wildcards")
+    __slots__ = (
+        "exact",
+        "first_wildcard",
+        "suffix_lengths",
+        "suffixes",
+        "wildcard_entry",
+        "wildcards",
+    )
 
     def __init__(self, patterns_per_entry: Sequence[tuple[str, ...]]) -> None:
         self.exact: dict[str, int] = {}
+        self.suffixes: dict[str, int] = {}
         expressions: list[str] = []
         # Group g of the combined regex belongs to entry wildcard_entry[g]; group 0 is unused.
         entry_of_group: list[int] = [-1]
+        first_wildcard = len(patterns_per_entry)
         for index, patterns in enumerate(patterns_per_entry):
             for pattern in map(_fold_pattern, patterns):
-                if _is_wildcard(pattern):
+                if not _is_wildcard(pattern):
+                    self.exact.setdefault(pattern, index)
+                    continue
+                first_wildcard = min(first_wildcard, index)
+                if pattern.startswith("*") and not _is_wildcard(pattern[1:]):
+                    self.suffixes.setdefault(pattern[1:], index)
+                else:
                     expressions.append(f"({_wildcard_expression(pattern)})")
                     entry_of_group.append(index)
-                else:
-                    self.exact.setdefault(pattern, index)
+        self.suffix_lengths = tuple(sorted({len(suffix) for suffix in self.suffixes}))
         self.wildcard_entry = tuple(entry_of_group)
-        self.first_wildcard = entry_of_group[1] if expressions else len(patterns_per_entry)
+        self.first_wildcard = first_wildcard
         self.wildcards = re.compile("|".join(expressions)) if expressions else None
 
     def first_wildcard_match(self, host: str) -> int | None:
-        if self.wildcards is None:
-            return None
-        found = self.wildcards.fullmatch(host)
-        if found is None:
-            return None
-        # Every alternative is one capturing group, so a match always sets lastindex.
-        return self.wildcard_entry[found.lastindex or 0]
+        best: int | None = None
+        end = len(host)
+        for length in self.suffix_lengths:
+            if length >= end:
+                break  # '*' needs at least one character before the suffix
+            index = self.suffixes.get(host[end - length :])
+            if (
+                index is not None
+                and (best is None or index < best)
+                and _WILDCARD_RUN_PATTERN.fullmatch(host, 0, end - length) is not None
+            ):
+                best = index
+        if self.wildcards is not None:
+            found = self.wildcards.fullmatch(host)
+            if found is not None:
+                # Every alternative is one capturing group, so a match always sets lastindex.
+                index = self.wildcard_entry[found.lastindex or 0]
+                if best is None or index < best:
+                    best = index
+        return best
 
 
 class HostMatcher(Generic[T]):
@@ -219,14 +252,15 @@ class PathMatcher(Generic[T]):
     query string.
     """
 
-    __slots__ = ("_default", "_exact", "_prefix_matches", "_prefixes")
+    __slots__ = ("_default", "_exact", "_prefix_lengths", "_prefixes")
 
     def __init__(self, rules: Sequence[tuple[Sequence[str], T]], default: T) -> None:
         self._default = PathMatch(default, None, "")
         self._exact: dict[str, PathMatch[T]] = {}
-        expressions: list[str] = []
-        # Group g of the prefix regex answers prefix_matches[g]; group 0 is unused.
-        prefix_matches: list[PathMatch[T]] = [self._default]
+        # Prefix literal -> (position among all patterns as listed, its match). A path is looked
+        # up once per distinct literal length, so 100 path rules cost what a few do.
+        self._prefixes: dict[str, tuple[int, PathMatch[T]]] = {}
+        position = 0
         for index, (patterns, value) in enumerate(rules):
             for pattern in patterns:
                 literal = pattern.removesuffix("*")
@@ -234,22 +268,22 @@ class PathMatcher(Generic[T]):
                 if literal == pattern:
                     self._exact.setdefault(_fold_path(pattern), result)
                 else:
-                    expressions.append(f"({re.escape(_fold_path(literal))})")
-                    prefix_matches.append(result)
-        self._prefix_matches = tuple(prefix_matches)
-        # Alternatives in rule order: re.match answers with the earliest rule's prefix.
-        self._prefixes = re.compile("|".join(expressions)) if expressions else None
+                    self._prefixes.setdefault(_fold_path(literal), (position, result))
+                position += 1
+        self._prefix_lengths = tuple(sorted({len(literal) for literal in self._prefixes}))
 
     def match(self, path: str) -> PathMatch[T]:
         folded = _fold_path(path)
         exact = self._exact.get(folded)
-        if self._prefixes is not None:
-            found = self._prefixes.match(folded)
-            if found is not None:
-                # Every alternative is one capturing group, so a match always sets lastindex.
-                prefix = self._prefix_matches[found.lastindex or 0]
-                if exact is None or _rule_order(prefix) < _rule_order(exact):
-                    return prefix
+        prefix: tuple[int, PathMatch[T]] | None = None
+        for length in self._prefix_lengths:
+            if length > len(folded):
+                break
+            found = self._prefixes.get(folded[:length])
+            if found is not None and (prefix is None or found[0] < prefix[0]):
+                prefix = found
+        if prefix is not None and (exact is None or _rule_order(prefix[1]) < _rule_order(exact)):
+            return prefix[1]
         return exact if exact is not None else self._default
 
 

@@ -88,7 +88,20 @@ class ProbeSpec:
     @property
     def fingerprint(self) -> str:
         """Stable across processes: the monitor and the workers compute the same value."""
-        return hashlib.sha256(repr(self).encode()).hexdigest()[:16]
+        known = _fingerprints.get(self)
+        if known is None:
+            known = hashlib.sha256(repr(self).encode()).hexdigest()[:16]
+            if len(_fingerprints) >= _FINGERPRINTS_KEPT:
+                _fingerprints.clear()
+            _fingerprints[self] = known
+        return known
+
+
+# Fingerprints by spec: the repr of a pool of 1,200 members costs ~2 ms, paid per compile for
+# every (pool, settings) pair and by the monitor per member out of rotation on every board
+# write. Cleared when full: Azure's 100 pairs per gateway, for ten gateways.
+_FINGERPRINTS_KEPT = 1000
+_fingerprints: dict[ProbeSpec, str] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +149,8 @@ class Snapshot:
     custom_errors: Mapping[int, str] = field(default_factory=dict)
     # (member address, port) of every backend a rule can send to: what upstream pools keep.
     backend_addresses: frozenset[tuple[str, int]] = frozenset()
-    # Every pool + settings pair a rule can send to (what draining compares across versions).
+    # One target per pool + settings pair a rule can send to (what draining compares across
+    # versions; the first rule using the pair names it).
     forward_targets: tuple[ForwardTarget, ...] = ()
     # What the health monitor probes: one entry per (pool, settings) pair a rule uses.
     probe_specs: tuple[ProbeSpec, ...] = ()

@@ -147,6 +147,16 @@ class Services:
     # the health board; the fingerprint keeps a verdict about an older configuration from
     # applying to a newer one
     unhealthy: frozenset[tuple[str, str, str, str, str]] = frozenset()
+    # (gateway key, pool, settings) -> (the `unhealthy` and members tuple it was computed from,
+    # the members in rotation); recomputed when either object changes
+    healthy_members: dict[
+        tuple[str, str, str],
+        tuple[
+            frozenset[tuple[str, str, str, str, str]],
+            tuple[BackendMember, ...],
+            tuple[BackendMember, ...],
+        ],
+    ] = field(default_factory=dict)
 
 
 class ClientConnection(asyncio.Protocol):
@@ -568,8 +578,7 @@ class Exchange:
                 member = balancer.by_cookie(target, value)
                 if member is not None and self._healthy(target, member):
                     return member
-        healthy = tuple(m for m in target.pool.members if self._healthy(target, m))
-        member = balancer.pick(target.pool.name, healthy, exclude)
+        member = balancer.pick(target.pool.name, self._healthy_members(target), exclude)
         if member is not None and cookie_name is not None:
             value_text = balancer.cookie_value(target, member)
             self.set_cookie = [
@@ -580,6 +589,21 @@ class Exchange:
                 ),
             ]
         return member
+
+    def _healthy_members(self, target: ForwardTarget) -> tuple[BackendMember, ...]:
+        # Filtered once per health-board change, not per request: a pool has up to 1,200
+        # members (Azure), and scanning them on every request cost most of the throughput.
+        services = self.client.services
+        members = target.pool.members
+        if not services.unhealthy:
+            return members
+        key = (self.gateway_key, target.pool.name, target.settings.name)
+        cached = services.healthy_members.get(key)
+        if cached is not None and cached[0] is services.unhealthy and cached[1] is members:
+            return cached[2]
+        healthy = tuple(m for m in members if self._healthy(target, m))
+        services.healthy_members[key] = (services.unhealthy, members, healthy)
+        return healthy
 
     def _healthy(self, target: ForwardTarget, member: BackendMember) -> bool:
         unhealthy = self.client.services.unhealthy

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import os
+import resource
 import signal
 import sys
 from pathlib import Path
@@ -150,6 +151,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frontend-address", default="0.0.0.0")
     parser.add_argument("--instance-id", default=str(os.getpid()))
     args = parser.parse_args(argv)
+    # Every client connection is a descriptor: a worker holds tens of thousands of idle ones.
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,

@@ -36,6 +36,13 @@ BOARD_FILE = "health-board.json"
 POLL_INTERVAL = 0.25  # how often the store is checked for new versions
 V1_RETRY_INTERVAL = 1.0  # v1 sends its extra threshold probes in quick succession
 EXPIRY_WARNING_DAYS = 30  # warn when a backend certificate expires within this many days
+# Probes in flight at once: each holds a descriptor of `appgw serve`, which also serves the API.
+# At Azure's limits (100 pools x 1,200 members) unbounded probes took all 20,000 descriptors:
+# the API stopped answering and members were marked Unhealthy with "Too many open files".
+MAX_CONCURRENT_PROBES = 512
+# State changes within this time are published in one board write: a write is O(members), and
+# 120,000 members turning Healthy one by one made the first round quadratic.
+BOARD_WRITE_DELAY = 0.05
 
 
 @dataclass
@@ -78,6 +85,8 @@ class HealthMonitor:
         self.ready = threading.Event()
         self._stopping: asyncio.Event | None = None
         self.versions = VersionFollower(store, frontend_address, self._apply)
+        self._probe_slots = asyncio.Semaphore(MAX_CONCURRENT_PROBES)
+        self._board_due: asyncio.TimerHandle | None = None
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -174,7 +183,8 @@ class HealthMonitor:
         # Spread first probes over a moment so a large pool does not probe in one burst.
         await asyncio.sleep(random.uniform(0, min(0.2, member.spec.interval)))
         while True:
-            result = await run_probe(member.spec, member.member, sku_v1=member.sku_v1)
+            async with self._probe_slots:
+                result = await run_probe(member.spec, member.member, sku_v1=member.sku_v1)
             self._record(member, result)
             delay = member.spec.interval
             if member.sku_v1 and not result.healthy and member.state != "Unhealthy":
@@ -225,9 +235,16 @@ class HealthMonitor:
                 member.state,
                 reason,
             )
-            self._write_board()
+            if self._board_due is None:
+                self._board_due = asyncio.get_running_loop().call_later(
+                    BOARD_WRITE_DELAY, self._write_due_board
+                )
         if self.on_change is not None:
             self.on_change(list(self.members.values()))
+
+    def _write_due_board(self) -> None:
+        self._board_due = None
+        self._write_board()
 
     def _write_board(self) -> None:
         """Atomically publish who is out of rotation (minServers keeps some in)."""

@@ -108,6 +108,11 @@ def parse_child_ref(ref: str) -> ChildRef | None:
 
 
 def _child_boundaries(ref: str) -> list[int]:
-    # The gateway id has 8 segments, so its end is the 9th '/' of the reference.
-    positions = [i for i, char in enumerate(ref) if char == "/"]
-    return [positions[8]] if len(positions) > 8 else []
+    # The gateway id has 8 segments, so its end is the 9th '/' of the reference. (str.find, not
+    # a scan per character: a gateway at Azure's limits has 20,000 references to check.)
+    end = -1
+    for _ in range(9):
+        end = ref.find("/", end + 1)
+        if end < 0:
+            return []
+    return [end]

@@ -226,6 +226,9 @@ def read_view(
             child["id"] = gateway_id.child(collection, child["name"])
             child["type"] = child_type(collection)
         by_id[child["id"].casefold()] = child
+    # Ids already in each back-reference list: a pool that 10,000 path rules use (Azure's
+    # limits) would otherwise be scanned once per rule, 100 million comparisons.
+    listed: dict[tuple[str, str], set[str]] = {}
     for collection, child in _children(properties):
         for field in _REFERRER_FIELDS.get(collection, ()):
             reference = child["properties"].get(field)
@@ -234,6 +237,10 @@ def read_view(
                 continue
             name = _BACK_REFERENCE_NAME[collection]
             back = target["properties"].setdefault(name, [])
-            if all(entry["id"] != child["id"] for entry in back):
+            seen = listed.get((target["id"].casefold(), name))
+            if seen is None:
+                seen = listed[(target["id"].casefold(), name)] = {entry["id"] for entry in back}
+            if child["id"] not in seen:
+                seen.add(child["id"])
                 back.append({"id": child["id"]})
     return view
