@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from cryptography.x509.oid import NameOID
 
 from appgw.certificates._der import is_pkcs12_pfx, subject_public_key_info
+from appgw.memo import BoundedMemo
 
 __all__ = [
     "CODE_EXPIRED",
@@ -145,6 +146,26 @@ class ListenerCertificate:
         return b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in self.full_chain())
 
 
+_DecryptedPfx: TypeAlias = tuple[
+    PrivateKeyTypes | None, x509.Certificate | None, list[x509.Certificate]
+]
+# Decrypting a PFX costs ~5 ms (its key derivation); a PUT checks every certificate of the
+# gateway, though most PUTs keep them (Azure's limit: 100 per gateway). Remembered by a digest of
+# the PFX and its password, for two gateways at that limit; failures are not remembered.
+_decrypted_pfx: BoundedMemo[bytes, _DecryptedPfx] = BoundedMemo(200)
+
+
+def _decrypt_pfx(raw: bytes, password: str | None) -> _DecryptedPfx:
+    digest = hashlib.sha256(raw + b"\0" + (password or "").encode()).digest()
+    return _decrypted_pfx.get(
+        digest,
+        # OpenSSL tries both "no password" and the empty password when given None.
+        lambda: pkcs12.load_key_and_certificates(
+            raw, password.encode("utf-8") if password else None
+        ),
+    )
+
+
 def load_pfx(
     data: str | bytes,
     password: str | None,
@@ -179,10 +200,7 @@ def load_pfx(
             )
         raise CertificateError(CODE_INVALID_DATA, message)
     try:
-        # OpenSSL tries both "no password" and the empty password when given None.
-        key, certificate, additional = pkcs12.load_key_and_certificates(
-            raw, password.encode("utf-8") if password else None
-        )
+        key, certificate, additional = _decrypt_pfx(raw, password)
     except ValueError:
         # The outer structure is a PFX, so decryption or the integrity check failed.
         if password:

@@ -16,17 +16,18 @@ from typing import Any
 from appgw.compile.gateway import (
     ALL_ADDRESSES,
     CompileError,
-    compile_gateway,
+    compile_model,
     endpoints_overlap,
     listening_endpoints,
 )
 from appgw.control.certificates import check_certificates
+from appgw.gc_pause import collector_paused
 from appgw.health.monitor import HealthMonitor
 from appgw.health.report import HealthReportError, backend_health, on_demand
 from appgw.model.diagnostics import Diagnostic, ValidationFailed
 from appgw.model.enums import OperationalState
 from appgw.model.ids import GatewayId
-from appgw.model.resource import OnDemandProbe, TagsObject
+from appgw.model.resource import ApplicationGateway, OnDemandProbe, TagsObject
 from appgw.model.validate import is_v1, validate_gateway
 from appgw.model.wire import canonical_document, parse_gateway, parse_model, read_view
 from appgw.store.sql import ActivityEvent, GatewayVersion, PreconditionFailed, SqlStore, utcnow
@@ -184,6 +185,17 @@ class GatewayService:
         if_match: str | None = None,
         if_none_match: str | None = None,
     ) -> WriteResult:
+        with collector_paused():
+            return self._put(gateway_id, body, caller, if_match, if_none_match)
+
+    def _put(
+        self,
+        gateway_id: GatewayId,
+        body: object,
+        caller: Caller,
+        if_match: str | None,
+        if_none_match: str | None,
+    ) -> WriteResult:
         try:
             gateway = parse_gateway(body, gateway_id)
         except ValidationFailed as failed:
@@ -211,7 +223,16 @@ class GatewayService:
                 normalized = outcome.normalized_data.get((collection, cert["name"].casefold()))
                 if normalized is not None:
                     cert["properties"]["data"] = normalized
-        diagnostics = self._dry_run(gateway_id, document, outcome.secrets)
+        # The model compiles as the stored document will on every worker: same certificates.
+        for collection, certs in (
+            ("authenticationCertificates", gateway.properties.authentication_certificates),
+            ("trustedRootCertificates", gateway.properties.trusted_root_certificates),
+        ):
+            for model in certs:
+                normalized = outcome.normalized_data.get((collection, model.name.casefold()))
+                if normalized is not None:
+                    model.properties.data = normalized
+        diagnostics = self._dry_run(gateway_id, gateway, outcome.secrets)
         if diagnostics:
             raise self._refused(gateway_id, WRITE, caller, diagnostics)
         # Azure: any PUT on a stopped gateway starts it.
@@ -284,12 +305,12 @@ class GatewayService:
     # --- internals ------------------------------------------------------------------------------
 
     def _dry_run(
-        self, gateway_id: GatewayId, document: dict[str, Any], secrets: dict[str, Any]
+        self, gateway_id: GatewayId, gateway: ApplicationGateway, secrets: dict[str, Any]
     ) -> list[Diagnostic]:
         """Compile as every worker will, and check the ports against the other gateways."""
         try:
-            snapshot = compile_gateway(
-                document,
+            snapshot = compile_model(
+                gateway,
                 secrets,
                 gateway_id=str(gateway_id),
                 frontend_address=self.frontend_address,
@@ -297,9 +318,7 @@ class GatewayService:
         except CompileError as error:
             return error.diagnostics
         problems: list[Diagnostic] = []
-        for other in self.store.current_all():
-            if other.resource_id.casefold() == gateway_id.key:
-                continue
+        for other in self.store.current_all(excluding=gateway_id.key):
             taken = listening_endpoints(other.document, self.frontend_address)
             for mine in snapshot.endpoints:
                 clash = next((t for t in taken if endpoints_overlap(mine, t)), None)
@@ -334,7 +353,7 @@ class GatewayService:
         if_none_match: str | None = None,
         deleted: bool = False,
     ) -> WriteResult:
-        existed = self.store.current(gateway_id.key) is not None
+        existed = self.store.current_etag(gateway_id.key) is not None
         try:
             version = self.store.commit(
                 str(gateway_id),
@@ -358,7 +377,8 @@ class GatewayService:
         self.store.record_operation(operation_id, str(gateway_id), "Succeeded")
         self._log(gateway_id, operation, caller, "Succeeded", version.version, None)
         return WriteResult(
-            view={} if deleted else _view(version),
+            # The committed document is not used again: it becomes the response as it is.
+            view={} if deleted else _view(version, owned=True),
             created=not existed,
             operation_id=operation_id,
             version=version.version,
@@ -403,7 +423,7 @@ class GatewayService:
         )
 
 
-def _view(version: GatewayVersion) -> dict[str, Any]:
+def _view(version: GatewayVersion, *, owned: bool = False) -> dict[str, Any]:
     gateway_id = GatewayId.parse(version.resource_id)
     assert gateway_id is not None, "the store holds only valid gateway ids"
     return read_view(
@@ -411,6 +431,7 @@ def _view(version: GatewayVersion) -> dict[str, Any]:
         gateway_id,
         etag=version.etag,
         operational_state=version.operational_state,
+        owned=owned,
     )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from appgw.compile.gateway import compile_gateway
 from appgw.compile.snapshot import Snapshot
+from appgw.gc_pause import collector_paused
 from appgw.store.sql import GatewayVersion, SqlStore
 
 
@@ -45,6 +46,10 @@ class VersionFollower:
 
     def compile(self, version: GatewayVersion) -> Snapshot:
         """Blocking (certificates, TLS contexts): call it in a thread."""
+        with collector_paused():
+            return self._compile(version)
+
+    def _compile(self, version: GatewayVersion) -> Snapshot:
         return compile_gateway(
             version.document,
             self.store.secrets(version),

@@ -7,7 +7,7 @@ adds on every read: ids, types, etags, provisioning states and back-references.
 
 from __future__ import annotations
 
-import copy
+import json
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -196,9 +196,12 @@ def read_view(
     etag: str,
     operational_state: str,
     provisioning_state: str = "Succeeded",
+    owned: bool = False,
 ) -> dict[str, Any]:
-    """The gateway as GET returns it."""
-    view = copy.deepcopy(document)
+    """The gateway as GET returns it. `owned`: the caller hands `document` over (it is changed
+    into the view instead of copied; 0.1 s at Azure's limits)."""
+    # A JSON round trip copies a JSON document about 3x faster than copy.deepcopy.
+    view: dict[str, Any] = document if owned else json.loads(json.dumps(document))
     view["id"] = str(gateway_id)
     view["name"] = gateway_id.name
     view["type"] = "Microsoft.Network/applicationGateways"

@@ -222,6 +222,22 @@ class SqlStore:
         with self._engine.connect() as conn:
             return self._current(conn, key)
 
+    def current_etag(self, key: str) -> str | None:
+        """The current version's etag, without reading its document (a GET-sized cost)."""
+        with self._engine.connect() as conn:
+            return self._current_etag(conn, key)
+
+    def _current_etag(self, conn: Connection, key: str) -> str | None:
+        etag = conn.execute(
+            sa.select(versions_table.c.etag)
+            .join(gateways_table, gateways_table.c.key == versions_table.c.gateway_key)
+            .where(
+                gateways_table.c.key == key,
+                versions_table.c.version == gateways_table.c.current_version,
+            )
+        ).scalar()
+        return str(etag) if etag is not None else None
+
     def _current(self, conn: Connection, key: str) -> GatewayVersion | None:
         row = conn.execute(
             sa.select(versions_table, gateways_table.c.resource_id)
@@ -263,9 +279,9 @@ class SqlStore:
             gateway = conn.execute(
                 sa.select(gateways_table).where(gateways_table.c.key == key)
             ).first()
-            current = self._current(conn, key) if gateway is not None else None
-            _check_preconditions(current, if_match, if_none_match)
-            if deleted and current is None:
+            current_etag = self._current_etag(conn, key)
+            _check_preconditions(current_etag, if_match, if_none_match)
+            if deleted and current_etag is None:
                 raise LookupError(key)
             version = (gateway.last_version if gateway is not None else 0) + 1
             etag = new_etag()
@@ -288,7 +304,7 @@ class SqlStore:
             ).inserted_primary_key
             values = {
                 "resource_id": resource_id
-                if current is None or gateway is None
+                if current_etag is None or gateway is None
                 else gateway.resource_id,
                 "current_version": None if deleted else version,
                 "last_version": version,
@@ -346,15 +362,19 @@ class SqlStore:
             )
             return [_version_from_row(row) for row in rows]
 
-    def current_all(self) -> list[GatewayVersion]:
-        """The current version of every gateway (what a starting data plane serves)."""
+    def current_all(self, *, excluding: str | None = None) -> list[GatewayVersion]:
+        """The current version of every gateway (what a starting data plane serves), but the
+        one whose key is `excluding`."""
+        query = (
+            sa.select(versions_table, gateways_table.c.resource_id)
+            .join(gateways_table, gateways_table.c.key == versions_table.c.gateway_key)
+            .where(versions_table.c.version == gateways_table.c.current_version)
+            .order_by(gateways_table.c.key)
+        )
+        if excluding is not None:
+            query = query.where(gateways_table.c.key != excluding)
         with self._engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(versions_table, gateways_table.c.resource_id)
-                .join(gateways_table, gateways_table.c.key == versions_table.c.gateway_key)
-                .where(versions_table.c.version == gateways_table.c.current_version)
-                .order_by(gateways_table.c.key)
-            )
+            rows = conn.execute(query)
             return [_version_from_row(row) for row in rows]
 
     def max_seq(self) -> int:
@@ -535,19 +555,19 @@ def _enable_wal(cursor: Any) -> None:
 
 
 def _check_preconditions(
-    current: GatewayVersion | None, if_match: str | None, if_none_match: str | None
+    current_etag: str | None, if_match: str | None, if_none_match: str | None
 ) -> None:
     if if_match is not None:
-        if current is None:
+        if current_etag is None:
             raise PreconditionFailed("the gateway does not exist")
-        if if_match.strip() != "*" and current.etag not in _etag_list(if_match):
+        if if_match.strip() != "*" and current_etag not in _etag_list(if_match):
             raise PreconditionFailed(
-                f"If-Match {if_match} does not match the current etag {current.etag}"
+                f"If-Match {if_match} does not match the current etag {current_etag}"
             )
     if (
         if_none_match is not None
-        and current is not None
-        and (if_none_match.strip() == "*" or current.etag in _etag_list(if_none_match))
+        and current_etag is not None
+        and (if_none_match.strip() == "*" or current_etag in _etag_list(if_none_match))
     ):
         raise PreconditionFailed("the gateway already exists (If-None-Match)")
 
