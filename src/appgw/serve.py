@@ -31,7 +31,7 @@ from appgw.demo import (
     prepare as prepare_demo,
     start_backend as start_demo_backend,
 )
-from appgw.health.monitor import HealthMonitor
+from appgw.health.process import HealthChannel, HealthClient
 from appgw.observability import configure_multiprocess, mark_process_dead
 from appgw.store.secrets import MasterKey
 from appgw.store.sql import SqlStore
@@ -63,11 +63,20 @@ class ServeOptions:
 
 
 class Supervisor:
-    """Runs the data-plane workers and replaces any that dies."""
+    """Runs the data-plane workers (or the health monitor) and replaces any that dies."""
 
-    def __init__(self, command: list[str], count: int) -> None:
+    def __init__(
+        self,
+        command: list[str],
+        count: int,
+        *,
+        name: str = "data-plane worker",
+        environment: dict[str, str] | None = None,
+    ) -> None:
         self.command = command
         self.count = count
+        self.name = name
+        self.environment = environment
         self.workers: list[subprocess.Popen[bytes]] = []
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._watch, name="appgw-supervisor", daemon=True)
@@ -77,7 +86,8 @@ class Supervisor:
         self.thread.start()
 
     def _spawn(self, index: int) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([*self.command, "--instance-id", f"{index}"])
+        env = {**os.environ, **self.environment} if self.environment else None
+        return subprocess.Popen([*self.command, "--instance-id", f"{index}"], env=env)
 
     def _watch(self) -> None:
         while not self.stopping.wait(WORKER_CHECK_INTERVAL):
@@ -86,7 +96,7 @@ class Supervisor:
                 if code is not None and not self.stopping.is_set():
                     mark_process_dead(worker.pid)
                     print(
-                        f"appgw: data-plane worker {index} (pid {worker.pid}) exited with "
+                        f"appgw: {self.name} {index} (pid {worker.pid}) exited with "
                         f"{code}; starting a new one",
                         file=sys.stderr,
                         flush=True,
@@ -170,8 +180,26 @@ def serve(options: ServeOptions, environ: dict[str, str] | None = None) -> None:
     )
     lines.append(f"  data plane:     {workers} worker(s); access log {data_dir / 'access.log'}")
     service = GatewayService(store, frontend_address=options.frontend_address)
-    monitor = HealthMonitor(store, data_dir, options.frontend_address)
-    service.health = monitor
+    channel = HealthChannel.create()
+    monitor = Supervisor(
+        [
+            sys.executable,
+            "-m",
+            "appgw.health.process",
+            "--data-dir",
+            str(data_dir),
+            "--store-url",
+            store_url,
+            "--frontend-address",
+            options.frontend_address,
+            "--socket",
+            str(channel.socket_path),
+        ],
+        1,
+        name="health monitor",
+        environment=channel.environment(),
+    )
+    service.health = HealthClient(channel)
     if options.demo:
         try:
             demo = prepare_demo(data_dir, service, options.demo_port)
@@ -208,6 +236,7 @@ def serve(options: ServeOptions, environ: dict[str, str] | None = None) -> None:
     finally:
         supervisor.stop()
         monitor.stop()
+        channel.remove()
         store.close()
 
 

@@ -22,8 +22,7 @@ from appgw.compile.gateway import (
 )
 from appgw.control.certificates import check_certificates
 from appgw.gc_pause import collector_paused
-from appgw.health.monitor import HealthMonitor
-from appgw.health.report import HealthReportError, backend_health, on_demand
+from appgw.health.report import HealthReportError, HealthReports
 from appgw.model.diagnostics import Diagnostic, ValidationFailed
 from appgw.model.enums import OperationalState
 from appgw.model.ids import GatewayId
@@ -99,14 +98,16 @@ class GatewayService:
         self.store = store
         self.clock = clock
         self.frontend_address = frontend_address
-        self.health: HealthMonitor | None = None  # set by `appgw serve`
+        self.health: HealthReports | None = None  # set by `appgw serve`
 
     # --- backend health -------------------------------------------------------------------------
 
     def backend_health(self, gateway_id: GatewayId, *, expand: bool) -> dict[str, Any]:
         view = self.get(gateway_id)
-        monitor = self._monitor()
-        return backend_health(monitor, gateway_id, view if expand else None)
+        try:
+            return self._health().backend_health(gateway_id, view if expand else None)
+        except HealthReportError as error:
+            raise ServiceError(error.status, error.code, error.message) from None
 
     def backend_health_on_demand(self, gateway_id: GatewayId, body: object) -> dict[str, Any]:
         self.get(gateway_id)  # 404 for an unknown gateway
@@ -115,11 +116,11 @@ class GatewayService:
         except ValidationFailed as failed:
             raise ServiceError.invalid(failed.diagnostics) from None
         try:
-            return on_demand(self._monitor(), gateway_id, probe)
+            return self._health().on_demand(gateway_id, probe)
         except HealthReportError as error:
             raise ServiceError(error.status, error.code, error.message) from None
 
-    def _monitor(self) -> HealthMonitor:
+    def _health(self) -> HealthReports:
         if self.health is None:
             raise ServiceError(
                 503, "BackendHealthUnavailable", "this appgw instance runs no health monitor"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 from appgw.compile.gateway import parse_status_range
 from appgw.compile.snapshot import ProbeSpec
@@ -14,6 +14,16 @@ from appgw.model.resource import OnDemandProbe
 # The portal's Test button waits at most this long for an on-demand probe (Azure's default
 # probe timeout is 30 s; a longer test would look hung).
 ON_DEMAND_DEFAULT_TIMEOUT = 30
+
+
+class HealthReports(Protocol):
+    """Where the API gets backend health from (the monitor process, through its client)."""
+
+    def backend_health(
+        self, gateway_id: GatewayId, view: dict[str, Any] | None
+    ) -> dict[str, Any]: ...
+
+    def on_demand(self, gateway_id: GatewayId, probe: OnDemandProbe) -> dict[str, Any]: ...
 
 
 class HealthReportError(Exception):
