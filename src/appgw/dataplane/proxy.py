@@ -8,6 +8,7 @@ llhttp (httptools); anything ambiguous is a 400 and the connection closes.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import ssl
@@ -61,11 +62,18 @@ from appgw.observability import RequestMetrics
 
 log = logging.getLogger("appgw.dataplane")
 
+# Parsing an address costs more than the rest of choosing the connection; the names seen are
+# few (configured ones and the gateway's own host names), the bound only caps odd Host values.
+_is_ip_address = functools.lru_cache(maxsize=1024)(is_ip_address)
+
 # Request bytes held while the backend connection is being made; past this the client waits.
 MAX_BUFFERED_REQUEST_BODY = 256 * 1024
 # Time to read one request's head and body once it started (Azure answers 408 after 60 s).
 CLIENT_READ_TIMEOUT = 60.0
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE"})
+# Held writes up to this size are joined into one buffer (one TLS record); larger ones are
+# passed as a list, which costs no copy. 16 KiB is TLS's maximum record payload.
+JOIN_WRITES_BELOW = 16 * 1024
 
 
 @dataclass
@@ -174,6 +182,10 @@ class ClientConnection(asyncio.Protocol):
         self.write_paused = False
         self.timer: asyncio.TimerHandle | None = None
         self.sent = 0
+        # While a backend's bytes are processed, what they produce for the client is held and
+        # written once at the end: a response's head and body become one TLS record and one
+        # send instead of several.
+        self.held: list[bytes] | None = None
 
     # --- connection lifecycle -------------------------------------------------------------------
 
@@ -346,7 +358,25 @@ class ClientConnection(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.sent += len(data)
-            self.transport.write(data)
+            if self.held is not None:
+                self.held.append(data)
+            else:
+                self.transport.write(data)
+
+    def hold_writes(self) -> None:
+        if self.held is None:
+            self.held = []
+
+    def flush_writes(self) -> None:
+        held, self.held = self.held, None
+        if not held or self.transport is None or self.transport.is_closing():
+            return
+        if len(held) == 1:
+            self.transport.write(held[0])
+        elif sum(map(len, held)) <= JOIN_WRITES_BELOW:
+            self.transport.write(b"".join(held))
+        else:
+            self.transport.writelines(held)  # large bodies: no copy
 
     def pause_reading(self) -> None:
         if not self.read_paused and self.transport is not None and not self.transport.is_closing():
@@ -388,6 +418,7 @@ class ClientConnection(asyncio.Protocol):
     def close(self) -> None:
         self.closing = True
         self._cancel_timer()
+        self.flush_writes()
         if self.transport is not None:
             self.transport.close()
 
@@ -523,7 +554,7 @@ class Exchange:
             self.redirect(target)
             return
         self.forward = target
-        self.client.loop.create_task(self.send_to_backend(target, matched_prefix))
+        self.send_to_backend(target, matched_prefix)
 
     def request_body(self, data: bytes) -> None:
         if self.gone or self.finished:
@@ -615,7 +646,7 @@ class Exchange:
                     self.host or None,
                 )
                 name = next((c for c in candidates if c), None)
-                sni = name if name is not None and not is_ip_address(name) else None
+                sni = name if name is not None and not _is_ip_address(name) else None
                 verify_name = name
         key = UpstreamKey(
             address=member.address,
@@ -626,9 +657,12 @@ class Exchange:
         )
         return key, host_header.encode("latin-1")
 
-    async def send_to_backend(
+    def send_to_backend(
         self, target: ForwardTarget, matched_prefix: str, exclude: BackendMember | None = None
     ) -> None:
+        """Send now on an idle pooled connection; connect first (a task) only when none is."""
+        if self.gone or self.finished:
+            return  # a deferred retry for a client that left meanwhile
         member = self.pick_member(target, exclude)
         if member is None:
             self.respond_error(502, "ERRORINFO_UPSTREAM_NO_LIVE", close=False)
@@ -639,10 +673,18 @@ class Exchange:
         self.backend_started = time.monotonic()
         self.connect_seconds = None
         self.first_byte_at = 0.0
+        upstream = self.client.services.pool.take_idle(key)
+        if upstream is not None:
+            self._start_upstream(upstream, True, target, matched_prefix, host_header)
+            return
+        self.client.loop.create_task(self._connect(key, target, matched_prefix, host_header))
+
+    async def _connect(
+        self, key: UpstreamKey, target: ForwardTarget, matched_prefix: str, host_header: bytes
+    ) -> None:
+        pool = self.client.services.pool
         try:
-            upstream, reused = await self.client.services.pool.acquire(
-                key, target.settings.request_timeout
-            )
+            upstream = await pool.connect(key, target.settings.request_timeout)
         except UpstreamError as error:
             self._log_backend_failure(key, target, error)
             timed_out = error.error_info == "ERRORINFO_UPSTREAM_TIMED_OUT"
@@ -650,10 +692,19 @@ class Exchange:
             self.respond_error(status, error.error_info, close=False)
             return
         if self.gone or self.finished:
-            self.client.services.pool.release(upstream)
+            pool.release(upstream)
             return
-        if not reused:
-            self.connect_seconds = time.monotonic() - self.backend_started
+        self.connect_seconds = time.monotonic() - self.backend_started
+        self._start_upstream(upstream, False, target, matched_prefix, host_header)
+
+    def _start_upstream(
+        self,
+        upstream: UpstreamConnection,
+        reused: bool,
+        target: ForwardTarget,
+        matched_prefix: str,
+        host_header: bytes,
+    ) -> None:
         self.upstream = upstream
         self.upstream_reused = reused
         upstream.start(self, head_only=self.method == b"HEAD")
@@ -719,6 +770,12 @@ class Exchange:
         return f"[{ip}]" if ":" in ip else ip
 
     # --- from the backend (ResponseConsumer) -----------------------------------------------------
+
+    def hold_output(self) -> None:
+        self.client.hold_writes()
+
+    def flush_output(self) -> None:
+        self.client.flush_writes()
 
     def response_head(self, status: int, headers: list[Header], upgrade: bool) -> None:
         if self.gone:
@@ -813,19 +870,19 @@ class Exchange:
         ):
             # A pooled connection the backend had closed: try a fresh one, once.
             self.retried = True
-            self.client.loop.create_task(self._retry_same(target))
+            self.client.loop.call_soon(self._retry_same, target)
             return
         del upstream
         log.error("backend %s failed: %s", self.server_routed, error.message)
         self.respond_error(502, error.error_info, close=False)
 
-    async def _retry_same(self, target: ForwardTarget) -> None:
+    def _retry_same(self, target: ForwardTarget) -> None:
         path, _ = split_target(self.target)
         prefix = ""
         route = self.site.route if self.site is not None else None
         if isinstance(route, PathRoute):
             prefix = route.paths.match(path.decode("latin-1")).matched_prefix
-        await self.send_to_backend(target, prefix)
+        self.send_to_backend(target, prefix)
 
     def upstream_paused(self, paused: bool) -> None:
         if paused:
@@ -881,7 +938,7 @@ class Exchange:
                 if isinstance(route, PathRoute)
                 else ""
             )
-            self.client.loop.create_task(self.send_to_backend(target, prefix, exclude=failed))
+            self.client.loop.call_soon(self.send_to_backend, target, prefix, failed)
             return
         self.respond_error(
             502 if self.snapshot.sku_v1 else 504, "ERRORINFO_UPSTREAM_TIMED_OUT", close=False

@@ -67,6 +67,8 @@ class BackendTlsRejected(UpstreamError):
 class ResponseConsumer(TypingProtocol):
     """What an upstream connection reports to the exchange it is serving."""
 
+    def hold_output(self) -> None: ...  # what follows until flush_output may be written as one
+    def flush_output(self) -> None: ...
     def response_head(self, status: int, headers: list[Header], upgrade: bool) -> None: ...
     def response_body(self, data: bytes) -> None: ...
     def response_end(self, reusable: bool) -> None: ...
@@ -98,14 +100,22 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
+        consumer = self.consumer
         if self.tunnel:
-            if self.consumer is not None:
-                self.consumer.response_body(data)
+            if consumer is not None:
+                consumer.response_body(data)
             return
-        if self.consumer is None:
+        if consumer is None:
             # Bytes nobody asked for on an idle connection: the stream is out of step.
             self.close()
             return
+        consumer.hold_output()
+        try:
+            self._feed(data)
+        finally:
+            consumer.flush_output()
+
+    def _feed(self, data: bytes) -> None:
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -233,14 +243,14 @@ class UpstreamPool:
     def __init__(self) -> None:
         self._idle: dict[UpstreamKey, list[UpstreamConnection]] = {}
 
-    async def acquire(self, key: UpstreamKey, timeout: float) -> tuple[UpstreamConnection, bool]:
-        """A connection for `key` and whether it was reused from the pool."""
+    def take_idle(self, key: UpstreamKey) -> UpstreamConnection | None:
+        """An idle connection for `key`, or None: then `connect` makes one."""
         idle = self._idle.get(key)
         while idle:
             connection = idle.pop()
             if not connection.closed:
-                return connection, True
-        return await self._connect(key, timeout), False
+                return connection
+        return None
 
     def release(self, connection: UpstreamConnection) -> None:
         if connection.closed or connection.tunnel:
@@ -279,7 +289,8 @@ class UpstreamPool:
                 connection.close()
         self._idle.clear()
 
-    async def _connect(self, key: UpstreamKey, timeout: float) -> UpstreamConnection:
+    async def connect(self, key: UpstreamKey, timeout: float) -> UpstreamConnection:
+        """A new connection for `key`, its TLS identity verified before it is returned."""
         loop = asyncio.get_running_loop()
         context: ssl.SSLContext | None = None
         if key.trust is not None:
