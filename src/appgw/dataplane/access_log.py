@@ -1,7 +1,8 @@
 """The access log: one JSON line per request (Azure's ApplicationGatewayAccessLog fields).
 
-Lines are buffered and written off the request path: at most every FLUSH_INTERVAL or when the
-buffer is full, with one O_APPEND write, so lines of several workers never interleave.
+Records are queued as they are and turned into lines off the request path: at most every
+FLUSH_INTERVAL or every FLUSH_RECORDS records, all at once, with one O_APPEND write, so lines of
+several workers never interleave.
 """
 
 from __future__ import annotations
@@ -9,11 +10,28 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 FLUSH_INTERVAL = 0.2  # seconds a line may wait; short enough for `tail -f` to feel live
-FLUSH_BYTES = 64 * 1024  # one write per 64 KiB keeps syscalls rare and stays under pipe limits
+# ~600 B a line: one write stays around 64 KiB, which keeps syscalls rare and is not so big
+# that a burst of lines holds the event loop for long.
+FLUSH_RECORDS = 100
+# One encoder for every line: json.dumps with non-default separators builds a new one per call.
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
+_stamp: tuple[int, str] = (0, "")
+
+
+def utc_timestamp() -> str:
+    """The current second as the log's timeStamp; formatted once per second."""
+    global _stamp
+    second = int(time.time())
+    if second != _stamp[0]:
+        _stamp = (second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)))
+    return _stamp[1]
 
 
 class AccessLog:
@@ -23,17 +41,14 @@ class AccessLog:
             if path is not None
             else None
         )
-        self._lines: list[str] = []
-        self._size = 0
+        self._records: list[dict[str, Any]] = []
         self._flush_handle: asyncio.TimerHandle | None = None
 
     def write(self, record: dict[str, Any]) -> None:
         if self._fd is None:
             return
-        line = json.dumps(record, separators=(",", ":")) + "\n"
-        self._lines.append(line)
-        self._size += len(line)
-        if self._size >= FLUSH_BYTES:
+        self._records.append(record)
+        if len(self._records) >= FLUSH_RECORDS:
             self.flush()
         elif self._flush_handle is None:
             self._flush_handle = asyncio.get_running_loop().call_later(FLUSH_INTERVAL, self.flush)
@@ -42,11 +57,10 @@ class AccessLog:
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
-        if self._fd is None or not self._lines:
+        if self._fd is None or not self._records:
             return
-        data = "".join(self._lines).encode()
-        self._lines.clear()
-        self._size = 0
+        records, self._records = self._records, []
+        data = "".join([_encode(record) + "\n" for record in records]).encode()
         os.write(self._fd, data)
 
     def close(self) -> None:

@@ -6,7 +6,7 @@ one list joined once.
 
 from __future__ import annotations
 
-import os
+import random
 from collections.abc import Iterable, Sequence
 
 Header = tuple[bytes, bytes]
@@ -66,9 +66,17 @@ STATUS_TEXT = {
 }
 
 
+# Its own generator, seeded from the OS when the worker starts (workers are separate processes).
+_random_bits = random.Random().getrandbits
+
+
 def new_trace_id() -> str:
-    """Azure's X-AppGW-Trace-Id: 32 hex characters, no dashes."""
-    return os.urandom(16).hex()
+    """Azure's X-AppGW-Trace-Id: 32 hex characters, no dashes.
+
+    A correlation id, not a secret: Python's generator (seeded from the OS) saves the
+    getrandom system call per request that os.urandom costs.
+    """
+    return f"{_random_bits(128):032x}"
 
 
 def connection_tokens(headers: Sequence[Header]) -> frozenset[bytes]:

@@ -30,7 +30,7 @@ from appgw.compile.snapshot import (
     Snapshot,
     Target,
 )
-from appgw.dataplane.access_log import AccessLog
+from appgw.dataplane.access_log import AccessLog, utc_timestamp
 from appgw.dataplane.backend_tls import describe_rejection
 from appgw.dataplane.error_pages import ErrorPages
 from appgw.dataplane.http import (
@@ -456,6 +456,55 @@ def _has_chunked(headers: list[Header]) -> bool:
 
 class Exchange:
     """One request and its response."""
+
+    # Slots: one of these per request; no per-instance dict to build.
+    __slots__ = (
+        "backend_started",
+        "body_buffer",
+        "body_bytes",
+        "body_done",
+        "body_sent",
+        "buffered",
+        "chunked",
+        "client",
+        "connect_seconds",
+        "early_tunnel_data",
+        "endpoint",
+        "error_info",
+        "finished",
+        "first_byte_at",
+        "forward",
+        "gateway_key",
+        "gone",
+        "has_body",
+        "header_bytes",
+        "headers",
+        "host",
+        "http_version",
+        "keep_alive",
+        "last_byte_at",
+        "member",
+        "method",
+        "response_chunked",
+        "response_close",
+        "response_started",
+        "retried",
+        "rule_name",
+        "sent_at_start",
+        "server_routed",
+        "server_status",
+        "set_cookie",
+        "site",
+        "snapshot",
+        "started",
+        "status",
+        "target",
+        "timer",
+        "trace_id",
+        "upgrade",
+        "upstream",
+        "upstream_reused",
+    )
 
     def __init__(self, client: ClientConnection, snapshot: Snapshot, endpoint: Endpoint) -> None:
         self.client = client
@@ -1031,8 +1080,8 @@ class Exchange:
         )
         self.client.services.access_log.write(
             {
-                "timeStamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "resourceId": self.snapshot.gateway_id.upper(),
+                "timeStamp": utc_timestamp(),
+                "resourceId": _upper(self.snapshot.gateway_id),
                 "listenerName": site.listener_name if site else "",
                 "ruleName": self.rule_name,
                 "backendPoolName": forward.pool.name if forward else "",
@@ -1070,6 +1119,10 @@ class Exchange:
                 },
             }
         )
+
+
+# The access log's resourceId is the upper-cased gateway id; a worker serves few gateways.
+_upper = functools.lru_cache(maxsize=64)(str.upper)
 
 
 def _cookie(headers: list[Header], name: bytes) -> bytes | None:
