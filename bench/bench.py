@@ -852,7 +852,7 @@ def main() -> int:
         "BENCH_LOAD_CPUS", ",".join(str(c) for c in range(cores) if c not in taken) or "0"
     )
     ensure_tools()
-    work = Path(tempfile.mkdtemp(prefix="appgw-bench-"))
+    work = Path(tempfile.mkdtemp(prefix="appgw-perf-bench-"))
     processes = Processes()
     results: dict[tuple[str, str], list[Sample]] = {}
     try:

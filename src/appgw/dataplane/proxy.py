@@ -30,7 +30,7 @@ from appgw.compile.snapshot import (
     Snapshot,
     Target,
 )
-from appgw.dataplane.access_log import AccessLog, utc_timestamp
+from appgw.dataplane.access_log import AccessLog, AccessRecord, utc_timestamp
 from appgw.dataplane.backend_tls import describe_rejection
 from appgw.dataplane.error_pages import ErrorPages
 from appgw.dataplane.http import (
@@ -1078,46 +1078,39 @@ class Exchange:
             if started and self.last_byte_at
             else None,
         )
+        client = self.client
         self.client.services.access_log.write(
-            {
-                "timeStamp": utc_timestamp(),
-                "resourceId": _upper(self.snapshot.gateway_id),
-                "listenerName": site.listener_name if site else "",
-                "ruleName": self.rule_name,
-                "backendPoolName": forward.pool.name if forward else "",
-                "backendSettingName": forward.settings.name if forward else "",
-                "operationName": "ApplicationGatewayAccess",
-                "category": "ApplicationGatewayAccessLog",
-                "properties": {
-                    "instanceId": self.client.services.instance_id,
-                    "clientIP": self.client.client_ip,
-                    "clientPort": self.client.client_port,
-                    "httpMethod": self.method.decode("latin-1"),
-                    "originalRequestUriWithArgs": self.target.decode("latin-1"),
-                    "requestUri": path.decode("latin-1"),
-                    "requestQuery": query.decode("latin-1"),
-                    "userAgent": (header_value(self.headers, b"user-agent") or b"").decode(
-                        "latin-1"
-                    ),
-                    "httpStatus": self.status,
-                    "httpVersion": f"HTTP/{self.http_version}",
-                    "receivedBytes": received,
-                    "sentBytes": sent,
-                    "timeTaken": round(now - self.started, 6),
-                    "transactionId": self.trace_id,
-                    "sslEnabled": "on" if self.endpoint.https else "off",
-                    "sslCipher": self.client.tls_cipher,
-                    "sslProtocol": self.client.tls_version,
-                    "serverRouted": self.server_routed,
-                    "serverStatus": str(self.server_status) if self.server_status else "",
-                    "serverResponseLatency": round(self.first_byte_at - self.started, 6)
-                    if self.first_byte_at
-                    else None,
-                    "originalHost": (header_value(self.headers, b"host") or b"").decode("latin-1"),
-                    "host": self.host,
-                    "error_info": self.error_info,
-                },
-            }
+            AccessRecord(
+                utc_timestamp(),
+                _upper(self.snapshot.gateway_id),
+                listener,
+                self.rule_name,
+                forward.pool.name if forward else "",
+                forward.settings.name if forward else "",
+                client.services.instance_id,
+                client.client_ip,
+                client.client_port,
+                self.method.decode("latin-1"),
+                self.target.decode("latin-1"),
+                path.decode("latin-1"),
+                query.decode("latin-1"),
+                (header_value(self.headers, b"user-agent") or b"").decode("latin-1"),
+                self.status,
+                f"HTTP/{self.http_version}",
+                received,
+                sent,
+                round(now - self.started, 6),
+                self.trace_id,
+                "on" if self.endpoint.https else "off",
+                client.tls_cipher,
+                client.tls_version,
+                self.server_routed,
+                str(self.server_status) if self.server_status else "",
+                round(self.first_byte_at - self.started, 6) if self.first_byte_at else None,
+                (header_value(self.headers, b"host") or b"").decode("latin-1"),
+                self.host,
+                self.error_info,
+            )
         )
 
 
