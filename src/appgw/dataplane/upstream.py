@@ -20,8 +20,8 @@ import httptools
 from appgw.dataplane.backend_tls import (
     BackendCertificateVerdict,
     BackendTrust,
-    client_context,
-    presented_chain,
+    ResumingContext,
+    resuming_context,
     verify_presented_chain,
 )
 from appgw.dataplane.http import Header
@@ -87,6 +87,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.head_only = False  # response to HEAD: no body whatever the headers say
         self.idle_since = 0.0
         self.reading_paused = False
+        # The chain that passed verification, until its TLS session is remembered for reuse.
+        self.verified_chain: tuple[bytes, ...] | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._status = 0
         self._headers: list[Header] = []
@@ -242,6 +244,11 @@ class UpstreamPool:
 
     def __init__(self) -> None:
         self._idle: dict[UpstreamKey, list[UpstreamConnection]] = {}
+        # One TLS context per identity, offering the identity's last verified session: a new
+        # connection to a backend resumes instead of a full handshake (nginx's
+        # proxy_ssl_session_reuse). Never shared between keys: a session verified for one
+        # name or trust is never offered to another.
+        self._contexts: dict[UpstreamKey, ResumingContext] = {}
 
     def take_idle(self, key: UpstreamKey) -> UpstreamConnection | None:
         """An idle connection for `key`, or None: then `connect` makes one."""
@@ -256,6 +263,8 @@ class UpstreamPool:
         if connection.closed or connection.tunnel:
             connection.close()
             return
+        if connection.verified_chain is not None:
+            self._remember_session(connection, connection.verified_chain)
         # A slow client may have paused it; the next user must find it reading.
         connection.resume_reading()
         idle = self._idle.setdefault(connection.key, [])
@@ -265,11 +274,20 @@ class UpstreamPool:
         connection.idle_since = time.monotonic()
         idle.append(connection)
 
+    def _remember_session(self, connection: UpstreamConnection, chain: tuple[bytes, ...]) -> None:
+        # After a response: TLS 1.3 sends the session ticket after the handshake.
+        connection.verified_chain = None
+        context = self._contexts.get(connection.key)
+        if context is not None and connection.transport is not None:
+            context.remember(connection.transport.get_extra_info("ssl_object"), chain)
+
     def retain_only(self, keep: Callable[[UpstreamKey], bool]) -> None:
         """Close idle connections whose key the new configuration no longer uses."""
         for key in [key for key in self._idle if not keep(key)]:
             for connection in self._idle.pop(key):
                 connection.close()
+        for key in [key for key in self._contexts if not keep(key)]:
+            del self._contexts[key]
 
     def close_expired(self) -> None:
         cutoff = time.monotonic() - UPSTREAM_IDLE_TIMEOUT
@@ -292,9 +310,11 @@ class UpstreamPool:
     async def connect(self, key: UpstreamKey, timeout: float) -> UpstreamConnection:
         """A new connection for `key`, its TLS identity verified before it is returned."""
         loop = asyncio.get_running_loop()
-        context: ssl.SSLContext | None = None
+        context: ResumingContext | None = None
         if key.trust is not None:
-            context = client_context(key.trust)
+            context = self._contexts.get(key)
+            if context is None:
+                context = self._contexts[key] = resuming_context(key.trust)
         try:
             async with asyncio.timeout(min(timeout, CONNECT_TIMEOUT)):
                 _transport, connection = await loop.create_connection(
@@ -321,12 +341,13 @@ class UpstreamPool:
                 f"could not {kind} {key.describe()}: {error.strerror or error}",
             ) from None
         if key.trust is not None:
-            assert connection.transport is not None
+            assert connection.transport is not None and context is not None
             ssl_object = connection.transport.get_extra_info("ssl_object")
-            verdict = verify_presented_chain(
-                key.trust, presented_chain(ssl_object), verify_name=key.verify_name
-            )
+            chain = context.chain_to_verify(ssl_object)
+            verdict = verify_presented_chain(key.trust, chain, verify_name=key.verify_name)
             if not verdict.ok:
+                context.forget()
                 connection.abort()
                 raise BackendTlsRejected(verdict)
+            connection.verified_chain = chain
         return connection
