@@ -32,6 +32,7 @@ from appgw.compile.snapshot import (
 )
 from appgw.dataplane.access_log import AccessLog, AccessRecord, utc_timestamp
 from appgw.dataplane.backend_tls import describe_rejection
+from appgw.dataplane.deadline import Deadline
 from appgw.dataplane.error_pages import ErrorPages
 from appgw.dataplane.http import (
     LAST_CHUNK,
@@ -180,7 +181,10 @@ class ClientConnection(asyncio.Protocol):
         self.plain_body: tuple[Exchange, int] | None = None
         self.read_paused = False
         self.write_paused = False
-        self.timer: asyncio.TimerHandle | None = None
+        # The connection's own timeouts (keep-alive, reading a request) and the active
+        # exchange's backend timeout; moved on every request, so lazily re-armed (Deadline).
+        self.deadline = Deadline(self.loop)
+        self.backend_deadline = Deadline(self.loop)
         self.sent = 0
         # While a backend's bytes are processed, what they produce for the client is held and
         # written once at the end: a response's head and body become one TLS record and one
@@ -207,12 +211,13 @@ class ClientConnection(asyncio.Protocol):
         self.services.metrics.connection_closed()
         self.closing = True
         self.listener.connections.discard(self)
-        self._cancel_timer()
+        self.deadline.close()
         if self.tunnel is not None:
             self.tunnel.close()
         for exchange in (self.active, *self.queued):
             if exchange is not None:
                 exchange.client_gone()
+        self.backend_deadline.close()
 
     def data_received(self, data: bytes) -> None:
         if self.tunnel is not None:
@@ -426,16 +431,12 @@ class ClientConnection(asyncio.Protocol):
         return self.listener.state[0]
 
     def _arm_timer(self, seconds: float) -> None:
-        self._cancel_timer()
-        self.timer = self.loop.call_later(seconds, self._timed_out)
+        self.deadline.set(seconds, self._timed_out)
 
     def _cancel_timer(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.deadline.clear()
 
     def _timed_out(self) -> None:
-        self.timer = None
         if self.parsing is not None and self.active is None:
             self.reject(408, "ERRORINFO_CLIENT_READ_TIMEOUT")
             return
@@ -499,7 +500,6 @@ class Exchange:
         "started",
         "status",
         "target",
-        "timer",
         "trace_id",
         "upgrade",
         "upstream",
@@ -533,7 +533,6 @@ class Exchange:
         self.response_close = False
         self.finished = False
         self.gone = False
-        self.timer: asyncio.TimerHandle | None = None
         self.retried = False
         # for the access log
         self.trace_id = new_trace_id()
@@ -942,16 +941,12 @@ class Exchange:
     # --- timeouts --------------------------------------------------------------------------------
 
     def _start_timer(self, seconds: float) -> None:
-        self._cancel_timer()
-        self.timer = self.client.loop.call_later(seconds, self._request_timed_out)
+        self.client.backend_deadline.set(seconds, self._request_timed_out)
 
     def _cancel_timer(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.client.backend_deadline.clear(self._request_timed_out)
 
     def _request_timed_out(self) -> None:
-        self.timer = None
         upstream, self.upstream = self.upstream, None
         if upstream is not None:
             upstream.abort()
