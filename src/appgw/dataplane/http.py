@@ -109,15 +109,27 @@ def forwardable_request_headers(headers: Sequence[Header]) -> list[Header]:
     return kept
 
 
-def forwardable_response_headers(headers: Sequence[Header]) -> list[Header]:
+def forwardable_response_head(
+    first_line: bytes, headers: Sequence[Header]
+) -> tuple[list[bytes], bytes | None, bool]:
+    """The status line and the backend's end-to-end headers as pieces of one buffer (no
+    Content-Length: the caller frames the body), plus what framing needs: the first
+    Content-Length and whether a Transfer-Encoding says chunked."""
     listed = connection_tokens(headers)
-    return [
-        (name, value)
-        for name, value in headers
-        if (lower := name.lower()) not in HOP_BY_HOP
-        and lower not in listed
-        and lower != b"content-length"
-    ]
+    parts = [first_line, b"\r\n"]
+    length: bytes | None = None
+    chunked = False
+    for name, value in headers:
+        lower = name.lower()
+        if lower == b"content-length":
+            if length is None:
+                length = value
+        elif lower in HOP_BY_HOP:
+            if lower == b"transfer-encoding" and b"chunked" in value.lower():
+                chunked = True
+        elif lower not in listed:
+            parts += (name, b": ", value, b"\r\n")
+    return parts, length, chunked
 
 
 def header_value(headers: Iterable[Header], wanted: bytes) -> bytes | None:

@@ -44,7 +44,7 @@ from appgw.dataplane.http import (
     chunk,
     error_response,
     forwardable_request_headers,
-    forwardable_response_headers,
+    forwardable_response_head,
     header_value,
     new_trace_id,
     serialize_head,
@@ -842,14 +842,13 @@ class Exchange:
         self.status = status
         self.response_started = True
         reason = self.upstream.reason if self.upstream is not None else b""
-        out = forwardable_response_headers(headers)
-        out += self.set_cookie
+        parts, length, chunked = forwardable_response_head(status_line(status, reason), headers)
+        for name, value in self.set_cookie:
+            parts += (name, b": ", value, b"\r\n")
         if upgrade and self.upgrade:
-            out += [
-                (b"Connection", b"Upgrade"),
-                (b"Upgrade", header_value(headers, b"upgrade") or b"websocket"),
-            ]
-            self.client.write(serialize_head(status_line(status, reason), out))
+            upgrade_to = header_value(headers, b"upgrade") or b"websocket"
+            parts += (b"Connection: Upgrade\r\nUpgrade: ", upgrade_to, b"\r\n\r\n")
+            self.client.write(b"".join(parts))
             upstream = self.upstream
             assert upstream is not None
             self._log()
@@ -858,21 +857,21 @@ class Exchange:
             self.client.start_tunnel(upstream, self.early_tunnel_data)
             return
         no_body = self.method == b"HEAD" or status in (204, 304)
-        length = header_value(headers, b"content-length")
         if no_body:
             if length is not None and status != 204:
-                out.append((b"Content-Length", length))
-        elif length is not None and not _has_chunked(headers):
-            out.append((b"Content-Length", length))
+                parts += (b"Content-Length: ", length, b"\r\n")
+        elif length is not None and not chunked:
+            parts += (b"Content-Length: ", length, b"\r\n")
         elif self.http_version == "1.1":
             self.response_chunked = True
-            out.append((b"Transfer-Encoding", b"chunked"))
+            parts.append(b"Transfer-Encoding: chunked\r\n")
         else:
             self.response_close = True
         if not self.keep_alive or self.response_close or self.upgrade or self.client.closing:
             self.response_close = True
-            out.append((b"Connection", b"close"))
-        self.client.write(serialize_head(status_line(status, reason), out))
+            parts.append(b"Connection: close\r\n")
+        parts.append(b"\r\n")
+        self.client.write(b"".join(parts))
 
     def response_body(self, data: bytes) -> None:
         if self.gone or not data:
