@@ -475,7 +475,6 @@ class Exchange:
         "finished",
         "first_byte_at",
         "forward",
-        "gateway_key",
         "gone",
         "has_body",
         "header_bytes",
@@ -509,7 +508,6 @@ class Exchange:
     def __init__(self, client: ClientConnection, snapshot: Snapshot, endpoint: Endpoint) -> None:
         self.client = client
         self.snapshot = snapshot
-        self.gateway_key = snapshot.gateway_id.casefold()
         self.endpoint = endpoint
         self.started = time.monotonic()
         self.target = b""
@@ -647,7 +645,12 @@ class Exchange:
                 member = balancer.by_cookie(target, value)
                 if member is not None and self._healthy(target, member):
                     return member
-        healthy = tuple(m for m in target.pool.members if self._healthy(target, m))
+        members = target.pool.members
+        healthy = (
+            tuple(m for m in members if self._healthy(target, m))
+            if self.client.services.unhealthy
+            else members  # nothing out of rotation: no filtering per request
+        )
         member = balancer.pick(target.pool.name, healthy, exclude)
         if member is not None and cookie_name is not None:
             value_text = balancer.cookie_value(target, member)
@@ -666,7 +669,8 @@ class Exchange:
             return True
         pair = (target.pool.name, target.settings.name)
         probe = self.snapshot.probe_fingerprints.get(pair, "")
-        return (self.gateway_key, *pair, member.address, probe) not in unhealthy
+        gateway_key = self.snapshot.gateway_id.casefold()
+        return (gateway_key, *pair, member.address, probe) not in unhealthy
 
     def upstream_key(
         self, target: ForwardTarget, member: BackendMember
