@@ -6,7 +6,7 @@ DATA_DIR ?= .appgw-data
 # Stamp files make re-runs fast: the venv is rebuilt only when pyproject.toml changes.
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck pytest clean system-deps
+.PHONY: run test lint typecheck pytest clean system-deps bench
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "appgw needs Python 3.11 or newer")'
@@ -43,6 +43,11 @@ pytest: $(STAMP) system-deps
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# appgw vs nginx vs HAProxy on this machine (docs/performance.md); not part of `make test`.
+# BENCH_QUICK=1, BENCH_CASES=..., BENCH_TARGETS=... narrow it down.
+bench: $(STAMP)
+	$(BIN)/python bench/bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -30,6 +30,12 @@ from appgw.dataplane.backend_tls import (
     presented_chain,
     verify_presented_chain,
 )
+from appgw.dataplane.upstream import (
+    BackendTlsRejected,
+    UpstreamConnection,
+    UpstreamKey,
+    UpstreamPool,
+)
 
 NAME = "backend.test"
 T = TypeVar("T")
@@ -345,3 +351,37 @@ def test_no_sni_for_an_ip_member(pki: Pki, backend: StartBackend) -> None:
     # An IP address to connect to with a name to send: the name goes out as SNI.
     handshake(server.port, trust, NAME)
     assert server.sni == [None, NAME]
+
+
+def test_pool_resumes_a_verified_session_for_the_same_identity_only(
+    pki: Pki, backend: StartBackend
+) -> None:
+    # Leaf + intermediate: a resumed handshake carries no chain, so the resumed connection is
+    # judged on the chain verified when the session was made, and must still pass.
+    server = backend([pki.leaf, pki.inter], pki.leaf.key)
+    trust = roots(pki.root)
+
+    def reused(connection: UpstreamConnection) -> bool:
+        assert connection.transport is not None
+        return bool(connection.transport.get_extra_info("ssl_object").session_reused)
+
+    async def scenario() -> tuple[bool, bool, bool]:
+        # The test backend serves one connection at a time: each is closed before the next.
+        pool = UpstreamPool()
+        key = UpstreamKey("127.0.0.1", server.port, NAME, NAME, trust)
+        first = await pool.connect(key, 5)
+        await asyncio.sleep(0.2)  # TLS 1.3 sends the session ticket after the handshake
+        pool.release(first)
+        pool.close_all()
+        second = await pool.connect(key, 5)
+        second.close()
+        # Same backend and name, another trust: another identity, never offered that session.
+        other_trust = UpstreamKey("127.0.0.1", server.port, NAME, NAME, roots(pki.root, pki.inter))
+        third = await pool.connect(other_trust, 5)
+        third.close()
+        # Same backend, a name its certificate does not have: rejected, session or not.
+        with pytest.raises(BackendTlsRejected):
+            await pool.connect(UpstreamKey("127.0.0.1", server.port, NAME, "other.test", trust), 5)
+        return reused(first), reused(second), reused(third)
+
+    assert run_on(uvloop.new_event_loop, scenario()) == (False, True, False)

@@ -6,7 +6,7 @@ one list joined once.
 
 from __future__ import annotations
 
-import os
+import random
 from collections.abc import Iterable, Sequence
 
 Header = tuple[bytes, bytes]
@@ -43,7 +43,8 @@ GATEWAY_SET = frozenset(
         b"host",
     }
 )
-_TOKEN_NAME = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+# Letters, digits and '-': what bytes.translate deletes to find any other character in a name.
+_TOKEN_NAME = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"
 
 STATUS_TEXT = {
     100: b"Continue",
@@ -66,9 +67,17 @@ STATUS_TEXT = {
 }
 
 
+# Its own generator, seeded from the OS when the worker starts (workers are separate processes).
+_random_bits = random.Random().getrandbits
+
+
 def new_trace_id() -> str:
-    """Azure's X-AppGW-Trace-Id: 32 hex characters, no dashes."""
-    return os.urandom(16).hex()
+    """Azure's X-AppGW-Trace-Id: 32 hex characters, no dashes.
+
+    A correlation id, not a secret: Python's generator (seeded from the OS) saves the
+    getrandom system call per request that os.urandom costs.
+    """
+    return f"{_random_bits(128):032x}"
 
 
 def connection_tokens(headers: Sequence[Header]) -> frozenset[bytes]:
@@ -93,22 +102,34 @@ def forwardable_request_headers(headers: Sequence[Header]) -> list[Header]:
             lower in HOP_BY_HOP
             or lower in GATEWAY_SET
             or lower in listed
-            or not all(char in _TOKEN_NAME for char in name)
+            or name.translate(None, _TOKEN_NAME)  # a character other than those
         ):
             continue
         kept.append((name, value))
     return kept
 
 
-def forwardable_response_headers(headers: Sequence[Header]) -> list[Header]:
+def forwardable_response_head(
+    first_line: bytes, headers: Sequence[Header]
+) -> tuple[list[bytes], bytes | None, bool]:
+    """The status line and the backend's end-to-end headers as pieces of one buffer (no
+    Content-Length: the caller frames the body), plus what framing needs: the first
+    Content-Length and whether a Transfer-Encoding says chunked."""
     listed = connection_tokens(headers)
-    return [
-        (name, value)
-        for name, value in headers
-        if (lower := name.lower()) not in HOP_BY_HOP
-        and lower not in listed
-        and lower != b"content-length"
-    ]
+    parts = [first_line, b"\r\n"]
+    length: bytes | None = None
+    chunked = False
+    for name, value in headers:
+        lower = name.lower()
+        if lower == b"content-length":
+            if length is None:
+                length = value
+        elif lower in HOP_BY_HOP:
+            if lower == b"transfer-encoding" and b"chunked" in value.lower():
+                chunked = True
+        elif lower not in listed:
+            parts += (name, b": ", value, b"\r\n")
+    return parts, length, chunked
 
 
 def header_value(headers: Iterable[Header], wanted: bytes) -> bytes | None:

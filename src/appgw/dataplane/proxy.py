@@ -8,6 +8,7 @@ llhttp (httptools); anything ambiguous is a 400 and the connection closes.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import ssl
@@ -29,8 +30,9 @@ from appgw.compile.snapshot import (
     Snapshot,
     Target,
 )
-from appgw.dataplane.access_log import AccessLog
+from appgw.dataplane.access_log import AccessLog, AccessRecord, utc_timestamp
 from appgw.dataplane.backend_tls import describe_rejection
+from appgw.dataplane.deadline import Deadline
 from appgw.dataplane.error_pages import ErrorPages
 from appgw.dataplane.http import (
     LAST_CHUNK,
@@ -42,7 +44,7 @@ from appgw.dataplane.http import (
     chunk,
     error_response,
     forwardable_request_headers,
-    forwardable_response_headers,
+    forwardable_response_head,
     header_value,
     new_trace_id,
     serialize_head,
@@ -61,11 +63,18 @@ from appgw.observability import RequestMetrics
 
 log = logging.getLogger("appgw.dataplane")
 
+# Parsing an address costs more than the rest of choosing the connection; the names seen are
+# few (configured ones and the gateway's own host names), the bound only caps odd Host values.
+_is_ip_address = functools.lru_cache(maxsize=1024)(is_ip_address)
+
 # Request bytes held while the backend connection is being made; past this the client waits.
 MAX_BUFFERED_REQUEST_BODY = 256 * 1024
 # Time to read one request's head and body once it started (Azure answers 408 after 60 s).
 CLIENT_READ_TIMEOUT = 60.0
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE"})
+# Held writes up to this size are joined into one buffer (one TLS record); larger ones are
+# passed as a list, which costs no copy. 16 KiB is TLS's maximum record payload.
+JOIN_WRITES_BELOW = 16 * 1024
 
 
 @dataclass
@@ -182,8 +191,15 @@ class ClientConnection(asyncio.Protocol):
         self.plain_body: tuple[Exchange, int] | None = None
         self.read_paused = False
         self.write_paused = False
-        self.timer: asyncio.TimerHandle | None = None
+        # The connection's own timeouts (keep-alive, reading a request) and the active
+        # exchange's backend timeout; moved on every request, so lazily re-armed (Deadline).
+        self.deadline = Deadline(self.loop)
+        self.backend_deadline = Deadline(self.loop)
         self.sent = 0
+        # While a backend's bytes are processed, what they produce for the client is held and
+        # written once at the end: a response's head and body become one TLS record and one
+        # send instead of several.
+        self.held: list[bytes] | None = None
 
     # --- connection lifecycle -------------------------------------------------------------------
 
@@ -205,12 +221,13 @@ class ClientConnection(asyncio.Protocol):
         self.services.metrics.connection_closed()
         self.closing = True
         self.listener.connections.discard(self)
-        self._cancel_timer()
+        self.deadline.close()
         if self.tunnel is not None:
             self.tunnel.close()
         for exchange in (self.active, *self.queued):
             if exchange is not None:
                 exchange.client_gone()
+        self.backend_deadline.close()
 
     def data_received(self, data: bytes) -> None:
         if self.tunnel is not None:
@@ -356,7 +373,25 @@ class ClientConnection(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.sent += len(data)
-            self.transport.write(data)
+            if self.held is not None:
+                self.held.append(data)
+            else:
+                self.transport.write(data)
+
+    def hold_writes(self) -> None:
+        if self.held is None:
+            self.held = []
+
+    def flush_writes(self) -> None:
+        held, self.held = self.held, None
+        if not held or self.transport is None or self.transport.is_closing():
+            return
+        if len(held) == 1:
+            self.transport.write(held[0])
+        elif sum(map(len, held)) <= JOIN_WRITES_BELOW:
+            self.transport.write(b"".join(held))
+        else:
+            self.transport.writelines(held)  # large bodies: no copy
 
     def pause_reading(self) -> None:
         if not self.read_paused and self.transport is not None and not self.transport.is_closing():
@@ -398,6 +433,7 @@ class ClientConnection(asyncio.Protocol):
     def close(self) -> None:
         self.closing = True
         self._cancel_timer()
+        self.flush_writes()
         if self.transport is not None:
             self.transport.close()
 
@@ -405,16 +441,12 @@ class ClientConnection(asyncio.Protocol):
         return self.listener.state[0]
 
     def _arm_timer(self, seconds: float) -> None:
-        self._cancel_timer()
-        self.timer = self.loop.call_later(seconds, self._timed_out)
+        self.deadline.set(seconds, self._timed_out)
 
     def _cancel_timer(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.deadline.clear()
 
     def _timed_out(self) -> None:
-        self.timer = None
         if self.parsing is not None and self.active is None:
             self.reject(408, "ERRORINFO_CLIENT_READ_TIMEOUT")
             return
@@ -436,10 +468,56 @@ def _has_chunked(headers: list[Header]) -> bool:
 class Exchange:
     """One request and its response."""
 
+    # Slots: one of these per request; no per-instance dict to build.
+    __slots__ = (
+        "backend_started",
+        "body_buffer",
+        "body_bytes",
+        "body_done",
+        "body_sent",
+        "buffered",
+        "chunked",
+        "client",
+        "connect_seconds",
+        "early_tunnel_data",
+        "endpoint",
+        "error_info",
+        "finished",
+        "first_byte_at",
+        "forward",
+        "gone",
+        "has_body",
+        "header_bytes",
+        "headers",
+        "host",
+        "http_version",
+        "keep_alive",
+        "last_byte_at",
+        "member",
+        "method",
+        "response_chunked",
+        "response_close",
+        "response_started",
+        "retried",
+        "rule_name",
+        "sent_at_start",
+        "server_routed",
+        "server_status",
+        "set_cookie",
+        "site",
+        "snapshot",
+        "started",
+        "status",
+        "target",
+        "trace_id",
+        "upgrade",
+        "upstream",
+        "upstream_reused",
+    )
+
     def __init__(self, client: ClientConnection, snapshot: Snapshot, endpoint: Endpoint) -> None:
         self.client = client
         self.snapshot = snapshot
-        self.gateway_key = snapshot.gateway_id.casefold()
         self.endpoint = endpoint
         self.started = time.monotonic()
         self.target = b""
@@ -463,7 +541,6 @@ class Exchange:
         self.response_close = False
         self.finished = False
         self.gone = False
-        self.timer: asyncio.TimerHandle | None = None
         self.retried = False
         # for the access log
         self.trace_id = new_trace_id()
@@ -533,7 +610,7 @@ class Exchange:
             self.redirect(target)
             return
         self.forward = target
-        self.client.loop.create_task(self.send_to_backend(target, matched_prefix))
+        self.send_to_backend(target, matched_prefix)
 
     def request_body(self, data: bytes) -> None:
         if self.gone or self.finished:
@@ -597,7 +674,7 @@ class Exchange:
         members = target.pool.members
         if not services.unhealthy:
             return members
-        key = (self.gateway_key, target.pool.name, target.settings.name)
+        key = (self.snapshot.gateway_id.casefold(), target.pool.name, target.settings.name)
         cached = services.healthy_members.get(key)
         if cached is not None and cached[0] is services.unhealthy and cached[1] is members:
             return cached[2]
@@ -611,7 +688,8 @@ class Exchange:
             return True
         pair = (target.pool.name, target.settings.name)
         probe = self.snapshot.probe_fingerprints.get(pair, "")
-        return (self.gateway_key, *pair, member.address, probe) not in unhealthy
+        gateway_key = self.snapshot.gateway_id.casefold()
+        return (gateway_key, *pair, member.address, probe) not in unhealthy
 
     def upstream_key(
         self, target: ForwardTarget, member: BackendMember
@@ -639,7 +717,7 @@ class Exchange:
                     self.host or None,
                 )
                 name = next((c for c in candidates if c), None)
-                sni = name if name is not None and not is_ip_address(name) else None
+                sni = name if name is not None and not _is_ip_address(name) else None
                 verify_name = name
         key = UpstreamKey(
             address=member.address,
@@ -650,9 +728,12 @@ class Exchange:
         )
         return key, host_header.encode("latin-1")
 
-    async def send_to_backend(
+    def send_to_backend(
         self, target: ForwardTarget, matched_prefix: str, exclude: BackendMember | None = None
     ) -> None:
+        """Send now on an idle pooled connection; connect first (a task) only when none is."""
+        if self.gone or self.finished:
+            return  # a deferred retry for a client that left meanwhile
         member = self.pick_member(target, exclude)
         if member is None:
             self.respond_error(502, "ERRORINFO_UPSTREAM_NO_LIVE", close=False)
@@ -663,10 +744,18 @@ class Exchange:
         self.backend_started = time.monotonic()
         self.connect_seconds = None
         self.first_byte_at = 0.0
+        upstream = self.client.services.pool.take_idle(key)
+        if upstream is not None:
+            self._start_upstream(upstream, True, target, matched_prefix, host_header)
+            return
+        self.client.loop.create_task(self._connect(key, target, matched_prefix, host_header))
+
+    async def _connect(
+        self, key: UpstreamKey, target: ForwardTarget, matched_prefix: str, host_header: bytes
+    ) -> None:
+        pool = self.client.services.pool
         try:
-            upstream, reused = await self.client.services.pool.acquire(
-                key, target.settings.request_timeout
-            )
+            upstream = await pool.connect(key, target.settings.request_timeout)
         except UpstreamError as error:
             self._log_backend_failure(key, target, error)
             timed_out = error.error_info == "ERRORINFO_UPSTREAM_TIMED_OUT"
@@ -674,10 +763,19 @@ class Exchange:
             self.respond_error(status, error.error_info, close=False)
             return
         if self.gone or self.finished:
-            self.client.services.pool.release(upstream)
+            pool.release(upstream)
             return
-        if not reused:
-            self.connect_seconds = time.monotonic() - self.backend_started
+        self.connect_seconds = time.monotonic() - self.backend_started
+        self._start_upstream(upstream, False, target, matched_prefix, host_header)
+
+    def _start_upstream(
+        self,
+        upstream: UpstreamConnection,
+        reused: bool,
+        target: ForwardTarget,
+        matched_prefix: str,
+        host_header: bytes,
+    ) -> None:
         self.upstream = upstream
         self.upstream_reused = reused
         upstream.start(self, head_only=self.method == b"HEAD")
@@ -707,42 +805,52 @@ class Exchange:
             log.error("%s unusable: %s", where, error.message)
 
     def _request_head(self, target: ForwardTarget, matched_prefix: str, host: bytes) -> bytes:
+        """The request head for the backend, written into one list of pieces joined once."""
         path, query = split_target(self.target)
         path = backend_path(path, target.settings.path_override, matched_prefix)
-        request_target = path + (b"?" + query if query else b"")
-        headers = forwardable_request_headers(self.headers)
         forwarded_for = f"{self.client_ip_text()}:{self.client.client_port}".encode()
-        out: list[Header] = [(b"Host", host)]
-        for name, value in headers:
+        parts = [self.method, b" ", path, b"?" if query else b"", query, b" HTTP/1.1\r\n"]
+        parts += (b"Host: ", host, b"\r\n")
+        for name, value in forwardable_request_headers(self.headers):
             if name.lower() == b"x-forwarded-for":
                 forwarded_for = value + b", " + forwarded_for
-                continue
-            out.append((name, value))
-        original_host = header_value(self.headers, b"host") or b""
-        out += [
-            (b"X-Forwarded-For", forwarded_for),
-            (b"X-Forwarded-Proto", b"https" if self.endpoint.https else b"http"),
-            (b"X-Forwarded-Port", str(self.endpoint.port).encode()),
-            (b"X-Original-Host", original_host),
-            (b"X-Original-URL", self.target),
-            (b"X-AppGW-Trace-Id", self.trace_id.encode()),
-        ]
+            else:
+                parts += (name, b": ", value, b"\r\n")
+        parts += (
+            b"X-Forwarded-For: ",
+            forwarded_for,
+            _forwarded_port_lines(self.endpoint.https, self.endpoint.port),
+            b"X-Original-Host: ",
+            header_value(self.headers, b"host") or b"",
+            b"\r\nX-Original-URL: ",
+            self.target,
+            b"\r\nX-AppGW-Trace-Id: ",
+            self.trace_id.encode(),
+            b"\r\n",
+        )
         if self.upgrade:
             upgrade = header_value(self.headers, b"upgrade") or b"websocket"
-            out += [(b"Connection", b"Upgrade"), (b"Upgrade", upgrade)]
+            parts += (b"Connection: Upgrade\r\nUpgrade: ", upgrade, b"\r\n")
         elif self.chunked:
-            out.append((b"Transfer-Encoding", b"chunked"))
+            parts.append(b"Transfer-Encoding: chunked\r\n")
         else:
             length = header_value(self.headers, b"content-length")
             if length is not None:
-                out.append((b"Content-Length", length.strip()))
-        return serialize_head(self.method + b" " + request_target + b" HTTP/1.1", out)
+                parts += (b"Content-Length: ", length.strip(), b"\r\n")
+        parts.append(b"\r\n")
+        return b"".join(parts)
 
     def client_ip_text(self) -> str:
         ip = self.client.client_ip
         return f"[{ip}]" if ":" in ip else ip
 
     # --- from the backend (ResponseConsumer) -----------------------------------------------------
+
+    def hold_output(self) -> None:
+        self.client.hold_writes()
+
+    def flush_output(self) -> None:
+        self.client.flush_writes()
 
     def response_head(self, status: int, headers: list[Header], upgrade: bool) -> None:
         if self.gone:
@@ -757,14 +865,13 @@ class Exchange:
         self.status = status
         self.response_started = True
         reason = self.upstream.reason if self.upstream is not None else b""
-        out = forwardable_response_headers(headers)
-        out += self.set_cookie
+        parts, length, chunked = forwardable_response_head(status_line(status, reason), headers)
+        for name, value in self.set_cookie:
+            parts += (name, b": ", value, b"\r\n")
         if upgrade and self.upgrade:
-            out += [
-                (b"Connection", b"Upgrade"),
-                (b"Upgrade", header_value(headers, b"upgrade") or b"websocket"),
-            ]
-            self.client.write(serialize_head(status_line(status, reason), out))
+            upgrade_to = header_value(headers, b"upgrade") or b"websocket"
+            parts += (b"Connection: Upgrade\r\nUpgrade: ", upgrade_to, b"\r\n\r\n")
+            self.client.write(b"".join(parts))
             upstream = self.upstream
             assert upstream is not None
             self._log()
@@ -773,21 +880,21 @@ class Exchange:
             self.client.start_tunnel(upstream, self.early_tunnel_data)
             return
         no_body = self.method == b"HEAD" or status in (204, 304)
-        length = header_value(headers, b"content-length")
         if no_body:
             if length is not None and status != 204:
-                out.append((b"Content-Length", length))
-        elif length is not None and not _has_chunked(headers):
-            out.append((b"Content-Length", length))
+                parts += (b"Content-Length: ", length, b"\r\n")
+        elif length is not None and not chunked:
+            parts += (b"Content-Length: ", length, b"\r\n")
         elif self.http_version == "1.1":
             self.response_chunked = True
-            out.append((b"Transfer-Encoding", b"chunked"))
+            parts.append(b"Transfer-Encoding: chunked\r\n")
         else:
             self.response_close = True
         if not self.keep_alive or self.response_close or self.upgrade or self.client.closing:
             self.response_close = True
-            out.append((b"Connection", b"close"))
-        self.client.write(serialize_head(status_line(status, reason), out))
+            parts.append(b"Connection: close\r\n")
+        parts.append(b"\r\n")
+        self.client.write(b"".join(parts))
 
     def response_body(self, data: bytes) -> None:
         if self.gone or not data:
@@ -837,19 +944,19 @@ class Exchange:
         ):
             # A pooled connection the backend had closed: try a fresh one, once.
             self.retried = True
-            self.client.loop.create_task(self._retry_same(target))
+            self.client.loop.call_soon(self._retry_same, target)
             return
         del upstream
         log.error("backend %s failed: %s", self.server_routed, error.message)
         self.respond_error(502, error.error_info, close=False)
 
-    async def _retry_same(self, target: ForwardTarget) -> None:
+    def _retry_same(self, target: ForwardTarget) -> None:
         path, _ = split_target(self.target)
         prefix = ""
         route = self.site.route if self.site is not None else None
         if isinstance(route, PathRoute):
             prefix = route.paths.match(path.decode("latin-1")).matched_prefix
-        await self.send_to_backend(target, prefix)
+        self.send_to_backend(target, prefix)
 
     def upstream_paused(self, paused: bool) -> None:
         if paused:
@@ -860,16 +967,12 @@ class Exchange:
     # --- timeouts --------------------------------------------------------------------------------
 
     def _start_timer(self, seconds: float) -> None:
-        self._cancel_timer()
-        self.timer = self.client.loop.call_later(seconds, self._request_timed_out)
+        self.client.backend_deadline.set(seconds, self._request_timed_out)
 
     def _cancel_timer(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.client.backend_deadline.clear(self._request_timed_out)
 
     def _request_timed_out(self) -> None:
-        self.timer = None
         upstream, self.upstream = self.upstream, None
         if upstream is not None:
             upstream.abort()
@@ -905,7 +1008,7 @@ class Exchange:
                 if isinstance(route, PathRoute)
                 else ""
             )
-            self.client.loop.create_task(self.send_to_backend(target, prefix, exclude=failed))
+            self.client.loop.call_soon(self.send_to_backend, target, prefix, failed)
             return
         self.respond_error(
             502 if self.snapshot.sku_v1 else 504, "ERRORINFO_UPSTREAM_TIMED_OUT", close=False
@@ -996,47 +1099,51 @@ class Exchange:
             if started and self.last_byte_at
             else None,
         )
+        client = self.client
         self.client.services.access_log.write(
-            {
-                "timeStamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "resourceId": self.snapshot.gateway_id.upper(),
-                "listenerName": site.listener_name if site else "",
-                "ruleName": self.rule_name,
-                "backendPoolName": forward.pool.name if forward else "",
-                "backendSettingName": forward.settings.name if forward else "",
-                "operationName": "ApplicationGatewayAccess",
-                "category": "ApplicationGatewayAccessLog",
-                "properties": {
-                    "instanceId": self.client.services.instance_id,
-                    "clientIP": self.client.client_ip,
-                    "clientPort": self.client.client_port,
-                    "httpMethod": self.method.decode("latin-1"),
-                    "originalRequestUriWithArgs": self.target.decode("latin-1"),
-                    "requestUri": path.decode("latin-1"),
-                    "requestQuery": query.decode("latin-1"),
-                    "userAgent": (header_value(self.headers, b"user-agent") or b"").decode(
-                        "latin-1"
-                    ),
-                    "httpStatus": self.status,
-                    "httpVersion": f"HTTP/{self.http_version}",
-                    "receivedBytes": received,
-                    "sentBytes": sent,
-                    "timeTaken": round(now - self.started, 6),
-                    "transactionId": self.trace_id,
-                    "sslEnabled": "on" if self.endpoint.https else "off",
-                    "sslCipher": self.client.tls_cipher,
-                    "sslProtocol": self.client.tls_version,
-                    "serverRouted": self.server_routed,
-                    "serverStatus": str(self.server_status) if self.server_status else "",
-                    "serverResponseLatency": round(self.first_byte_at - self.started, 6)
-                    if self.first_byte_at
-                    else None,
-                    "originalHost": (header_value(self.headers, b"host") or b"").decode("latin-1"),
-                    "host": self.host,
-                    "error_info": self.error_info,
-                },
-            }
+            AccessRecord(
+                utc_timestamp(),
+                _upper(self.snapshot.gateway_id),
+                listener,
+                self.rule_name,
+                forward.pool.name if forward else "",
+                forward.settings.name if forward else "",
+                client.services.instance_id,
+                client.client_ip,
+                client.client_port,
+                self.method.decode("latin-1"),
+                self.target.decode("latin-1"),
+                path.decode("latin-1"),
+                query.decode("latin-1"),
+                (header_value(self.headers, b"user-agent") or b"").decode("latin-1"),
+                self.status,
+                f"HTTP/{self.http_version}",
+                received,
+                sent,
+                round(now - self.started, 6),
+                self.trace_id,
+                "on" if self.endpoint.https else "off",
+                client.tls_cipher,
+                client.tls_version,
+                self.server_routed,
+                str(self.server_status) if self.server_status else "",
+                round(self.first_byte_at - self.started, 6) if self.first_byte_at else None,
+                (header_value(self.headers, b"host") or b"").decode("latin-1"),
+                self.host,
+                self.error_info,
+            )
         )
+
+
+@functools.lru_cache(maxsize=256)
+def _forwarded_port_lines(https: bool, port: int) -> bytes:
+    """The end of the X-Forwarded-For line and the two lines fixed per listener."""
+    scheme = b"https" if https else b"http"
+    return b"\r\nX-Forwarded-Proto: %s\r\nX-Forwarded-Port: %d\r\n" % (scheme, port)
+
+
+# The access log's resourceId is the upper-cased gateway id; a worker serves few gateways.
+_upper = functools.lru_cache(maxsize=64)(str.upper)
 
 
 def _cookie(headers: list[Header], name: bytes) -> bytes | None:

@@ -54,6 +54,11 @@ class HttpsAcceptor:
                 return
             connection.setblocking(False)
             connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # The ClientHello often arrives with the connection: then no wait is armed at all.
+            first = _peek(connection)
+            if first is not None:
+                self._start(connection, first)
+                continue
             fd = connection.fileno()
             timer = self.loop.call_later(TLS_HANDSHAKE_TIMEOUT, self._drop, fd)
             self.waiting[fd] = (connection, timer)
@@ -61,15 +66,15 @@ class HttpsAcceptor:
 
     def _first_byte(self, fd: int) -> None:
         connection, timer = self.waiting[fd]
-        try:
-            first = connection.recv(1, socket.MSG_PEEK)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            first = b""
+        first = _peek(connection)
+        if first is None:
+            return  # a spurious wake-up
         self.loop.remove_reader(fd)
         timer.cancel()
         del self.waiting[fd]
+        self._start(connection, first)
+
+    def _start(self, connection: socket.socket, first: bytes) -> None:
         if not first:
             connection.close()
             return
@@ -225,6 +230,16 @@ class Runtime:
             self._close(listener)
         self.listeners.clear()
         self.services.pool.close_all()
+
+
+def _peek(connection: socket.socket) -> bytes | None:
+    """The connection's first byte without taking it; b"": closed or failed; None: not yet."""
+    try:
+        return connection.recv(1, socket.MSG_PEEK)
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError:
+        return b""
 
 
 def _compatible(listener: Listener, endpoint: Endpoint) -> bool:

@@ -20,8 +20,8 @@ import httptools
 from appgw.dataplane.backend_tls import (
     BackendCertificateVerdict,
     BackendTrust,
-    client_context,
-    presented_chain,
+    ResumingContext,
+    resuming_context,
     verify_presented_chain,
 )
 from appgw.dataplane.http import Header
@@ -67,6 +67,8 @@ class BackendTlsRejected(UpstreamError):
 class ResponseConsumer(TypingProtocol):
     """What an upstream connection reports to the exchange it is serving."""
 
+    def hold_output(self) -> None: ...  # what follows until flush_output may be written as one
+    def flush_output(self) -> None: ...
     def response_head(self, status: int, headers: list[Header], upgrade: bool) -> None: ...
     def response_body(self, data: bytes) -> None: ...
     def response_end(self, reusable: bool) -> None: ...
@@ -85,6 +87,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.head_only = False  # response to HEAD: no body whatever the headers say
         self.idle_since = 0.0
         self.reading_paused = False
+        # The chain that passed verification, until its TLS session is remembered for reuse.
+        self.verified_chain: tuple[bytes, ...] | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._status = 0
         self._headers: list[Header] = []
@@ -98,14 +102,22 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
+        consumer = self.consumer
         if self.tunnel:
-            if self.consumer is not None:
-                self.consumer.response_body(data)
+            if consumer is not None:
+                consumer.response_body(data)
             return
-        if self.consumer is None:
+        if consumer is None:
             # Bytes nobody asked for on an idle connection: the stream is out of step.
             self.close()
             return
+        consumer.hold_output()
+        try:
+            self._feed(data)
+        finally:
+            consumer.flush_output()
+
+    def _feed(self, data: bytes) -> None:
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -232,20 +244,27 @@ class UpstreamPool:
 
     def __init__(self) -> None:
         self._idle: dict[UpstreamKey, list[UpstreamConnection]] = {}
+        # One TLS context per identity, offering the identity's last verified session: a new
+        # connection to a backend resumes instead of a full handshake (nginx's
+        # proxy_ssl_session_reuse). Never shared between keys: a session verified for one
+        # name or trust is never offered to another.
+        self._contexts: dict[UpstreamKey, ResumingContext] = {}
 
-    async def acquire(self, key: UpstreamKey, timeout: float) -> tuple[UpstreamConnection, bool]:
-        """A connection for `key` and whether it was reused from the pool."""
+    def take_idle(self, key: UpstreamKey) -> UpstreamConnection | None:
+        """An idle connection for `key`, or None: then `connect` makes one."""
         idle = self._idle.get(key)
         while idle:
             connection = idle.pop()
             if not connection.closed:
-                return connection, True
-        return await self._connect(key, timeout), False
+                return connection
+        return None
 
     def release(self, connection: UpstreamConnection) -> None:
         if connection.closed or connection.tunnel:
             connection.close()
             return
+        if connection.verified_chain is not None:
+            self._remember_session(connection, connection.verified_chain)
         # A slow client may have paused it; the next user must find it reading.
         connection.resume_reading()
         idle = self._idle.setdefault(connection.key, [])
@@ -255,11 +274,20 @@ class UpstreamPool:
         connection.idle_since = time.monotonic()
         idle.append(connection)
 
+    def _remember_session(self, connection: UpstreamConnection, chain: tuple[bytes, ...]) -> None:
+        # After a response: TLS 1.3 sends the session ticket after the handshake.
+        connection.verified_chain = None
+        context = self._contexts.get(connection.key)
+        if context is not None and connection.transport is not None:
+            context.remember(connection.transport.get_extra_info("ssl_object"), chain)
+
     def retain_only(self, keep: Callable[[UpstreamKey], bool]) -> None:
         """Close idle connections whose key the new configuration no longer uses."""
         for key in [key for key in self._idle if not keep(key)]:
             for connection in self._idle.pop(key):
                 connection.close()
+        for key in [key for key in self._contexts if not keep(key)]:
+            del self._contexts[key]
 
     def close_expired(self) -> None:
         cutoff = time.monotonic() - UPSTREAM_IDLE_TIMEOUT
@@ -279,11 +307,14 @@ class UpstreamPool:
                 connection.close()
         self._idle.clear()
 
-    async def _connect(self, key: UpstreamKey, timeout: float) -> UpstreamConnection:
+    async def connect(self, key: UpstreamKey, timeout: float) -> UpstreamConnection:
+        """A new connection for `key`, its TLS identity verified before it is returned."""
         loop = asyncio.get_running_loop()
-        context: ssl.SSLContext | None = None
+        context: ResumingContext | None = None
         if key.trust is not None:
-            context = client_context(key.trust)
+            context = self._contexts.get(key)
+            if context is None:
+                context = self._contexts[key] = resuming_context(key.trust)
         try:
             async with asyncio.timeout(min(timeout, CONNECT_TIMEOUT)):
                 _transport, connection = await loop.create_connection(
@@ -310,12 +341,13 @@ class UpstreamPool:
                 f"could not {kind} {key.describe()}: {error.strerror or error}",
             ) from None
         if key.trust is not None:
-            assert connection.transport is not None
+            assert connection.transport is not None and context is not None
             ssl_object = connection.transport.get_extra_info("ssl_object")
-            verdict = verify_presented_chain(
-                key.trust, presented_chain(ssl_object), verify_name=key.verify_name
-            )
+            chain = context.chain_to_verify(ssl_object)
+            verdict = verify_presented_chain(key.trust, chain, verify_name=key.verify_name)
             if not verdict.ok:
+                context.forget()
                 connection.abort()
                 raise BackendTlsRejected(verdict)
+            connection.verified_chain = chain
         return connection

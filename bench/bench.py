@@ -1,0 +1,962 @@
+"""`make bench`: appgw against nginx and HAProxy, same layout, same configuration.
+
+One HTTPS origin (nginx) serves a ~100 B and a 64 KiB file. Three proxies sit in front of it,
+each configured identically: TLS termination for one site, re-encryption to the origin with
+verification against a test root and SNI, upstream keep-alive, access logging on; plus a plain
+HTTP listener for an HTTP->HTTP reference. The proxy under test is pinned to one CPU, the load
+generator and the origin to the other(s). Targets alternate within every repeat, so slow
+drifts of a shared machine hit all three alike; the table shows medians.
+
+Cases (what each measures exactly):
+  ka-small   keep-alive client connections, ~100 B body            wrk -c32
+  ka-64k     keep-alive client connections, 64 KiB body            wrk -c32
+  full-hs    a new TLS connection per request, full handshake       openssl s_time -new x8
+             (HTTP/1.0 GET; s_time gives no latency percentiles)
+  resumed    a new TLS connection per request, resumed session      wrk -c32 + Connection: close
+             (wrk 4.1 offers the previous connection's session on every reconnect: checked
+             with nginx's $ssl_session_reused; every proxy's resumption is also checked with
+             s_time -reuse, which prints 'r' per resumed connection)
+  paced-1k   ~1k req/s paced (10 conns x 10 ms think time), ~100 B  wrk -c10 + delay()
+  http-small HTTP->HTTP (plain both legs), keep-alive, ~100 B      wrk -c32
+
+CPU us/req comes from /proc/<pid>/stat (utime+stime) of every process of the proxy: nginx
+master+worker, the haproxy process, `appgw serve` + its workers (the serve process also runs
+the API and the health monitor; its share is shown separately).
+
+Environment: BENCH_QUICK=1 (one repeat, 3 s runs), BENCH_CASES=ka-small,full-hs,...,
+BENCH_TARGETS=nginx,appgw,..., BENCH_SECONDS, BENCH_REPEATS, BENCH_WORKERS (appgw workers,
+default 1), BENCH_PROXY_CPUS (default "0"), BENCH_LOAD_CPUS (default: the others),
+BENCH_KEEP=1 keeps the work directory.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
+
+ROOT = Path(__file__).resolve().parent.parent
+FRONT_NAME = "www.bench.test"
+ORIGIN_NAME = "origin.bench.test"
+SMALL_BODY = b"x" * 99 + b"\n"  # ~100 B, like a small JSON answer
+LARGE_BODY = os.urandom(32 * 1024).hex().encode()  # 64 KiB, incompressible
+TOKEN = "appgw_bench-token-0123456789abcdef"
+PFX_PASSWORD = "bench-pfx-password"
+TICK = os.sysconf("SC_CLK_TCK")
+CASES = ("ka-small", "ka-64k", "full-hs", "resumed", "paced-1k", "http-small")
+TARGETS = ("nginx", "haproxy", "appgw")
+APT_PACKAGES = {"nginx": "nginx-light", "haproxy": "haproxy", "wrk": "wrk", "openssl": "openssl"}
+
+# wrk script: one JSON line with what the table needs (wrk's own summary rounds too much).
+REPORT_LUA = """
+done = function(summary, latency, requests)
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.status + summary.errors.timeout
+  io.write(string.format(
+    'RESULT {"requests": %d, "seconds": %f, "errors": %d, "p50": %d, "p99": %d}\\n',
+    summary.requests, summary.duration / 1e6, errors,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+PACED_LUA = REPORT_LUA + "\nfunction delay() return 10 end\n"
+CLOSE_LUA = REPORT_LUA + '\nwrk.headers["Connection"] = "close"\n'
+
+
+# --- processes ----------------------------------------------------------------------------------
+
+
+class Processes:
+    """Every process the bench starts; all are stopped on exit, Ctrl-C or failure."""
+
+    def __init__(self) -> None:
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def start(
+        self, args: list[str], *, cpus: str, log: Path, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        with log.open("ab") as out:
+            process = subprocess.Popen(
+                ["taskset", "-c", cpus, *args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+                start_new_session=True,  # its own process group: stopped as a whole
+            )
+        self.started.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in reversed(self.started):
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for process in reversed(self.started):
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(5)
+        self.started.clear()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock, contextlib.suppress(OSError):
+            sock.connect(("127.0.0.1", port))
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"bench: {what} did not listen on 127.0.0.1:{port} within {timeout:.0f} s")
+
+
+def process_tree(pid: int) -> list[int]:
+    pids = [pid]
+    for current in pids:
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                pids += [int(p) for p in (task / "children").read_text().split()]
+    return pids
+
+
+def tree_of(pid: int) -> Callable[[], list[int]]:
+    return lambda: process_tree(pid)
+
+
+def cpu_ticks(pids: list[int]) -> dict[int, int]:
+    ticks: dict[int, int] = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            ticks[pid] = int(fields[11]) + int(fields[12])  # utime + stime
+    return ticks
+
+
+# --- certificates -------------------------------------------------------------------------------
+
+
+@dataclass
+class Certs:
+    root_pem: Path
+    front_cert: Path
+    front_key: Path
+    front_combined: Path  # HAProxy wants cert + key in one file
+    origin_cert: Path
+    origin_key: Path
+    front_pfx_b64: str
+    root_der_b64: str
+
+
+def make_certs(directory: Path) -> Certs:
+    now = datetime.datetime.now(datetime.UTC)
+
+    def name(common: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+    # RSA 2048: what most sites still serve, so handshake costs are the usual ones.
+    root_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    root = (
+        x509.CertificateBuilder()
+        .subject_name(name("appgw bench root"))
+        .issuer_name(name("appgw bench root"))
+        .public_key(root_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), True
+        )
+        .sign(root_key, hashes.SHA256())
+    )
+
+    def leaf(host: str) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name(host))
+            .issuer_name(root.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+            )
+            .sign(root_key, hashes.SHA256())
+        )
+        return key, cert
+
+    def pem_key(key: rsa.RSAPrivateKey) -> bytes:
+        return key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+    pem = serialization.Encoding.PEM
+    front_key, front = leaf(FRONT_NAME)
+    origin_key, origin = leaf(ORIGIN_NAME)
+    paths = {
+        "root.pem": root.public_bytes(pem),
+        "front.pem": front.public_bytes(pem) + root.public_bytes(pem),
+        "front.key": pem_key(front_key),
+        "front-combined.pem": front.public_bytes(pem) + pem_key(front_key),
+        "origin.pem": origin.public_bytes(pem) + root.public_bytes(pem),
+        "origin.key": pem_key(origin_key),
+    }
+    for file_name, data in paths.items():
+        (directory / file_name).write_bytes(data)
+        (directory / file_name).chmod(0o644)
+    pfx = pkcs12.serialize_key_and_certificates(
+        b"front",
+        front_key,
+        front,
+        [root],
+        serialization.BestAvailableEncryption(PFX_PASSWORD.encode()),
+    )
+    return Certs(
+        root_pem=directory / "root.pem",
+        front_cert=directory / "front.pem",
+        front_key=directory / "front.key",
+        front_combined=directory / "front-combined.pem",
+        origin_cert=directory / "origin.pem",
+        origin_key=directory / "origin.key",
+        front_pfx_b64=base64.b64encode(pfx).decode(),
+        root_der_b64=base64.b64encode(root.public_bytes(serialization.Encoding.DER)).decode(),
+    )
+
+
+# --- the servers --------------------------------------------------------------------------------
+
+
+@dataclass
+class Ports:
+    origin_tls: int = field(default_factory=free_port)
+    origin_http: int = field(default_factory=free_port)
+    proxies: dict[str, tuple[int, int]] = field(
+        default_factory=lambda: {t: (free_port(), free_port()) for t in TARGETS}
+    )  # target -> (https port, http port)
+
+
+def nginx_common(prefix: Path) -> str:
+    return f"""
+daemon off;
+user root;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 16384; }}
+"""
+
+
+def nginx_temp_paths(prefix: Path) -> str:
+    return "".join(
+        f"{kind}_temp_path {prefix}/{kind}_temp;\n"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+
+
+def origin_config(work: Path, certs: Certs, ports: Ports) -> Path:
+    prefix = work / "origin"
+    (prefix / "www").mkdir(parents=True)
+    (prefix / "www" / "small").write_bytes(SMALL_BODY)
+    (prefix / "www" / "large").write_bytes(LARGE_BODY)
+    config = prefix / "nginx.conf"
+    config.write_text(
+        nginx_common(prefix)
+        + f"""
+worker_processes 1;
+http {{
+  {nginx_temp_paths(prefix)}
+  access_log off;
+  keepalive_requests 10000000;
+  keepalive_timeout 120s;
+  default_type application/octet-stream;
+  server {{
+    listen 127.0.0.1:{ports.origin_tls} ssl;
+    listen 127.0.0.1:{ports.origin_http};
+    ssl_certificate {certs.origin_cert};
+    ssl_certificate_key {certs.origin_key};
+    root {prefix}/www;
+  }}
+}}
+"""
+    )
+    return config
+
+
+def nginx_proxy_config(work: Path, certs: Certs, ports: Ports) -> Path:
+    prefix = work / "nginx"
+    prefix.mkdir()
+    https, http = ports.proxies["nginx"]
+    config = prefix / "nginx.conf"
+    proxy_common = """
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host origin.bench.test;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+"""
+    config.write_text(
+        nginx_common(prefix)
+        + f"""
+worker_processes 1;
+http {{
+  {nginx_temp_paths(prefix)}
+  log_format bench '$remote_addr - [$time_iso8601] "$request" $status $body_bytes_sent '
+                   '$request_time $upstream_addr $upstream_status reused=$ssl_session_reused';
+  # buffered like appgw's (which writes at most every 0.2 s or per 64 KiB)
+  access_log {prefix}/access.log bench buffer=64k flush=1s;
+  keepalive_requests 10000000;
+  keepalive_timeout 120s;
+  upstream origin_tls {{ server 127.0.0.1:{ports.origin_tls}; keepalive 64; }}
+  upstream origin_http {{ server 127.0.0.1:{ports.origin_http}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{https} ssl;
+    ssl_certificate {certs.front_cert};
+    ssl_certificate_key {certs.front_key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location / {{
+      proxy_pass https://origin_tls;
+      {proxy_common}
+      proxy_ssl_verify on;
+      proxy_ssl_trusted_certificate {certs.root_pem};
+      proxy_ssl_name {ORIGIN_NAME};
+      proxy_ssl_server_name on;
+      proxy_ssl_session_reuse on;
+    }}
+  }}
+  server {{
+    listen 127.0.0.1:{http};
+    location / {{ proxy_pass http://origin_http; {proxy_common} }}
+  }}
+}}
+"""
+    )
+    return config
+
+
+def haproxy_config(work: Path, certs: Certs, ports: Ports) -> Path:
+    prefix = work / "haproxy"
+    prefix.mkdir()
+    https, http = ports.proxies["haproxy"]
+    config = prefix / "haproxy.cfg"
+    config.write_text(
+        f"""
+global
+  nbthread 1
+  maxconn 8000
+  log stdout format raw local0
+defaults
+  mode http
+  log global
+  option httplog
+  option http-keep-alive
+  http-reuse always
+  timeout connect 5s
+  timeout client 120s
+  timeout server 120s
+  timeout http-keep-alive 120s
+frontend fe_tls
+  bind 127.0.0.1:{https} ssl crt {certs.front_combined} alpn http/1.1
+  option forwardfor
+  http-request set-header X-Forwarded-Proto https
+  http-request set-header Host {ORIGIN_NAME}
+  default_backend be_tls
+frontend fe_http
+  bind 127.0.0.1:{http}
+  option forwardfor
+  http-request set-header Host {ORIGIN_NAME}
+  default_backend be_http
+backend be_tls
+  server origin 127.0.0.1:{ports.origin_tls} ssl verify required ca-file {certs.root_pem} \
+    sni str({ORIGIN_NAME}) verifyhost {ORIGIN_NAME} alpn http/1.1 pool-max-conn 64
+backend be_http
+  server origin 127.0.0.1:{ports.origin_http} pool-max-conn 64
+"""
+    )
+    return config
+
+
+def appgw_document(certs: Certs, ports: Ports) -> dict[str, Any]:
+    gid = (
+        "/subscriptions/bench/resourceGroups/bench/providers/Microsoft.Network/"
+        "applicationGateways/bench"
+    )
+    https, http = ports.proxies["appgw"]
+
+    def ref(kind: str, name: str) -> dict[str, str]:
+        return {"id": f"{gid}/{kind}/{name}"}
+
+    def settings(name: str, protocol: str, port: int) -> dict[str, Any]:
+        properties: dict[str, Any] = {
+            "port": port,
+            "protocol": protocol,
+            "cookieBasedAffinity": "Disabled",
+            "requestTimeout": 30,
+            "hostName": ORIGIN_NAME,
+            "pickHostNameFromBackendAddress": False,
+            "probe": ref("probes", f"{name}Probe"),
+        }
+        if protocol == "Https":
+            properties["trustedRootCertificates"] = [ref("trustedRootCertificates", "benchRoot")]
+        return {"name": name, "properties": properties}
+
+    def probe(name: str, protocol: str) -> dict[str, Any]:
+        # Rare probes: the health monitor must not weigh on the measurement.
+        return {
+            "name": f"{name}Probe",
+            "properties": {
+                "protocol": protocol,
+                "host": ORIGIN_NAME,
+                "path": "/small",
+                "interval": 3600,
+                "timeout": 30,
+                "unhealthyThreshold": 3,
+                "pickHostNameFromBackendHttpSettings": False,
+                "match": {"statusCodes": ["200-399"]},
+            },
+        }
+
+    def listener(name: str, protocol: str, port_name: str) -> dict[str, Any]:
+        properties: dict[str, Any] = {
+            "frontendIPConfiguration": ref("frontendIPConfigurations", "front"),
+            "frontendPort": ref("frontendPorts", port_name),
+            "protocol": protocol,
+        }
+        if protocol == "Https":
+            properties["sslCertificate"] = ref("sslCertificates", "front")
+        return {"name": name, "properties": properties}
+
+    def rule(name: str, priority: int, listener_name: str, settings_name: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "properties": {
+                "ruleType": "Basic",
+                "priority": priority,
+                "httpListener": ref("httpListeners", listener_name),
+                "backendAddressPool": ref("backendAddressPools", "origin"),
+                "backendHttpSettings": ref("backendHttpSettingsCollection", settings_name),
+            },
+        }
+
+    return {
+        "location": "local",
+        "properties": {
+            "sku": {"name": "Standard_v2", "tier": "Standard_v2", "capacity": 1},
+            "sslPolicy": {"policyType": "Predefined", "policyName": "AppGwSslPolicy20220101"},
+            "gatewayIPConfigurations": [
+                {
+                    "name": "ipconfig",
+                    "properties": {
+                        "subnet": {
+                            "id": "/subscriptions/bench/resourceGroups/bench/providers/"
+                            "Microsoft.Network/virtualNetworks/vnet/subnets/appgw"
+                        }
+                    },
+                }
+            ],
+            "sslCertificates": [
+                {
+                    "name": "front",
+                    "properties": {"data": certs.front_pfx_b64, "password": PFX_PASSWORD},
+                }
+            ],
+            "trustedRootCertificates": [
+                {"name": "benchRoot", "properties": {"data": certs.root_der_b64}}
+            ],
+            "frontendIPConfigurations": [
+                {
+                    "name": "front",
+                    "properties": {
+                        "publicIPAddress": {
+                            "id": "/subscriptions/bench/resourceGroups/bench/providers/"
+                            "Microsoft.Network/publicIPAddresses/pip"
+                        }
+                    },
+                }
+            ],
+            "frontendPorts": [
+                {"name": "https", "properties": {"port": https}},
+                {"name": "http", "properties": {"port": http}},
+            ],
+            "backendAddressPools": [
+                {
+                    "name": "origin",
+                    "properties": {"backendAddresses": [{"ipAddress": "127.0.0.1"}]},
+                }
+            ],
+            "backendHttpSettingsCollection": [
+                settings("originTls", "Https", ports.origin_tls),
+                settings("originHttp", "Http", ports.origin_http),
+            ],
+            "probes": [probe("originTls", "Https"), probe("originHttp", "Http")],
+            "httpListeners": [
+                listener("httpsListener", "Https", "https"),
+                listener("httpListener", "Http", "http"),
+            ],
+            "requestRoutingRules": [
+                rule("tlsRule", 100, "httpsListener", "originTls"),
+                rule("httpRule", 200, "httpListener", "originHttp"),
+            ],
+        },
+    }
+
+
+def start_appgw(
+    processes: Processes, work: Path, certs: Certs, ports: Ports, cpus: str, workers: int
+) -> subprocess.Popen[bytes]:
+    import httpx  # appgw's own dependency; imported late so `--help` needs nothing
+
+    data_dir = work / "appgw"
+    data_dir.mkdir()
+    log = work / "appgw.log"
+    process = processes.start(
+        [
+            sys.executable,
+            "-m",
+            "appgw",
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--workers",
+            str(workers),
+            "--frontend-address",
+            "127.0.0.1",
+        ],
+        cpus=cpus,
+        log=log,
+        env={"APPGW_ADMIN_TOKEN": TOKEN, "PYTHONPATH": str(ROOT / "src")},
+    )
+    deadline = time.monotonic() + 60
+    base = ""
+    while not base:
+        text = log.read_text(errors="replace")
+        match = re.search(r"API:\s+(http://127\.0\.0\.1:\d+)/", text)
+        if match and text.count("ready") >= workers:
+            base = match[1]
+        elif process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"bench: appgw serve did not start:\n{text[-3000:]}")
+        time.sleep(0.1)
+    client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
+    url = (
+        "/subscriptions/bench/resourceGroups/bench/providers/Microsoft.Network/"
+        "applicationGateways/bench?api-version=2026-03-01"
+    )
+    response = client.put(url, json=appgw_document(certs, ports))
+    if response.status_code >= 300:
+        raise SystemExit(
+            f"bench: appgw refused the gateway: {response.status_code} {response.text}"
+        )
+    client.close()
+    https, http = ports.proxies["appgw"]
+    wait_port(https, "appgw")
+    wait_port(http, "appgw")
+    return process
+
+
+# --- load ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    requests: int
+    seconds: float
+    errors: int
+    p50_us: float | None
+    p99_us: float | None
+    cpu_seconds: float
+    cpu_serve_seconds: float  # appgw: the serve process's share (API, health monitor)
+    resumed: int | None = None  # connections s_time saw resumed (resumed case only)
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        return self.cpu_seconds * 1e6 / self.requests if self.requests else float("nan")
+
+
+def run_wrk(script: Path, url: str, connections: int, seconds: int, cpus: str) -> dict[str, Any]:
+    command = [
+        "taskset", "-c", cpus, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
+        "--timeout", "5s", "-s", str(script), url,
+    ]  # fmt: skip
+    output = subprocess.run(command, capture_output=True, text=True, check=False).stdout
+    match = re.search(r"^RESULT (.*)$", output, re.MULTILINE)
+    if match is None:
+        raise SystemExit(f"bench: wrk gave no result for {url}:\n{output}")
+    return dict(json.loads(match[1]))
+
+
+def run_s_time(
+    port: int, seconds: int, cpus: str, *, reuse: bool, clients: int = 8
+) -> dict[str, Any]:
+    command = [
+        "taskset", "-c", cpus, "openssl", "s_time", "-connect", f"127.0.0.1:{port}",
+        "-reuse" if reuse else "-new", "-www", "/small", "-time", str(seconds),
+    ]  # fmt: skip
+    started = time.monotonic()
+    runs = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(clients)
+    ]
+    outputs = []
+    try:
+        outputs = [run.communicate()[0] for run in runs]
+    finally:
+        for run in runs:  # interrupted: no client outlives the bench
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+    total = reused = 0
+    for output in outputs:
+        # "N connections in T real seconds, ..." (of the section asked for)
+        counts = re.findall(r"(\d+) connections in [\d.]+ real seconds", output)
+        if not counts:
+            raise SystemExit(f"bench: openssl s_time gave no result:\n{output}")
+        total += int(counts[-1])
+        # one character per connection: 'r' when the session was resumed
+        section = output.split("Collecting connection statistics", 1)[-1]
+        reused += sum(
+            line.count("r") for line in section.splitlines() if re.fullmatch(r"[r*]+", line)
+        )
+    return {
+        "requests": total,
+        "resumed": reused,
+        "seconds": time.monotonic() - started,
+        "errors": 0,
+        "p50": None,
+        "p99": None,
+    }
+
+
+@dataclass
+class Target:
+    name: str
+    pids: Callable[[], list[int]]
+    serve_pid: int | None = None
+
+
+def measure(
+    target: Target, case: str, ports: Ports, scripts: dict[str, Path], seconds: int, cpus: str
+) -> Sample:
+    https, http = ports.proxies[target.name]
+    pids = target.pids()
+    before = cpu_ticks(pids)
+    if case == "full-hs":
+        result = run_s_time(https, seconds, cpus, reuse=False)
+    else:
+        script, path, connections, scheme, port = {
+            "ka-small": ("report", "/small", 32, "https", https),
+            "ka-64k": ("report", "/large", 32, "https", https),
+            "resumed": ("close", "/small?resumed", 32, "https", https),
+            "paced-1k": ("paced", "/small", 10, "https", https),
+            "http-small": ("report", "/small", 32, "http", http),
+        }[case]
+        result = run_wrk(
+            scripts[script], f"{scheme}://127.0.0.1:{port}{path}", connections, seconds, cpus
+        )
+    after = cpu_ticks(pids)
+    used = {pid: after.get(pid, 0) - before.get(pid, 0) for pid in after}
+    serve = used.get(target.serve_pid, 0) if target.serve_pid is not None else 0
+    return Sample(
+        requests=int(result["requests"]),
+        seconds=float(result["seconds"]),
+        errors=int(result["errors"]),
+        p50_us=result["p50"],
+        p99_us=result["p99"],
+        cpu_seconds=sum(used.values()) / TICK,
+        cpu_serve_seconds=serve / TICK,
+        resumed=result.get("resumed"),
+    )
+
+
+# --- set-up and report --------------------------------------------------------------------------
+
+
+def ensure_tools() -> None:
+    missing = [package for tool, package in APT_PACKAGES.items() if shutil.which(tool) is None]
+    if shutil.which("taskset") is None:
+        missing.append("util-linux")
+    if not missing:
+        return
+    print(f"bench: installing {' '.join(missing)} from Debian", flush=True)
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run([*sudo, "apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(
+        [*sudo, "apt-get", "install", "-y", "-qq", *missing],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def versions() -> dict[str, str]:
+    def first_line(command: list[str]) -> str:
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        return (result.stdout or result.stderr).strip().splitlines()[0]
+
+    return {
+        "nginx": first_line(["nginx", "-v"]).split("/")[-1],
+        "haproxy": first_line(["haproxy", "-v"]).split()[2],
+        "wrk": first_line(["wrk", "-v"]).split()[1],
+        "openssl": first_line(["openssl", "version"]).split()[1],
+        "python": sys.version.split()[0],
+        "appgw": subprocess.run(
+            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip(),
+    }
+
+
+def fmt(value: float | None, digits: int = 0) -> str:
+    if value is None or value != value:
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def report(
+    results: dict[tuple[str, str], list[Sample]],
+    cases: list[str],
+    targets: list[str],
+    info: dict[str, str],
+) -> str:
+    lines = [
+        f"{info['when']}; {info['cores']} cores ({info['cpu']}); "
+        f"proxy on CPU {info['proxy_cpus']}, "
+        f"load generator + origin on CPU {info['load_cpus']}; appgw workers: {info['workers']}; "
+        f"{info['seconds']} s per run, median of {info['repeats']} alternating runs.",
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()) + ".",  # type: ignore[attr-defined]
+        "",
+        "| case | proxy | req/s | p50 ms | p99 ms | CPU µs/req | req/s vs nginx "
+        "| CPU/req: nginx ÷ this | CPU util | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for case in cases:
+        baseline = baseline_cpu = None
+        if ("nginx", case) in results:
+            baseline = statistics.median(s.rate for s in results[("nginx", case)])
+            baseline_cpu = statistics.median(s.cpu_us_per_request for s in results[("nginx", case)])
+        for target in targets:
+            samples = results.get((target, case))
+            if not samples:
+                continue
+            rate = statistics.median(s.rate for s in samples)
+            p50s = [s.p50_us for s in samples if s.p50_us is not None]
+            p99s = [s.p99_us for s in samples if s.p99_us is not None]
+            cpu = statistics.median(s.cpu_us_per_request for s in samples)
+            util = statistics.median(s.cpu_seconds / s.seconds for s in samples if s.seconds)
+            serve = statistics.median(
+                s.cpu_serve_seconds * 1e6 / max(s.requests, 1) for s in samples
+            )
+            cpu_text = fmt(cpu)
+            if target == "appgw":
+                cpu_text += f" (serve {fmt(serve, 1)})"
+            ratio = "" if not baseline else f"{rate / baseline:.2f}x"
+            efficiency = "" if not baseline_cpu else f"{baseline_cpu / cpu:.2f}x"
+            if case == "paced-1k" and baseline is not None and p99s and target != "nginx":
+                nginx_p99 = statistics.median(
+                    s.p99_us for s in results[("nginx", case)] if s.p99_us is not None
+                )
+                ratio += f" (p99 {statistics.median(p99s) / nginx_p99:.2f}x)"
+            lines.append(
+                f"| {case} | {target} | {fmt(rate)} | "
+                f"{fmt(statistics.median(p50s) / 1000, 2) if p50s else '-'} | "
+                f"{fmt(statistics.median(p99s) / 1000, 2) if p99s else '-'} | {cpu_text} | "
+                f"{ratio} | {efficiency} | {util:.0%} | {sum(s.errors for s in samples)} |"
+            )
+    return "\n".join(lines)
+
+
+def check_resumed(work: Path) -> str:
+    """wrk must resume sessions in `resumed`: nginx logs $ssl_session_reused per request."""
+    log = work / "nginx" / "access.log"
+    if not log.exists():
+        return ""
+    lines = [line for line in log.read_text(errors="replace").splitlines() if "?resumed" in line]
+    reused = sum("reused=r" in line for line in lines)
+    return f"resumed: nginx logged {reused} of {len(lines)} wrk requests on a resumed TLS session."
+
+
+@contextlib.contextmanager
+def signals_to_exceptions() -> Iterator[None]:
+    def stop(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # Installed explicitly: a shell that backgrounds `make bench` leaves SIGINT ignored.
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def main() -> int:
+    if "--help" in sys.argv or "-h" in sys.argv:
+        print(__doc__)
+        return 0
+    quick = os.environ.get("BENCH_QUICK") == "1"
+    seconds = int(os.environ.get("BENCH_SECONDS", "3" if quick else "6"))
+    repeats = int(os.environ.get("BENCH_REPEATS", "1" if quick else "3"))
+    workers = int(os.environ.get("BENCH_WORKERS", "1"))
+    cases = os.environ.get("BENCH_CASES", ",".join(CASES)).split(",")
+    targets = os.environ.get("BENCH_TARGETS", ",".join(TARGETS)).split(",")
+    for name, allowed, chosen in (("case", CASES, cases), ("target", TARGETS, targets)):
+        unknown = set(chosen) - set(allowed)
+        if unknown:
+            raise SystemExit(f"bench: unknown {name}(s) {', '.join(sorted(unknown))}")
+    cores = os.cpu_count() or 1
+    proxy_cpus = os.environ.get("BENCH_PROXY_CPUS", "0")
+    taken = {int(c) for c in proxy_cpus.split(",")}
+    load_cpus = os.environ.get(
+        "BENCH_LOAD_CPUS", ",".join(str(c) for c in range(cores) if c not in taken) or "0"
+    )
+    ensure_tools()
+    work = Path(tempfile.mkdtemp(prefix="appgw-perf-bench-"))
+    processes = Processes()
+    results: dict[tuple[str, str], list[Sample]] = {}
+    try:
+        with signals_to_exceptions():
+            certs = make_certs(work)
+            ports = Ports()
+            scripts = {}
+            for name, text in (("report", REPORT_LUA), ("paced", PACED_LUA), ("close", CLOSE_LUA)):
+                scripts[name] = work / f"{name}.lua"
+                scripts[name].write_text(text)
+            processes.start(
+                ["nginx", "-p", str(work / "origin"), "-c", str(origin_config(work, certs, ports))],
+                cpus=load_cpus,
+                log=work / "origin.log",
+            )
+            wait_port(ports.origin_tls, "origin nginx")
+            running: dict[str, Target] = {}
+            if "nginx" in targets:
+                config = nginx_proxy_config(work, certs, ports)
+                nginx = processes.start(
+                    ["nginx", "-p", str(work / "nginx"), "-c", str(config)],
+                    cpus=proxy_cpus,
+                    log=work / "nginx.log",
+                )
+                running["nginx"] = Target("nginx", tree_of(nginx.pid))
+            if "haproxy" in targets:
+                haproxy = processes.start(
+                    ["haproxy", "-db", "-f", str(haproxy_config(work, certs, ports))],
+                    cpus=proxy_cpus,
+                    log=work / "haproxy" / "access.log",
+                )
+                running["haproxy"] = Target("haproxy", tree_of(haproxy.pid))
+            if "appgw" in targets:
+                appgw = start_appgw(processes, work, certs, ports, proxy_cpus, workers)
+                running["appgw"] = Target("appgw", tree_of(appgw.pid), serve_pid=appgw.pid)
+            for name in running:
+                for port in ports.proxies[name]:
+                    wait_port(port, name)
+            # taskset runs the program itself (exec), so the pids are the servers'.
+            for case in cases:
+                # A short warm-up per target: pools filled, caches and JITs (none) settled.
+                for target in running.values():
+                    measure(target, case, ports, scripts, 1, load_cpus)
+                for repeat in range(repeats):
+                    order = list(running)
+                    shift = repeat % len(order)
+                    order = order[shift:] + order[:shift]
+                    for name in order:
+                        sample = measure(running[name], case, ports, scripts, seconds, load_cpus)
+                        results.setdefault((name, case), []).append(sample)
+                        print(
+                            f"bench: {case:<10} {name:<7} {sample.rate:9,.0f} req/s "
+                            f"{sample.cpu_us_per_request:6.0f} µs CPU/req "
+                            f"errors {sample.errors}",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+            info: dict[str, Any] = {
+                "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                "cores": cores,
+                "cpu": _cpu_model(),
+                "proxy_cpus": proxy_cpus,
+                "load_cpus": load_cpus,
+                "workers": workers,
+                "seconds": seconds,
+                "repeats": repeats,
+                "versions": versions(),
+            }
+            print(report(results, cases, [t for t in TARGETS if t in running], info))
+            print()
+            if "resumed" in cases and "nginx" in running:
+                time.sleep(1.5)  # nginx flushes its buffered log every second
+                print(check_resumed(work))
+            for name in running:
+                check = run_s_time(ports.proxies[name][0], 1, load_cpus, reuse=True, clients=1)
+                print(
+                    f"session resumption: {name}: s_time -reuse resumed {check['resumed']} of "
+                    f"{check['requests']} connections."
+                )
+            for (name, case), samples in results.items():
+                if case == "full-hs":
+                    resumed = sum(s.resumed or 0 for s in samples)
+                    total = sum(s.requests for s in samples)
+                    print(f"full-hs: {name}: s_time -new resumed {resumed} of {total} connections.")
+            print(f"load average at the end: {os.getloadavg()[0]:.2f}")
+    except KeyboardInterrupt:
+        print("bench: interrupted; stopping everything it started", file=sys.stderr)
+        return 130
+    finally:
+        processes.stop_all()
+        if os.environ.get("BENCH_KEEP") == "1":
+            print(f"bench: work directory kept: {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
