@@ -6,7 +6,7 @@ DATA_DIR ?= .appgw-data
 # Stamp files make re-runs fast: the venv is rebuilt only when pyproject.toml changes.
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck pytest clean system-deps bench
+.PHONY: run test lint typecheck pytest clean system-deps bench bench-scale
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "appgw needs Python 3.11 or newer")'
@@ -46,8 +46,14 @@ test: lint typecheck pytest
 
 # appgw vs nginx vs HAProxy on this machine (docs/performance.md); not part of `make test`.
 # BENCH_QUICK=1, BENCH_CASES=..., BENCH_TARGETS=... narrow it down.
+# Not part of `make test`: each takes minutes and wants a quiet machine. `make bench` runs both
+# (BENCH_SCALE=0 skips the scale part); docs/performance.md has the method and latest figures.
 bench: $(STAMP)
 	$(BIN)/python bench/bench.py
+	@test "$(BENCH_SCALE)" = 0 || $(MAKE) --no-print-directory bench-scale
+
+bench-scale: $(STAMP)
+	$(BIN)/python bench/scale.py $(SCALE_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -20,8 +20,8 @@ Cases (what each measures exactly):
   http-small HTTP->HTTP (plain both legs), keep-alive, ~100 B      wrk -c32
 
 CPU us/req comes from /proc/<pid>/stat (utime+stime) of every process of the proxy: nginx
-master+worker, the haproxy process, `appgw serve` + its workers (the serve process also runs
-the API and the health monitor; its share is shown separately).
+master+worker, the haproxy process, `appgw serve` + its children (workers and the health
+monitor process; the serve process, which runs the API, is also shown separately).
 
 Environment: BENCH_QUICK=1 (one repeat, 3 s runs), BENCH_CASES=ka-small,full-hs,...,
 BENCH_TARGETS=nginx,appgw,..., BENCH_SECONDS, BENCH_REPEATS, BENCH_WORKERS (appgw workers,

@@ -803,10 +803,10 @@ def main() -> int:
     if args.quick:
         args.seconds, args.rounds, args.idle = 3.0, 1, "1000"
     targets = [int(n) for n in args.idle.split(",") if n]
-    for tool in ("wrk", "haproxy", "taskset", "unshare"):
-        if subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True).returncode:
-            print(f"bench/scale.py needs {tool} on PATH", file=sys.stderr)
-            return 2
+    # wrk, HAProxy and util-linux (taskset, unshare) from Debian when missing, as bench.py does.
+    from bench import ensure_tools
+
+    ensure_tools()
     processes = Processes()
     # A Ctrl-C or SIGTERM unwinds through the finally below.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
