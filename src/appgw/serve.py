@@ -35,6 +35,7 @@ from appgw.health.process import HealthChannel, HealthClient
 from appgw.observability import configure_multiprocess, mark_process_dead
 from appgw.store.secrets import MasterKey
 from appgw.store.sql import SqlStore
+from appgw.supervised import PARENT_PID_ENV
 
 DB_FILE = "appgw.db"
 METRICS_DIR = "metrics"
@@ -86,7 +87,9 @@ class Supervisor:
         self.thread.start()
 
     def _spawn(self, index: int) -> subprocess.Popen[bytes]:
-        env = {**os.environ, **self.environment} if self.environment else None
+        # The child compares its parent with this pid: reading its own parent once started
+        # would miss a serve killed while the child was still starting.
+        env = {**os.environ, **(self.environment or {}), PARENT_PID_ENV: str(os.getpid())}
         return subprocess.Popen([*self.command, "--instance-id", f"{index}"], env=env)
 
     def _watch(self) -> None:

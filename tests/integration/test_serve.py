@@ -19,6 +19,7 @@ import pytest
 import trustme
 
 from appgw.serve import ServeOptions, admin_tls
+from backends import wait_until
 from helpers import (
     TOKEN,
     Pfx,
@@ -242,6 +243,14 @@ def _worker_pids(server: ServeProcess) -> list[int]:
     return [int(p) for p in re.findall(r"\(pid (\d+)\) ready", server.log_path.read_text())]
 
 
+def _health_monitor_pid(server: ServeProcess) -> int:
+    pattern = r"health monitor \(pid (\d+)\) listening"
+    wait_until(lambda: re.search(pattern, server.log_path.read_text()) is not None)
+    found = re.search(pattern, server.log_path.read_text())
+    assert found is not None
+    return int(found[1])
+
+
 def _gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -257,10 +266,11 @@ def test_stopping_serve_stops_its_workers(tmp_path: Path, sig: int) -> None:
     server = start_serve(tmp_path / "data", {"APPGW_ADMIN_TOKEN": TOKEN}, workers=2)
     pids = _worker_pids(server)
     assert len(pids) == 2
+    pids.append(_health_monitor_pid(server))
     server.stop(sig)
     if sig != signal.SIGKILL:
         assert server.process.returncode == 0
     deadline = time.monotonic() + 15
     while not all(_gone(pid) for pid in pids):
-        assert time.monotonic() < deadline, "workers outlived appgw serve"
+        assert time.monotonic() < deadline, "workers or the health monitor outlived appgw serve"
         time.sleep(0.1)

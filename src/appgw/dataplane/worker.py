@@ -25,6 +25,7 @@ from appgw.dataplane.upstream import UpstreamPool
 from appgw.health.monitor import BOARD_FILE
 from appgw.store.secrets import MasterKey
 from appgw.store.sql import GatewayVersion, SqlStore
+from appgw.supervised import supervisor_gone, supervisor_pid
 
 # How often the store is asked for new versions: a committed version is live within a second.
 POLL_INTERVAL = 0.25
@@ -133,10 +134,10 @@ async def run(data_dir: Path, store_url: str, frontend_address: str, instance_id
 
 
 async def _maintain(services: Services, stop: asyncio.Event) -> None:
-    parent = os.getppid()
+    parent = supervisor_pid()
     while True:
         await asyncio.sleep(PARENT_CHECK_INTERVAL)
-        if os.getppid() != parent:
+        if supervisor_gone(parent):
             # `appgw serve` is gone (even kill -9): a worker must not serve on without it.
             log.error("the supervising appgw serve process exited; stopping")
             stop.set()

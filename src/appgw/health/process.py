@@ -29,6 +29,7 @@ from appgw.model.ids import GatewayId
 from appgw.model.resource import OnDemandProbe
 from appgw.store.secrets import MasterKey
 from appgw.store.sql import SqlStore
+from appgw.supervised import supervisor_gone, supervisor_pid
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ def run(data_dir: Path, store_url: str, frontend_address: str, socket_path: Path
         socket_path.unlink()  # left by a monitor process that died
     listener = Listener(str(socket_path), "AF_UNIX", authkey=authkey)
     os.chmod(socket_path, 0o600)
-    parent = os.getppid()
+    parent = supervisor_pid()
 
     def stop(_signum: int, _frame: object) -> None:
         listener.close()
@@ -165,12 +166,14 @@ def run(data_dir: Path, store_url: str, frontend_address: str, socket_path: Path
     finally:
         monitor.stop()
         store.close()
+        # Also after a kill -9 of serve, which then cannot remove the socket's directory.
+        HealthChannel(socket_path, authkey).remove()
 
 
 def _stop_with_parent(parent: int) -> None:
     # Like a worker: without the `appgw serve` that started it, the monitor must not run on.
     # (A signal, not listener.close(): closing a socket does not wake a thread in accept().)
-    while os.getppid() == parent:
+    while not supervisor_gone(parent):
         threading.Event().wait(PARENT_CHECK_INTERVAL)
     log.error("the supervising appgw serve process exited; stopping")
     os.kill(os.getpid(), signal.SIGTERM)
