@@ -412,71 +412,98 @@ def metric(text: str, name: str, **labels: str) -> float:
 
 
 def test_metrics_count_requests_across_workers(gateway: Gateway) -> None:
+    """Two gateways with the same pool/settings/listener names: each gets its own series."""
     ok, failing = Backend("ok").start(), Backend("failing", status=503).start()
     try:
-        port = free_port()
-        builder = (
-            GatewayBuilder("measured")
-            .pool("metrics-ok", "127.0.0.1")
-            .pool("metrics-failing", "127.0.0.1")
-            .settings("metrics-ok-settings", ok.port, "Http")
-            .settings("metrics-failing-settings", failing.port, "Http")
-            .listener("metrics-listener", port, "Http")
-            .path_map(
-                "paths",
-                ("metrics-ok", "metrics-ok-settings"),
-                [("fail", ["/fail/*"], "metrics-failing", "metrics-failing-settings")],
+        ports: dict[str, int] = {}
+        for name in ("measured", "measured-twin"):
+            port = ports[name] = free_port()
+            builder = (
+                GatewayBuilder(name)
+                .pool("metrics-ok", "127.0.0.1")
+                .pool("metrics-failing", "127.0.0.1")
+                .settings("metrics-ok-settings", ok.port, "Http")
+                .settings("metrics-failing-settings", failing.port, "Http")
+                .listener("metrics-listener", port, "Http")
+                .path_map(
+                    "paths",
+                    ("metrics-ok", "metrics-ok-settings"),
+                    [("fail", ["/fail/*"], "metrics-failing", "metrics-failing-settings")],
+                )
+                .rule("metrics-rule", "metrics-listener", path_map="paths")
             )
-            .rule("metrics-rule", "metrics-listener", path_map="paths")
-        )
-        # The failing backend answers 503 to everything: its probe accepts that, so the 503s
-        # reach clients as backend answers instead of the member leaving rotation.
-        builder.props["probes"] = [probe("lenient", match={"statusCodes": ["200-599"]})]
-        builder.props["backendHttpSettingsCollection"][1]["properties"]["probe"] = builder.ref(
-            "probes", "lenient"
-        )
-        gateway.apply(builder.build(), name="measured")
+            # The failing backend answers 503 to everything: its probe accepts that, so the
+            # 503s reach clients as backend answers instead of the member leaving rotation.
+            builder.props["probes"] = [probe("lenient", match={"statusCodes": ["200-599"]})]
+            builder.props["backendHttpSettingsCollection"][1]["properties"]["probe"] = builder.ref(
+                "probes", "lenient"
+            )
+            gateway.apply(builder.build(), name=name)
+        measured, twin = gateway_id("measured"), gateway_id("measured-twin")
         for _ in range(5):  # new connections: the kernel spreads them over both workers
-            assert get(port, "x", path="/ok").status_code == 200
+            assert get(ports["measured"], "x", path="/ok").status_code == 200
         for _ in range(3):
-            assert get(port, "x", path="/fail/now").status_code == 503
+            assert get(ports["measured"], "x", path="/fail/now").status_code == 503
+        for _ in range(2):
+            assert get(ports["measured-twin"], "x", path="/ok").status_code == 200
         text = ""
+        listener = "metrics-listener"
+        total_time = "appgw_ApplicationGatewayTotalTime_count"
 
         def counted() -> bool:
             nonlocal text
             with gateway.api() as api:
                 text = api.get("/metrics").text
-            # every worker has flushed all eight requests (flushes are FLUSH_INTERVAL apart)
-            count = metric(
-                text, "appgw_ApplicationGatewayTotalTime_count", Listener="metrics-listener"
-            )
-            return count == 8
+            # every worker has flushed all ten requests (flushes are FLUSH_INTERVAL apart)
+            return (
+                metric(text, total_time, Gateway=measured, Listener=listener),
+                metric(text, total_time, Gateway=twin, Listener=listener),
+            ) == (8, 2)
 
         wait_until(counted, what="metrics to be flushed")
         pool_ok = "metrics-ok~metrics-ok-settings"
         pool_failing = "metrics-failing~metrics-failing-settings"
-        assert metric(text, "appgw_TotalRequests_total", BackendSettingsPool=pool_ok) == 5
-        assert metric(text, "appgw_FailedRequests_total", BackendSettingsPool=pool_failing) == 3
+        for gateway_, requests in ((measured, 5), (twin, 2)):
+            assert (
+                metric(
+                    text, "appgw_TotalRequests_total", Gateway=gateway_, BackendSettingsPool=pool_ok
+                )
+                == requests
+            )
+        assert (
+            metric(
+                text,
+                "appgw_FailedRequests_total",
+                Gateway=measured,
+                BackendSettingsPool=pool_failing,
+            )
+            == 3
+        )
+        assert metric(text, "appgw_FailedRequests_total", Gateway=twin) == 0
         assert metric(text, "appgw_FailedRequests_total", BackendSettingsPool=pool_ok) == 0
         assert (
             metric(
                 text,
                 "appgw_BackendResponseStatus_total",
+                Gateway=measured,
                 BackendPool="metrics-failing",
                 HttpStatusGroup="5xx",
             )
             == 3
         )
-        assert metric(text, "appgw_BytesReceived_total", Listener="metrics-listener") > 0
-        assert (
-            metric(text, "appgw_ApplicationGatewayTotalTime_count", Listener="metrics-listener")
-            == 8
-        )
+        assert metric(text, "appgw_BytesReceived_total", Gateway=measured, Listener=listener) > 0
+        assert metric(text, "appgw_NewConnections_total", Gateway=twin) == 2
 
         # The default probe has run once per member: host counts for the pools are published.
         def host_counts_published() -> bool:
             with gateway.api() as api:
-                return "appgw_HealthyHostCount" in api.get("/metrics").text
+                text = api.get("/metrics").text
+            return all(
+                metric(text, "appgw_HealthyHostCount", Gateway=gateway_, BackendSettingsPool=bsp)
+                == 1
+                for gateway_ in (measured, twin)
+                for bsp in (pool_ok, pool_failing)
+            )
 
         wait_until(host_counts_published, what="host counts")
         with gateway.api() as api:

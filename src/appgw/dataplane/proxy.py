@@ -175,6 +175,9 @@ class ClientConnection(asyncio.Protocol):
         self.listener = listener
         self.services = services
         self.plain_on_tls = plain_on_tls  # plain HTTP that arrived on an HTTPS port
+        # The gateway that owned the port when the client connected: the connection metrics
+        # count it there until it closes, even if the port changes hands meanwhile.
+        self.gateway_id = listener.state[0].gateway_id
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.client_ip = ""
@@ -209,7 +212,7 @@ class ClientConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername") or ("", 0)
         self.client_ip, self.client_port = str(peer[0]), int(peer[1])
         self.listener.connections.add(self)
-        self.services.metrics.connection_opened()
+        self.services.metrics.connection_opened(self.gateway_id)
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None:
             self.tls_version = ssl_object.version() or ""
@@ -218,7 +221,7 @@ class ClientConnection(asyncio.Protocol):
         self._arm_timer(self._snapshot().keep_alive_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.services.metrics.connection_closed()
+        self.services.metrics.connection_closed(self.gateway_id)
         self.closing = True
         self.listener.connections.discard(self)
         self.deadline.close()
@@ -1078,10 +1081,12 @@ class Exchange:
         sent = self.client.sent - self.sent_at_start
         listener = site.listener_name if site else ""
         metrics = self.client.services.metrics
+        gateway = self.snapshot.gateway_id
         if self.client.tls_version:
-            metrics.tls_handshake(listener, self.client.tls_version)
+            metrics.tls_handshake(gateway, listener, self.client.tls_version)
         started = self.backend_started
         metrics.request_finished(
+            gateway=gateway,
             listener=listener,
             pool=forward.pool.name if forward else "",
             settings=forward.settings.name if forward else "",

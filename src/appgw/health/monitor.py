@@ -162,7 +162,7 @@ class HealthMonitor:
                     if member_health.task is not None:
                         member_health.task.cancel()
                     del self.members[key]
-                    self.metrics.set_certificate_days(key[1], key[2], key[3], None)
+                    self.metrics.set_certificate_days(member_health.gateway_id, *key[1:], None)
             for key, (spec, member) in wanted.items():
                 if key in self.members:
                     continue
@@ -213,6 +213,7 @@ class HealthMonitor:
         leaf = result.verdict.presented[0] if result.verdict and result.verdict.presented else None
         if leaf is not None:
             self.metrics.set_certificate_days(
+                member.gateway_id,
                 member.spec.pool.name,
                 member.spec.settings.name,
                 member.member.address,
@@ -258,12 +259,16 @@ class HealthMonitor:
                 healthy = len(group) - len(down)
                 keep = max(0, group[0].spec.min_servers - healthy)
                 out += [[*m.key, m.spec.fingerprint] for m in down[keep:]]
+            # Labelled by the resource id as stored, as the data plane labels its metrics.
             counts = {
-                key[1:]: (len(group) - len(down_of(group)), len(down_of(group)))
+                (group[0].gateway_id, key[1], key[2]): (
+                    len(group) - len(down_of(group)),
+                    len(down_of(group)),
+                )
                 for key, group in groups.items()
             }
-        for (pool, settings), (up, down_count) in counts.items():
-            self.metrics.set_host_counts(pool, settings, up, down_count)
+        for (gateway, pool, settings), (up, down_count) in counts.items():
+            self.metrics.set_host_counts(gateway, pool, settings, up, down_count)
         self.metrics.forget(set(counts))
         temporary = self.board_path.with_suffix(".tmp")
         temporary.write_text(json.dumps({"unhealthy": out}))

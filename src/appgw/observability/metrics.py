@@ -10,13 +10,20 @@ prometheus_client appends ``_total`` to counters, so ``TotalRequests`` is scrape
 
 * ``Throughput`` (bytes/s) =
   ``rate(appgw_BytesSent_total[1m]) + rate(appgw_BytesReceived_total[1m])``
-  (summed over Listener for the gateway-wide figure). A gauge would need a time window kept by
-  one process across all workers; rate() computes exactly that, correctly across restarts.
+  (summed by Gateway over Listener for the gateway-wide figure). A gauge would need a time
+  window kept by one process across all workers; rate() computes exactly that, correctly across
+  restarts.
 * ``NewConnectionsPerSecond`` = ``rate(appgw_NewConnections_total[1m])``.
 * ``AvgRequestCountPerHealthyHost`` (per minute) =
-  ``60 * rate(appgw_TotalRequests_total[1m]) / appgw_HealthyHostCount`` by BackendSettingsPool.
+  ``60 * rate(appgw_TotalRequests_total[1m]) / appgw_HealthyHostCount`` by Gateway and
+  BackendSettingsPool.
 * Azure's Avg of a timing metric = ``rate(X_sum[1m]) / rate(X_count[1m])`` of the histogram;
   its Max is approximated by ``histogram_quantile(1, ...)`` (a bucket bound, not the exact max).
+
+Azure Monitor keeps metrics per gateway resource; here one process serves every gateway, so each
+series also carries ``Gateway``, the gateway's resource id as stored: without it two gateways
+using Azure's default names (appGatewayBackendPool, appGatewayHttpListener, ...) would share
+series.
 
 Semantics, as Azure documents them: ``FailedRequests`` counts 5xx answers whether the gateway or
 the backend produced them; ``BackendResponseStatus`` counts only statuses a backend sent (never
@@ -192,9 +199,11 @@ class _HealthFamilies:
     certificate_days: Gauge
 
 
-_BSP = ("BackendSettingsPool",)
-_BACKEND = ("BackendServer", "BackendPool", "BackendHttpSetting")
-_TIMING = ("Listener", *_BACKEND)
+_GATEWAY = ("Gateway",)
+_LISTENER = (*_GATEWAY, "Listener")
+_BSP = (*_GATEWAY, "BackendSettingsPool")
+_BACKEND = (*_GATEWAY, "BackendServer", "BackendPool", "BackendHttpSetting")
+_TIMING = (*_LISTENER, "BackendServer", "BackendPool", "BackendHttpSetting")
 
 
 def _prepare_storage() -> None:
@@ -226,7 +235,7 @@ def _requests() -> _RequestFamilies:
                 response_status=Counter(
                     p + "ResponseStatus",
                     "Responses sent to clients by status class (Azure ResponseStatus)",
-                    ("HttpStatusGroup",),
+                    (*_GATEWAY, "HttpStatusGroup"),
                 ),
                 backend_response_status=Counter(
                     p + "BackendResponseStatus",
@@ -235,26 +244,28 @@ def _requests() -> _RequestFamilies:
                     (*_BACKEND, "HttpStatusGroup"),
                 ),
                 bytes_sent=Counter(
-                    p + "BytesSent", "Bytes sent to clients (Azure BytesSent)", ("Listener",)
+                    p + "BytesSent", "Bytes sent to clients (Azure BytesSent)", _LISTENER
                 ),
                 bytes_received=Counter(
                     p + "BytesReceived",
                     "Bytes received from clients (Azure BytesReceived)",
-                    ("Listener",),
+                    _LISTENER,
                 ),
                 current_connections=Gauge(
                     p + "CurrentConnections",
                     "Open client connections (Azure CurrentConnections)",
+                    _GATEWAY,
                     multiprocess_mode=_CONNECTIONS_MODE,
                 ),
                 new_connections=Counter(
                     p + "NewConnections",
                     "Client connections accepted; rate() is Azure NewConnectionsPerSecond",
+                    _GATEWAY,
                 ),
                 tls_protocol=Counter(
                     p + "TlsProtocol",
                     "Client TLS handshakes by protocol version (Azure TlsProtocol)",
-                    ("Listener", "TlsProtocol"),
+                    (*_LISTENER, "TlsProtocol"),
                 ),
                 backend_connect_time=Histogram(
                     p + "BackendConnectTime",
@@ -281,7 +292,7 @@ def _requests() -> _RequestFamilies:
                     p + "ApplicationGatewayTotalTime",
                     "Milliseconds from the first byte of a request to the last byte of its "
                     "response (Azure ApplicationGatewayTotalTime)",
-                    ("Listener",),
+                    _LISTENER,
                     buckets=TIME_BUCKETS_MS,
                 ),
             )
@@ -386,8 +397,8 @@ class _Timing:
 
 
 class _Bundle:
-    """Everything one (listener, backend, status) combination records, resolved once, with the
-    amounts recorded since the last flush."""
+    """Everything one (gateway, listener, backend, status) combination records, resolved once,
+    with the amounts recorded since the last flush."""
 
     __slots__ = (
         "backend",
@@ -473,7 +484,7 @@ class _Handshakes:
 
 
 _Pending = _Bundle | _Connections | _Handshakes
-_BundleKey = tuple[str, str, str, str, int, int | None]
+_BundleKey = tuple[str, str, str, str, str, int, int | None]
 _MAX_BUNDLES = 10_000  # bounded memory if labels churn (e.g. FQDN members' addresses)
 
 
@@ -489,31 +500,34 @@ class RequestMetrics:
     def __init__(self) -> None:
         self._families: _RequestFamilies | None = None
         self._bundles: dict[_BundleKey, _Bundle] = {}
-        self._tls: dict[tuple[str, str], _Handshakes] = {}
-        self._connections: _Connections | None = None
+        self._tls: dict[tuple[str, str, str], _Handshakes] = {}
+        self._connections: dict[str, _Connections] = {}
         self._dirty: list[_Pending] = []
         self._timer: asyncio.TimerHandle | None = None
         atexit.register(self.flush)
 
-    def connection_opened(self) -> None:
-        connections = self._connections or self._new_connections()
+    def connection_opened(self, gateway: str) -> None:
+        """A client connected to a port of `gateway`; close it with the same `gateway` even if
+        the port has changed hands since (one gateway owns a frontend port at a time)."""
+        connections = self._connections.get(gateway) or self._new_connections(gateway)
         connections.opened += 1
         connections.delta += 1
         if not connections.dirty:
             self._mark(connections)
 
-    def connection_closed(self) -> None:
-        connections = self._connections or self._new_connections()
+    def connection_closed(self, gateway: str) -> None:
+        connections = self._connections.get(gateway) or self._new_connections(gateway)
         connections.delta -= 1
         if not connections.dirty:
             self._mark(connections)
 
-    def tls_handshake(self, listener: str, protocol: str) -> None:
+    def tls_handshake(self, gateway: str, listener: str, protocol: str) -> None:
         """Count one client TLS handshake; `protocol` as ssl reports it, like "TLSv1.3"."""
-        handshakes = self._tls.get((listener, protocol))
+        key = (gateway, listener, protocol)
+        handshakes = self._tls.get(key)
         if handshakes is None:
-            counter = self._get_families().tls_protocol.labels(listener, protocol)
-            handshakes = self._tls[(listener, protocol)] = _Handshakes(counter)
+            counter = self._get_families().tls_protocol.labels(*key)
+            handshakes = self._tls[key] = _Handshakes(counter)
         handshakes.count += 1
         if not handshakes.dirty:
             self._mark(handshakes)
@@ -521,6 +535,7 @@ class RequestMetrics:
     def request_finished(
         self,
         *,
+        gateway: str,
         listener: str,
         pool: str,
         settings: str,
@@ -536,13 +551,14 @@ class RequestMetrics:
     ) -> None:
         """Record one answered request.
 
-        `status` is what the client got; `server_status` what the backend sent (None when the
-        gateway answered itself: a redirect, 404, 400, or 502/504 for an unusable backend).
+        `gateway` is the gateway's resource id as stored (Snapshot.gateway_id). `status` is what
+        the client got; `server_status` what the backend sent (None when the gateway answered
+        itself: a redirect, 404, 400, or 502/504 for an unusable backend).
         pool/settings/server are "" when no backend was chosen. Times are seconds; the
         histograms record milliseconds, as Azure does. A None time is not observed (e.g. no
         connect time on a reused pooled connection); backend times need a `server`.
         """
-        key = (listener, pool, settings, server, status, server_status)
+        key = (gateway, listener, pool, settings, server, status, server_status)
         bundle = self._bundles.get(key)
         if bundle is None:
             bundle = self._new_bundle(key)
@@ -602,28 +618,32 @@ class RequestMetrics:
             self._families = _requests()
         return self._families
 
-    def _new_connections(self) -> _Connections:
+    def _new_connections(self, gateway: str) -> _Connections:
         f = self._get_families()
-        self._connections = _Connections(f.current_connections, f.new_connections)
-        return self._connections
+        connections = self._connections[gateway] = _Connections(
+            f.current_connections.labels(gateway), f.new_connections.labels(gateway)
+        )
+        return connections
 
     def _new_bundle(self, key: _BundleKey) -> _Bundle:
-        listener, pool, settings, server, status, server_status = key
+        gateway, listener, pool, settings, server, status, server_status = key
         f = self._get_families()
         bsp = backend_settings_pool(pool, settings)
-        counters = [f.total_requests.labels(bsp)]
+        counters = [f.total_requests.labels(gateway, bsp)]
         if 500 <= status <= 599:
-            counters.append(f.failed_requests.labels(bsp))
-        counters.append(f.response_status.labels(status_group(status)))
+            counters.append(f.failed_requests.labels(gateway, bsp))
+        counters.append(f.response_status.labels(gateway, status_group(status)))
         if server_status is not None:
             group = status_group(server_status)
-            counters.append(f.backend_response_status.labels(server, pool, settings, group))
-        timing = (listener, server, pool, settings)
+            counters.append(
+                f.backend_response_status.labels(gateway, server, pool, settings, group)
+            )
+        timing = (gateway, listener, server, pool, settings)
         bundle = _Bundle(
             counters=tuple(counters),
-            sent=f.bytes_sent.labels(listener),
-            received=f.bytes_received.labels(listener),
-            total_time=_Timing(f.total_time, listener),
+            sent=f.bytes_sent.labels(gateway, listener),
+            received=f.bytes_received.labels(gateway, listener),
+            total_time=_Timing(f.total_time, gateway, listener),
             backend=(
                 _Timing(f.backend_connect_time, *timing),
                 _Timing(f.backend_first_byte, *timing),
@@ -645,59 +665,69 @@ class RequestMetrics:
 class HealthMetrics:
     """Used by the single process that runs the health probes (any thread; not a hot path).
 
-    Values are written at once. A removed series (`set_certificate_days(..., None)`, `forget`)
-    disappears from the next scrape.
+    `gateway` is the gateway's resource id as stored (Snapshot.gateway_id), as the data plane
+    labels it. Values are written at once. A removed series (`set_certificate_days(..., None)`,
+    `forget`) disappears from the next scrape.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._families: _HealthFamilies | None = None
-        self._hosts: dict[tuple[str, str], tuple[Gauge, Gauge]] = {}
-        self._days: dict[tuple[str, str, str], Gauge] = {}
+        # (gateway, pool, settings) -> (healthy, unhealthy)
+        self._hosts: dict[tuple[str, str, str], tuple[Gauge, Gauge]] = {}
+        # (gateway, pool, settings, server) -> days
+        self._days: dict[tuple[str, str, str, str], Gauge] = {}
 
-    def set_host_counts(self, pool: str, settings: str, healthy: int, unhealthy: int) -> None:
+    def set_host_counts(
+        self, gateway: str, pool: str, settings: str, healthy: int, unhealthy: int
+    ) -> None:
+        key = (gateway, pool, settings)
         with self._lock:
-            children = self._hosts.get((pool, settings))
+            children = self._hosts.get(key)
             if children is None:
                 f = self._get_families()
                 bsp = backend_settings_pool(pool, settings)
-                children = self._hosts[(pool, settings)] = (
-                    f.healthy.labels(bsp),
-                    f.unhealthy.labels(bsp),
+                children = self._hosts[key] = (
+                    f.healthy.labels(gateway, bsp),
+                    f.unhealthy.labels(gateway, bsp),
                 )
             children[0].set(healthy)
             children[1].set(unhealthy)
 
-    def set_certificate_days(self, pool: str, settings: str, server: str, days: int | None) -> None:
+    def set_certificate_days(
+        self, gateway: str, pool: str, settings: str, server: str, days: int | None
+    ) -> None:
         """Days until the certificate `server` presents expires; None removes the series."""
-        key = (pool, settings, server)
+        key = (gateway, pool, settings, server)
         with self._lock:
             if days is None:
                 child = self._days.pop(key, None)
                 if child is not None:
                     family = self._get_families().certificate_days
-                    _remove(family, child, (server, pool, settings))
+                    _remove(family, child, (gateway, server, pool, settings))
                 return
             child = self._days.get(key)
             if child is None:
                 child = self._days[key] = self._get_families().certificate_days.labels(
-                    server, pool, settings
+                    gateway, server, pool, settings
                 )
             child.set(days)
 
-    def forget(self, keep: set[tuple[str, str]]) -> None:
-        """Drop the series of (pool, settings) pairs that are no longer configured."""
+    def forget(self, keep: set[tuple[str, str, str]]) -> None:
+        """Drop the series of (gateway, pool, settings) that are no longer configured; another
+        gateway's pair of the same names keeps its series."""
         with self._lock:
-            for pair in [pair for pair in self._hosts if pair not in keep]:
-                healthy, unhealthy = self._hosts.pop(pair)
-                bsp = backend_settings_pool(*pair)
+            for key in [key for key in self._hosts if key not in keep]:
+                healthy, unhealthy = self._hosts.pop(key)
+                gateway, pool, settings = key
+                bsp = backend_settings_pool(pool, settings)
                 f = self._get_families()
-                _remove(f.healthy, healthy, (bsp,))
-                _remove(f.unhealthy, unhealthy, (bsp,))
-            for key in [key for key in self._days if (key[0], key[1]) not in keep]:
-                pool, settings, server = key
+                _remove(f.healthy, healthy, (gateway, bsp))
+                _remove(f.unhealthy, unhealthy, (gateway, bsp))
+            for key4 in [key4 for key4 in self._days if key4[:3] not in keep]:
+                gateway, pool, settings, server = key4
                 family = self._get_families().certificate_days
-                _remove(family, self._days.pop(key), (server, pool, settings))
+                _remove(family, self._days.pop(key4), (gateway, server, pool, settings))
 
     def _get_families(self) -> _HealthFamilies:
         if self._families is None:
