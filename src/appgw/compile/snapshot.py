@@ -158,6 +158,12 @@ class Snapshot:
     probe_fingerprints: Mapping[tuple[str, str], str] = field(default_factory=dict)
     # Every custom error page URL of the gateway and its listeners (fetched off the hot path).
     custom_error_urls: frozenset[str] = frozenset()
+    # The case-folded id: how the store, the health board and the balancer key this gateway
+    # (computed once here rather than per request).
+    gateway_key: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "gateway_key", self.gateway_id.casefold())
 
     @property
     def keep_alive_timeout(self) -> float:

@@ -95,51 +95,60 @@ class Balancer:
 
     A member removed from its pool drains: for the settings' drain timeout, requests that carry
     its affinity cookie still go to it (Azure), while new sessions go to the remaining members.
+    Everything is kept per gateway (its case-folded id): gateways made with Azure's default
+    names all have a pool "appGatewayBackendPool", and one's members must never serve another.
     """
 
     def __init__(self) -> None:
-        self._next: dict[str, int] = {}
-        self._cookies: dict[tuple[str, str, int], str] = {}
-        self._draining: dict[tuple[str, int], list[tuple[BackendMember, float]]] = {}
+        self._next: dict[tuple[str, str], int] = {}
+        self._cookies: dict[tuple[str, str, str, int], str] = {}
+        self._draining: dict[tuple[str, str, int], list[tuple[BackendMember, float]]] = {}
 
-    def drain(self, pool_name: str, port: int, member: BackendMember, seconds: float) -> None:
-        self._draining.setdefault((pool_name, port), []).append(
+    def drain(
+        self, gateway: str, pool_name: str, port: int, member: BackendMember, seconds: float
+    ) -> None:
+        self._draining.setdefault((gateway, pool_name, port), []).append(
             (member, time.monotonic() + seconds)
         )
 
-    def stop_draining(self, pool_name: str, port: int, member: BackendMember) -> None:
-        entries = self._draining.get((pool_name, port), [])
+    def stop_draining(self, gateway: str, pool_name: str, port: int, member: BackendMember) -> None:
+        entries = self._draining.get((gateway, pool_name, port), [])
         entries[:] = [(m, until) for m, until in entries if m != member]
 
     def pick(
-        self, pool_name: str, members: tuple[BackendMember, ...], exclude: BackendMember | None
+        self,
+        gateway: str,
+        pool_name: str,
+        members: tuple[BackendMember, ...],
+        exclude: BackendMember | None,
     ) -> BackendMember | None:
         candidates = [m for m in members if m != exclude] if exclude is not None else members
         if not candidates:
             return None
-        index = self._next.get(pool_name, 0)
-        self._next[pool_name] = index + 1
+        key = (gateway, pool_name)
+        index = self._next.get(key, 0)
+        self._next[key] = index + 1
         return candidates[index % len(candidates)]
 
-    def cookie_value(self, target: ForwardTarget, member: BackendMember) -> str:
-        key = (target.pool.name, member.address, target.settings.port)
+    def cookie_value(self, gateway: str, target: ForwardTarget, member: BackendMember) -> str:
+        key = (gateway, target.pool.name, member.address, target.settings.port)
         value = self._cookies.get(key)
         if value is None:
             value = hashlib.sha256(f"{key}".encode()).hexdigest()[:32]
             self._cookies[key] = value
         return value
 
-    def by_cookie(self, target: ForwardTarget, value: bytes) -> BackendMember | None:
+    def by_cookie(self, gateway: str, target: ForwardTarget, value: bytes) -> BackendMember | None:
         text = value.decode("latin-1")
         for member in target.pool.members:
-            if self.cookie_value(target, member) == text:
+            if self.cookie_value(gateway, target, member) == text:
                 return member
-        draining = self._draining.get((target.pool.name, target.settings.port))
+        draining = self._draining.get((gateway, target.pool.name, target.settings.port))
         if draining:
             now = time.monotonic()
             draining[:] = [(m, until) for m, until in draining if until > now]
             for member, _until in draining:
-                if self.cookie_value(target, member) == text:
+                if self.cookie_value(gateway, target, member) == text:
                     return member
         return None
 
@@ -651,16 +660,17 @@ class Exchange:
         self, target: ForwardTarget, exclude: BackendMember | None
     ) -> BackendMember | None:
         balancer = self.client.services.balancer
+        gateway = self.snapshot.gateway_key
         cookie_name = target.settings.affinity_cookie
         if cookie_name is not None and exclude is None:
             value = _cookie(self.headers, cookie_name.encode())
             if value is not None:
-                member = balancer.by_cookie(target, value)
+                member = balancer.by_cookie(gateway, target, value)
                 if member is not None and self._healthy(target, member):
                     return member
-        member = balancer.pick(target.pool.name, self._healthy_members(target), exclude)
+        member = balancer.pick(gateway, target.pool.name, self._healthy_members(target), exclude)
         if member is not None and cookie_name is not None:
-            value_text = balancer.cookie_value(target, member)
+            value_text = balancer.cookie_value(gateway, target, member)
             self.set_cookie = [
                 (b"Set-Cookie", f"{cookie_name}={value_text}; Path=/".encode()),
                 (
@@ -677,7 +687,7 @@ class Exchange:
         members = target.pool.members
         if not services.unhealthy:
             return members
-        key = (self.snapshot.gateway_id.casefold(), target.pool.name, target.settings.name)
+        key = (self.snapshot.gateway_key, target.pool.name, target.settings.name)
         cached = services.healthy_members.get(key)
         if cached is not None and cached[0] is services.unhealthy and cached[1] is members:
             return cached[2]
@@ -691,8 +701,7 @@ class Exchange:
             return True
         pair = (target.pool.name, target.settings.name)
         probe = self.snapshot.probe_fingerprints.get(pair, "")
-        gateway_key = self.snapshot.gateway_id.casefold()
-        return (gateway_key, *pair, member.address, probe) not in unhealthy
+        return (self.snapshot.gateway_key, *pair, member.address, probe) not in unhealthy
 
     def upstream_key(
         self, target: ForwardTarget, member: BackendMember

@@ -166,12 +166,13 @@ class Runtime:
 
     def _drain_removed_members(self, previous: Snapshot, current: Snapshot | None) -> None:
         kept = {
-            (target.pool.name, target.settings.port): set(target.pool.members)
+            (previous.gateway_key, target.pool.name, target.settings.port): set(target.pool.members)
             for target in (current.forward_targets if current is not None else ())
         }
         balancer = self.services.balancer
+        gateway = previous.gateway_key
         for target in previous.forward_targets:
-            key = (target.pool.name, target.settings.port)
+            key = (gateway, target.pool.name, target.settings.port)
             for member in target.pool.members:
                 if member in kept.get(key, set()):
                     balancer.stop_draining(*key, member)
