@@ -534,6 +534,27 @@ def appgw_document(certs: Certs, ports: Ports) -> dict[str, Any]:
     }
 
 
+def serve_command(data_dir: Path, workers: int) -> list[str]:
+    """`appgw serve` on loopback: API on a free port, frontends on 127.0.0.1 (scale.py too)."""
+    return [
+        sys.executable,
+        "-m",
+        "appgw",
+        "serve",
+        "--data-dir",
+        str(data_dir),
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--workers",
+        str(workers),
+        "--frontend-address",
+        "127.0.0.1",
+    ]
+
+
+API_ADDRESS = re.compile(r"API:\s+(http://127\.0\.0\.1:\d+)/")  # as `appgw serve` prints it
+
+
 def start_appgw(
     processes: Processes, work: Path, certs: Certs, ports: Ports, cpus: str, workers: int
 ) -> subprocess.Popen[bytes]:
@@ -543,20 +564,7 @@ def start_appgw(
     data_dir.mkdir()
     log = work / "appgw.log"
     process = processes.start(
-        [
-            sys.executable,
-            "-m",
-            "appgw",
-            "serve",
-            "--data-dir",
-            str(data_dir),
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--workers",
-            str(workers),
-            "--frontend-address",
-            "127.0.0.1",
-        ],
+        serve_command(data_dir, workers),
         cpus=cpus,
         log=log,
         env={"APPGW_ADMIN_TOKEN": TOKEN, "PYTHONPATH": str(ROOT / "src")},
@@ -565,7 +573,7 @@ def start_appgw(
     base = ""
     while not base:
         text = log.read_text(errors="replace")
-        match = re.search(r"API:\s+(http://127\.0\.0\.1:\d+)/", text)
+        match = API_ADDRESS.search(text)
         if match and text.count("ready") >= workers:
             base = match[1]
         elif process.poll() is not None or time.monotonic() > deadline:

@@ -467,6 +467,8 @@ class Serve:
 
 
 def start_serve(processes: Processes, work: Path) -> Serve:
+    from bench import API_ADDRESS, serve_command
+
     data_dir = work / "data"
     log_path = work / "serve.log"
     environment = {
@@ -479,23 +481,7 @@ def start_serve(processes: Processes, work: Path) -> Serve:
     # The control plane (API, health monitor) shares CPU 1 with the load; the worker is moved
     # to CPU 0 alone once it is up.
     process = processes.start(
-        [
-            "taskset",
-            "-c",
-            LOAD_CPU,
-            sys.executable,
-            "-m",
-            "appgw",
-            "serve",
-            "--data-dir",
-            str(data_dir),
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--workers",
-            "1",
-            "--frontend-address",
-            "127.0.0.1",
-        ],
+        ["taskset", "-c", LOAD_CPU, *serve_command(data_dir, 1)],
         stdout=log_path.open("w"),
         stderr=subprocess.STDOUT,
         env=environment,
@@ -510,7 +496,7 @@ def start_serve(processes: Processes, work: Path) -> Serve:
         return "API:" in text and re.search(r"appgw worker \S+ \(pid \d+\) ready", text) is not None
 
     wait_for(ready, "appgw serve to start", 60)
-    base_url = re.search(r"API:\s+(http://127\.0\.0\.1:\d+)/", text)
+    base_url = API_ADDRESS.search(text)
     worker = re.search(r"appgw worker \S+ \(pid (\d+)\) ready", text)
     assert base_url and worker
     worker_pid = int(worker[1])
