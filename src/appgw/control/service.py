@@ -210,6 +210,16 @@ class GatewayService:
         diagnostics += outcome.diagnostics
         if diagnostics:
             raise self._refused(gateway_id, WRITE, caller, diagnostics)
+        # Certificates as stored (base64 DER), in the model itself: the stored document is
+        # made from it, and the dry run compiles exactly what every worker will.
+        for collection, certs in (
+            ("authenticationCertificates", gateway.properties.authentication_certificates),
+            ("trustedRootCertificates", gateway.properties.trusted_root_certificates),
+        ):
+            for model in certs:
+                normalized = outcome.normalized_data.get((collection, model.name.casefold()))
+                if normalized is not None:
+                    model.properties.data = normalized
         document = canonical_document(gateway)
         properties = document["properties"]
         properties["resourceGuid"] = (
@@ -219,20 +229,6 @@ class GatewayService:
         )
         for cert in properties.get("sslCertificates", []):
             cert["properties"]["publicCertData"] = outcome.public_cert_data[cert["name"].casefold()]
-        for collection in ("authenticationCertificates", "trustedRootCertificates"):
-            for cert in properties.get(collection, []):
-                normalized = outcome.normalized_data.get((collection, cert["name"].casefold()))
-                if normalized is not None:
-                    cert["properties"]["data"] = normalized
-        # The model compiles as the stored document will on every worker: same certificates.
-        for collection, certs in (
-            ("authenticationCertificates", gateway.properties.authentication_certificates),
-            ("trustedRootCertificates", gateway.properties.trusted_root_certificates),
-        ):
-            for model in certs:
-                normalized = outcome.normalized_data.get((collection, model.name.casefold()))
-                if normalized is not None:
-                    model.properties.data = normalized
         diagnostics = self._dry_run(gateway_id, gateway, outcome.secrets)
         if diagnostics:
             raise self._refused(gateway_id, WRITE, caller, diagnostics)
