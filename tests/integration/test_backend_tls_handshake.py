@@ -23,19 +23,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from appgw.dataplane.backend_tls import (
-    BackendCertificateVerdict,
-    BackendTrust,
-    client_context,
-    presented_chain,
-    verify_presented_chain,
-)
 from appgw.dataplane.upstream import (
     BackendTlsRejected,
     UpstreamConnection,
     UpstreamKey,
     UpstreamPool,
 )
+from appgw.tls.client import client_context, presented_chain
+from appgw.tls.trust import BackendCertificateVerdict, BackendTrust, verify_presented_chain
 
 NAME = "backend.test"
 T = TypeVar("T")

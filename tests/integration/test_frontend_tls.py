@@ -32,16 +32,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from appgw.certificates import ListenerCertificate, load_pfx
-from appgw.compile.frontend_tls import (
-    OPENSSL_CIPHER_NAMES,
-    TlsPolicy,
-    dispatcher_context,
-    policy_from_model,
-    server_context,
-)
 from appgw.compile.matching import CertificateSelector
+from appgw.dataplane.sni import dispatcher_context
 from appgw.model.enums import SslCipherSuite as C, SslPolicyName
 from appgw.model.resource import SslPolicy
+from appgw.tls.server import OPENSSL_CIPHER_NAMES, TlsPolicy, policy_from_model, server_context
 
 PFX_PASSWORD = "Pfx4Frontend"
 HANDSHAKE_TIMEOUT = 5  # seconds; a local handshake takes milliseconds

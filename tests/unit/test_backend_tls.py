@@ -1,4 +1,4 @@
-"""Unit tests for appgw.dataplane.backend_tls: DER in, verdict out. Every certificate is
+"""Unit tests for appgw.tls.trust and appgw.tls.client: DER in, verdict out. Every certificate is
 generated here with cryptography builders (EC keys, made once per module)."""
 
 from __future__ import annotations
@@ -19,13 +19,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from appgw.dataplane import backend_tls
-from appgw.dataplane.backend_tls import (
+from appgw.tls import trust as backend_tls
+from appgw.tls.client import client_context, presented_chain
+from appgw.tls.trust import (
     CHECKS,
     BackendCertificateVerdict,
     BackendTrust,
-    client_context,
-    presented_chain,
     verify_presented_chain,
 )
 

@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from appgw import certificates
-from appgw.compile.frontend_tls import TlsPolicy, policy_from_model, server_context
 from appgw.compile.matching import CertificateSelector, HostMatcher, PathMatcher
 from appgw.compile.snapshot import (
     BackendMember,
@@ -30,7 +29,6 @@ from appgw.compile.snapshot import (
     Snapshot,
     Target,
 )
-from appgw.dataplane.backend_tls import BackendTrust
 from appgw.memo import BoundedMemo
 from appgw.model.diagnostics import Diagnostic
 from appgw.model.enums import CookieBasedAffinity, Protocol, RedirectType, RuleType
@@ -44,6 +42,8 @@ from appgw.model.resource import (
     SubResource,
 )
 from appgw.model.validate import is_v1
+from appgw.tls.server import TlsPolicy, policy_from_model, server_context
+from appgw.tls.trust import BackendTrust
 
 # Azure's defaults (spec §5.2, §7.2, §7.4).
 DEFAULT_REQUEST_TIMEOUT = 20.0  # seconds, the portal's and service's default

@@ -11,9 +11,9 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from appgw.compile.frontend_tls import TlsPolicy
 from appgw.compile.matching import CertificateSelector, HostMatcher, PathMatcher
-from appgw.dataplane.backend_tls import BackendTrust
+from appgw.tls.server import TlsPolicy
+from appgw.tls.trust import BackendTrust
 
 
 @dataclass(frozen=True, slots=True)

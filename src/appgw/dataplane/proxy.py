@@ -31,7 +31,6 @@ from appgw.compile.snapshot import (
     Target,
 )
 from appgw.dataplane.access_log import AccessLog, AccessRecord, utc_timestamp
-from appgw.dataplane.backend_tls import describe_rejection
 from appgw.dataplane.deadline import Deadline
 from appgw.dataplane.error_pages import ErrorPages
 from appgw.dataplane.http import (
@@ -60,6 +59,7 @@ from appgw.dataplane.upstream import (
 )
 from appgw.hostnames import is_ip_address
 from appgw.observability import RequestMetrics
+from appgw.tls.trust import describe_rejection
 
 log = logging.getLogger("appgw.dataplane")
 

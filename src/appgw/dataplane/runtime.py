@@ -13,10 +13,10 @@ import logging
 import socket
 import ssl
 
-from appgw.compile.frontend_tls import dispatcher_context
 from appgw.compile.matching import normalize_host
 from appgw.compile.snapshot import Endpoint, Snapshot
 from appgw.dataplane.proxy import ClientConnection, Listener, Services
+from appgw.dataplane.sni import dispatcher_context
 
 log = logging.getLogger("appgw.dataplane")
 

@@ -17,14 +17,9 @@ from typing import Protocol as TypingProtocol, cast
 
 import httptools
 
-from appgw.dataplane.backend_tls import (
-    BackendCertificateVerdict,
-    BackendTrust,
-    ResumingContext,
-    resuming_context,
-    verify_presented_chain,
-)
 from appgw.dataplane.http import Header
+from appgw.tls.client import ResumingContext, resuming_context
+from appgw.tls.trust import BackendCertificateVerdict, BackendTrust, verify_presented_chain
 
 # Idle backend connections are closed after this; below the 60-75 s keep-alive of common
 # servers (nginx 75 s, Apache 5 s is shorter and simply closes first, which we notice).

@@ -24,11 +24,11 @@ from typing import Any
 
 from appgw.compile.gateway import CompileError
 from appgw.compile.snapshot import BackendMember, ProbeSpec, Snapshot
-from appgw.dataplane.backend_tls import describe_rejection
 from appgw.dataplane.follow import VersionFollower
 from appgw.health.probe import ProbeResult, run_probe, traffic_identity
 from appgw.observability import HealthMetrics
 from appgw.store.sql import GatewayVersion, SqlStore
+from appgw.tls.trust import describe_rejection
 
 log = logging.getLogger("appgw.health")
 

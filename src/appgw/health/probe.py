@@ -17,13 +17,9 @@ from dataclasses import dataclass
 import httptools
 
 from appgw.compile.snapshot import BackendMember, ProbeSpec
-from appgw.dataplane.backend_tls import (
-    BackendCertificateVerdict,
-    client_context,
-    presented_chain,
-    verify_presented_chain,
-)
 from appgw.hostnames import is_ip_address
+from appgw.tls.client import client_context, presented_chain
+from appgw.tls.trust import BackendCertificateVerdict, verify_presented_chain
 
 # Bytes of a probe response that are read: Azure's body match is at most 4090 characters, and
 # a health page bigger than this is not read further (the match looks at this much only).

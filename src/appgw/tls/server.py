@@ -1,9 +1,8 @@
-"""Client-facing TLS: Azure TLS policies as OpenSSL settings, and the contexts listeners use.
+"""Client-facing TLS: Azure TLS policies as OpenSSL settings, and the server contexts listeners use.
 
-A listening socket gets one *dispatcher* context (policy + SNI callback, no certificate). On
-every ClientHello the callback asks the current configuration which certificate context to
-use and switches the connection to it. Certificate contexts are shared and memoized, so a new
-configuration version that keeps a certificate keeps its context.
+Certificate contexts are shared and memoized, so a new configuration version that keeps a
+certificate keeps its context. The data plane switches each connection to one of them from its
+SNI dispatcher (`appgw.dataplane.sni`).
 
 Known gap: Python's ssl module cannot restrict the TLS 1.3 suites (no SSL_CTX_set_ciphersuites),
 so TLS 1.3 offers OpenSSL's defaults (AES-256-GCM, CHACHA20-POLY1305, AES-128-GCM) where
@@ -17,13 +16,12 @@ import os
 import ssl
 import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives import serialization
 
-from appgw.compile.matching import normalize_host
 from appgw.model.enums import SslCipherSuite as C, SslPolicyName, SslPolicyType, SslProtocol
 from appgw.model.ssl_policies import PREDEFINED_POLICIES, PredefinedPolicy
 
@@ -35,7 +33,7 @@ __all__ = [
     "DEFAULT_POLICY_NAME",
     "OPENSSL_CIPHER_NAMES",
     "TlsPolicy",
-    "dispatcher_context",
+    "new_context",
     "policy_from_model",
     "server_context",
 ]
@@ -188,7 +186,7 @@ def server_context(certificate: ListenerCertificate, policy: TlsPolicy) -> ssl.S
     with _server_contexts_lock:
         context = _server_contexts.get(key)
         if context is None:
-            context = _new_context(policy)
+            context = new_context(policy)
             _load_chain_in_memory(context, certificate)
             _server_contexts[key] = context
     return context
@@ -225,7 +223,7 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _new_context(policy: TlsPolicy) -> ssl.SSLContext:
+def new_context(policy: TlsPolicy) -> ssl.SSLContext:
     if policy.maximum_version < _EFFECTIVE_MINIMUM_FLOOR:
         raise ValueError(f"policy {policy.name!r} allows only TLS versions OpenSSL refuses")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -236,39 +234,4 @@ def _new_context(policy: TlsPolicy) -> ssl.SSLContext:
     # Session tickets stay on (OpenSSL's default): resumption saves clients a full handshake.
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE | _NO_RENEGOTIATION
     context.set_alpn_protocols(_ALPN_PROTOCOLS)
-    return context
-
-
-def dispatcher_context(
-    policy: TlsPolicy, choose: Callable[[str | None], ssl.SSLContext | None]
-) -> ssl.SSLContext:
-    """The context a listening socket is created with; one per listening endpoint.
-
-    It carries the policy itself: when the SNI callback switches a connection to another
-    context, OpenSSL keeps this context's protocol range and options, while the TLS <= 1.2
-    cipher list follows the switched-to context (tested), so both must carry the same policy;
-    a per-listener policy on a shared port could vary the suites but not the versions. On every
-    handshake the callback calls `choose(server_name)` with the normalized SNI (normalize_host),
-    or None when the ClientHello has no SNI or an unusable one; OpenSSL runs the callback for
-    ClientHellos without SNI too. The connection switches to the returned context, or the
-    handshake fails (alert unrecognized_name with SNI, handshake_failure without) on None. As
-    `choose` runs per handshake, pointing it at the current configuration changes certificates
-    without re-creating the listening socket.
-    """
-    context = _new_context(policy)
-
-    def switch_certificate(
-        connection: ssl.SSLObject | ssl.SSLSocket,
-        server_name: str | None,
-        _dispatcher: ssl.SSLContext,
-    ) -> int | None:
-        chosen = choose(None if server_name is None else normalize_host(server_name))
-        if chosen is None:
-            if server_name is None:
-                return ssl.ALERT_DESCRIPTION_HANDSHAKE_FAILURE
-            return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
-        connection.context = chosen
-        return None
-
-    context.sni_callback = switch_certificate
     return context

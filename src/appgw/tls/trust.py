@@ -1,10 +1,11 @@
-"""Backend certificate verification for end-to-end TLS (gateway -> backend server).
+"""Backend certificate trust for end-to-end TLS (gateway -> backend server): pure judgement.
 
 One code path for live traffic and health probes: the client handshake runs with a context
-that verifies nothing (`client_context`), and right after the handshake, before any request
-byte is sent, the caller hands the chain the backend presented (`presented_chain`) to
-`verify_presented_chain`. The verdict says whether the backend is trusted and, if not, which
-check failed, in words an operator can act on, together with what the backend presented.
+that verifies nothing (`appgw.tls.client.client_context`), and right after the handshake, before
+any request byte is sent, the caller hands the chain the backend presented
+(`appgw.tls.client.presented_chain`) to `verify_presented_chain`. The verdict says whether the
+backend is trusted and, if not, which check failed, in words an operator can act on, together
+with what the backend presented.
 
 Trust models (spec §2.4, §2.5):
 
@@ -39,18 +40,15 @@ Decisions beyond what Azure documents:
 
 from __future__ import annotations
 
-import _ssl
 import functools
 import hashlib
 import re
-import ssl
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final, NamedTuple, TypeVar
+from typing import Final, NamedTuple
 
 import certifi
 from cryptography import x509
@@ -84,8 +82,6 @@ __all__ = [
     "BackendCertificateVerdict",
     "BackendTrust",
     "CheckDescription",
-    "client_context",
-    "presented_chain",
     "verify_presented_chain",
 ]
 
@@ -286,118 +282,6 @@ def _canonical_der(items: Sequence[bytes], *, first_only: bool) -> tuple[bytes, 
             except crypto.Error:
                 result.add(block)
     return tuple(sorted(result))
-
-
-_C = TypeVar("_C", bound=ssl.SSLContext)
-
-
-@functools.lru_cache(maxsize=_CACHE_SIZE)
-def client_context(trust: BackendTrust) -> ssl.SSLContext:
-    """The client-side TLS context for backends judged by `trust`. Memoized: callers must not
-    change it.
-
-    It verifies nothing itself (`verify_presented_chain` does, after the handshake), requires
-    TLS 1.2 or newer (Azure retired 1.0/1.1 on backends; v2 prefers 1.3, v1 is 1.2 only since
-    the 2025 retirement), offers ALPN "http/1.1" and presents no client certificate (Azure
-    has no mutual TLS towards backends).
-    """
-    return _configure(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), trust)
-
-
-def _configure(context: _C, trust: BackendTrust) -> _C:
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if trust.sku_v1:
-        context.maximum_version = ssl.TLSVersion.TLSv1_2
-    context.set_alpn_protocols(["http/1.1"])
-    return context
-
-
-class ResumingContext(ssl.SSLContext):
-    """A `client_context` for one connection identity that offers its last verified session.
-
-    Resumption skips the backend's certificate in the handshake, so a resumed connection is
-    judged on the chain verified when its session was made (`offered_chain`), re-checked like
-    a new one (expiry, roots, name); the event loop gives no way to pass a session per
-    connection, hence the session lives here and `wrap_bio` offers it.
-    """
-
-    remembered: tuple[ssl.SSLSession, tuple[bytes, ...]] | None = None
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__()
-        self._offered: weakref.WeakKeyDictionary[ssl.SSLObject, tuple[bytes, ...]] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    def wrap_bio(
-        self,
-        incoming: ssl.MemoryBIO,
-        outgoing: ssl.MemoryBIO,
-        server_side: bool = False,
-        server_hostname: str | bytes | None = None,
-        session: ssl.SSLSession | None = None,
-    ) -> ssl.SSLObject:
-        remembered = self.remembered
-        if session is not None or remembered is None:
-            return super().wrap_bio(incoming, outgoing, server_side, server_hostname, session)
-        ssl_object = super().wrap_bio(
-            incoming, outgoing, server_side, server_hostname, remembered[0]
-        )
-        self._offered[ssl_object] = remembered[1]
-        return ssl_object
-
-    def remember(self, ssl_object: ssl.SSLObject, verified_chain: tuple[bytes, ...]) -> None:
-        """Offer `ssl_object`'s session from now on; its chain passed verification."""
-        session = ssl_object.session
-        if session is not None and (session.has_ticket or session.id):
-            self.remembered = (session, verified_chain)
-
-    def forget(self) -> None:
-        self.remembered = None
-
-    def chain_to_verify(self, ssl_object: ssl.SSLObject) -> tuple[bytes, ...]:
-        """What to judge after the handshake: on a resumed session whose leaf is the one
-        verified before, that verified chain; otherwise exactly what the backend presented."""
-        presented = presented_chain(ssl_object)
-        offered = self._offered.pop(ssl_object, None)
-        if ssl_object.session_reused and offered and presented and presented[0] == offered[0]:
-            return offered
-        return presented
-
-
-def resuming_context(trust: BackendTrust) -> ResumingContext:
-    """A new `ResumingContext` configured like `client_context(trust)`; one per identity."""
-    return _configure(ResumingContext(ssl.PROTOCOL_TLS_CLIENT), trust)
-
-
-def presented_chain(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> tuple[bytes, ...]:
-    """DER certificates exactly as the backend sent them, leaf first; empty before the
-    handshake or when the backend sent none.
-
-    Python 3.13+ has a public `get_unverified_chain()`; 3.11/3.12 have it on the private
-    `_sslobj`. Without either, only the leaf (`getpeercert(binary_form=True)`). Works for
-    SSLSocket and for SSLObject (asyncio and uvloop transports).
-    """
-    getter: Any = getattr(ssl_object, "get_unverified_chain", None)
-    if getter is None:
-        getter = getattr(getattr(ssl_object, "_sslobj", None), "get_unverified_chain", None)
-    if getter is not None:
-        chain: Any = getter()
-        if chain:
-            return tuple(_der_bytes(item) for item in chain)
-    try:
-        leaf = ssl_object.getpeercert(binary_form=True)
-    except ValueError:  # no handshake yet
-        return ()
-    return (leaf,) if leaf else ()
-
-
-def _der_bytes(item: Any) -> bytes:
-    if isinstance(item, bytes | bytearray):
-        return bytes(item)
-    return bytes(item.public_bytes(_ssl.ENCODING_DER))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,3 @@
+"""TLS below its users: trust and verdicts (`trust`), client contexts and presented chains
+(`client`), server contexts and Azure's TLS policies (`server`). Compile, health and the data
+plane import it; it imports only the model and certificates."""
