@@ -28,6 +28,13 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from appgw.store.secrets import MasterKey, SecretsError
+from appgw.store.watch import (
+    NOTIFY_CHANNEL,
+    ListeningWatch,
+    PollingWatch,
+    StoreWatch,
+    listener_conninfo,
+)
 
 SCHEMA_VERSION = "1"
 _KEY_CHECK = b"appgw master key check"
@@ -302,6 +309,7 @@ class SqlStore:
                     actor=actor,
                 )
             ).inserted_primary_key
+            assert seq is not None
             values = {
                 "resource_id": resource_id
                 if current_etag is None or gateway is None
@@ -319,7 +327,10 @@ class SqlStore:
                 conn.execute(
                     gateways_table.update().where(gateways_table.c.key == key).values(**values)
                 )
-        assert seq is not None
+            if conn.dialect.name == "postgresql":
+                # Delivered at COMMIT and not at all on rollback: a woken watch always finds the
+                # version (see appgw.store.watch).
+                conn.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, str(seq[0]))))
         return GatewayVersion(
             resource_id=str(values["resource_id"]),
             version=version,
@@ -376,6 +387,22 @@ class SqlStore:
         with self._engine.connect() as conn:
             rows = conn.execute(query)
             return [_version_from_row(row) for row in rows]
+
+    def watch(self) -> StoreWatch:
+        """Wakes followers as soon as a version after theirs may exist: see appgw.store.watch.
+
+        Each watch has a connection of its own (PostgreSQL: a LISTEN connection; SQLite: a
+        polling one), opened when first waited on. close() of the store leaves it open: close it
+        with `await watch.close()`.
+        """
+        max_seq_sql = f"SELECT max(seq) FROM {versions_table.name}"
+        if self.dialect == "postgresql":
+            _args, params = self._engine.dialect.create_connect_args(self._engine.url)
+            return ListeningWatch(listener_conninfo(params), max_seq_sql)
+        database = self._engine.url.database
+        if not database or database == ":memory:":  # private to each connection: unwatchable
+            raise StoreError("an in-memory SQLite store cannot be watched")
+        return PollingWatch(database, max_seq_sql)
 
     def max_seq(self) -> int:
         with self._engine.connect() as conn:
