@@ -23,12 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from appgw.dataplane.upstream import (
-    BackendTlsRejected,
-    UpstreamConnection,
-    UpstreamKey,
-    UpstreamPool,
-)
+from appgw.compile.snapshot import UpstreamKey
+from appgw.dataplane.upstream import BackendTlsRejected, UpstreamConnection, UpstreamPool
 from appgw.tls.client import client_context, presented_chain
 from appgw.tls.trust import BackendCertificateVerdict, BackendTrust, verify_presented_chain
 

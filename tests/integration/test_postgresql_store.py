@@ -23,7 +23,7 @@ import pytest
 import sqlalchemy as sa
 
 from appgw.control.auth import ensure_admin_token, hash_token
-from appgw.dataplane.follow import VersionFollower
+from appgw.state.follower import Follower
 from appgw.store import sql
 from appgw.store.secrets import MasterKey, SecretsError
 from appgw.store.sql import (
@@ -318,10 +318,16 @@ def test_a_follower_never_misses_a_version_committed_late(store_url: str, key: M
 
     applied: list[GatewayVersion] = []
 
-    async def apply(version: GatewayVersion) -> None:
-        applied.append(version)
+    class Recording(Follower):
+        """Records the versions it would compile and apply (these documents do not compile)."""
 
-    follower = VersionFollower(reader, "127.0.0.1", apply)
+        async def _apply(self, version: GatewayVersion) -> None:
+            applied.append(version)
+
+    async def never(_key: str, _snapshot: object) -> None:
+        raise AssertionError("nothing is compiled here")
+
+    follower = Recording(reader, "127.0.0.1", never, process="test")
     try:
         asyncio.run(follower.start())
         sa.event.listen(slow._engine, "commit", hold_commit)

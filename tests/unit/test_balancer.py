@@ -4,7 +4,7 @@ pool names, and one gateway's members (draining ones included) must never serve 
 from __future__ import annotations
 
 from appgw.compile.snapshot import BackendMember, BackendPool, BackendSettings, ForwardTarget
-from appgw.dataplane.proxy import Balancer
+from appgw.core.balancer import Balancer
 
 POOL = "appGatewayBackendPool"
 

@@ -10,7 +10,7 @@ import base64
 import hashlib
 import ipaddress
 import re
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -406,6 +406,20 @@ class CertificateInfo:
         """Whole days left, rounded down; negative once expired."""
         return (self.not_after - _utc_moment(now)).days
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The names it is for: its SANs, or its CN when it has none (RFC 6125)."""
+        if self.subject_alternative_names:
+            return self.subject_alternative_names
+        return (self.common_name,) if self.common_name else ()
+
+    def covers(self, host: str) -> bool:
+        """`name_matches_certificate` for a certificate known by its names only."""
+        addresses = {_ip_address(address) for address in self.ip_addresses}
+        return _names_cover(
+            host, self.dns_names, addresses, self.common_name, bool(self.subject_alternative_names)
+        )
+
 
 def inspect_certificate(cert: x509.Certificate) -> CertificateInfo:
     names: list[str] = []
@@ -548,20 +562,35 @@ def name_matches_certificate(cert: x509.Certificate, host: str) -> bool:
     """RFC 6125 host name check against the SAN (dNSName, or iPAddress for IP literals), or
     the CN when the certificate has no SAN extension. A wildcard counts only as the whole
     left-most label. Case-insensitive; a trailing dot is ignored."""
+    san = _subject_alternative_names(cert)
+    if san is None:
+        return _names_cover(host, (), set(), _common_name(cert), has_san=False)
+    return _names_cover(
+        host,
+        san.get_values_for_type(x509.DNSName),
+        set(san.get_values_for_type(x509.IPAddress)),
+        None,
+        has_san=True,
+    )
+
+
+def _names_cover(
+    host: str,
+    dns_names: Sequence[str],
+    addresses: Set[object],
+    common_name: str | None,
+    has_san: bool,
+) -> bool:
     name = host.strip().rstrip(".").lower()
     if not name or "*" in name:
         return False
     address = _ip_address(name)
-    san = _subject_alternative_names(cert)
-    if san is None:
+    if not has_san:
         # The CN is a legacy place for DNS names only; IP literals must be in the SAN.
-        common_name = _common_name(cert)
         return address is None and common_name is not None and _dns_name_matches(common_name, name)
     if address is not None:
-        return address in san.get_values_for_type(x509.IPAddress)
-    return any(
-        _dns_name_matches(pattern, name) for pattern in san.get_values_for_type(x509.DNSName)
-    )
+        return address in addresses
+    return any(_dns_name_matches(pattern, name) for pattern in dns_names)
 
 
 def _ip_address(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

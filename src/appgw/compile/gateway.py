@@ -28,6 +28,8 @@ from appgw.compile.snapshot import (
     Site,
     Snapshot,
     Target,
+    UpstreamSpec,
+    upstream_spec,
 )
 from appgw.memo import BoundedMemo
 from appgw.model.diagnostics import Diagnostic
@@ -75,6 +77,25 @@ _pfx_contexts: BoundedMemo[tuple[bytes, TlsPolicy], ssl.SSLContext] = BoundedMem
 _member_tuples: BoundedMemo[tuple[tuple[str, bool], ...], tuple[BackendMember, ...]] = BoundedMemo(
     200
 )
+
+
+# Upstream specs by (settings, members, SKU): most versions keep most (pool, settings) pairs;
+# the bound holds Azure's 100 pairs of two gateways.
+_upstream_specs: BoundedMemo[
+    tuple[BackendSettings, tuple[BackendMember, ...], bool], dict[str, UpstreamSpec]
+] = BoundedMemo(200)
+
+
+def upstream_specs(
+    settings: BackendSettings, members: tuple[BackendMember, ...], *, sku_v1: bool
+) -> dict[str, UpstreamSpec]:
+    """How traffic reaches each member (by address) under `settings`: compile/identity.py's
+    rule, applied once per version instead of per request."""
+
+    def make() -> dict[str, UpstreamSpec]:
+        return {m.address: upstream_spec(settings, m, sku_v1=sku_v1) for m in members}
+
+    return _upstream_specs.get((settings, members, sku_v1), make)
 
 
 def _members(pairs: tuple[tuple[str, bool], ...]) -> tuple[BackendMember, ...]:
@@ -189,7 +210,9 @@ class _Compiler:
         self.problems: list[Diagnostic] = []
         self.backend_addresses: set[tuple[str, int]] = set()
         self.forward_targets: list[ForwardTarget] = []
-        self.forward_pairs: set[tuple[str, str]] = set()
+        self.forward_pairs: dict[tuple[str, str], dict[str, UpstreamSpec]] = {}
+        self.request_hosts: dict[tuple[str, str], set[str]] = {}
+        self.listener_hosts: tuple[str, ...] = ()  # of the rule being compiled
         try:
             self.policy: TlsPolicy = policy_from_model(self.props.ssl_policy)
         except ValueError as error:
@@ -286,6 +309,9 @@ class _Compiler:
             backend_addresses=frozenset(self.backend_addresses),
             forward_targets=tuple(self.forward_targets),
             probe_specs=probe_specs,
+            request_hosts={
+                pair: tuple(sorted(hosts)) for pair, hosts in self.request_hosts.items()
+            },
             probe_fingerprints={
                 (spec.pool.name, spec.settings.name): spec.fingerprint for spec in probe_specs
             },
@@ -317,6 +343,7 @@ class _Compiler:
 
     def _site(self, listener: HttpListener, rule: RequestRoutingRule) -> Site:
         p = rule.properties
+        self.listener_hosts = self._hosts(listener) or ("",)
         route: Route
         if p.rule_type == RuleType.PATH_BASED_ROUTING:
             path_map = self.path_maps[_name(p.url_path_map)].properties
@@ -368,16 +395,23 @@ class _Compiler:
     ) -> Target:
         if redirect is not None:
             return self._redirect(rule_name, self.redirects[_name(redirect)], path_rule_name)
-        target = ForwardTarget(
-            rule_name, self.pools[_name(pool)], self.settings[_name(settings)], path_rule_name
-        )
+        backend_pool, backend_settings = self.pools[_name(pool)], self.settings[_name(settings)]
+        pair = (backend_pool.name, backend_settings.name)
         # Once per (pool, settings) pair, not per rule: at Azure's limits (100 x 100 path rules
         # over pools of 1,200 members) per-rule work here was 12 million set insertions.
-        pair = (target.pool.name, target.settings.name)
-        if pair not in self.forward_pairs:
-            self.forward_pairs.add(pair)
+        upstreams = self.forward_pairs.get(pair)
+        first = upstreams is None
+        if upstreams is None:
+            upstreams = self.forward_pairs[pair] = upstream_specs(
+                backend_settings, backend_pool.members, sku_v1=self.v1
+            )
+        self.request_hosts.setdefault(pair, set()).update(self.listener_hosts)
+        target = ForwardTarget(
+            rule_name, backend_pool, backend_settings, path_rule_name, upstreams=upstreams
+        )
+        if first:
             self.backend_addresses.update(
-                (member.address, target.settings.port) for member in target.pool.members
+                (member.address, backend_settings.port) for member in backend_pool.members
             )
             self.forward_targets.append(target)
         return target

@@ -10,7 +10,9 @@ import hashlib
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
+from appgw.compile.identity import BackendIdentity, ProbeHost, backend_identity
 from appgw.compile.matching import CertificateSelector, HostMatcher, PathMatcher
 from appgw.tls.server import TlsPolicy
 from appgw.tls.trust import BackendTrust
@@ -44,11 +46,87 @@ class BackendSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class UpstreamKey:
+    """A backend connection's identity: a connection verified for one never serves another."""
+
+    address: str  # IP literal or FQDN of the pool member
+    port: int
+    sni: str | None  # None: no SNI (IP literals, v1 IP members)
+    verify_name: str | None
+    trust: BackendTrust | None  # None: plain HTTP
+
+    def describe(self) -> str:
+        scheme = "https" if self.trust is not None else "http"
+        return f"{scheme}://{self.address}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamSpec:
+    """How traffic reaches one member under one backend settings (compile/identity.py's rule,
+    applied once per version). Only `identity.from_request` needs the request: `key` is then
+    None and `key_for` completes it."""
+
+    member: BackendMember
+    identity: BackendIdentity
+    port: int
+    trust: BackendTrust | None
+    key: UpstreamKey | None
+    host_header: bytes | None  # None: the request's own Host (the member's address without one)
+
+    def key_for(self, request_host: str) -> UpstreamKey:
+        if self.key is not None:
+            return self.key
+        identity = self.identity.with_request_host(request_host)
+        return UpstreamKey(
+            self.member.address, self.port, identity.sni, identity.verify_name, self.trust
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class ForwardTarget:
     rule_name: str
     pool: BackendPool
     settings: BackendSettings
     path_rule_name: str | None = None
+    # member address -> how traffic reaches it; shared by every rule using this pool + settings
+    upstreams: Mapping[str, UpstreamSpec] = field(default_factory=dict, compare=False)
+
+    def upstream(self, member: BackendMember, *, sku_v1: bool) -> UpstreamSpec:
+        """How traffic reaches `member`: precompiled, or made now for a member that left the
+        pool and still drains its affinity sessions."""
+        spec = self.upstreams.get(member.address)
+        return spec if spec is not None else upstream_spec(self.settings, member, sku_v1=sku_v1)
+
+
+def upstream_spec(
+    settings: BackendSettings, member: BackendMember, *, sku_v1: bool
+) -> UpstreamSpec:
+    """compile/identity.py's rule for traffic to `member`, with what needs no request made."""
+    identity = backend_identity(settings, member, sku_v1=sku_v1)
+    key = None
+    if not identity.from_request:
+        key = UpstreamKey(
+            member.address, settings.port, identity.sni, identity.verify_name, settings.trust
+        )
+    host = identity.host_header
+    return UpstreamSpec(
+        member,
+        identity,
+        settings.port,
+        settings.trust,
+        key,
+        host.encode("latin-1") if host is not None else None,
+    )
+
+
+class HealthKey(NamedTuple):
+    """One member as one (pool, settings) pair probes it: what the health board keys on."""
+
+    gateway: str  # the case-folded gateway id
+    pool: str
+    settings: str
+    member: str  # the member's address
+    probe: str  # the probe's fingerprint: a verdict about another probe never applies
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +162,11 @@ class ProbeSpec:
     status_ranges: tuple[tuple[int, int], ...]
     body: str | None
     min_servers: int
+
+    @property
+    def host_rule(self) -> ProbeHost:
+        """What the probe says about names, for compile/identity.py's rule."""
+        return ProbeHost(self.probe_name is not None, self.host, self.pick_host_from_settings)
 
     @property
     def fingerprint(self) -> str:
@@ -156,14 +239,25 @@ class Snapshot:
     probe_specs: tuple[ProbeSpec, ...] = ()
     # (pool, settings) -> that pair's probe fingerprint, for health-board lookups
     probe_fingerprints: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    # (pool, settings) -> the host names of the listeners whose rules reach the pair ("" for a
+    # basic listener: any host): the names traffic may verify when it takes the request's Host.
+    request_hosts: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     # Every custom error page URL of the gateway and its listeners (fetched off the hot path).
     custom_error_urls: frozenset[str] = frozenset()
     # The case-folded id: how the store, the health board and the balancer key this gateway
     # (computed once here rather than per request).
     gateway_key: str = field(init=False)
+    gateway_id_upper: str = field(init=False)  # the access log's resourceId
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gateway_key", self.gateway_id.casefold())
+        object.__setattr__(self, "gateway_id_upper", self.gateway_id.upper())
+
+    def health_key(self, target: ForwardTarget, member: BackendMember) -> HealthKey:
+        pair = (target.pool.name, target.settings.name)
+        return HealthKey(
+            self.gateway_key, *pair, member.address, self.probe_fingerprints.get(pair, "")
+        )
 
     @property
     def keep_alive_timeout(self) -> float:

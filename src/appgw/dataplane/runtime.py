@@ -15,8 +15,10 @@ import ssl
 
 from appgw.compile.matching import normalize_host
 from appgw.compile.snapshot import Endpoint, Snapshot
-from appgw.dataplane.proxy import ClientConnection, Listener, Services
+from appgw.dataplane.downstream import ClientConnection
+from appgw.dataplane.services import Listener, Services
 from appgw.dataplane.sni import dispatcher_context
+from appgw.tasks import spawn
 
 log = logging.getLogger("appgw.dataplane")
 
@@ -78,7 +80,7 @@ class HttpsAcceptor:
         if not first:
             connection.close()
             return
-        self.loop.create_task(self._serve(connection, first[0] == TLS_RECORD_HANDSHAKE))
+        spawn(self._serve(connection, first[0] == TLS_RECORD_HANDSHAKE))
 
     def _drop(self, fd: int) -> None:
         connection, _timer = self.waiting.pop(fd)
@@ -122,7 +124,7 @@ class Runtime:
         if snapshot is not None:
             self.snapshots[gateway_key] = snapshot
         if previous is not None:
-            self._drain_removed_members(previous, snapshot)
+            self.services.balancer.drain_removed(previous, snapshot)
         desired: dict[tuple[str, int], tuple[Snapshot, Endpoint]] = {}
         for key in sorted(self.snapshots):
             current = self.snapshots[key]
@@ -163,21 +165,6 @@ class Runtime:
             address for snap in self.snapshots.values() for address in snap.backend_addresses
         }
         self.services.pool.retain_only(lambda key: (key.address, key.port) in addresses)
-
-    def _drain_removed_members(self, previous: Snapshot, current: Snapshot | None) -> None:
-        kept = {
-            (previous.gateway_key, target.pool.name, target.settings.port): set(target.pool.members)
-            for target in (current.forward_targets if current is not None else ())
-        }
-        balancer = self.services.balancer
-        gateway = previous.gateway_key
-        for target in previous.forward_targets:
-            key = (gateway, target.pool.name, target.settings.port)
-            for member in target.pool.members:
-                if member in kept.get(key, set()):
-                    balancer.stop_draining(*key, member)
-                else:
-                    balancer.drain(*key, member, target.settings.drain_timeout)
 
     async def _open(self, wanted: tuple[Snapshot, Endpoint]) -> Listener | None:
         snapshot, endpoint = wanted

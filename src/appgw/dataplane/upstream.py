@@ -12,14 +12,14 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol as TypingProtocol, cast
 
 import httptools
 
-from appgw.dataplane.http import Header
+from appgw.compile.snapshot import UpstreamKey
+from appgw.core.http import Header
 from appgw.tls.client import ResumingContext, resuming_context
-from appgw.tls.trust import BackendCertificateVerdict, BackendTrust, verify_presented_chain
+from appgw.tls.trust import BackendCertificateVerdict, verify_presented_chain
 
 # Idle backend connections are closed after this; below the 60-75 s keep-alive of common
 # servers (nginx 75 s, Apache 5 s is shorter and simply closes first, which we notice).
@@ -29,19 +29,6 @@ MAX_IDLE_PER_KEY = 64
 # TCP connect plus TLS handshake to a backend; Azure does not publish one, 10 s is nginx's
 # proxy_connect_timeout order of magnitude (60 s there is generous for a LAN).
 CONNECT_TIMEOUT = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class UpstreamKey:
-    address: str  # IP literal or FQDN of the pool member
-    port: int
-    sni: str | None  # None: no SNI (IP members, v1 without FQDN)
-    verify_name: str | None
-    trust: BackendTrust | None  # None: plain HTTP
-
-    def describe(self) -> str:
-        scheme = "https" if self.trust is not None else "http"
-        return f"{scheme}://{self.address}:{self.port}"
 
 
 class UpstreamError(Exception):

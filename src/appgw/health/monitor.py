@@ -1,41 +1,39 @@
 """The health monitor: one prober per appgw instance, and the board every worker reads.
 
-It runs in `appgw serve` (not in the workers), so probe load does not grow with the number of
-workers. It follows the store like a worker, probes every member of every (pool, settings)
-pair a rule uses, and publishes the members that are out of rotation in a small JSON file
-that workers re-read within a quarter second. Results survive configuration changes for
-members whose probe did not change.
+It runs in a process of its own beside the API and the workers, so probe load does not grow
+with the number of workers. It follows the store like a worker (state/follower.py), probes every
+member of every (pool, settings) pair a rule uses, and publishes the members that are out of
+rotation on the health board (state/board.py), which workers load within a quarter second.
+Results survive configuration changes for members whose probe did not change.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
-import json
 import logging
-import os
 import random
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from appgw.compile.gateway import CompileError
-from appgw.compile.snapshot import BackendMember, ProbeSpec, Snapshot
-from appgw.dataplane.follow import VersionFollower
-from appgw.health.probe import ProbeResult, run_probe, traffic_identity
+from appgw.compile.snapshot import BackendMember, HealthKey, ProbeSpec, Snapshot
+from appgw.health.probe import ProbeResult, run_probe
 from appgw.observability import HealthMetrics
-from appgw.store.sql import GatewayVersion, SqlStore
+from appgw.state.board import BOARD_FILE, HealthBoard, publish
+from appgw.state.files import state_dir
+from appgw.state.follower import Follower
+from appgw.store.sql import SqlStore
+from appgw.tasks import spawn
 from appgw.tls.trust import describe_rejection
 
 log = logging.getLogger("appgw.health")
 
-BOARD_FILE = "health-board.json"
-POLL_INTERVAL = 0.25  # how often the store is checked for new versions
+# How long a report waits for the monitor to apply a version committed just before: the
+# follower is woken by the commit itself and compiles in milliseconds to a second or two (a
+# gateway at Azure's limits).
+CATCH_UP_TIMEOUT = 10.0
 V1_RETRY_INTERVAL = 1.0  # v1 sends its extra threshold probes in quick succession
-EXPIRY_WARNING_DAYS = 30  # warn when a backend certificate expires within this many days
 # Probes in flight at once: each holds a descriptor of `appgw serve`, which also serves the API.
 # At Azure's limits (100 pools x 1,200 members) unbounded probes took all 20,000 descriptors:
 # the API stopped answering and members were marked Unhealthy with "Too many open files".
@@ -65,17 +63,11 @@ class MemberHealth:
 
 
 class HealthMonitor:
-    def __init__(
-        self,
-        store: SqlStore,
-        data_dir: Path,
-        frontend_address: str,
-        on_change: Callable[[list[MemberHealth]], None] | None = None,
-    ) -> None:
+    def __init__(self, store: SqlStore, data_dir: Path, frontend_address: str) -> None:
         self.store = store
-        self.board_path = data_dir / BOARD_FILE
+        self.state = state_dir(data_dir)
+        self.board_path = self.state / BOARD_FILE
         self.frontend_address = frontend_address
-        self.on_change = on_change
         self.members: dict[tuple[str, str, str, str], MemberHealth] = {}
         self.metrics = HealthMetrics()
         self.snapshots: dict[str, Snapshot] = {}
@@ -84,7 +76,16 @@ class HealthMonitor:
         self.thread = threading.Thread(target=self._thread, name="appgw-health", daemon=True)
         self.ready = threading.Event()
         self._stopping: asyncio.Event | None = None
-        self.versions = VersionFollower(store, frontend_address, self._apply)
+        self.follower = Follower(
+            store,
+            frontend_address,
+            self._apply,
+            process="health",
+            state=self.state,
+            on_round=self._round_done,
+        )
+        # Notified after every round of versions the follower applied.
+        self.caught_up = threading.Condition()
         self._probe_slots = asyncio.Semaphore(MAX_CONCURRENT_PROBES)
         self._board_due: asyncio.TimerHandle | None = None
 
@@ -115,28 +116,15 @@ class HealthMonitor:
 
     async def _main(self) -> None:
         self._stopping = asyncio.Event()
-        await self.versions.start()
+        await self.follower.start()
         self.ready.set()
-        while not self._stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), POLL_INTERVAL)
-            try:
-                await self.versions.poll()
-            except Exception:  # a store hiccup must not stop probing
-                log.exception("health monitor: following the store failed; retrying")
+        await self.follower.run(self._stopping)
         for member in list(self.members.values()):
             if member.task is not None:
                 member.task.cancel()
 
-    async def _apply(self, version: GatewayVersion) -> None:
-        key = version.resource_id.casefold()
-        snapshot: Snapshot | None = None
-        if not version.deleted:
-            try:
-                snapshot = await asyncio.to_thread(self.versions.compile, version)
-            except CompileError:
-                return  # the workers log it; keep probing what they still serve
-        self._reconcile(key, snapshot)
+    async def _apply(self, gateway_key: str, snapshot: Snapshot | None) -> None:
+        self._reconcile(gateway_key, snapshot)
 
     # --- probing ------------------------------------------------------------------------------
 
@@ -174,9 +162,7 @@ class HealthMonitor:
                     member=member,
                 )
                 self.members[key] = member_health
-                member_health.task = asyncio.get_running_loop().create_task(
-                    self._probe_forever(member_health)
-                )
+                member_health.task = spawn(self._probe_forever(member_health))
         self._write_board()
 
     async def _probe_forever(self, member: MemberHealth) -> None:
@@ -230,7 +216,7 @@ class HealthMonitor:
                 "health probe: backend %s://%s:%d (pool '%s', settings '%s') is %s: %s",
                 scheme,
                 member.member.address,
-                result.identity.port,
+                result.port,
                 member.spec.pool.name,
                 member.spec.settings.name,
                 member.state,
@@ -240,8 +226,6 @@ class HealthMonitor:
                 self._board_due = asyncio.get_running_loop().call_later(
                     BOARD_WRITE_DELAY, self._write_due_board
                 )
-        if self.on_change is not None:
-            self.on_change(list(self.members.values()))
 
     def _write_due_board(self) -> None:
         self._board_due = None
@@ -253,12 +237,12 @@ class HealthMonitor:
             groups: dict[tuple[str, str, str], list[MemberHealth]] = {}
             for member in self.members.values():
                 groups.setdefault(member.key[:3], []).append(member)
-            out: list[list[str]] = []
+            out: set[HealthKey] = set()
             for group in groups.values():
                 down = down_of(group)
                 healthy = len(group) - len(down)
                 keep = max(0, group[0].spec.min_servers - healthy)
-                out += [[*m.key, m.spec.fingerprint] for m in down[keep:]]
+                out.update(HealthKey(*m.key, m.spec.fingerprint) for m in down[keep:])
             # Labelled by the resource id as stored, as the data plane labels its metrics.
             counts = {
                 (group[0].gateway_id, key[1], key[2]): (
@@ -270,9 +254,7 @@ class HealthMonitor:
         for (gateway, pool, settings), (up, down_count) in counts.items():
             self.metrics.set_host_counts(gateway, pool, settings, up, down_count)
         self.metrics.forget(set(counts))
-        temporary = self.board_path.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"unhealthy": out}))
-        os.replace(temporary, self.board_path)
+        publish(self.board_path, HealthBoard(frozenset(out)))
 
     # --- reports --------------------------------------------------------------------------------
 
@@ -285,18 +267,20 @@ class HealthMonitor:
             return self.snapshots.get(gateway_key)
 
     def current_snapshot(self, gateway_key: str) -> Snapshot | None:
-        """The gateway as committed now, even if the monitor has not caught up with it yet
-        (an on-demand probe right after a PUT must see that PUT)."""
+        """The gateway as committed now: an on-demand probe right after a PUT must see that
+        PUT, so this waits (at most CATCH_UP_TIMEOUT) until the monitor applied it."""
         version = self.store.current(gateway_key)
         if version is None:
             return None
-        known = self.snapshot_of(gateway_key)
-        if known is not None and known.seq == version.seq:
-            return known
-        try:
-            return self.versions.compile(version)
-        except CompileError:
-            return known
+        with self.caught_up:
+            self.caught_up.wait_for(
+                lambda: self.follower.seq >= version.seq, timeout=CATCH_UP_TIMEOUT
+            )
+        return self.snapshot_of(gateway_key)
+
+    def _round_done(self, seq: int) -> None:
+        with self.caught_up:
+            self.caught_up.notify_all()
 
     def probe_now(self, spec: ProbeSpec, sku_v1: bool, timeout: float) -> list[ProbeResult]:
         """Run one probe of every member now (the portal's "Test"); thread-safe, blocking."""
@@ -315,73 +299,3 @@ class HealthMonitor:
 
 def down_of(group: list[MemberHealth]) -> list[MemberHealth]:
     return [m for m in group if m.state == "Unhealthy"]
-
-
-def server_entry(
-    member: MemberHealth | None, address: str, result: ProbeResult | None
-) -> dict[str, Any]:
-    """One `servers[]` entry: Azure's fields plus what appgw can say beyond them."""
-    if member is not None:
-        state = member.state
-    elif result is None:
-        state = "Unknown"  # listed before its first probe
-    else:
-        state = "Healthy" if result.healthy else "Unhealthy"
-    if result is None:
-        log_text = "The backend has not been probed yet; results appear after the first probe."
-    else:
-        log_text = result.message
-    entry: dict[str, Any] = {
-        "address": address,
-        "health": state,
-        "healthProbeLog": log_text,
-        "ipConfiguration": None,
-    }
-    details: dict[str, Any] = {"warnings": []}
-    if result is not None:
-        details.update(
-            {
-                "category": result.category,
-                "lastProbeTime": _iso(result.at),
-                "probeDurationSeconds": round(result.duration, 4),
-                "hostHeader": result.identity.host_header,
-                "sni": result.identity.sni,
-                "verifyName": result.identity.verify_name,
-                "port": result.identity.port,
-                "resolvedAddress": result.resolved_address,
-                "statusCode": result.status,
-            }
-        )
-        if result.verdict is not None:
-            details["failedCheck"] = None if result.verdict.ok else result.verdict.check
-            details["presentedChain"] = [info.to_json() for info in result.verdict.presented]
-            leaf = result.verdict.presented[0] if result.verdict.presented else None
-            if leaf is not None:
-                days = leaf.days_until_expiry()
-                details["certificateDaysToExpiry"] = days
-                if days < EXPIRY_WARNING_DAYS:
-                    details["warnings"].append(
-                        f"The backend certificate '{leaf.subject}' expires in {days} days "
-                        f"({_iso(leaf.not_after)}); renew it"
-                        + (" and upload the new leaf .cer" if member and member.sku_v1 else "")
-                        + "."
-                    )
-    if member is not None:
-        details["consecutiveFailures"] = member.consecutive_failures
-        details["lastSuccessTime"] = _iso(member.last_success) if member.last_success else None
-        details["lastFailureTime"] = _iso(member.last_failure) if member.last_failure else None
-        details["probe"] = member.spec.probe_name or "(default probe)"
-        if result is not None and member.spec.settings.trust is not None:
-            live = traffic_identity(member.spec, member.member, sku_v1=member.sku_v1)
-            if live != result.identity.sni:
-                details["warnings"].append(
-                    f"The probe's TLS identity (SNI {result.identity.sni or 'none'}) differs from "
-                    f"what traffic sends (SNI {live or 'the request Host'}): a healthy probe does "
-                    "not prove that traffic passes the same certificate checks."
-                )
-    entry["appgwProbeDetails"] = details
-    return entry
-
-
-def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")

@@ -16,23 +16,14 @@ from dataclasses import dataclass
 
 import httptools
 
+from appgw.compile.identity import BackendIdentity, backend_identity
 from appgw.compile.snapshot import BackendMember, ProbeSpec
-from appgw.hostnames import is_ip_address
 from appgw.tls.client import client_context, presented_chain
 from appgw.tls.trust import BackendCertificateVerdict, verify_presented_chain
 
 # Bytes of a probe response that are read: Azure's body match is at most 4090 characters, and
 # a health page bigger than this is not read further (the match looks at this much only).
 MAX_PROBE_RESPONSE_BYTES = 64 * 1024
-DEFAULT_PROBE_HOST = "127.0.0.1"  # Azure's default probe sends this Host (never as SNI)
-
-
-@dataclass(frozen=True, slots=True)
-class ProbeIdentity:
-    host_header: str
-    sni: str | None
-    verify_name: str | None
-    port: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +32,8 @@ class ProbeResult:
     category: str  # "Success", "Timeout", "DnsFailure", "ConnectFailure", "StatusMismatch",
     # "BodyMismatch", "TlsHandshakeFailed", "Tls:<check>", "InvalidResponse"
     message: str  # Azure's healthProbeLog
-    identity: ProbeIdentity
+    identity: BackendIdentity  # the Host header, SNI and verified name the probe used
+    port: int
     at: dt.datetime
     duration: float
     status: int | None = None
@@ -49,42 +41,8 @@ class ProbeResult:
     resolved_address: str | None = None
 
 
-def probe_identity(spec: ProbeSpec, member: BackendMember, *, sku_v1: bool) -> ProbeIdentity:
-    """Host header, SNI and the verified name of a probe (spec §2.4, §2.5, §3.4)."""
-    settings = spec.settings
-    if spec.host:
-        host = spec.host
-    elif spec.pick_host_from_settings:
-        host = settings.host_override or member.address
-    else:
-        host = DEFAULT_PROBE_HOST if spec.probe_name is None else member.address
-    if sku_v1:
-        # v1: the probe host is only the Host header; SNI is the member's FQDN.
-        sni = member.address if member.is_fqdn else None
-        return ProbeIdentity(host, sni, sni, spec.port)
-    candidates = (
-        spec.host if spec.probe_name is not None else None,
-        host if spec.pick_host_from_settings else None,
-        settings.host_override,
-        member.address if member.is_fqdn else None,
-    )
-    sni = next((c for c in candidates if c and not is_ip_address(c)), None)
-    return ProbeIdentity(host, sni, sni, spec.port)
-
-
-def traffic_identity(spec: ProbeSpec, member: BackendMember, *, sku_v1: bool) -> str | None:
-    """The SNI live traffic uses for this member, when it does not depend on the request."""
-    if sku_v1:
-        return member.address if member.is_fqdn else None
-    settings = spec.settings
-    for candidate in (settings.sni_name, settings.host_override):
-        if candidate:
-            return candidate
-    return member.address if member.is_fqdn else None
-
-
 async def run_probe(spec: ProbeSpec, member: BackendMember, *, sku_v1: bool) -> ProbeResult:
-    identity = probe_identity(spec, member, sku_v1=sku_v1)
+    identity = backend_identity(spec.settings, member, sku_v1=sku_v1, probe=spec.host_rule)
     started = time.monotonic()
     at = dt.datetime.now(dt.UTC)
 
@@ -94,12 +52,13 @@ async def run_probe(spec: ProbeSpec, member: BackendMember, *, sku_v1: bool) -> 
             category,
             message,
             identity,
+            spec.port,
             at,
             time.monotonic() - started,
             **extra,  # type: ignore[arg-type]
         )
 
-    where = f"{member.address}:{identity.port}"
+    where = f"{member.address}:{spec.port}"
     try:
         async with asyncio.timeout(spec.timeout):
             return await _probe(spec, member, identity, where, result)
@@ -116,7 +75,7 @@ async def run_probe(spec: ProbeSpec, member: BackendMember, *, sku_v1: bool) -> 
 async def _probe(
     spec: ProbeSpec,
     member: BackendMember,
-    identity: ProbeIdentity,
+    identity: BackendIdentity,
     where: str,
     result: Callable[..., ProbeResult],
 ) -> ProbeResult:
@@ -124,7 +83,7 @@ async def _probe(
     address = member.address
     if member.is_fqdn:
         try:
-            infos = await loop.getaddrinfo(member.address, identity.port, type=socket.SOCK_STREAM)
+            infos = await loop.getaddrinfo(member.address, spec.port, type=socket.SOCK_STREAM)
         except socket.gaierror as error:
             return result(
                 False,
@@ -133,13 +92,13 @@ async def _probe(
                 "no probe could be sent. Check the name in the backend pool and the DNS servers.",
             )
         address = str(infos[0][4][0])
-        where = f"{member.address} ({address}):{identity.port}"
+        where = f"{member.address} ({address}):{spec.port}"
     trust = spec.settings.trust
     context: ssl.SSLContext | None = client_context(trust) if trust is not None else None
     try:
         reader, writer = await asyncio.open_connection(
             address,
-            identity.port,
+            spec.port,
             ssl=context,
             server_hostname=(identity.sni or "") if context is not None else None,
         )

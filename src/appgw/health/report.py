@@ -6,10 +6,12 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from appgw.compile.gateway import parse_status_range
-from appgw.compile.snapshot import ProbeSpec
-from appgw.health.monitor import HealthMonitor, server_entry
+from appgw.compile.snapshot import HealthKey, ProbeSpec
+from appgw.health.monitor import HealthMonitor
+from appgw.health.server_entry import ProbedMember, server_entry
 from appgw.model.ids import GatewayId
 from appgw.model.resource import OnDemandProbe
+from appgw.state import traffic
 
 # The portal's Test button waits at most this long for an on-demand probe (Azure's default
 # probe timeout is 30 s; a longer test would look hung).
@@ -40,6 +42,7 @@ def backend_health(
     """`view` (the gateway as GET returns it) expands pools and settings ($expand)."""
     members = {m.key: m for m in monitor.members_of(gateway_id.key)}
     snapshot = monitor.current_snapshot(gateway_id.key)
+    refusals = traffic.load(monitor.state)
     children = _children_by_id(view) if view is not None else {}
     pools: dict[str, dict[str, Any]] = {}
     for spec in snapshot.probe_specs if snapshot is not None else ():
@@ -53,12 +56,28 @@ def backend_health(
             },
         )
         servers = []
+        assert snapshot is not None
+        pair = (spec.pool.name, spec.settings.name)
         for member in spec.pool.members:
-            health = members.get(
-                (gateway_id.key, spec.pool.name, spec.settings.name, member.address)
-            )
+            key = (gateway_id.key, *pair, member.address)
+            health = members.get(key)
             servers.append(
-                server_entry(health, member.address, health.last if health is not None else None)
+                server_entry(
+                    spec,
+                    member,
+                    health.last if health is not None else None,
+                    sku_v1=snapshot.sku_v1,
+                    probed=ProbedMember(
+                        health.state,
+                        health.consecutive_failures,
+                        health.last_success,
+                        health.last_failure,
+                    )
+                    if health is not None
+                    else None,
+                    request_hosts=snapshot.request_hosts.get(pair, ()),
+                    refusals=refusals.get(HealthKey(*key, spec.fingerprint)),
+                )
             )
         pool["backendHttpSettingsCollection"].append(
             {
@@ -120,7 +139,15 @@ def on_demand(
                 "id": gateway_id.child("backendHttpSettingsCollection", spec.settings.name)
             },
             "servers": [
-                server_entry(None, member.address, result)
+                server_entry(
+                    spec,
+                    member,
+                    result,
+                    sku_v1=snapshot.sku_v1,
+                    request_hosts=snapshot.request_hosts.get(
+                        (spec.pool.name, spec.settings.name), ()
+                    ),
+                )
                 for member, result in zip(spec.pool.members, results, strict=True)
             ],
         },

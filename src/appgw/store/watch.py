@@ -50,6 +50,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from appgw.tasks import spawn
+
 if TYPE_CHECKING:  # imported when a PostgreSQL watch starts: SQLite-only commands skip its cost
     import psycopg
 
@@ -182,13 +184,8 @@ class StoreWatch(ABC):
         # waiter, so a new loop needs a new one.
         if task is not None and task.get_loop() is not loop:
             self._changed = asyncio.Event()
-        self._task = loop.create_task(self._run(), name=f"appgw store watch {id(self):x}")
-        self._task.add_done_callback(_log_crash)
-
-
-def _log_crash(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and (error := task.exception()) is not None:
-        log.error("the store watch stopped; the next wait restarts it", exc_info=error)
+        # appgw.tasks logs a crash (a bug); the next wait restarts the watch.
+        self._task = spawn(self._run(), name=f"appgw store watch {id(self):x}")
 
 
 class PollingWatch(StoreWatch):

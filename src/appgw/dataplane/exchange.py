@@ -1,0 +1,525 @@
+"""One request and its response: the I/O between the client connection and a backend.
+
+The decisions come from `appgw.core` (admit, route, choose a member, build the heads, retry);
+this class carries their results across the event loop: it takes or makes the backend
+connection, streams both bodies with backpressure, arms the backend timeout, and writes the
+access-log line and metrics once the exchange ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from appgw.compile.snapshot import (
+    BackendMember,
+    Endpoint,
+    ForwardTarget,
+    Site,
+    Snapshot,
+    UpstreamKey,
+)
+from appgw.core.forward import backend_request_head
+from appgw.core.http import (
+    LAST_CHUNK,
+    Header,
+    chunk,
+    error_response,
+    header_value,
+    new_trace_id,
+    serialize_head,
+    split_target,
+    status_line,
+)
+from appgw.core.request import NO_BODY, Framing, Reject, RequestHead, admit
+from appgw.core.response import interim_head, response_head, upgrade_head
+from appgw.core.retry import Attempt, Failure, Retry, after_failure
+from appgw.core.routing import Forward, Redirect, route
+from appgw.dataplane.access_log import AccessRecord, utc_timestamp
+from appgw.dataplane.upstream import BackendTlsRejected, UpstreamConnection, UpstreamError
+from appgw.tasks import spawn
+from appgw.tls.trust import describe_rejection
+
+if TYPE_CHECKING:
+    from appgw.dataplane.downstream import ClientConnection
+
+log = logging.getLogger("appgw.dataplane")
+
+# Request bytes held while the backend connection is being made; past this the client waits.
+MAX_BUFFERED_REQUEST_BODY = 256 * 1024
+
+
+class Exchange:
+    """One request and its response."""
+
+    # Slots: one of these per request; no per-instance dict to build.
+    __slots__ = (
+        "backend_started",
+        "body_buffer",
+        "body_bytes",
+        "body_done",
+        "body_sent",
+        "buffered",
+        "client",
+        "connect_seconds",
+        "early_tunnel_data",
+        "endpoint",
+        "error_info",
+        "finished",
+        "first_byte_at",
+        "forward",
+        "framing",
+        "gone",
+        "head",
+        "host",
+        "last_byte_at",
+        "member",
+        "response_chunked",
+        "response_close",
+        "response_started",
+        "retried",
+        "rule_name",
+        "sent_at_start",
+        "server_routed",
+        "server_status",
+        "set_cookie",
+        "site",
+        "snapshot",
+        "started",
+        "status",
+        "trace_id",
+        "upstream",
+        "upstream_reused",
+    )
+
+    def __init__(self, client: ClientConnection, snapshot: Snapshot, endpoint: Endpoint) -> None:
+        self.client = client
+        self.snapshot = snapshot
+        self.endpoint = endpoint
+        self.started = time.monotonic()
+        self.head = RequestHead(headers=[])
+        self.framing: Framing = NO_BODY
+        self.body_buffer: list[bytes] = []
+        self.buffered = 0
+        self.body_done = False
+        self.body_sent = False  # some request body went to a backend: no retry any more
+        self.body_bytes = 0
+        self.early_tunnel_data = b""
+        self.upstream: UpstreamConnection | None = None
+        self.upstream_reused = False
+        self.response_started = False
+        self.response_chunked = False
+        self.response_close = False
+        self.finished = False
+        self.gone = False
+        self.retried = False
+        # for the access log
+        self.trace_id = new_trace_id()
+        self.site: Site | None = None
+        self.forward: Forward | None = None
+        self.rule_name = ""
+        self.member: BackendMember | None = None
+        self.host = ""
+        self.status = 0
+        self.server_status = 0
+        self.server_routed = ""
+        self.first_byte_at = 0.0
+        self.backend_started = 0.0
+        self.connect_seconds: float | None = None
+        self.last_byte_at = 0.0
+        self.error_info = "ERRORINFO_NO_ERROR"
+        self.sent_at_start = client.sent
+        self.set_cookie: tuple[Header, ...] = ()
+
+    # --- request side -----------------------------------------------------------------------------
+
+    def begin(self) -> None:
+        """The request became the connection's active one: admit it, route it, send it."""
+        host = admit(self.head)
+        if isinstance(host, Reject):
+            self.answer(host.status, host.error_info, close=host.close)
+            return
+        self.host = host
+        decision = route(self.endpoint, host, self.head.target)
+        if isinstance(decision, Reject):
+            self.answer(decision.status, decision.error_info, close=decision.close)
+            return
+        self.site = decision.site
+        self.rule_name = decision.target.rule_name
+        if isinstance(decision, Redirect):
+            self.redirect(decision)
+            return
+        self.forward = decision
+        self.send_to_backend()
+
+    def request_body(self, data: bytes) -> None:
+        if self.gone or self.finished:
+            return  # answered already (e.g. an error); the rest of the body is dropped
+        self.body_bytes += len(data)
+        if self.upstream is not None:
+            self.body_sent = True
+            self.upstream.write(chunk(data) if self.framing.chunked else data)
+            return
+        self.body_buffer.append(data)
+        self.buffered += len(data)
+        if self.buffered > MAX_BUFFERED_REQUEST_BODY:
+            self.client.pause_reading()
+
+    def request_complete(self) -> None:
+        self.body_done = True
+        if self.upstream is not None and self.framing.chunked and not self.finished:
+            self.upstream.write(LAST_CHUNK)
+
+    def client_gone(self) -> None:
+        self.gone = True
+        self._cancel_timer()
+        if self.upstream is not None:
+            self.upstream.abort()
+            self.upstream = None
+        if not self.finished:
+            self.status = self.status or 499
+            self.error_info = "ERRORINFO_CLIENT_CLOSED_REQUEST"
+            self._log()
+            self.finished = True
+
+    # --- to the backend ---------------------------------------------------------------------------
+
+    def send_to_backend(self, avoid: BackendMember | None = None) -> None:
+        """Send now on an idle pooled connection; connect first (a task) only when none is."""
+        forward = self.forward
+        if self.gone or self.finished or forward is None:
+            return  # a deferred retry for a client that left meanwhile
+        target = forward.target
+        choice = self.client.services.balancer.choose(
+            self.snapshot, target, self.head.headers, avoid
+        )
+        if choice is None:
+            self.answer(502, "ERRORINFO_UPSTREAM_NO_LIVE", close=False)
+            return
+        member = self.member = choice.member
+        self.set_cookie = choice.set_cookie
+        spec = target.upstream(member, sku_v1=self.snapshot.sku_v1)
+        key = spec.key or spec.key_for(self.host)
+        self.server_routed = f"{member.address}:{target.settings.port}"
+        self.backend_started = time.monotonic()
+        self.connect_seconds = None
+        self.first_byte_at = 0.0
+        upstream = self.client.services.pool.take_idle(key)
+        if upstream is not None:
+            self._start_upstream(upstream, True, spec.host_header)
+            return
+        spawn(self._connect(key, target, spec.host_header))
+
+    async def _connect(
+        self, key: UpstreamKey, target: ForwardTarget, host_header: bytes | None
+    ) -> None:
+        pool = self.client.services.pool
+        try:
+            upstream = await pool.connect(key, target.settings.request_timeout)
+        except UpstreamError as error:
+            self._backend_unusable(key, target, error)
+            self._failed(Failure.CONNECT, error.error_info)
+            return
+        if self.gone or self.finished:
+            pool.release(upstream)
+            return
+        self.connect_seconds = time.monotonic() - self.backend_started
+        self._start_upstream(upstream, False, host_header)
+
+    def _start_upstream(
+        self, upstream: UpstreamConnection, reused: bool, host_header: bytes | None
+    ) -> None:
+        forward = self.forward
+        assert forward is not None
+        settings = forward.target.settings
+        self.upstream = upstream
+        self.upstream_reused = reused
+        upstream.start(self, head_only=self.head.method == b"HEAD")
+        if self.client.write_paused:
+            upstream.pause_reading()
+        if host_header is None:
+            host_header = header_value(self.head.headers, b"host") or upstream.key.address.encode()
+        upstream.write(
+            backend_request_head(
+                self.head,
+                self.framing,
+                host_header=host_header,
+                path_override=settings.path_override,
+                matched_prefix=forward.matched_prefix,
+                client=self.client.client_address,
+                https=self.endpoint.https,
+                port=self.endpoint.port,
+                trace_id=self.trace_id,
+            )
+        )
+        if self.body_buffer:
+            self.body_sent = True
+            body = b"".join(self.body_buffer)
+            self.body_buffer.clear()
+            upstream.write(chunk(body) if self.framing.chunked and body else body)
+            self.client.resume_reading()
+        if self.body_done and self.framing.chunked:
+            upstream.write(LAST_CHUNK)
+        self.client.backend_deadline.set(settings.request_timeout, self._request_timed_out)
+
+    def _backend_unusable(self, key: UpstreamKey, target: ForwardTarget, error: Exception) -> None:
+        where = (
+            f"backend {key.describe()} (pool '{target.pool.name}', settings "
+            f"'{target.settings.name}', rule '{target.rule_name}')"
+        )
+        if isinstance(error, BackendTlsRejected):
+            log.error("%s rejected: %s", where, describe_rejection(error.verdict, key.sni))
+            if self.member is not None:
+                member_key = self.snapshot.health_key(target, self.member)
+                self.client.services.traffic.record(member_key, key, error.verdict)
+        elif isinstance(error, UpstreamError):
+            log.error("%s unusable: %s", where, error.message)
+
+    def _failed(self, failure: Failure, error_info: str, give_up_message: str = "") -> None:
+        """The backend failed before a response started: retry once, or answer (and log
+        `give_up_message`, when given, only then)."""
+        forward = self.forward
+        if forward is None or self.gone or self.finished:
+            return
+        attempt = Attempt(
+            method=self.head.method,
+            body_sent=self.body_sent,
+            retried=self.retried,
+            reused=self.upstream_reused,
+            members=len(forward.target.pool.members),
+        )
+        decision = after_failure(
+            failure, attempt, sku_v1=self.snapshot.sku_v1, error_info=error_info
+        )
+        if isinstance(decision, Retry):
+            self.retried = True
+            avoid = self.member if decision.avoid_failed_member else None
+            self.client.loop.call_soon(self.send_to_backend, avoid)
+            return
+        if give_up_message:
+            log.error("backend %s failed: %s", self.server_routed, give_up_message)
+        self.answer(decision.status, decision.error_info, close=decision.close)
+
+    # --- from the backend (ResponseConsumer) -----------------------------------------------------
+
+    def hold_output(self) -> None:
+        self.client.hold_writes()
+
+    def flush_output(self) -> None:
+        self.client.flush_writes()
+
+    def response_head(self, status: int, headers: list[Header], upgrade: bool) -> None:
+        if self.gone:
+            return
+        if 100 <= status < 200 and not upgrade:
+            interim = interim_head(status, self.head.http_version)
+            if interim is not None:
+                self.client.write(interim)
+            return
+        self._cancel_timer()
+        self.first_byte_at = time.monotonic()
+        self.server_status = status
+        self.status = status
+        self.response_started = True
+        reason = self.upstream.reason if self.upstream is not None else b""
+        if upgrade and self.framing.websocket:
+            self.client.write(upgrade_head(status, reason, headers, self.set_cookie))
+            upstream = self.upstream
+            assert upstream is not None
+            self._log()
+            self.finished = True
+            self.client.active = None
+            self.client.start_tunnel(upstream, self.early_tunnel_data)
+            return
+        framed = response_head(
+            status,
+            reason,
+            headers,
+            set_cookie=self.set_cookie,
+            method=self.head.method,
+            http_version=self.head.http_version,
+            keep_alive=self.head.keep_alive,
+            close_after=self.framing.websocket or self.client.closing,
+        )
+        self.response_chunked = framed.chunked
+        self.response_close = framed.close
+        self.client.write(framed.head)
+
+    def response_body(self, data: bytes) -> None:
+        if self.gone or not data:
+            return
+        if self.client.tunnel is not None:
+            self.client.write(data)
+            return
+        self.client.write(chunk(data) if self.response_chunked else data)
+
+    def response_end(self, reusable: bool) -> None:
+        if self.gone:
+            return
+        self.last_byte_at = time.monotonic()
+        if self.client.tunnel is not None:
+            self.client.close()
+            return
+        if self.response_chunked:
+            self.client.write(LAST_CHUNK)
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            if reusable and self.body_done:
+                self.client.services.pool.release(upstream)
+            else:
+                upstream.close()
+        self._finish(close=self.response_close or (self.framing.has_body and not self.body_done))
+
+    def upstream_lost(self, error: UpstreamError) -> None:
+        self.upstream = None
+        self._cancel_timer()
+        if self.gone or self.finished:
+            return
+        if self.response_started:
+            # Headers are out; the only honest signal left is an aborted connection.
+            self.error_info = error.error_info
+            self._log()
+            self.finished = True
+            self.client.abort()
+            return
+        self._failed(Failure.CONNECTION_LOST, error.error_info, error.message)
+
+    def upstream_paused(self, paused: bool) -> None:
+        if paused:
+            self.client.pause_reading()
+        else:
+            self.client.resume_reading()
+
+    # --- timeouts --------------------------------------------------------------------------------
+
+    def _cancel_timer(self) -> None:
+        self.client.backend_deadline.clear(self._request_timed_out)
+
+    def _request_timed_out(self) -> None:
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            upstream.abort()
+        if self.finished or self.gone:
+            return
+        if self.response_started:
+            self.error_info = "ERRORINFO_UPSTREAM_TIMED_OUT"
+            self._log()
+            self.finished = True
+            self.client.close()
+            return
+        forward = self.forward
+        log.error(
+            "backend %s did not answer within %ss (settings %s)",
+            self.server_routed,
+            forward.target.settings.request_timeout if forward else "?",
+            forward.target.settings.name if forward else "?",
+        )
+        self._failed(Failure.TIMEOUT, "ERRORINFO_UPSTREAM_TIMED_OUT")
+
+    # --- answers from the gateway itself ---------------------------------------------------------
+
+    def redirect(self, decision: Redirect) -> None:
+        keep_alive = self.head.keep_alive
+        self.status = decision.target.status
+        self.response_started = True
+        self.client.write(
+            serialize_head(
+                status_line(decision.target.status),
+                [(b"Location", decision.location), (b"Content-Length", b"0")]
+                + ([(b"Connection", b"close")] if not keep_alive else []),
+            )
+        )
+        self._finish(close=not keep_alive or (self.framing.has_body and not self.body_done))
+
+    def answer(self, status: int, error_info: str, *, close: bool) -> None:
+        """The gateway's own error response (the site's or gateway's custom page if any)."""
+        if self.finished or self.gone:
+            return
+        self.status = status
+        self.error_info = error_info
+        self.response_started = True
+        close = close or not self.head.keep_alive or (self.framing.has_body and not self.body_done)
+        url = (self.site.custom_errors.get(status) if self.site else None) or (
+            self.snapshot.custom_errors.get(status)
+        )
+        page = self.client.services.error_pages.get(url)
+        self.client.write(error_response(status, close=close, body=page))
+        self._finish(close=close)
+
+    def _finish(self, *, close: bool) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        self._cancel_timer()
+        self._log()
+        self.client.exchange_done(self, close=close)
+
+    def _log(self) -> None:
+        now = time.monotonic()
+        head = self.head
+        path, query = split_target(head.target)
+        target = self.forward.target if self.forward is not None else None
+        pool = target.pool.name if target else ""
+        settings = target.settings.name if target else ""
+        # request line + headers + body as received (chunk framing not counted)
+        received = len(head.method) + len(head.target) + 12 + head.header_bytes + 2
+        received += self.body_bytes
+        client = self.client
+        sent = client.sent - self.sent_at_start
+        listener = self.site.listener_name if self.site else ""
+        services = client.services
+        gateway = self.snapshot.gateway_id
+        if client.tls_version:
+            services.metrics.tls_handshake(gateway, listener, client.tls_version)
+        started = self.backend_started
+        first_byte = self.first_byte_at - started if started and self.first_byte_at else None
+        last_byte = self.last_byte_at - started if started and self.last_byte_at else None
+        services.metrics.request_finished(
+            gateway=gateway,
+            listener=listener,
+            pool=pool,
+            settings=settings,
+            server=self.server_routed,
+            status=self.status,
+            server_status=self.server_status or None,
+            bytes_received=received,
+            bytes_sent=sent,
+            total_seconds=now - self.started,
+            connect_seconds=self.connect_seconds,
+            first_byte_seconds=first_byte,
+            last_byte_seconds=last_byte,
+        )
+        services.access_log.write(
+            AccessRecord(
+                utc_timestamp(),
+                self.snapshot.gateway_id_upper,
+                listener,
+                self.rule_name,
+                pool,
+                settings,
+                services.instance_id,
+                client.client_ip,
+                client.client_port,
+                head.method.decode("latin-1"),
+                head.target.decode("latin-1"),
+                path.decode("latin-1"),
+                query.decode("latin-1"),
+                (header_value(head.headers, b"user-agent") or b"").decode("latin-1"),
+                self.status,
+                f"HTTP/{head.http_version}",
+                received,
+                sent,
+                round(now - self.started, 6),
+                self.trace_id,
+                "on" if self.endpoint.https else "off",
+                client.tls_cipher,
+                client.tls_version,
+                self.server_routed,
+                str(self.server_status) if self.server_status else "",
+                round(self.first_byte_at - self.started, 6) if self.first_byte_at else None,
+                (header_value(head.headers, b"host") or b"").decode("latin-1"),
+                self.host,
+                self.error_info,
+            )
+        )
