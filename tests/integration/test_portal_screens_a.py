@@ -361,6 +361,7 @@ def test_unknown_portal_urls_get_the_portal_not_found_page(portal: tuple[Api, Br
                 assert "<h1>Not found</h1>" in answer.text, path
                 assert 'href="/portal/resources"' in answer.text, "a way back"
     assert "Sign out" in browser.client.get("/portal/nowhere").text, "the portal's top bar"
+    assert browser.client.get("/portal").headers["location"] == "/portal/resources"
     wrong_method = browser.client.post("/portal/resources", data={})
     assert wrong_method.status_code == 405
     assert "<h1>Not allowed</h1>" in wrong_method.text

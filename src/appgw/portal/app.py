@@ -48,8 +48,11 @@ SCREENS = (
     activity,
     wizard,
 )
-# Titles of the error pages for what the router itself refuses.
-_HTTP_TITLES = {404: "Not found", 405: "Not allowed"}
+# The error pages for what the router itself refuses: (title, message about {method} {path}).
+_HTTP_ERRORS = {
+    404: ("Not found", "There is no portal page at {path}."),
+    405: ("Not allowed", "{method} is not allowed at {path}."),
+}
 
 
 def mount_portal(app: FastAPI, portal: Portal) -> None:
@@ -85,12 +88,10 @@ def mount_portal(app: FastAPI, portal: Portal) -> None:
         # (the API's own errors are ServiceErrors, in ARM's shape).
         if not request.url.path.startswith(PREFIX):
             return await http_exception_handler(request, error)
-        title = _HTTP_TITLES.get(error.status_code, "Request refused")
-        message = (
-            f"There is no portal page at {request.url.path}."
-            if error.status_code == 404
-            else f"{request.method} is not allowed at {request.url.path}."
-        )
+        title, message = "Request refused", f"{error.detail} ({error.status_code})."
+        if error.status_code in _HTTP_ERRORS:
+            title, template = _HTTP_ERRORS[error.status_code]
+            message = template.format(method=request.method, path=request.url.path)
         return portal.error_page(request, error.status_code, title, message, headers=error.headers)
 
 

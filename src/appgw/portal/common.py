@@ -4,7 +4,7 @@ the blade helpers every screen is declared with (one URL shape for all of them).
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -156,7 +156,13 @@ class Portal:
         return response
 
     def error_page(
-        self, request: Request, status: int, title: str, message: str, *, headers: Any = None
+        self,
+        request: Request,
+        status: int,
+        title: str,
+        message: str,
+        *,
+        headers: Mapping[str, str] | None = None,
     ) -> HTMLResponse:
         """The portal's own error page (with its top bar and a way back), not a JSON body."""
         response = self.render(
