@@ -25,9 +25,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from appgw.api.app import create_app
 from appgw.control.auth import ensure_admin_token
 from appgw.control.service import GatewayService
+from appgw.serve import create_app
 from appgw.store.secrets import MasterKey
 from appgw.store.sql import SqlStore
 

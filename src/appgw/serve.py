@@ -19,10 +19,13 @@ from pathlib import Path
 import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from fastapi import FastAPI
 
-from appgw.api.app import create_app
+from appgw import __version__
+from appgw.api import common as api
+from appgw.api.routers import ROUTERS
 from appgw.certificates.factory import certificate_pem, create_server_certificate, private_key_pem
-from appgw.control.auth import ensure_admin_token
+from appgw.control.auth import TokenError, ensure_admin_token
 from appgw.control.service import GatewayService, ServiceError
 from appgw.defaults import DEFAULT_ADMIN_LISTEN
 from appgw.demo import (
@@ -33,8 +36,10 @@ from appgw.demo import (
 )
 from appgw.health.process import HealthChannel, HealthClient
 from appgw.observability import configure_multiprocess, mark_process_dead
-from appgw.store.secrets import MasterKey
-from appgw.store.sql import SqlStore
+from appgw.portal.app import mount_portal
+from appgw.portal.common import Portal
+from appgw.store.secrets import MasterKey, SecretsError
+from appgw.store.sql import SqlStore, StoreError
 from appgw.supervised import PARENT_PID_ENV
 
 DB_FILE = "appgw.db"
@@ -48,6 +53,22 @@ WORKER_STOP_TIMEOUT = 15.0  # in-flight requests get the worker's own grace peri
 
 class ServeError(Exception):
     """A start-up problem the operator must fix; its text says how."""
+
+
+def create_app(service: GatewayService) -> FastAPI:
+    """The control plane's web app: the ARM API's routers, then the portal."""
+    app = FastAPI(
+        title="appgw",
+        version=__version__,
+        description="Azure Application Gateway's management API, self-hosted.",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    api.configure(app, service)
+    for router in ROUTERS:
+        app.include_router(router)
+    mount_portal(app, Portal(service))
+    return app
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +158,15 @@ def is_loopback(host: str) -> bool:
 
 
 def serve(options: ServeOptions, environ: dict[str, str] | None = None) -> None:
+    """Run until stopped. Problems with the data directory, the master key, the store or the
+    admin token are ServeErrors, so callers need not know the store's exceptions."""
+    try:
+        _serve(options, environ)
+    except (SecretsError, StoreError, TokenError) as error:
+        raise ServeError(str(error)) from None
+
+
+def _serve(options: ServeOptions, environ: dict[str, str] | None) -> None:
     env = dict(os.environ if environ is None else environ)
     data_dir = options.data_dir.expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)

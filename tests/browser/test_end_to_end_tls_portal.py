@@ -161,7 +161,7 @@ def test_a_form_without_its_csrf_token_is_refused(gateway: Gateway, page: Page) 
         .build()
     )
     sign_in(page, gateway)
-    page.goto(f"{gateway.server.base_url}{GATEWAY}/listeners/edit")
+    page.goto(f"{gateway.server.base_url}{GATEWAY}/listeners/add")
     with gateway.api() as api:
         before = api.get(gateway_url()).json()["etag"]
     page.evaluate("document.querySelectorAll('main input[name=csrf]').forEach(e => e.remove())")

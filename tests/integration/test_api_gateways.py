@@ -243,6 +243,7 @@ def test_activity_log_records_who_what_when_and_version(api: Api, pfx: Pfx, root
         ("Microsoft.Network/applicationGateways/write", "Succeeded", 1),
     ]
     assert all(e["caller"] == "admin" and e["eventTimestamp"].endswith("Z") for e in events)
+    assert all(e["resourceGroupName"] == RG and e["subscriptionId"] == SUB for e in events)
     assert PFX_not_in(json.dumps(events), pfx)
 
 

@@ -1,6 +1,6 @@
-"""Portal screens Backend pools, Rules, Configuration, SSL settings and Activity log, driven over
-HTTP the way a browser without JavaScript posts them (the page's own form, CSRF token and all),
-every outcome checked through the REST API."""
+"""Portal screens Listeners, Backend settings, Backend pools, Rules, Configuration, SSL settings
+and Activity log, driven over HTTP the way a browser without JavaScript posts them (the page's
+own form, CSRF token and all), every outcome checked through the REST API."""
 
 from __future__ import annotations
 
@@ -248,7 +248,7 @@ def assert_refusals(api: Api, browser: Browser, form: str, refusals: list[Refusa
                 "Target",
             ],
         ),
-        ("pools/edit/appGatewayBackendPool", ["Edit backend pool", "10.0.1.4", "app1.contoso.com"]),
+        ("pools/appGatewayBackendPool/edit", ["Edit backend pool", "10.0.1.4", "app1.contoso.com"]),
         ("rules", ["Rules", "Priority", "Listener", "rule1", "appGatewayHttpListener", "Basic"]),
         (
             "rules/add",
@@ -275,7 +275,7 @@ def assert_refusals(api: Api, browser: Browser, form: str, refusals: list[Refusa
                 "Backend target",
             ],
         ),
-        ("rules/edit/rule1", ["Edit routing rule", "appGatewayBackendPool"]),
+        ("rules/rule1/edit", ["Edit routing rule", "appGatewayBackendPool"]),
         (
             "configuration",
             [
@@ -340,8 +340,88 @@ def test_screens_need_a_session(portal: tuple[Api, Browser]) -> None:
 
 def test_unknown_pool_or_rule_is_a_404(portal: tuple[Api, Browser]) -> None:
     _api, browser = portal
-    assert browser.client.get(screen("pools/edit/nope")).status_code == 404
-    assert browser.client.get(screen("rules/edit/nope")).status_code == 404
+    assert browser.client.get(screen("pools/nope/edit")).status_code == 404
+    assert browser.client.get(screen("rules/nope/edit")).status_code == 404
+
+
+def test_unknown_portal_urls_get_the_portal_not_found_page(portal: tuple[Api, Browser]) -> None:
+    api, browser = portal
+    paths = (
+        "/portal/nowhere",
+        screen("nowhere"),  # an unknown blade
+        screen("pools/appGatewayBackendPool/nowhere"),
+        screen("pools/edit/appGatewayBackendPool"),  # the child URLs before they shared one shape
+    )
+    with httpx.Client(base_url=api.base_url, follow_redirects=False) as anonymous:
+        for client in (browser.client, anonymous):
+            for path in paths:
+                answer = client.get(path)
+                assert answer.status_code == 404, path
+                assert answer.headers["content-type"].startswith("text/html"), path
+                assert "<h1>Not found</h1>" in answer.text, path
+                assert 'href="/portal/resources"' in answer.text, "a way back"
+    assert "Sign out" in browser.client.get("/portal/nowhere").text, "the portal's top bar"
+    assert browser.client.get("/portal").headers["location"] == "/portal/resources"
+    wrong_method = browser.client.post("/portal/resources", data={})
+    assert wrong_method.status_code == 405
+    assert "<h1>Not allowed</h1>" in wrong_method.text
+    # API paths keep their JSON errors.
+    api_path = api.client.get(f"/subscriptions/{SUB}/nowhere?api-version=2024-05-01")
+    assert api_path.status_code == 404
+    assert api_path.headers["content-type"] == "application/json"
+
+
+# --- listeners and backend settings ------------------------------------------------------------
+
+
+def test_add_edit_and_delete_a_listener(portal: tuple[Api, Browser]) -> None:
+    api, browser = portal
+    listed = browser.get(screen("listeners"))
+    assert f'href="{screen("listeners/add")}"' in listed
+    assert f'href="{screen("listeners/httpListener/edit")}"' in listed
+    page = browser.get(screen("listeners/add"))
+    accepted(browser, page, screen("listeners/add"), listener_name="extra", port="8081")
+    assert "Listener &#39;extra&#39; added." in browser.get(screen("listeners"))
+    assert properties(stored(api), "httpListeners", "extra")["protocol"] == "Http"
+    # Adding never replaces a listener of that name.
+    refused(
+        browser,
+        page,
+        screen("listeners/add"),
+        "listener_name",
+        "two entries are named",
+        listener_name="EXTRA",
+        port="8083",
+    )
+
+    edit = browser.get(screen("listeners/extra/edit"))
+    assert re.search(r'name="listener_name"[^>]*readonly', edit), "no renaming"
+    accepted(browser, edit, screen("listeners/extra/edit"), port="8082")
+    listener = properties(stored(api), "httpListeners", "extra")
+    assert listener["frontendPort"]["id"].endswith("/frontendPorts/port_8082")
+
+    listed = browser.get(screen("listeners"))
+    used = browser.submit(listed, screen("listeners/appGatewayHttpListener/delete"))
+    assert used.status_code == 400
+    assert "Rules using it: rule1" in general_error(used.text)
+    confirm = browser.get(screen("listeners/extra/delete"))
+    assert "Delete listener extra?" in confirm
+    accepted(browser, confirm, screen("listeners/extra/delete"))
+    assert child(stored(api), "httpListeners", "extra") is None
+
+
+def test_add_and_delete_backend_settings(portal: tuple[Api, Browser]) -> None:
+    api, browser = portal
+    page = browser.get(screen("settings/add"))
+    accepted(browser, page, screen("settings/add"), settings_name="s2", port="8080")
+    assert properties(stored(api), "backendHttpSettingsCollection", "s2")["port"] == 8080
+    listed = browser.get(screen("settings"))
+    assert f'href="{screen("settings/s2/edit")}"' in listed
+    used = browser.submit(listed, screen("settings/appGatewayBackendHttpSettings/delete"))
+    assert used.status_code == 400
+    assert "Rules using it: rule1" in general_error(used.text)
+    accepted(browser, listed, screen("settings/s2/delete"))
+    assert child(stored(api), "backendHttpSettingsCollection", "s2") is None
 
 
 # --- backend pools -------------------------------------------------------------------------------
@@ -363,25 +443,25 @@ def test_add_edit_and_delete_a_backend_pool(portal: tuple[Api, Browser]) -> None
     )
     assert saved.headers["location"] == screen("pools")
     listed = browser.get(screen("pools"))
-    assert "Saved backend pool &#39;pool2&#39;." in listed
+    assert "Backend pool &#39;pool2&#39; added." in listed
     pool = properties(stored(api), "backendAddressPools", "pool2")
     assert pool["backendAddresses"] == [
         {"ipAddress": "10.0.2.5"},
         {"fqdn": "api.contoso.com"},
     ]
 
-    edit = browser.get(screen("pools/edit/pool2"))
+    edit = browser.get(screen("pools/pool2/edit"))
     assert 'value="api.contoso.com"' in edit
-    accepted(browser, edit, screen("pools/edit/pool2"), target_0="10.0.2.6")
+    accepted(browser, edit, screen("pools/pool2/edit"), target_0="10.0.2.6")
     pool = properties(stored(api), "backendAddressPools", "pool2")
     assert pool["backendAddresses"][0] == {"ipAddress": "10.0.2.6"}
 
-    edit = browser.get(screen("pools/edit/pool2"))
-    accepted(browser, edit, screen("pools/edit/pool2"), without_targets="Yes")
+    edit = browser.get(screen("pools/pool2/edit"))
+    accepted(browser, edit, screen("pools/pool2/edit"), without_targets="Yes")
     assert properties(stored(api), "backendAddressPools", "pool2")["backendAddresses"] == []
 
     listed = browser.get(screen("pools"))
-    accepted(browser, listed, screen("pools/delete/pool2"))
+    accepted(browser, listed, screen("pools/pool2/delete"))
     assert child(stored(api), "backendAddressPools", "pool2") is None
 
 
@@ -411,14 +491,14 @@ def test_a_pool_a_rule_uses_is_not_deleted(portal: tuple[Api, Browser]) -> None:
     api, browser = portal
     before = stored(api)["etag"]
     listed = browser.get(screen("pools"))
-    refused = browser.submit(listed, screen("pools/delete/appGatewayBackendPool"))
+    refused = browser.submit(listed, screen("pools/appGatewayBackendPool/delete"))
     assert refused.status_code == 400
     message = general_error(refused.text)
     assert "was not deleted" in message
     assert "Rules using it: rule1" in message
     assert "does not exist" in message, "the service's own words are shown too"
     assert stored(api)["etag"] == before
-    assert_refused_without_csrf(browser, listed, screen("pools/delete/appGatewayBackendPool"), api)
+    assert_refused_without_csrf(browser, listed, screen("pools/appGatewayBackendPool/delete"), api)
 
 
 def test_a_change_made_meanwhile_is_not_overwritten(portal: tuple[Api, Browser]) -> None:
@@ -429,9 +509,14 @@ def test_a_change_made_meanwhile_is_not_overwritten(portal: tuple[Api, Browser])
     document["tags"] = {"changed": "meanwhile"}
     assert api.client.put(gateway_url(), json=document).status_code == 200
     stale = browser.submit(page, screen("pools/add"), pool_name="pool5", without_targets="Yes")
-    assert stale.status_code == 400
-    assert "changed by someone else" in general_error(stale.text)
+    assert stale.status_code == 412
+    assert "was changed" in general_error(stale.text)
     assert child(stored(api), "backendAddressPools", "pool5") is None
+    # The form shown again builds on the current version: sent again, it is saved.
+    shown = re.search(r'name="etag" value="([^"]*)"', stale.text)
+    assert shown and html.unescape(shown[1]) == stored(api)["etag"]
+    accepted(browser, stale.text, screen("pools/add"))
+    assert child(stored(api), "backendAddressPools", "pool5") is not None
 
 
 # --- rules ---------------------------------------------------------------------------------------
@@ -480,11 +565,11 @@ def test_add_a_basic_rule_then_redirect_then_path_based_then_delete(
     assert "rule2" in listed and "200" in listed
 
     # Redirection to the HTTPS listener: a redirect configuration named after the rule.
-    edit = browser.get(screen("rules/edit/rule2"))
+    edit = browser.get(screen("rules/rule2/edit"))
     accepted(
         browser,
         edit,
-        screen("rules/edit/rule2"),
+        screen("rules/rule2/edit"),
         target_type="Redirection",
         redirect_type="Permanent",
         redirect_target="Listener",
@@ -500,14 +585,14 @@ def test_add_a_basic_rule_then_redirect_then_path_based_then_delete(
     assert r["redirectType"] == "Permanent"
     assert r["targetListener"]["id"].endswith("/httpListeners/appGatewayHttpListener")
     assert (r["includePath"], r["includeQueryString"]) == (True, False)
-    edit = browser.get(screen("rules/edit/rule2"))
+    edit = browser.get(screen("rules/rule2/edit"))
     assert is_checked(edit, "target_type", "Redirection")
 
     # Back to a backend pool, with path targets: a URL path map named after the rule.
     accepted(
         browser,
         edit,
-        screen("rules/edit/rule2"),
+        screen("rules/rule2/edit"),
         **TO_POOL,
         **path_row(0, "/images/*, /img/*", "images"),
     )
@@ -521,13 +606,13 @@ def test_add_a_basic_rule_then_redirect_then_path_based_then_delete(
     assert [r["name"] for r in m["pathRules"]] == ["images"]
     assert m["pathRules"][0]["properties"]["paths"] == ["/images/*", "/img/*"]
     assert child(document, "redirectConfigurations", "rule2") is None, "unused redirect removed"
-    edit = browser.get(screen("rules/edit/rule2"))
+    edit = browser.get(screen("rules/rule2/edit"))
     assert 'value="/images/*, /img/*"' in edit
 
     listed = browser.get(screen("rules"))
     assert "Path-based" in listed
-    assert_refused_without_csrf(browser, listed, screen("rules/delete/rule2"), api)
-    accepted(browser, listed, screen("rules/delete/rule2"))
+    assert_refused_without_csrf(browser, listed, screen("rules/rule2/delete"), api)
+    accepted(browser, listed, screen("rules/rule2/delete"))
     document = stored(api)
     assert child(document, "requestRoutingRules", "rule2") is None
     assert child(document, "urlPathMaps", "rule2") is None, "its path map goes with the rule"
@@ -563,8 +648,8 @@ def test_rule_errors_show_next_to_their_field(portal: tuple[Api, Browser]) -> No
     # Azure reports a duplicate priority on the later rule (here rule2, not the edited rule1);
     # the error still belongs next to this form's Priority field.
     accepted(browser, browser.get(screen("rules/add")), screen("rules/add"), **valid)
-    edit = browser.get(screen("rules/edit/rule1"))
-    refused(browser, edit, screen("rules/edit/rule1"), "priority", "priority 200", priority="200")
+    edit = browser.get(screen("rules/rule1/edit"))
+    refused(browser, edit, screen("rules/rule1/edit"), "priority", "priority 200", priority="200")
 
 
 # --- configuration -------------------------------------------------------------------------------
@@ -718,8 +803,8 @@ def test_v1_gateway_screens_offer_v1_choices_only(
 
     rules = browser.get(screen("rules/add", "appgw1"))
     assert 'name="priority"' not in rules
-    edit = browser.get(screen("rules/edit/rule1", "appgw1"))
-    accepted(browser, edit, screen("rules/edit/rule1", "appgw1"))
+    edit = browser.get(screen("rules/rule1/edit", "appgw1"))
+    accepted(browser, edit, screen("rules/rule1/edit", "appgw1"))
     assert (
         "priority"
         not in stored(api, "appgw1")["properties"]["requestRoutingRules"][0]["properties"]
@@ -766,23 +851,23 @@ def test_path_based_rule_whose_default_redirects_to_an_external_site(
     assert "targetListener" not in r
 
     # The edit form shows all of it again, and saving it unchanged changes nothing but the etag.
-    edit = browser.get(screen("rules/edit/rule2"))
+    edit = browser.get(screen("rules/rule2/edit"))
     assert is_checked(edit, "target_type", "Redirection")
     assert is_checked(edit, "redirect_target", "ExternalSite")
     assert 'value="https://www.contoso.com"' in edit
     before = stored(api)["properties"]
-    assert browser.submit(edit, screen("rules/edit/rule2")).status_code == 303
+    assert browser.submit(edit, screen("rules/rule2/edit")).status_code == 303
     after = stored(api)["properties"]
     for collection in ("requestRoutingRules", "urlPathMaps", "redirectConfigurations"):
         assert without_etags(after[collection]) == without_etags(before[collection]), collection
 
     # A path target may redirect too (to an existing redirect configuration).
-    edit = browser.get(screen("rules/edit/rule2"))
+    edit = browser.get(screen("rules/rule2/edit"))
     assert 'value="redirect:rule2"' in edit
     accepted(
         browser,
         edit,
-        screen("rules/edit/rule2"),
+        screen("rules/rule2/edit"),
         path_target_0="redirect:rule2",
         path_settings_0="",
     )

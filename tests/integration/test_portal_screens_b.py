@@ -257,6 +257,9 @@ def test_wizard_garbage_cer_is_shown_on_the_cer_field(api: Api, pfx: Pfx) -> Non
 
 
 def test_wizard_v1_http_gateway_without_targets(api: Api) -> None:
+    """The wizard's gateway is what `appgw create` builds: az's public IP name and connection
+    draining, no priority on v1 (the form's default one is not used), and the portal's own
+    request time-out of 20 s."""
     with portal_client(api.base_url) as browser:
         answer = create(
             browser,
@@ -265,19 +268,26 @@ def test_wizard_v1_http_gateway_without_targets(api: Api) -> None:
             gateway_name="v1gw",
             tier="Standard",
             capacity="1",
+            frontend_type="Public",
             pool_empty="yes",
             listener_protocol="Http",
             listener_port_http=str(free_port()),
             listener_type="Basic",
             settings_protocol="Http",
             settings_port_http="8080",
-            priority="",
         )
         assert answer.status_code == 303, answer.text
         props = rest(api.client, "v1gw").json()["properties"]
         assert props["sku"]["name"] == "Standard_Medium" and props["sku"]["tier"] == "Standard"
+        frontend = props["frontendIPConfigurations"][0]
+        assert frontend["name"] == "appGatewayFrontendIP"
+        assert frontend["properties"]["publicIPAddress"]["id"].endswith(
+            "/publicIPAddresses/v1gwPublicIp"
+        )
         assert props["backendAddressPools"][0]["properties"].get("backendAddresses", []) == []
-        assert props["backendHttpSettingsCollection"][0]["properties"]["port"] == 8080
+        settings = props["backendHttpSettingsCollection"][0]["properties"]
+        assert settings["port"] == 8080 and settings["requestTimeout"] == 20
+        assert settings["connectionDraining"] == {"enabled": False, "drainTimeoutInSec": 1}
         assert "priority" not in props["requestRoutingRules"][0]["properties"]
 
 
@@ -514,7 +524,7 @@ def test_probe_test_then_add_and_backend_health(
             f"{PORTAL}/probed/probes/webProbe/delete",
             data={"csrf": token, "etag": view["etag"]},
         )
-        assert refused.status_code == 409 and "webSettings" in refused.text
+        assert refused.status_code == 400 and "webSettings" in refused.text
         detached = browser.post(
             edit_url,
             data={

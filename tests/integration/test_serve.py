@@ -274,3 +274,37 @@ def test_stopping_serve_stops_its_workers(tmp_path: Path, sig: int) -> None:
     while not all(_gone(pid) for pid in pids):
         assert time.monotonic() < deadline, "workers or the health monitor outlived appgw serve"
         time.sleep(0.1)
+
+
+def test_start_up_problems_are_serve_errors(tmp_path: Path) -> None:
+    """A bad master key, store URL or admin token is a ServeError naming it, so the CLI prints
+    it without knowing the store's own exceptions."""
+    script = """
+import sys
+from pathlib import Path
+from appgw.serve import ServeError, ServeOptions, serve
+data = Path(sys.argv[1])
+for name, store_url, environ in (
+    ("key", None, {"APPGW_MASTER_KEY": "not base64!"}),
+    ("store", "nonsense", {}),
+    ("token", None, {"APPGW_ADMIN_TOKEN": "short"}),
+):
+    try:
+        options = ServeOptions(data / name, admin_listen="127.0.0.1:0", store_url=store_url)
+        serve(options, environ)
+    except ServeError as error:
+        print(name, "ServeError:", error)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 3, done.stdout
+    assert lines[0].startswith("key ServeError:") and "base64" in lines[0]
+    assert lines[1].startswith("store ServeError:") and "not a database URL" in lines[1]
+    assert lines[2].startswith("token ServeError:") and "at least 24" in lines[2]

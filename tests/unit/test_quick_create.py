@@ -19,6 +19,7 @@ def test_defaults_follow_az() -> None:
     assert properties["httpListeners"][0]["properties"]["protocol"] == "Http"
     settings = properties["backendHttpSettingsCollection"][0]["properties"]
     assert settings["port"] == 80 and settings["protocol"] == "Http"
+    assert settings["requestTimeout"] == 30
     # az writes draining off as enabled:false with a 1 s timeout.
     assert settings["connectionDraining"] == {"enabled": False, "drainTimeoutInSec": 1}
     names = {
@@ -59,3 +60,40 @@ def test_priority_only_for_v2_and_unknown_sku() -> None:
     assert "priority" not in rule["properties"]
     with pytest.raises(ValueError, match="--sku 'Premium'"):
         quick_create_document(GATEWAY, QuickCreate(sku="Premium"))
+
+
+def test_the_portal_names_children_and_sets_host_names_and_v1_trust() -> None:
+    """What the Create wizard adds to az's flags: its own names, a multi-site listener, the
+    v1 backend's authentication certificate and the portal's request time-out."""
+    options = QuickCreate(
+        certificate=ListenerCertificate("gwSslCert", "AAAA", ""),
+        host_names=("www.contoso.com",),
+        request_timeout=20,
+        authentication_certificates=(("backendCert", "BBBB"),),
+        backend_pool_name="pool",
+        http_settings_name="settings",
+        listener_name="listener",
+        rule_name="rule",
+    )
+    properties = quick_create_document(GATEWAY, options)["properties"]
+    listener = properties["httpListeners"][0]
+    assert listener["name"] == "listener"
+    assert listener["properties"]["hostName"] == "www.contoso.com"
+    assert listener["properties"]["requireServerNameIndication"] is True
+    settings = properties["backendHttpSettingsCollection"][0]
+    assert settings["name"] == "settings" and settings["properties"]["requestTimeout"] == 20
+    assert settings["properties"]["authenticationCertificates"] == [
+        {"id": GATEWAY.child("authenticationCertificates", "backendCert")}
+    ]
+    assert properties["authenticationCertificates"] == [
+        {"name": "backendCert", "properties": {"data": "BBBB"}}
+    ]
+    rule = properties["requestRoutingRules"][0]
+    assert rule["name"] == "rule"
+    assert rule["properties"]["backendAddressPool"]["id"].endswith("/backendAddressPools/pool")
+    parse_gateway(quick_create_document(GATEWAY, options), GATEWAY)
+
+    wildcard = QuickCreate(host_names=("*.contoso.com",))
+    listener = quick_create_document(GATEWAY, wildcard)["properties"]["httpListeners"][0]
+    assert listener["properties"]["hostNames"] == ["*.contoso.com"]
+    assert listener["properties"]["requireServerNameIndication"] is False

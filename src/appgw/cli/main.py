@@ -92,10 +92,7 @@ def serve_command(
     """
     # Imported here: the server's dependencies (FastAPI, uvicorn, SQLAlchemy) cost the other
     # commands most of their start-up time.
-    from appgw.control.auth import TokenError
     from appgw.serve import ServeError, ServeOptions, serve
-    from appgw.store.secrets import SecretsError
-    from appgw.store.sql import StoreError
 
     try:
         serve(
@@ -111,7 +108,7 @@ def serve_command(
                 demo_port=demo_port,
             )
         )
-    except (ServeError, SecretsError, StoreError, TokenError) as error:
+    except ServeError as error:
         typer.echo(f"appgw: {error}", err=True)
         raise typer.Exit(2) from None
 

@@ -20,6 +20,7 @@ from appgw.compile.gateway import (
     endpoints_overlap,
     listening_endpoints,
 )
+from appgw.control.auth import caller_for_token
 from appgw.control.certificates import check_certificates
 from appgw.gc_pause import collector_paused
 from appgw.health.report import HealthReportError, HealthReports
@@ -29,7 +30,14 @@ from appgw.model.ids import GatewayId
 from appgw.model.resource import ApplicationGateway, OnDemandProbe, TagsObject
 from appgw.model.validate import is_v1, validate_gateway
 from appgw.model.wire import canonical_document, parse_gateway, parse_model, read_view
-from appgw.store.sql import ActivityEvent, GatewayVersion, PreconditionFailed, SqlStore, utcnow
+from appgw.store.sql import (
+    # Re-exported: adapters read activity events through the service, never from the store.
+    ActivityEvent as ActivityEvent,
+    GatewayVersion,
+    PreconditionFailed,
+    SqlStore,
+    utcnow,
+)
 
 WRITE = "Microsoft.Network/applicationGateways/write"
 DELETE = "Microsoft.Network/applicationGateways/delete"
@@ -79,6 +87,18 @@ class WriteResult:
     created: bool
     operation_id: str
     version: int
+    location: str = ""  # the gateway's, also for a delete (whose view is empty)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySummary:
+    """What a list of every gateway shows (the portal's All resources)."""
+
+    gateway_id: GatewayId
+    location: str
+    sku_name: str
+    sku_tier: str
+    operational_state: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +147,12 @@ class GatewayService:
             )
         return self.health
 
+    # --- callers --------------------------------------------------------------------------------
+
+    def caller_for_token(self, token: str) -> str | None:
+        """The name of the caller a bearer token belongs to; None for an unknown token."""
+        return caller_for_token(self.store, token)
+
     # --- reads ----------------------------------------------------------------------------------
 
     def get(self, gateway_id: GatewayId) -> dict[str, Any]:
@@ -148,6 +174,22 @@ class GatewayService:
         versions = versions[:limit]
         next_after = versions[-1].resource_id.casefold() if more and versions else None
         return Page([_view(version) for version in versions], next_after)
+
+    def all_gateways(self) -> list[GatewaySummary]:
+        """Every gateway of every subscription, ordered by resource id."""
+        summaries = []
+        for version in self.store.current_all():
+            sku = version.document.get("properties", {}).get("sku", {})
+            summaries.append(
+                GatewaySummary(
+                    gateway_id=_gateway_id_of(version),
+                    location=str(version.document.get("location", "")),
+                    sku_name=str(sku.get("name", "")),
+                    sku_tier=str(sku.get("tier", "")),
+                    operational_state=version.operational_state,
+                )
+            )
+        return summaries
 
     def history(self, gateway_id: GatewayId) -> list[dict[str, Any]]:
         versions = self.store.history(gateway_id.key)
@@ -373,12 +415,14 @@ class GatewayService:
         operation_id = str(uuid.uuid4())
         self.store.record_operation(operation_id, str(gateway_id), "Succeeded")
         self._log(gateway_id, operation, caller, "Succeeded", version.version, None)
+        location = str(document.get("location", ""))
         return WriteResult(
             # The committed document is not used again: it becomes the response as it is.
             view={} if deleted else _view(version, owned=True),
             created=not existed,
             operation_id=operation_id,
             version=version.version,
+            location=location,
         )
 
     def _refused(
@@ -420,12 +464,16 @@ class GatewayService:
         )
 
 
-def _view(version: GatewayVersion, *, owned: bool = False) -> dict[str, Any]:
+def _gateway_id_of(version: GatewayVersion) -> GatewayId:
     gateway_id = GatewayId.parse(version.resource_id)
     assert gateway_id is not None, "the store holds only valid gateway ids"
+    return gateway_id
+
+
+def _view(version: GatewayVersion, *, owned: bool = False) -> dict[str, Any]:
     return read_view(
         version.document,
-        gateway_id,
+        _gateway_id_of(version),
         etag=version.etag,
         operational_state=version.operational_state,
         owned=owned,

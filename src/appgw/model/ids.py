@@ -63,6 +63,11 @@ class GatewayId:
         """The case-folded id under which the store keeps this gateway."""
         return str(self).casefold()
 
+    @property
+    def is_valid(self) -> bool:
+        """Whether the parts make an id ARM accepts (none empty, none holding a '/')."""
+        return GatewayId.parse(str(self)) is not None
+
     def child(self, collection: str, name: str) -> str:
         return f"{self}/{collection}/{name}"
 

@@ -1,9 +1,9 @@
 """The gateway that `az network application-gateway create` builds from its flags.
 
 One frontend IP, one frontend port, one pool, one backend settings, one listener and one rule,
-with Azure's default names (spec §5.4) and defaults (§6.1). `appgw create` and
-`appgw serve --demo` both start from it, so a quick-created gateway looks the same whichever
-way it was made.
+with Azure's default names (spec §5.4) and defaults (§6.1). `appgw create`, `appgw serve --demo`
+and the portal's Create wizard all start from it, so a quick-created gateway looks the same
+whichever way it was made.
 """
 
 from __future__ import annotations
@@ -62,11 +62,16 @@ class QuickCreate:
     max_capacity: int | None = None
     frontend_port: int | None = None  # None: 443 with a certificate, else 80
     certificate: ListenerCertificate | None = None
+    # A multi-site listener's host names (the portal's); none: a basic listener, as az makes.
+    host_names: tuple[str, ...] = ()
     servers: tuple[str, ...] = ()
     http_settings_port: int = 80
     http_settings_protocol: str = "Http"
     http_settings_host_name: str | None = None
+    request_timeout: int = 30  # az's; Azure's portal proposes 20
     trusted_root_certificates: tuple[tuple[str, str], ...] = ()  # (name, base64 data), v2
+    # (name, base64 data): the backend's own certificate a v1 gateway trusts (the portal's).
+    authentication_certificates: tuple[tuple[str, str], ...] = ()
     cookie_based_affinity: str = "Disabled"
     connection_draining_timeout: int = 0  # 0: draining off (Azure then stores 1 s, disabled)
     priority: int | None = None  # written for v2 SKUs only, as az does
@@ -76,6 +81,11 @@ class QuickCreate:
     subnet: str = "default"
     http2: bool | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    # The children's names: Azure's defaults, which the portal lets the operator change.
+    backend_pool_name: str = BACKEND_POOL
+    http_settings_name: str = BACKEND_HTTP_SETTINGS
+    listener_name: str = HTTP_LISTENER
+    rule_name: str = ROUTING_RULE
 
     @property
     def v2(self) -> bool:
@@ -114,7 +124,7 @@ def quick_create_document(gateway: GatewayId, options: QuickCreate) -> dict[str,
         "port": options.http_settings_port,
         "protocol": options.http_settings_protocol,
         "cookieBasedAffinity": options.cookie_based_affinity,
-        "requestTimeout": 30,  # az's default request timeout
+        "requestTimeout": options.request_timeout,
         "connectionDraining": {
             "enabled": options.connection_draining_timeout > 0,
             "drainTimeoutInSec": max(options.connection_draining_timeout, 1),
@@ -122,10 +132,12 @@ def quick_create_document(gateway: GatewayId, options: QuickCreate) -> dict[str,
     }
     if options.http_settings_host_name:
         settings["hostName"] = options.http_settings_host_name
-    if options.trusted_root_certificates:
-        settings["trustedRootCertificates"] = [
-            child("trustedRootCertificates", name) for name, _ in options.trusted_root_certificates
-        ]
+    for collection, certificates in (
+        ("trustedRootCertificates", options.trusted_root_certificates),
+        ("authenticationCertificates", options.authentication_certificates),
+    ):
+        if certificates:
+            settings[collection] = [child(collection, name) for name, _ in certificates]
     listener: dict[str, Any] = {
         "frontendIPConfiguration": child("frontendIPConfigurations", frontend_name),
         "frontendPort": child("frontendPorts", FRONTEND_PORT),
@@ -133,11 +145,19 @@ def quick_create_document(gateway: GatewayId, options: QuickCreate) -> dict[str,
     }
     if options.certificate:
         listener["sslCertificate"] = child("sslCertificates", options.certificate.name)
+    if options.host_names:
+        hosts = options.host_names
+        if len(hosts) == 1 and "*" not in hosts[0] and "?" not in hosts[0]:
+            listener["hostName"] = hosts[0]
+        else:
+            listener["hostNames"] = list(hosts)
+        # A multi-site HTTPS listener picks its certificate by SNI.
+        listener["requireServerNameIndication"] = options.certificate is not None
     rule: dict[str, Any] = {
         "ruleType": "Basic",
-        "httpListener": child("httpListeners", HTTP_LISTENER),
-        "backendAddressPool": child("backendAddressPools", BACKEND_POOL),
-        "backendHttpSettings": child("backendHttpSettingsCollection", BACKEND_HTTP_SETTINGS),
+        "httpListener": child("httpListeners", options.listener_name),
+        "backendAddressPool": child("backendAddressPools", options.backend_pool_name),
+        "backendHttpSettings": child("backendHttpSettingsCollection", options.http_settings_name),
     }
     if options.priority is not None and options.v2:
         rule["priority"] = options.priority
@@ -173,14 +193,21 @@ def quick_create_document(gateway: GatewayId, options: QuickCreate) -> dict[str,
         ],
         "backendAddressPools": [
             {
-                "name": BACKEND_POOL,
+                "name": options.backend_pool_name,
                 "properties": {"backendAddresses": [_address(s) for s in options.servers]},
             }
         ],
-        "backendHttpSettingsCollection": [{"name": BACKEND_HTTP_SETTINGS, "properties": settings}],
-        "httpListeners": [{"name": HTTP_LISTENER, "properties": listener}],
-        "requestRoutingRules": [{"name": ROUTING_RULE, "properties": rule}],
+        "backendHttpSettingsCollection": [
+            {"name": options.http_settings_name, "properties": settings}
+        ],
+        "httpListeners": [{"name": options.listener_name, "properties": listener}],
+        "requestRoutingRules": [{"name": options.rule_name, "properties": rule}],
     }
+    if options.authentication_certificates:
+        properties["authenticationCertificates"] = [
+            {"name": name, "properties": {"data": data}}
+            for name, data in options.authentication_certificates
+        ]
     if autoscale:
         bounds: dict[str, int] = {"minCapacity": options.min_capacity or 0}
         if options.max_capacity is not None:

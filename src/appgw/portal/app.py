@@ -1,20 +1,21 @@
-"""Portal routes that every screen relies on: sign-in, All resources, a gateway's Overview."""
+"""The portal as a whole: sign-in, All resources, every screen's routes, and its error pages."""
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import quote
 
-from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 
-from appgw.control.auth import caller_for_token
 from appgw.portal.common import (
     CsrfRejected,
     NotSignedIn,
     PageNotFound,
     Portal,
+    gateway_url,
     redirect,
     text,
 )
@@ -23,6 +24,7 @@ from appgw.portal.screens import (
     configuration,
     health,
     listeners,
+    overview,
     pools,
     probes,
     rules,
@@ -32,7 +34,9 @@ from appgw.portal.screens import (
 )
 from appgw.portal.sessions import COOKIE
 
+PREFIX = "/portal/"
 SCREENS = (
+    overview,
     configuration,
     listeners,
     pools,
@@ -44,14 +48,21 @@ SCREENS = (
     activity,
     wizard,
 )
+# The error pages for what the router itself refuses: (title, message about {method} {path}).
+_HTTP_ERRORS = {
+    404: ("Not found", "There is no portal page at {path}."),
+    405: ("Not allowed", "{method} is not allowed at {path}."),
+}
 
 
 def mount_portal(app: FastAPI, portal: Portal) -> None:
+    """Serve the portal from `app`: its static files, its routes and its error pages."""
     app.mount(
         "/portal/static",
         StaticFiles(packages=[("appgw.portal", "static")]),
         name="portal-static",
     )
+    app.include_router(portal_router(portal))
 
     @app.exception_handler(NotSignedIn)
     async def _not_signed_in(request: Request, _error: NotSignedIn) -> Response:
@@ -59,36 +70,52 @@ def mount_portal(app: FastAPI, portal: Portal) -> None:
 
     @app.exception_handler(CsrfRejected)
     async def _csrf(request: Request, _error: CsrfRejected) -> Response:
-        return portal.render(
+        return portal.error_page(
             request,
-            "error.html",
-            None,
-            status=403,
-            title="Request refused",
-            message="The form was not sent from this portal page (missing or wrong CSRF token). "
+            403,
+            "Request refused",
+            "The form was not sent from this portal page (missing or wrong CSRF token). "
             "Nothing was changed. Go back, reload the page and try again.",
         )
 
     @app.exception_handler(PageNotFound)
     async def _not_found(request: Request, error: PageNotFound) -> Response:
-        return portal.render(
-            request, "error.html", None, status=404, title="Not found", message=str(error)
-        )
+        return portal.error_page(request, 404, "Not found", str(error))
 
-    @app.get("/", include_in_schema=False)
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, error: HTTPException) -> Response:
+        # What no route matches: the portal's page under /portal/, FastAPI's JSON elsewhere
+        # (the API's own errors are ServiceErrors, in ARM's shape).
+        if not request.url.path.startswith(PREFIX):
+            return await http_exception_handler(request, error)
+        title, message = "Request refused", f"{error.detail} ({error.status_code})."
+        if error.status_code in _HTTP_ERRORS:
+            title, template = _HTTP_ERRORS[error.status_code]
+            message = template.format(method=request.method, path=request.url.path)
+        return portal.error_page(request, error.status_code, title, message, headers=error.headers)
+
+
+def portal_router(portal: Portal) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/")
     def root() -> Response:
         return redirect("/portal/resources")
 
-    @app.get("/portal/signin", include_in_schema=False, response_class=HTMLResponse)
+    @router.get("/portal")
+    def portal_root() -> Response:
+        return redirect("/portal/resources")
+
+    @router.get("/portal/signin")
     def signin_page(request: Request, next: str = "/portal/resources") -> Response:
         return portal.render(request, "signin.html", None, next=_safe_next(next), error=None)
 
-    @app.post("/portal/signin", include_in_schema=False)
+    @router.post("/portal/signin")
     async def signin(request: Request) -> Response:
         form = await request.form()
         token = text(form, "token")
         target = _safe_next(text(form, "next", "/portal/resources"))
-        caller = caller_for_token(portal.service.store, token) if token else None
+        caller = portal.service.caller_for_token(token) if token else None
         if caller is None:
             return portal.render(
                 request,
@@ -111,7 +138,7 @@ def mount_portal(app: FastAPI, portal: Portal) -> None:
         )
         return response
 
-    @app.post("/portal/signout", include_in_schema=False)
+    @router.post("/portal/signout")
     async def signout(request: Request) -> Response:
         session = portal.session(request)
         await portal.form(request, session)
@@ -120,65 +147,27 @@ def mount_portal(app: FastAPI, portal: Portal) -> None:
         response.delete_cookie(COOKIE, path="/")
         return response
 
-    @app.get("/portal/resources", include_in_schema=False, response_class=HTMLResponse)
+    @router.get("/portal/resources")
     def resources(request: Request) -> Response:
         session = portal.session(request)
-        gateways: list[dict[str, Any]] = []
-        for version in portal.service.store.current_all():
-            parts = version.resource_id.split("/")
-            sku = version.document.get("properties", {}).get("sku", {})
-            gateways.append(
-                {
-                    "name": parts[8],
-                    "resource_group": parts[4],
-                    "subscription": parts[2],
-                    "sku": sku.get("name", ""),
-                    "tier": sku.get("tier", ""),
-                    "state": version.operational_state,
-                    "location": version.document.get("location", ""),
-                    "url": f"/portal/gateways/{parts[2]}/{parts[4]}/{parts[8]}/overview",
-                }
-            )
+        gateways = [
+            {
+                "name": summary.gateway_id.name,
+                "resource_group": summary.gateway_id.resource_group,
+                "subscription": summary.gateway_id.subscription,
+                "sku": summary.sku_name,
+                "tier": summary.sku_tier,
+                "state": summary.operational_state,
+                "location": summary.location,
+                "url": gateway_url(summary.gateway_id, "overview"),
+            }
+            for summary in portal.service.all_gateways()
+        ]
         return portal.render(request, "resources.html", session, gateways=gateways)
 
-    @app.get(
-        "/portal/gateways/{subscription}/{resource_group}/{name}/overview",
-        include_in_schema=False,
-        response_class=HTMLResponse,
-    )
-    def overview(request: Request, subscription: str, resource_group: str, name: str) -> Response:
-        blade = portal.opened(request, subscription, resource_group, name, "overview")
-        props = blade.view["properties"]
-        counts = {
-            label: len(props.get(collection, []))
-            for label, collection in (
-                ("Listeners", "httpListeners"),
-                ("Rules", "requestRoutingRules"),
-                ("Backend pools", "backendAddressPools"),
-                ("Backend settings", "backendHttpSettingsCollection"),
-                ("Health probes", "probes"),
-                ("Listener TLS certificates", "sslCertificates"),
-            )
-        }
-        summary = {"Healthy": 0, "Unhealthy": 0, "Unknown": 0}
-        if portal.service.health is not None:
-            report = portal.service.backend_health(blade.gateway_id, expand=False)
-            for pool in report["backendAddressPools"]:
-                for group in pool["backendHttpSettingsCollection"]:
-                    for server in group["servers"]:
-                        summary[server["health"]] = summary.get(server["health"], 0) + 1
-        frontends = [
-            {
-                "name": f["name"],
-                "kind": "Private" if f["properties"].get("privateIPAddress") else "Public",
-                "address": f["properties"].get("privateIPAddress", "(all addresses)"),
-            }
-            for f in props.get("frontendIPConfigurations", [])
-        ]
-        return blade.page("overview.html", counts=counts, health=summary, frontends=frontends)
-
     for screen in SCREENS:
-        screen.register(app, portal)
+        screen.register(router, portal)
+    return router
 
 
 def _safe_next(target: str) -> str:

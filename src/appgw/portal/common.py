@@ -1,17 +1,19 @@
-"""What every portal screen shares: sessions, CSRF, rendering, saving through the service."""
+"""What every portal screen shares: sessions, CSRF, rendering, saving through the service, and
+the blade helpers every screen is declared with (one URL shape for all of them)."""
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Generic, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
 from appgw.control.service import Caller, GatewayService, ServiceError
@@ -24,14 +26,18 @@ from appgw.model.document import (
     is_v2 as is_v2,
     put_child as put_child,
     ref as ref,
+    remove_child,
 )
-from appgw.model.ids import GatewayId
+from appgw.model.ids import GatewayId, parse_child_ref
 from appgw.portal.sessions import COOKIE, Session, Sessions
 
 TEMPLATES = Path(__file__).parent / "templates"
 # An uploaded certificate larger than this is refused before it is read whole (Azure's PFX
 # limit is 16 KB and a CER is smaller; 1 MiB leaves room for a bad file to be named clearly).
 MAX_UPLOAD_BYTES = 1024 * 1024
+
+# Every blade of a gateway is below this path: `{GATEWAY_PATH}/{screen}`.
+GATEWAY_PATH = "/portal/gateways/{subscription}/{resource_group}/{name}"
 
 MENU = (
     ("overview", "Overview"),
@@ -44,6 +50,16 @@ MENU = (
     ("health", "Backend health"),
     ("ssl", "SSL settings"),
     ("activity", "Activity log"),
+)
+
+CHANGED = (
+    "The application gateway was changed (in another tab, by the API or the CLI) since this form "
+    "was opened, so nothing was saved. The form now builds on the current version: check the "
+    "values and submit again."
+)
+CHANGED_BEFORE_DELETE = (
+    "The application gateway was changed since this page was shown, so nothing was deleted. "
+    "Check the list and delete again."
 )
 
 
@@ -63,6 +79,8 @@ class PageNotFound(Exception):
 class FormErrors:
     fields: dict[str, list[str]] = field(default_factory=dict)
     general: list[str] = field(default_factory=list)
+    # The gateway changed after the form was built (the service refused its If-Match).
+    stale: bool = False
 
     def add(self, name: str | None, message: str) -> None:
         if name is None:
@@ -71,11 +89,15 @@ class FormErrors:
             self.fields.setdefault(name, []).append(message)
 
     def __bool__(self) -> bool:
-        return bool(self.fields or self.general)
+        return bool(self.fields or self.general or self.stale)
 
 
 # (resource id, property path) -> the form field that shows the problem, or None (top of form)
 FieldMapping = Callable[[str, str], str | None]
+
+
+def _nowhere(_resource: str, _path: str) -> str | None:
+    return None
 
 
 class Portal:
@@ -92,6 +114,10 @@ class Portal:
         if session is None:
             raise NotSignedIn
         return session
+
+    def signed_in(self, request: Request) -> Session | None:
+        """The session, if any: pages anyone may see show who is signed in."""
+        return self.sessions.get(request.cookies.get(COOKIE))
 
     async def form(self, request: Request, session: Session) -> FormData:
         """The posted form, after the CSRF token and the Origin were checked."""
@@ -129,6 +155,27 @@ class Portal:
         response.headers["Cache-Control"] = "no-store"
         return response
 
+    def error_page(
+        self,
+        request: Request,
+        status: int,
+        title: str,
+        message: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> HTMLResponse:
+        """The portal's own error page (with its top bar and a way back), not a JSON body."""
+        response = self.render(
+            request,
+            "error.html",
+            self.signed_in(request),
+            status=status,
+            title=title,
+            message=message,
+        )
+        response.headers.update(headers or {})
+        return response
+
     # --- gateways --------------------------------------------------------------------------------
 
     def gateway(
@@ -155,10 +202,11 @@ class Portal:
     async def submitted(
         self, request: Request, subscription: str, resource_group: str, name: str, screen: str
     ) -> tuple[Blade, FormData]:
-        """The page `screen` of that gateway and the form posted to it (CSRF checked first)."""
+        """The page `screen` of that gateway and the form posted to it (CSRF checked first).
+        The gateway is read in a worker thread: the store blocks."""
         session = self.session(request)
         form = await self.form(request, session)
-        gateway_id, view = self.gateway(subscription, resource_group, name)
+        gateway_id, view = await run_in_threadpool(self.gateway, subscription, resource_group, name)
         return Blade(self, request, session, gateway_id, view, screen), form
 
     def save(
@@ -170,7 +218,8 @@ class Portal:
         request: Request,
     ) -> FormErrors:
         """PUT through the service (If-Match the version the form was built from); problems
-        are returned per form field. Nothing is stored when there is any."""
+        are returned per form field. Nothing is stored when there is any. A version changed
+        meanwhile is only flagged `stale`: what to say depends on the page."""
         errors = FormErrors()
         try:
             self.service.put(
@@ -181,12 +230,9 @@ class Portal:
             )
         except ServiceError as error:
             if error.status == 412:
-                errors.add(
-                    None,
-                    "This gateway was changed by someone else after this page was loaded; nothing "
-                    "was saved. Reload the page to see the current configuration, then try again.",
-                )
-            elif not error.details:
+                errors.stale = True
+                return errors
+            if not error.details:
                 errors.add(None, error.message)
             for detail in error.details:
                 target = detail.get("target", "")
@@ -232,20 +278,22 @@ class Blade:
     def save(self, document: dict[str, Any], mapping: FieldMapping) -> FormErrors:
         return self.portal.save(self.session, self.gateway_id, document, mapping, self.request)
 
+    def reloaded(self) -> Blade:
+        """The same blade on the gateway's current version (after a change made meanwhile)."""
+        gateway = self.gateway_id
+        _id, view = self.portal.gateway(gateway.subscription, gateway.resource_group, gateway.name)
+        return replace(self, view=view)
+
     def done(self, message: str) -> Response:
         """After a change: say what was done, back to the blade's list."""
         self.session.flash.append(message)
         return redirect(self.url)
 
 
-def copy_of(view: dict[str, Any]) -> dict[str, Any]:
-    return copy.deepcopy(view)
-
-
 def draft(view: dict[str, Any], etag: str) -> dict[str, Any]:
     """A copy of the gateway to change and PUT If-Match `etag`, the version the form was built
     from: a change made meanwhile is refused, not lost."""
-    document = copy_of(view)
+    document = copy.deepcopy(view)
     document["etag"] = etag
     return document
 
@@ -255,10 +303,13 @@ def text(form: FormData, name: str, default: str = "") -> str:
     return value.strip() if isinstance(value, str) else default
 
 
-async def upload(form: FormData, name: str) -> bytes | None:
+def upload(form: FormData, name: str) -> bytes | None:
+    """The file uploaded as `name` (None if none). Blocking: the form was spooled to a
+    temporary file, so screens read it in the worker thread that handles the post."""
     value = form.get(name)
     if isinstance(value, UploadFile) and value.filename:
-        data = await value.read()
+        value.file.seek(0)
+        data = value.file.read()
         return data or None
     return None
 
@@ -274,23 +325,49 @@ def gateway_url(gateway_id: GatewayId, screen: str) -> str:
     )
 
 
-def require_child(view: dict[str, Any], collection: str, name: str, noun: str) -> dict[str, Any]:
-    """The child a page's URL names, or the portal's Not found page."""
-    child = find_child(view, collection, name)
-    if child is None:
-        raise PageNotFound(f"There is no {noun} '{name}' on this application gateway.")
-    return child
+def save_child(
+    document: dict[str, Any],
+    collection: str,
+    child: dict[str, Any],
+    previous: dict[str, Any] | None,
+) -> None:
+    """An edited child replaces the one it was (`previous`); a new one is appended, never
+    merged: a name already taken is then the service's DuplicateResourceName, shown next to
+    the name, not a silent replacement."""
+    if previous is None:
+        document["properties"].setdefault(collection, []).append(child)
+    else:
+        put_child(document, collection, child)
 
 
 def name_of(reference: dict[str, Any] | None) -> str:
     """The child name a `{"id": ...}` reference ends with ('' when absent)."""
-    return str(reference["id"]).rsplit("/", 1)[-1] if reference else ""
+    parsed = parse_child_ref(str(reference["id"])) if reference else None
+    return parsed.name if parsed is not None else ""
 
 
 def child_of(resource: str) -> tuple[str, str]:
     """(collection, child name) of a child resource id; ('', '') for the gateway itself."""
-    parts = resource.rsplit("/", 2)
-    return (parts[-2], parts[-1]) if len(parts) == 3 else ("", "")
+    parsed = parse_child_ref(resource)
+    return (parsed.collection, parsed.name) if parsed is not None else ("", "")
+
+
+# --- a blade that shows the gateway ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ViewScreen:
+    """A blade that only shows the gateway (Overview, Backend health, Activity log), at
+    `{screen}`, rendered with `{screen}.html` and the variables `context` gives."""
+
+    screen: str
+    context: Callable[[Blade], dict[str, Any]]
+
+    def register(self, router: APIRouter, portal: Portal) -> None:
+        @router.get(f"{GATEWAY_PATH}/{self.screen}", name=f"portal-{self.screen}")
+        def show(request: Request, subscription: str, resource_group: str, name: str) -> Response:
+            blade = portal.opened(request, subscription, resource_group, name, self.screen)
+            return blade.page(f"{self.screen}.html", **self.context(blade))
 
 
 # --- a blade of one child collection: list, Add, Edit, Delete ------------------------------------
@@ -298,7 +375,7 @@ def child_of(resource: str) -> tuple[str, str]:
 Form = TypeVar("Form")
 
 
-def _no_problems(_form: Any) -> FormErrors:
+def _no_problems(_view: dict[str, Any], _form: Any, _adding: bool) -> FormErrors:
     return FormErrors()
 
 
@@ -311,135 +388,245 @@ def _no_reason(_view: dict[str, Any], _child: dict[str, Any]) -> str:
 
 
 @dataclass(frozen=True)
+class Submission(Generic[Form]):
+    """A form posted to a child blade's Add or Edit page, before it is checked and saved."""
+
+    screen: ChildScreen[Form]
+    blade: Blade
+    posted: FormData
+    form: Form
+    previous: dict[str, Any] | None  # the child being edited; None when adding
+    etag: str  # the gateway version the form was built from
+
+    def editor(self, errors: FormErrors | None = None, *, status: int | None = None) -> Response:
+        """The form shown again as posted."""
+        return self.screen.editor(
+            self.blade, self.form, self.previous, self.etag, errors, status=status
+        )
+
+
+@dataclass(frozen=True)
 class ChildScreen(Generic[Form]):
-    """A blade of one child collection (Backend pools, Rules) at Azure's portal URLs:
-    `{screen}` lists, `{screen}/add` and `{screen}/edit/{child}` show and post the editor,
-    `{screen}/delete/{child}` deletes. The screen states what is its own; saving, the
-    If-Match of the form's version, flash messages and Not found pages are the same for all."""
+    """A blade of one child collection (listeners, pools, settings, rules, probes), one URL
+    shape for all:
+
+        {screen}                     the list ({screen}.html)
+        {screen}/add                 the Add form ({screen}_edit.html), posted to the same URL
+        {screen}/{child}/edit        the Edit form, posted to the same URL
+        {screen}/{child}/delete      asks to confirm (GET); deletes (POST)
+
+    The screen states what is its own; saving, the If-Match of the form's version, a change
+    made meanwhile, flash messages and Not found pages are the same for all."""
 
     screen: str  # the URL segment and menu entry, e.g. "pools"
     collection: str  # e.g. "backendAddressPools"
     noun: str  # in messages, e.g. "backend pool"
+    name_field: str  # the form field of the child's name, e.g. "pool_name"
     # The list template's variables (besides the gateway and `errors`).
     list_context: Callable[[dict[str, Any]], dict[str, Any]]
     # The editor template's variables for (view, form, adding).
     editor_context: Callable[[dict[str, Any], Form, bool], dict[str, Any]]
-    blank_form: Callable[[], Form]
+    blank_form: Callable[[dict[str, Any]], Form]
     form_of_child: Callable[[dict[str, Any], dict[str, Any]], Form]
-    # The posted form; the child's name comes from the URL when editing.
+    # The posted form; the child's name comes from the URL when editing (no renaming).
     form_of_post: Callable[[FormData, str | None], Form]
     child_name: Callable[[Form], str]  # the name the form gives the child
     # Writes the form into the document (the previous child, if editing); says where problems go.
     apply: Callable[[dict[str, Any], GatewayId, Form, dict[str, Any] | None], FieldMapping]
-    # Problems of the form itself, found before anything is sent to the service.
-    check: Callable[[Form], FormErrors] = _no_problems
+    # Problems of the form itself (view, form, adding), found before anything is sent.
+    check: Callable[[dict[str, Any], Form, bool], FormErrors] = _no_problems
     # What else goes when a child is deleted (e.g. a rule's own redirect and path map).
     delete_also: Callable[[dict[str, Any], dict[str, Any]], None] = _nothing_else
     # Why a refused delete was refused, in a sentence after "... was not deleted.".
     delete_refusal: Callable[[dict[str, Any], dict[str, Any]], str] = _no_reason
+    # A step before checking and saving (the probe's Test): a page to show instead, or None.
+    intercept: Callable[[Submission[Form]], Response | None] | None = None
 
-    def register(self, app: FastAPI, portal: Portal) -> None:
-        prefix = f"/portal/gateways/{{subscription}}/{{resource_group}}/{{name}}/{self.screen}"
+    @property
+    def title(self) -> str:
+        return self.noun[:1].upper() + self.noun[1:]
 
-        def listing(blade: Blade, errors: FormErrors | None = None) -> HTMLResponse:
-            context = self.list_context(blade.view)
-            return blade.page(f"{self.screen}.html", errors=errors, **context)
+    def child_url(self, blade: Blade, child: str, action: str) -> str:
+        return f"{blade.url}/{quote(child, safe='')}/{action}"
 
-        def editor(
-            blade: Blade, form: Form, *, adding: bool, etag: str, errors: FormErrors | None = None
-        ) -> HTMLResponse:
-            return blade.page(
-                f"{self.screen}_edit.html",
-                adding=adding,
-                etag=etag,
-                errors=errors,
-                **self.editor_context(blade.view, form, adding),
-            )
+    # --- pages ----------------------------------------------------------------------------------
 
-        async def save(
-            request: Request,
-            gateway_id: GatewayId,
-            view: dict[str, Any],
-            previous: dict[str, Any] | None,
-        ) -> Response:
-            session = portal.session(request)
-            posted = await portal.form(request, session)
-            blade = Blade(portal, request, session, gateway_id, view, self.screen)
-            form = self.form_of_post(posted, previous["name"] if previous else None)
-            etag = text(posted, "etag") or view["etag"]
-            errors = self.check(form)
-            if not errors:
-                document = draft(view, etag)
-                errors = blade.save(document, self.apply(document, gateway_id, form, previous))
-            if errors:
-                return editor(blade, form, adding=previous is None, etag=etag, errors=errors)
-            return blade.done(f"Saved {self.noun} '{self.child_name(form)}'.")
+    def listing(
+        self, blade: Blade, errors: FormErrors | None = None, *, status: int | None = None
+    ) -> HTMLResponse:
+        context = self.list_context(blade.view)
+        return blade.page(f"{self.screen}.html", status=status, errors=errors, **context)
 
-        def require(view: dict[str, Any], child: str) -> dict[str, Any]:
-            return require_child(view, self.collection, child, self.noun)
+    def editor(
+        self,
+        blade: Blade,
+        form: Form,
+        previous: dict[str, Any] | None,
+        etag: str,
+        errors: FormErrors | None = None,
+        *,
+        status: int | None = None,
+    ) -> HTMLResponse:
+        adding = previous is None
+        if previous is None:
+            action = f"{blade.url}/add"
+        else:
+            action = self.child_url(blade, previous["name"], "edit")
+        return blade.page(
+            f"{self.screen}_edit.html",
+            status=status,
+            adding=adding,
+            etag=etag,
+            errors=errors,
+            action=action,
+            list_url=blade.url,
+            **self.editor_context(blade.view, form, adding),
+        )
 
-        @app.get(prefix, include_in_schema=False, response_class=HTMLResponse)
+    def _require(self, view: dict[str, Any], child: str) -> dict[str, Any]:
+        """The child a page's URL names, or the portal's Not found page."""
+        found = find_child(view, self.collection, child)
+        if found is None:
+            raise PageNotFound(f"There is no {self.noun} '{child}' on this application gateway.")
+        return found
+
+    # --- posts (run in a worker thread: the service blocks) -------------------------------------
+
+    def _save(self, blade: Blade, posted: FormData, child: str | None) -> Response:
+        view = blade.view
+        previous = self._require(view, child) if child is not None else None
+        form = self.form_of_post(posted, previous["name"] if previous else None)
+        submission = Submission(
+            self, blade, posted, form, previous, text(posted, "etag") or view["etag"]
+        )
+        if self.intercept is not None:
+            shown = self.intercept(submission)
+            if shown is not None:
+                return shown
+        errors = self.check(view, form, previous is None)
+        if not errors:
+            document = draft(view, submission.etag)
+            mapping = self.apply(document, blade.gateway_id, form, previous)
+            errors = blade.save(document, self._with_duplicates(blade.gateway_id, mapping))
+        if errors.stale:
+            errors.add(None, CHANGED)
+            current = blade.reloaded()
+            return self.editor(current, form, previous, current.view["etag"], errors, status=412)
+        if errors:
+            return submission.editor(errors)
+        done = "added" if previous is None else "saved"
+        return blade.done(f"{self.title} '{self.child_name(form)}' {done}.")
+
+    def _delete(self, blade: Blade, posted: FormData, child: str) -> Response:
+        found = self._require(blade.view, child)
+        document = draft(blade.view, text(posted, "etag") or blade.view["etag"])
+        remove_child(document, self.collection, found["name"])
+        self.delete_also(document, found)
+        # A child still in use makes the service refuse; its words go below ours.
+        errors = blade.save(document, _nowhere)
+        if errors.stale:
+            refused = FormErrors(general=[CHANGED_BEFORE_DELETE])
+            return self.listing(blade.reloaded(), refused, status=412)
+        if errors:
+            reason = self.delete_refusal(blade.view, found)
+            errors.general.insert(0, f"{self.title} '{found['name']}' was not deleted.{reason}")
+            return self.listing(blade, errors)
+        return blade.done(f"{self.title} '{found['name']}' deleted.")
+
+    def _with_duplicates(self, gateway_id: GatewayId, mapping: FieldMapping) -> FieldMapping:
+        """The screen's mapping, plus: a name two children share goes next to the name."""
+        own = f"properties.{self.collection}"
+
+        def field(resource: str, path: str) -> str | None:
+            found = mapping(resource, path)
+            if found is None and path == own and resource.casefold() == gateway_id.key:
+                return self.name_field
+            return found
+
+        return field
+
+    # --- routes ---------------------------------------------------------------------------------
+
+    def register(self, router: APIRouter, portal: Portal) -> None:
+        base = f"{GATEWAY_PATH}/{self.screen}"
+
+        @router.get(base, name=f"portal-{self.screen}")
         def list_page(
             request: Request, subscription: str, resource_group: str, name: str
         ) -> Response:
-            return listing(portal.opened(request, subscription, resource_group, name, self.screen))
+            return self.listing(
+                portal.opened(request, subscription, resource_group, name, self.screen)
+            )
 
-        @app.get(f"{prefix}/add", include_in_schema=False, response_class=HTMLResponse)
+        @router.get(f"{base}/add", name=f"portal-{self.screen}-add")
         def add_page(
             request: Request, subscription: str, resource_group: str, name: str
         ) -> Response:
             blade = portal.opened(request, subscription, resource_group, name, self.screen)
-            return editor(blade, self.blank_form(), adding=True, etag=blade.view["etag"])
+            return self.editor(blade, self.blank_form(blade.view), None, blade.view["etag"])
 
-        @app.post(f"{prefix}/add", include_in_schema=False)
-        async def add(
-            request: Request, subscription: str, resource_group: str, name: str
-        ) -> Response:
-            gateway_id, view = portal.gateway(subscription, resource_group, name)
-            return await save(request, gateway_id, view, None)
-
-        @app.get(f"{prefix}/edit/{{child}}", include_in_schema=False, response_class=HTMLResponse)
+        @router.get(f"{base}/{{child}}/edit", name=f"portal-{self.screen}-edit")
         def edit_page(
             request: Request, subscription: str, resource_group: str, name: str, child: str
         ) -> Response:
             blade = portal.opened(request, subscription, resource_group, name, self.screen)
-            form = self.form_of_child(blade.view, require(blade.view, child))
-            return editor(blade, form, adding=False, etag=blade.view["etag"])
+            found = self._require(blade.view, child)
+            form = self.form_of_child(blade.view, found)
+            return self.editor(blade, form, found, blade.view["etag"])
 
-        @app.post(f"{prefix}/edit/{{child}}", include_in_schema=False)
+        @router.get(f"{base}/{{child}}/delete", name=f"portal-{self.screen}-delete")
+        def delete_page(
+            request: Request, subscription: str, resource_group: str, name: str, child: str
+        ) -> Response:
+            blade = portal.opened(request, subscription, resource_group, name, self.screen)
+            found = self._require(blade.view, child)
+            return blade.page(
+                "child_delete.html",
+                noun=self.noun,
+                child=found["name"],
+                action=self.child_url(blade, found["name"], "delete"),
+            )
+
+        @router.post(f"{base}/add")
+        async def add(
+            request: Request, subscription: str, resource_group: str, name: str
+        ) -> Response:
+            blade, posted = await portal.submitted(
+                request, subscription, resource_group, name, self.screen
+            )
+            return await run_in_threadpool(self._save, blade, posted, None)
+
+        @router.post(f"{base}/{{child}}/edit")
         async def edit(
             request: Request, subscription: str, resource_group: str, name: str, child: str
         ) -> Response:
-            gateway_id, view = portal.gateway(subscription, resource_group, name)
-            return await save(request, gateway_id, view, require(view, child))
+            blade, posted = await portal.submitted(
+                request, subscription, resource_group, name, self.screen
+            )
+            return await run_in_threadpool(self._save, blade, posted, child)
 
-        @app.post(f"{prefix}/delete/{{child}}", include_in_schema=False)
+        @router.post(f"{base}/{{child}}/delete")
         async def delete(
             request: Request, subscription: str, resource_group: str, name: str, child: str
         ) -> Response:
             blade, posted = await portal.submitted(
                 request, subscription, resource_group, name, self.screen
             )
-            found = require(blade.view, child)
-            document = draft(blade.view, text(posted, "etag") or blade.view["etag"])
-            document["properties"][self.collection] = [
-                other
-                for other in document["properties"][self.collection]
-                if other["name"].casefold() != found["name"].casefold()
-            ]
-            self.delete_also(document, found)
-            # A child still in use makes the service refuse; its words go below ours.
-            errors = blade.save(document, lambda _r, _p: None)
-            if errors:
-                reason = self.delete_refusal(blade.view, found)
-                errors.general.insert(
-                    0, f"{self.noun.capitalize()} '{found['name']}' was not deleted.{reason}"
-                )
-                return listing(blade, errors)
-            return blade.done(f"Deleted {self.noun} '{found['name']}'.")
+            return await run_in_threadpool(self._delete, blade, posted, child)
 
 
 # --- certificates: upload a new one or pick one the gateway has ----------------------------------
+
+
+@dataclass(frozen=True)
+class ChosenCertificate:
+    """What the certificate fields of a posted form hold."""
+
+    upload: bool  # a new file, else one the gateway has
+    existing: str
+    name: str
+    data: bytes | None
+    password: str
 
 
 @dataclass(frozen=True)
@@ -466,34 +653,52 @@ class CertificateChoice:
             f"{self.prefix}_name": "",
         }
 
-    async def read(
-        self, form: FormData, document: dict[str, Any], collection: str, errors: FormErrors
-    ) -> str | None:
-        """The chosen certificate's name; an uploaded one is put into `collection` of
-        `document` (replacing one of that name). Missing choices are added to `errors`."""
-        if text(form, f"{self.prefix}_choice") == "existing":
-            existing = text(form, f"existing_{self.prefix}")
-            if not existing:
+    def posted(self, form: FormData) -> ChosenCertificate:
+        return ChosenCertificate(
+            upload=text(form, f"{self.prefix}_choice") != "existing",
+            existing=text(form, f"existing_{self.prefix}"),
+            name=text(form, f"{self.prefix}_name"),
+            data=upload(form, f"{self.prefix}_file"),
+            password=text(form, f"{self.prefix}_password") if self.password else "",
+        )
+
+    def check(self, chosen: ChosenCertificate, errors: FormErrors) -> None:
+        """What the operator left out: the file and its name, or the existing certificate."""
+        if not chosen.upload:
+            if not chosen.existing:
                 errors.add(f"existing_{self.prefix}", "Choose a certificate.")
-            return existing or None
-        data = await upload(form, f"{self.prefix}_file")
-        name = text(form, f"{self.prefix}_name")
-        if data is None:
+            return
+        if chosen.data is None:
             errors.add(f"{self.prefix}_file", self.missing_file)
-        if not name:
+        if not chosen.name:
             errors.add(f"{self.prefix}_name", self.missing_name)
-        if data is not None and name:
-            properties = {"data": certificate_field(data)}
+
+    def apply(self, chosen: ChosenCertificate, document: dict[str, Any], collection: str) -> str:
+        """The chosen certificate's name; an uploaded one is put into `collection` of
+        `document` (replacing one of that name)."""
+        if not chosen.upload:
+            return chosen.existing
+        if chosen.data is not None:
+            properties = {"data": certificate_field(chosen.data)}
             if self.password:
-                properties["password"] = text(form, f"{self.prefix}_password")
-            put_child(document, collection, {"name": name, "properties": properties})
-        return name or None
+                properties["password"] = chosen.password
+            put_child(document, collection, {"name": chosen.name, "properties": properties})
+        return chosen.name
 
     def field(self, path: str) -> str:
         """The form field for a problem the service found in the uploaded certificate."""
         if self.password and path.endswith("password"):
             return f"{self.prefix}_password"
         return f"{self.prefix}_file"
+
+
+@dataclass
+class FieldsForm:
+    """A form kept as its text fields (shown again as typed) and, when the form has one, the
+    certificate chosen or uploaded with it."""
+
+    values: dict[str, str]
+    certificate: ChosenCertificate | None = None
 
 
 # --- a blade of the gateway's own properties: one form --------------------------------------------
@@ -515,32 +720,45 @@ class GatewayScreen(Generic[Form]):
     # Where the service's problems go: (the gateway's id) -> mapping.
     fields: Callable[[GatewayId], FieldMapping]
 
-    def register(self, app: FastAPI, portal: Portal) -> None:
-        path = f"/portal/gateways/{{subscription}}/{{resource_group}}/{{name}}/{self.screen}"
+    def page(
+        self,
+        blade: Blade,
+        form: Form,
+        *,
+        etag: str,
+        errors: FormErrors | None = None,
+        status: int | None = None,
+    ) -> HTMLResponse:
+        context = self.context(blade.view, form)
+        return blade.page(f"{self.screen}.html", status=status, etag=etag, errors=errors, **context)
 
-        def page(
-            blade: Blade, form: Form, *, etag: str, errors: FormErrors | None = None
-        ) -> HTMLResponse:
-            context = self.context(blade.view, form)
-            return blade.page(f"{self.screen}.html", etag=etag, errors=errors, **context)
+    def _save(self, blade: Blade, posted: FormData) -> Response:
+        form = self.form_of_post(posted, blade.view)
+        etag = text(posted, "etag") or blade.view["etag"]
+        document = draft(blade.view, etag)
+        self.apply(document, form)
+        errors = blade.save(document, self.fields(blade.gateway_id))
+        if errors.stale:
+            errors.add(None, CHANGED)
+            current = blade.reloaded()
+            return self.page(current, form, etag=current.view["etag"], errors=errors, status=412)
+        if errors:
+            return self.page(blade, form, etag=etag, errors=errors)
+        return blade.done(self.saved)
 
-        @app.get(path, include_in_schema=False, response_class=HTMLResponse)
+    def register(self, router: APIRouter, portal: Portal) -> None:
+        path = f"{GATEWAY_PATH}/{self.screen}"
+
+        @router.get(path, name=f"portal-{self.screen}")
         def show(request: Request, subscription: str, resource_group: str, name: str) -> Response:
             blade = portal.opened(request, subscription, resource_group, name, self.screen)
-            return page(blade, self.form_of_view(blade.view), etag=blade.view["etag"])
+            return self.page(blade, self.form_of_view(blade.view), etag=blade.view["etag"])
 
-        @app.post(path, include_in_schema=False)
+        @router.post(path)
         async def save(
             request: Request, subscription: str, resource_group: str, name: str
         ) -> Response:
             blade, posted = await portal.submitted(
                 request, subscription, resource_group, name, self.screen
             )
-            form = self.form_of_post(posted, blade.view)
-            etag = text(posted, "etag") or blade.view["etag"]
-            document = draft(blade.view, etag)
-            self.apply(document, form)
-            errors = blade.save(document, self.fields(blade.gateway_id))
-            if errors:
-                return page(blade, form, etag=etag, errors=errors)
-            return blade.done(self.saved)
+            return await run_in_threadpool(self._save, blade, posted)

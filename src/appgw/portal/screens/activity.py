@@ -4,15 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, Response
+from appgw.control.service import DELETE, START, STOP, WRITE, ActivityEvent
+from appgw.portal.common import Blade, ViewScreen
 
-from appgw.control.service import DELETE, START, STOP, WRITE
-from appgw.portal.common import Portal
-from appgw.store.sql import ActivityEvent
-
-SCREEN = "activity"
-PATH = "/portal/gateways/{subscription}/{resource_group}/{name}/activity"
 # Azure's Activity log shows operations by display name; the raw operation is shown below it.
 OPERATION_NAMES = {
     WRITE: "Create or Update Application Gateway",
@@ -42,14 +36,13 @@ def _row(event: ActivityEvent) -> dict[str, Any]:
     }
 
 
-def register(app: FastAPI, portal: Portal) -> None:
-    @app.get(PATH, include_in_schema=False, response_class=HTMLResponse)
-    def show(request: Request, subscription: str, resource_group: str, name: str) -> Response:
-        blade = portal.opened(request, subscription, resource_group, name, SCREEN)
-        gateway_id = blade.gateway_id
-        events = portal.service.activity(resource_prefix=str(gateway_id), limit=MAX_EVENTS)
-        # A prefix also matches longer names ('appgw' -> 'appgw2'): keep this gateway's only.
-        own = [e for e in events if e.resource_id.casefold() == gateway_id.key]
-        return blade.page(
-            "activity.html", events=[_row(event) for event in own], max_events=MAX_EVENTS
-        )
+def _context(blade: Blade) -> dict[str, Any]:
+    gateway_id = blade.gateway_id
+    events = blade.portal.service.activity(resource_prefix=str(gateway_id), limit=MAX_EVENTS)
+    # A prefix also matches longer names ('appgw' -> 'appgw2'): keep this gateway's only.
+    own = [e for e in events if e.resource_id.casefold() == gateway_id.key]
+    return {"events": [_row(event) for event in own], "max_events": MAX_EVENTS}
+
+
+BLADE = ViewScreen(screen="activity", context=_context)
+register = BLADE.register

@@ -5,56 +5,42 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, Response
-
 from appgw.control.service import ServiceError
-from appgw.portal.common import Portal, find_child
+from appgw.portal.common import Blade, ViewScreen, find_child, name_of
 
-SCREEN = "health"
 SETTINGS = "backendHttpSettingsCollection"
 STATES = ("Healthy", "Unhealthy", "Unknown", "Draining")
 
 
-def register(app: FastAPI, portal: Portal) -> None:
-    @app.get(
-        "/portal/gateways/{subscription}/{resource_group}/{name}/health",
-        include_in_schema=False,
-        response_class=HTMLResponse,
-    )
-    def backend_health(
-        request: Request, subscription: str, resource_group: str, name: str
-    ) -> Response:
-        blade = portal.opened(request, subscription, resource_group, name, SCREEN)
-        rows: list[dict[str, Any]] = []
-        unavailable: str | None = None
-        try:
-            report = portal.service.backend_health(blade.gateway_id, expand=False)
-        except ServiceError as error:
-            if error.status != 503:
-                raise
-            unavailable = error.message
-            report = {"backendAddressPools": []}
-        for pool in report["backendAddressPools"]:
-            pool_name = _name(pool["backendAddressPool"])
-            for group in pool["backendHttpSettingsCollection"]:
-                settings = find_child(blade.view, SETTINGS, _name(group["backendHttpSettings"]))
-                rows += server_rows(group["servers"], pool_name, settings)
-        summary = {state: 0 for state in STATES}
-        for row in rows:
-            summary[row["status"]] = summary.get(row["status"], 0) + 1
-        return blade.page(
-            "health.html",
-            rows=rows,
-            summary=summary,
-            unavailable=unavailable,
-            running=blade.view["properties"].get("operationalState") == "Running",
-            url=blade.url,
-        )
+def _context(blade: Blade) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    unavailable: str | None = None
+    try:
+        report = blade.portal.service.backend_health(blade.gateway_id, expand=False)
+    except ServiceError as error:
+        if error.status != 503:
+            raise
+        unavailable = error.message
+        report = {"backendAddressPools": []}
+    for pool in report["backendAddressPools"]:
+        pool_name = name_of(pool["backendAddressPool"])
+        for group in pool["backendHttpSettingsCollection"]:
+            settings = find_child(blade.view, SETTINGS, name_of(group["backendHttpSettings"]))
+            rows += server_rows(group["servers"], pool_name, settings)
+    summary = {state: 0 for state in STATES}
+    for row in rows:
+        summary[row["status"]] = summary.get(row["status"], 0) + 1
+    return {
+        "rows": rows,
+        "summary": summary,
+        "unavailable": unavailable,
+        "running": blade.view["properties"].get("operationalState") == "Running",
+        "url": blade.url,
+    }
 
 
-def _name(reference: dict[str, Any]) -> str:
-    return str(reference.get("name") or reference.get("id", "")).rsplit("/", 1)[-1]
+BLADE = ViewScreen(screen="health", context=_context)
+register = BLADE.register
 
 
 def server_rows(

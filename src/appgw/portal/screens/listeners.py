@@ -1,4 +1,4 @@
-"""Listeners: the list, the listener TLS certificates, and Add/Edit listener (Basic or
+"""Listeners: the list, the listener TLS certificates, and Add/Edit/Delete listener (Basic or
 Multi site, HTTP or HTTPS with an uploaded PFX or an existing certificate)."""
 
 from __future__ import annotations
@@ -7,110 +7,29 @@ import base64
 from typing import Any
 
 from cryptography.hazmat.primitives.serialization import pkcs7
-from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, Response
+from starlette.datastructures import FormData
 
 from appgw.certificates import inspect_certificate
+from appgw.model.ids import GatewayId
 from appgw.portal.common import (
-    Blade,
     CertificateChoice,
+    ChildScreen,
+    FieldMapping,
+    FieldsForm,
     FormErrors,
-    Portal,
     child_of,
-    copy_of,
-    find_child,
     name_of,
-    put_child,
     ref,
+    save_child,
     text,
 )
+from appgw.portal.screens.rules import refused_while_used, rules_using
 
-SCREEN = "listeners"
-PATH = "/portal/gateways/{subscription}/{resource_group}/{name}/listeners"
+COLLECTION = "httpListeners"
 PFX = CertificateChoice(
     "cert", "Choose the PFX certificate file to upload.", "Enter a certificate name.", password=True
 )
-
-
-def register(app: FastAPI, portal: Portal) -> None:
-    @app.get(PATH, include_in_schema=False, response_class=HTMLResponse)
-    def listeners(request: Request, subscription: str, resource_group: str, name: str) -> Response:
-        blade = portal.opened(request, subscription, resource_group, name, SCREEN)
-        props = blade.view["properties"]
-        ports = {p["id"].casefold(): p["properties"].get("port") for p in props["frontendPorts"]}
-        rules = {
-            r["properties"]["httpListener"]["id"].casefold(): r["name"]
-            for r in props["requestRoutingRules"]
-            if r["properties"].get("httpListener")
-        }
-        rows = []
-        for listener in props["httpListeners"]:
-            p = listener["properties"]
-            hosts = [p["hostName"]] if p.get("hostName") else p.get("hostNames", [])
-            rows.append(
-                {
-                    "name": listener["name"],
-                    "protocol": p.get("protocol", ""),
-                    "port": ports.get(p.get("frontendPort", {}).get("id", "").casefold(), ""),
-                    "type": "Multi site" if hosts else "Basic",
-                    "hosts": ", ".join(hosts),
-                    "rule": rules.get(listener["id"].casefold(), ""),
-                    "certificate": name_of(p.get("sslCertificate")),
-                }
-            )
-        return blade.page("listeners.html", rows=rows, certificates=_certificates(blade.view))
-
-    @app.get(PATH + "/edit", include_in_schema=False, response_class=HTMLResponse)
-    def edit_page(
-        request: Request, subscription: str, resource_group: str, name: str, listener: str = ""
-    ) -> Response:
-        blade = portal.opened(request, subscription, resource_group, name, SCREEN)
-        return _form(blade, _values(blade.view, listener), None)
-
-    @app.post(PATH + "/edit", include_in_schema=False)
-    async def save(request: Request, subscription: str, resource_group: str, name: str) -> Response:
-        blade, form = await portal.submitted(request, subscription, resource_group, name, SCREEN)
-        values = {key: text(form, key) for key in _FIELDS}
-        errors = FormErrors()
-        document = copy_of(blade.view)
-        listener_name = values["listener_name"]
-        if not listener_name:
-            errors.add("listener_name", "Enter a listener name.")
-        port_text = values["port"]
-        if not port_text.isdigit():
-            errors.add("port", "Enter a port number.")
-        certificate_name: str | None = None
-        if values["protocol"] == "Https":
-            certificate_name = await PFX.read(form, document, "sslCertificates", errors)
-        if errors:
-            return _form(blade, values, errors)
-        gateway_id = blade.gateway_id
-        port_name = _frontend_port(document, int(port_text))
-        properties: dict[str, Any] = {
-            "frontendIPConfiguration": ref(
-                gateway_id, "frontendIPConfigurations", values["frontend_ip"]
-            ),
-            "frontendPort": ref(gateway_id, "frontendPorts", port_name),
-            "protocol": values["protocol"],
-        }
-        if certificate_name:
-            properties["sslCertificate"] = ref(gateway_id, "sslCertificates", certificate_name)
-        if values["listener_type"] == "multi":
-            names = [n.strip() for n in values["host_names"].split(",") if n.strip()]
-            if values["host_type"] == "multiple":
-                properties["hostNames"] = names
-            elif names:
-                properties["hostName"] = names[0]
-            properties["requireServerNameIndication"] = values["protocol"] == "Https"
-        put_child(document, "httpListeners", {"name": listener_name, "properties": properties})
-        errors = blade.save(document, _mapping(listener_name, certificate_name, port_name))
-        if errors:
-            return _form(blade, values, errors)
-        return blade.done(f"Listener '{listener_name}' saved.")
-
-
 _FIELDS = (
-    "editing",
     "listener_name",
     "frontend_ip",
     "protocol",
@@ -122,57 +41,144 @@ _FIELDS = (
 )
 
 
-def _values(view: dict[str, Any], listener_name: str) -> dict[str, str]:
+def _list_context(view: dict[str, Any]) -> dict[str, Any]:
     props = view["properties"]
-    frontends = props.get("frontendIPConfigurations", [])
-    values = {
-        "listener_name": "",
-        "frontend_ip": frontends[0]["name"] if frontends else "",
-        "protocol": "Http",
-        "port": "80",
-        **PFX.values(""),
-        "listener_type": "basic",
-        "host_type": "single",
-        "host_names": "",
-        "editing": "",
-    }
-    listener = find_child(view, "httpListeners", listener_name) if listener_name else None
-    if listener is not None:
+    ports = {p["id"].casefold(): p["properties"].get("port") for p in props["frontendPorts"]}
+    rows = []
+    for listener in props[COLLECTION]:
         p = listener["properties"]
-        port = next(
-            (
-                fp["properties"].get("port")
-                for fp in props["frontendPorts"]
-                if fp["id"].casefold() == p.get("frontendPort", {}).get("id", "").casefold()
-            ),
-            "",
-        )
         hosts = [p["hostName"]] if p.get("hostName") else p.get("hostNames", [])
-        values.update(
+        rows.append(
             {
-                "listener_name": listener["name"],
-                "frontend_ip": name_of(p.get("frontendIPConfiguration")),
-                "protocol": p.get("protocol", "Http"),
-                "port": str(port),
-                **PFX.values(name_of(p.get("sslCertificate"))),
-                "listener_type": "multi" if hosts else "basic",
-                "host_type": "multiple" if p.get("hostNames") else "single",
-                "host_names": ", ".join(hosts),
-                "editing": listener["name"],
+                "name": listener["name"],
+                "protocol": p.get("protocol", ""),
+                "port": ports.get(p.get("frontendPort", {}).get("id", "").casefold(), ""),
+                "type": "Multi site" if hosts else "Basic",
+                "hosts": ", ".join(hosts),
+                "rule": ", ".join(rules_using(view, COLLECTION, listener["name"])),
+                "certificate": name_of(p.get("sslCertificate")),
             }
         )
-    return values
+    return {"rows": rows, "certificates": _certificates(view)}
 
 
-def _form(blade: Blade, values: dict[str, str], errors: FormErrors | None) -> Response:
-    props = blade.view["properties"]
-    return blade.page(
-        "listeners_form.html",
-        values=values,
-        errors=errors,
-        frontends=[(f["name"], f["name"]) for f in props["frontendIPConfigurations"]],
-        certificates=[(c["name"], c["name"]) for c in props["sslCertificates"]],
+def _blank(view: dict[str, Any]) -> FieldsForm:
+    frontends = view["properties"].get("frontendIPConfigurations", [])
+    return FieldsForm(
+        {
+            "listener_name": "",
+            "frontend_ip": frontends[0]["name"] if frontends else "",
+            "protocol": "Http",
+            "port": "80",
+            **PFX.values(""),
+            "listener_type": "basic",
+            "host_type": "single",
+            "host_names": "",
+        }
     )
+
+
+def _of_listener(view: dict[str, Any], listener: dict[str, Any]) -> FieldsForm:
+    p = listener["properties"]
+    port = next(
+        (
+            fp["properties"].get("port")
+            for fp in view["properties"]["frontendPorts"]
+            if fp["id"].casefold() == p.get("frontendPort", {}).get("id", "").casefold()
+        ),
+        "",
+    )
+    hosts = [p["hostName"]] if p.get("hostName") else p.get("hostNames", [])
+    return FieldsForm(
+        {
+            "listener_name": listener["name"],
+            "frontend_ip": name_of(p.get("frontendIPConfiguration")),
+            "protocol": p.get("protocol", "Http"),
+            "port": str(port),
+            **PFX.values(name_of(p.get("sslCertificate"))),
+            "listener_type": "multi" if hosts else "basic",
+            "host_type": "multiple" if p.get("hostNames") else "single",
+            "host_names": ", ".join(hosts),
+        }
+    )
+
+
+def _of_post(form: FormData, name: str | None) -> FieldsForm:
+    values = {key: text(form, key) for key in _FIELDS}
+    if name is not None:
+        values["listener_name"] = name
+    certificate = PFX.posted(form) if values["protocol"] == "Https" else None
+    return FieldsForm(values, certificate)
+
+
+def _editor_context(view: dict[str, Any], form: FieldsForm, _adding: bool) -> dict[str, Any]:
+    props = view["properties"]
+    return {
+        "values": form.values,
+        "frontends": [(f["name"], f["name"]) for f in props["frontendIPConfigurations"]],
+        "certificates": [(c["name"], c["name"]) for c in props["sslCertificates"]],
+    }
+
+
+def _check(_view: dict[str, Any], form: FieldsForm, _adding: bool) -> FormErrors:
+    errors = FormErrors()
+    if not form.values["listener_name"]:
+        errors.add("listener_name", "Enter a listener name.")
+    if not form.values["port"].isdigit():
+        errors.add("port", "Enter a port number.")
+    if form.certificate is not None:
+        PFX.check(form.certificate, errors)
+    return errors
+
+
+def _apply(
+    document: dict[str, Any],
+    gateway_id: GatewayId,
+    form: FieldsForm,
+    previous: dict[str, Any] | None,
+) -> FieldMapping:
+    values = form.values
+    certificate_name = None
+    if form.certificate is not None:
+        certificate_name = PFX.apply(form.certificate, document, "sslCertificates")
+    port_name = _frontend_port(document, int(values["port"]))
+    properties: dict[str, Any] = {
+        "frontendIPConfiguration": ref(
+            gateway_id, "frontendIPConfigurations", values["frontend_ip"]
+        ),
+        "frontendPort": ref(gateway_id, "frontendPorts", port_name),
+        "protocol": values["protocol"],
+    }
+    if certificate_name:
+        properties["sslCertificate"] = ref(gateway_id, "sslCertificates", certificate_name)
+    if values["listener_type"] == "multi":
+        names = [n.strip() for n in values["host_names"].split(",") if n.strip()]
+        if values["host_type"] == "multiple":
+            properties["hostNames"] = names
+        elif names:
+            properties["hostName"] = names[0]
+        properties["requireServerNameIndication"] = values["protocol"] == "Https"
+    listener = {"name": values["listener_name"], "properties": properties}
+    save_child(document, COLLECTION, listener, previous)
+    return _mapping(values["listener_name"], certificate_name, port_name)
+
+
+BLADE = ChildScreen(
+    screen="listeners",
+    collection=COLLECTION,
+    noun="listener",
+    name_field="listener_name",
+    list_context=_list_context,
+    editor_context=_editor_context,
+    blank_form=_blank,
+    form_of_child=_of_listener,
+    form_of_post=_of_post,
+    child_name=lambda form: form.values["listener_name"],
+    apply=_apply,
+    check=_check,
+    delete_refusal=refused_while_used(COLLECTION),
+)
+register = BLADE.register
 
 
 def _frontend_port(document: dict[str, Any], port: int) -> str:
@@ -185,7 +191,7 @@ def _frontend_port(document: dict[str, Any], port: int) -> str:
     return name
 
 
-def _mapping(listener: str, certificate: str | None, port_name: str) -> Any:
+def _mapping(listener: str, certificate: str | None, port_name: str) -> FieldMapping:
     def field(resource: str, path: str) -> str | None:
         collection, child = child_of(resource)
         if (

@@ -17,7 +17,7 @@ from appgw.portal.common import (
     put_child,
     text,
 )
-from appgw.portal.screens.rules import rules_using
+from appgw.portal.screens.rules import refused_while_used, rules_using
 
 COLLECTION = "backendAddressPools"
 # Azure's "IP address or FQDN" target type; virtual machines, VMSS and App Services need Azure.
@@ -95,7 +95,7 @@ def _editor_context(_view: dict[str, Any], pool: PoolForm, _adding: bool) -> dic
     return {"pool": pool.padded(), "target_types": TARGET_TYPES}
 
 
-def _check(pool: PoolForm) -> FormErrors:
+def _check(_view: dict[str, Any], pool: PoolForm, _adding: bool) -> FormErrors:
     errors = FormErrors()
     if not pool.without_targets and not pool.filled_rows():
         errors.add(
@@ -124,24 +124,20 @@ def _apply(
     return _pool_fields(gateway_id, pool, index)
 
 
-def _refusal(view: dict[str, Any], pool: dict[str, Any]) -> str:
-    users = rules_using(view, COLLECTION, pool["name"])
-    return f" Rules using it: {', '.join(users)}; change or delete them first." if users else ""
-
-
 BLADE = ChildScreen(
     screen="pools",
     collection=COLLECTION,
     noun="backend pool",
+    name_field="pool_name",
     list_context=_list_context,
     editor_context=_editor_context,
-    blank_form=PoolForm,
+    blank_form=lambda _view: PoolForm(),
     form_of_child=lambda _view, pool: PoolForm.of_pool(pool),
     form_of_post=PoolForm.of_form,
     child_name=lambda pool: pool.name,
     apply=_apply,
     check=_check,
-    delete_refusal=_refusal,
+    delete_refusal=refused_while_used(COLLECTION),
 )
 register = BLADE.register
 

@@ -6,38 +6,28 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, Response
-from starlette.concurrency import run_in_threadpool
+from fastapi.responses import Response
 from starlette.datastructures import FormData
 
-from appgw.control.service import ServiceError
+from appgw.control.service import GatewayService, ServiceError
 from appgw.model.ids import GatewayId
 from appgw.portal.common import (
-    Blade,
+    ChildScreen,
+    FieldMapping,
     FormErrors,
-    PageNotFound,
-    Portal,
-    copy_of,
+    Submission,
     find_child,
     is_v2,
     name_of,
-    put_child,
     ref,
+    save_child,
     text,
 )
 from appgw.portal.screens.health import server_rows
 
-SCREEN = "probes"
-BASE = "/portal/gateways/{subscription}/{resource_group}/{name}/probes"
+COLLECTION = "probes"
 SETTINGS = "backendHttpSettingsCollection"
 MONITOR_CATCH_UP = 0.6  # seconds; the health monitor polls the store every 0.25 s
-
-CHANGED = (
-    "The application gateway was changed (in another tab, by the API or the CLI) since this form "
-    "was opened, so nothing was saved. The form now builds on the current version: check the "
-    "values and submit again."
-)
 
 # The form's field names, in the order the results page carries them forward.
 FIELDS = (
@@ -56,7 +46,6 @@ FIELDS = (
     "body",
     "settings",
     "test",
-    "etag",
     "attached_before",
 )
 
@@ -76,7 +65,6 @@ DEFAULTS = {
     "body": "",
     "settings": "",
     "test": "",
-    "etag": "",
     "attached_before": "",
 }
 
@@ -123,100 +111,12 @@ class Built:
     errors: FormErrors = field(default_factory=FormErrors)
 
 
-def register(app: FastAPI, portal: Portal) -> None:
-    @app.get(BASE, include_in_schema=False, response_class=HTMLResponse)
-    def probe_list(request: Request, subscription: str, resource_group: str, name: str) -> Response:
-        return _list(
-            portal.opened(request, subscription, resource_group, name, SCREEN), FormErrors()
-        )
-
-    @app.get(BASE + "/add", include_in_schema=False, response_class=HTMLResponse)
-    def probe_add(request: Request, subscription: str, resource_group: str, name: str) -> Response:
-        blade = portal.opened(request, subscription, resource_group, name, SCREEN)
-        values = dict(DEFAULTS, etag=blade.view.get("etag", ""))
-        return _form(blade, values, FormErrors(), None)
-
-    @app.get(BASE + "/{probe}/edit", include_in_schema=False, response_class=HTMLResponse)
-    def probe_edit(
-        request: Request, subscription: str, resource_group: str, name: str, probe: str
-    ) -> Response:
-        blade = portal.opened(request, subscription, resource_group, name, SCREEN)
-        existing = _existing(blade.view, probe)
-        return _form(blade, _values_of(blade.view, existing), FormErrors(), existing)
-
-    @app.post(BASE + "/add", include_in_schema=False, response_class=HTMLResponse)
-    async def probe_add_post(
-        request: Request, subscription: str, resource_group: str, name: str
-    ) -> Response:
-        return await _submit(portal, request, subscription, resource_group, name, None)
-
-    @app.post(BASE + "/{probe}/edit", include_in_schema=False, response_class=HTMLResponse)
-    async def probe_edit_post(
-        request: Request, subscription: str, resource_group: str, name: str, probe: str
-    ) -> Response:
-        return await _submit(portal, request, subscription, resource_group, name, probe)
-
-    @app.get(BASE + "/{probe}/delete", include_in_schema=False, response_class=HTMLResponse)
-    def probe_delete_page(
-        request: Request, subscription: str, resource_group: str, name: str, probe: str
-    ) -> Response:
-        blade = portal.opened(request, subscription, resource_group, name, SCREEN)
-        return blade.page("probes_delete.html", probe=_existing(blade.view, probe)["name"])
-
-    @app.post(BASE + "/{probe}/delete", include_in_schema=False, response_class=HTMLResponse)
-    async def probe_delete(
-        request: Request, subscription: str, resource_group: str, name: str, probe: str
-    ) -> Response:
-        blade, form = await _submitted(portal, request, subscription, resource_group, name)
-        view = blade.view
-        existing = _existing(view, probe)
-        errors = FormErrors()
-        etag = text(form, "etag")
-        if etag and etag != view.get("etag"):
-            errors.add(
-                None,
-                "The application gateway was changed since this page was shown, so nothing was "
-                "deleted. Check the list and delete again.",
-            )
-            return _list(blade, errors, status=412)
-        users = _settings_using(view, existing["name"])
-        if users:
-            errors.add(
-                None,
-                f"The health probe '{existing['name']}' is used by the backend settings "
-                f"{', '.join(repr(u) for u in users)}. Choose another probe (or none) for those "
-                "settings first, then delete the probe.",
-            )
-            return _list(blade, errors, status=409)
-        document = copy_of(view)
-        document["properties"]["probes"] = [
-            p
-            for p in document["properties"].get("probes", [])
-            if p["name"].casefold() != existing["name"].casefold()
-        ]
-        errors = await run_in_threadpool(blade.save, document, lambda _r, _p: None)
-        if errors:
-            return _list(blade, errors, status=400)
-        return blade.done(f"Deleted the health probe '{existing['name']}'.")
-
-
-async def _submitted(
-    portal: Portal, request: Request, subscription: str, resource_group: str, name: str
-) -> tuple[Blade, FormData]:
-    """Portal.submitted, with the gateway read off the event loop (a Test waits on probes)."""
-    session = portal.session(request)
-    form = await portal.form(request, session)
-    gateway_id, view = await run_in_threadpool(portal.gateway, subscription, resource_group, name)
-    return Blade(portal, request, session, gateway_id, view, SCREEN), form
-
-
 # --- pages ---------------------------------------------------------------------------------------
 
 
-def _list(blade: Blade, errors: FormErrors, *, status: int = 200) -> Response:
-    view = blade.view
+def _list_context(view: dict[str, Any]) -> dict[str, Any]:
     rows = []
-    for probe in view["properties"].get("probes", []):
+    for probe in view["properties"].get(COLLECTION, []):
         p = probe["properties"]
         match = p.get("match") or {}
         rows.append(
@@ -236,117 +136,66 @@ def _list(blade: Blade, errors: FormErrors, *, status: int = 200) -> Response:
                 "settings": _settings_using(view, probe["name"]),
             }
         )
-    return blade.page("probes.html", status=status, rows=rows, errors=errors)
+    return {"rows": rows}
 
 
-def _form(
-    blade: Blade,
-    values: dict[str, str],
-    errors: FormErrors,
-    existing: dict[str, Any] | None,
-    *,
-    status: int = 200,
-) -> Response:
-    url = blade.url
-    action = f"{url}/{existing['name']}/edit" if existing else f"{url}/add"
+def _editor_context(view: dict[str, Any], values: dict[str, str], adding: bool) -> dict[str, Any]:
+    return {
+        "values": values,
+        "settings_options": _settings_options(view, None if adding else values["name"]),
+    }
+
+
+def _test_first(submission: Submission[dict[str, str]]) -> Response | None:
+    """Azure's "Test" before a probe is saved: the results page, or the form again ("Go back to
+    probe"); None when the form is to be saved."""
+    blade, values = submission.blade, submission.form
+    action = text(submission.posted, "action", "save")
+    if action == "back":
+        return submission.editor(status=200)
+    if action == "save" and values["test"]:
+        action = "test"  # with the box ticked, the form's only way forward is Test
+    if action != "test":
+        return None
+    errors = _check(blade.view, values, submission.previous is None)
+    if not values["settings"]:
+        errors.add("settings", "Choose the backend settings whose backends the test should probe.")
+    if errors:
+        return submission.editor(errors)
+    service = blade.portal.service
+    results, errors = _test(service, blade.gateway_id, blade.view, values)
+    if errors:
+        return submission.editor(errors)
     return blade.page(
-        "probes_form.html",
-        status=status,
+        "probes_test.html",
         values=values,
-        errors=errors,
-        editing=existing is not None,
-        action=action,
-        list_url=url,
-        settings_options=_settings_options(blade.view, existing["name"] if existing else None),
+        fields=FIELDS,
+        etag=submission.etag,
+        results=results,
+        action=blade.request.url.path,
+        editing=submission.previous is not None,
+        custom_port=is_v2(blade.view) and values["pick_port"] == "no" and bool(values["port"]),
     )
 
 
-async def _submit(
-    portal: Portal,
-    request: Request,
-    subscription: str,
-    resource_group: str,
-    name: str,
-    probe_name: str | None,
-) -> Response:
-    blade, form = await _submitted(portal, request, subscription, resource_group, name)
-    gateway_id, view = blade.gateway_id, blade.view
-    existing = _existing(view, probe_name) if probe_name is not None else None
-    values = _values_from(form, existing)
-    action = text(form, "action", "save")
-    v2 = is_v2(view)
+def _check(view: dict[str, Any], values: dict[str, str], adding: bool) -> FormErrors:
+    errors = _build(values, None, view, is_v2(view)).errors
+    if adding and values["name"] and find_child(view, COLLECTION, values["name"]):
+        errors.add("name", f"A health probe named '{values['name']}' already exists.")
+    return errors
 
-    def again(errors: FormErrors, status: int = 400) -> Response:
-        return _form(blade, values, errors, existing, status=status)
 
-    if action == "back":
-        return again(FormErrors(), 200)
-    built = _build(values, existing, view, v2)
-    if existing is None and values["name"] and find_child(view, "probes", values["name"]):
-        built.errors.add("name", f"A health probe named '{values['name']}' already exists.")
-    if action == "save" and values["test"]:
-        action = "test"  # with the box ticked, the form's only way forward is Test
-    if action == "test":
-        if not values["settings"]:
-            built.errors.add(
-                "settings", "Choose the backend settings whose backends the test should probe."
-            )
-        if built.errors:
-            return again(built.errors)
-        results, errors = await run_in_threadpool(_test, portal, gateway_id, view, values, built)
-        if errors:
-            return again(errors)
-        return blade.page(
-            "probes_test.html",
-            values=values,
-            fields=FIELDS,
-            results=results,
-            action=request.url.path,
-            editing=existing is not None,
-            custom_port=v2 and values["pick_port"] == "no" and bool(values["port"]),
-        )
-    if built.errors:
-        return again(built.errors)
-    current = str(view.get("etag", ""))
-    if values["etag"] and values["etag"] != current:
-        values["etag"] = current
-        built.errors.add(None, CHANGED)
-        return again(built.errors, 412)
-    document = _apply(view, gateway_id, values, built.probe)
-    probe_id = gateway_id.child("probes", values["name"]).casefold()
-    settings_ids = {
-        gateway_id.child(SETTINGS, s["name"]).casefold()
-        for s in view["properties"].get(SETTINGS, [])
-    }
-
-    def mapping(resource: str, path: str) -> str | None:
-        folded = resource.casefold()
-        if folded == probe_id:
-            for prefix, target in PROBE_FIELDS.items():
-                if path == prefix or path.startswith((prefix + ".", prefix + "[")):
-                    return target
-            return None
-        if folded in settings_ids and path.startswith("properties.probe"):
-            return "settings"
-        if folded == str(gateway_id).casefold() and path == "properties.probes":
-            return "name"
-        return None
-
-    errors = await run_in_threadpool(blade.save, document, mapping)
-    if errors:
-        return again(errors)
-    verb = "Saved" if existing else "Added"
-    return blade.done(f"{verb} the health probe '{values['name']}'.")
+def _refusal(view: dict[str, Any], probe: dict[str, Any]) -> str:
+    users = _settings_using(view, probe["name"])
+    if not users:
+        return ""
+    return (
+        f" Backend settings using it: {', '.join(users)}; choose another probe (or none) for "
+        "them first."
+    )
 
 
 # --- the form -------------------------------------------------------------------------------------
-
-
-def _existing(view: dict[str, Any], probe_name: str) -> dict[str, Any]:
-    found = find_child(view, "probes", probe_name)
-    if found is None:
-        raise PageNotFound(f"There is no health probe '{probe_name}' in '{view['name']}'.")
-    return found
 
 
 def _settings_using(view: dict[str, Any], probe_name: str) -> list[str]:
@@ -391,20 +240,19 @@ def _values_of(view: dict[str, Any], probe: dict[str, Any]) -> dict[str, str]:
         "body": str(match.get("body") or ""),
         "settings": users[0] if users else "",
         "test": "",
-        "etag": str(view.get("etag", "")),
         "attached_before": users[0] if users else "",
     }
 
 
-def _values_from(form: FormData, existing: dict[str, Any] | None) -> dict[str, str]:
+def _values_from(form: FormData, name: str | None) -> dict[str, str]:
     values = {key: text(form, key, DEFAULTS[key]) for key in FIELDS}
     # Absent radios/checkboxes (or sections hidden by the page's script) fall back to defaults.
     for key in ("pick_host", "pick_port", "use_match"):
         if values[key] not in ("yes", "no"):
             values[key] = DEFAULTS[key]
     values["test"] = "1" if values["test"] else ""
-    if existing is not None:
-        values["name"] = existing["name"]  # a probe cannot be renamed
+    if name is not None:
+        values["name"] = name  # a probe cannot be renamed
     return values
 
 
@@ -486,22 +334,65 @@ def _build(
 
 
 def _apply(
-    view: dict[str, Any], gateway_id: GatewayId, values: dict[str, str], probe: dict[str, Any]
-) -> dict[str, Any]:
-    document = copy_of(view)
-    if values["etag"]:
-        document["etag"] = values["etag"]  # If-Match the version the form was built from
-    put_child(document, "probes", probe)
+    document: dict[str, Any],
+    gateway_id: GatewayId,
+    values: dict[str, str],
+    previous: dict[str, Any] | None,
+) -> FieldMapping:
+    """The probe into the document, attached to the settings chosen (and detached from the
+    settings it was moved away from)."""
+    built = _build(values, previous, document, is_v2(document))
+    save_child(document, COLLECTION, built.probe, previous)
     chosen = values["settings"]
     before = values["attached_before"]
     for settings in document["properties"].get(SETTINGS, []):
         folded = settings["name"].casefold()
         if chosen and folded == chosen.casefold():
-            settings["properties"]["probe"] = ref(gateway_id, "probes", values["name"])
+            settings["properties"]["probe"] = ref(gateway_id, COLLECTION, values["name"])
         elif before and folded == before.casefold():
             # The operator moved the probe away from the settings the form showed.
             settings["properties"].pop("probe", None)
-    return document
+    return _fields(gateway_id, document, values["name"])
+
+
+def _fields(gateway_id: GatewayId, document: dict[str, Any], probe: str) -> FieldMapping:
+    probe_id = gateway_id.child(COLLECTION, probe).casefold()
+    settings_ids = {
+        gateway_id.child(SETTINGS, s["name"]).casefold()
+        for s in document["properties"].get(SETTINGS, [])
+    }
+
+    def mapping(resource: str, path: str) -> str | None:
+        folded = resource.casefold()
+        if folded == probe_id:
+            for prefix, target in PROBE_FIELDS.items():
+                if path == prefix or path.startswith((prefix + ".", prefix + "[")):
+                    return target
+            return None
+        if folded in settings_ids and path.startswith("properties.probe"):
+            return "settings"
+        return None
+
+    return mapping
+
+
+BLADE = ChildScreen(
+    screen="probes",
+    collection=COLLECTION,
+    noun="health probe",
+    name_field="name",
+    list_context=_list_context,
+    editor_context=_editor_context,
+    blank_form=lambda _view: dict(DEFAULTS),
+    form_of_child=_values_of,
+    form_of_post=_values_from,
+    child_name=lambda values: values["name"],
+    apply=_apply,
+    check=_check,
+    delete_refusal=_refusal,
+    intercept=_test_first,
+)
+register = BLADE.register
 
 
 # --- Test ---------------------------------------------------------------------------------------
@@ -541,13 +432,10 @@ def pools_for(view: dict[str, Any], settings_name: str) -> list[str]:
 
 
 def _test(
-    portal: Portal,
-    gateway_id: GatewayId,
-    view: dict[str, Any],
-    values: dict[str, str],
-    built: Built,
+    service: GatewayService, gateway_id: GatewayId, view: dict[str, Any], values: dict[str, str]
 ) -> tuple[list[dict[str, Any]], FormErrors]:
     errors = FormErrors()
+    built = _build(values, None, view, is_v2(view))
     settings = find_child(view, SETTINGS, values["settings"])
     assert settings is not None  # checked by _build
     pools = pools_for(view, settings["name"])
@@ -567,14 +455,14 @@ def _test(
         }
         try:
             try:
-                report = portal.service.backend_health_on_demand(gateway_id, body)
+                report = service.backend_health_on_demand(gateway_id, body)
             except ServiceError as error:
                 if error.status != 404 or error.code != "ResourceNotFound":
                     raise
                 # The monitor follows the store within a moment: a gateway saved just now
                 # may not have reached it yet.
                 time.sleep(MONITOR_CATCH_UP)
-                report = portal.service.backend_health_on_demand(gateway_id, body)
+                report = service.backend_health_on_demand(gateway_id, body)
         except ServiceError as error:
             if not error.details:
                 errors.add(ON_DEMAND_CODES.get(error.code), error.message)

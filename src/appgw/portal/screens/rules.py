@@ -8,7 +8,8 @@ main target).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import copy
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -19,7 +20,6 @@ from appgw.model.validate import MAX_PRIORITY
 from appgw.portal.common import (
     ChildScreen,
     FieldMapping,
-    copy_of,
     find_child,
     is_v2,
     name_of,
@@ -83,14 +83,26 @@ def _targets_of(view: dict[str, Any], rule: dict[str, Any]) -> Iterator[tuple[st
 
 
 def rules_using(view: dict[str, Any], collection: str, name: str) -> list[str]:
-    """Names of the rules that send to that pool / settings / redirect, directly or by path."""
-    return [
-        rule["name"]
-        for rule in view["properties"].get(RULES, [])
-        if any(
-            c == collection and n.casefold() == name.casefold() for c, n in _targets_of(view, rule)
-        )
-    ]
+    """Names of the rules that listen on that listener, or send to that pool / settings /
+    redirect, directly or by path."""
+    wanted = name.casefold()
+
+    def uses(rule: dict[str, Any]) -> bool:
+        if collection == LISTENERS:
+            return name_of(rule["properties"].get("httpListener")).casefold() == wanted
+        return any(c == collection and n.casefold() == wanted for c, n in _targets_of(view, rule))
+
+    return [rule["name"] for rule in view["properties"].get(RULES, []) if uses(rule)]
+
+
+def refused_while_used(collection: str) -> Callable[[dict[str, Any], dict[str, Any]], str]:
+    """A child blade's reason why the service refused to delete a child: the rules using it."""
+
+    def reason(view: dict[str, Any], child: dict[str, Any]) -> str:
+        users = rules_using(view, collection, child["name"])
+        return f" Rules using it: {', '.join(users)}; change or delete them first." if users else ""
+
+    return reason
 
 
 def _is_referenced(document: dict[str, Any], collection: str, name: str) -> bool:
@@ -358,7 +370,7 @@ def _path_rules(
     for row_index in rule_form.filled_rows():
         row = rule_form.rows[row_index]
         # Keep what the form does not show (e.g. a firewall policy set through the API).
-        path_rule = copy_of(existing.get(row.name.casefold(), {"properties": {}}))
+        path_rule = copy.deepcopy(existing.get(row.name.casefold(), {"properties": {}}))
         path_rule["name"] = row.name
         for key in ("id", "etag", "type"):
             path_rule.pop(key, None)
@@ -581,9 +593,10 @@ BLADE = ChildScreen(
     screen="rules",
     collection=RULES,
     noun="rule",
+    name_field="rule_name",
     list_context=_list_context,
     editor_context=_editor_context,
-    blank_form=RuleForm,
+    blank_form=lambda _view: RuleForm(),
     form_of_child=RuleForm.of_rule,
     form_of_post=RuleForm.of_form,
     child_name=lambda rule_form: rule_form.name,

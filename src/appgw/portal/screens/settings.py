@@ -1,4 +1,4 @@
-"""Backend settings (the older portal's "HTTP settings"): the list and Add/Edit, with the
+"""Backend settings (the older portal's "HTTP settings"): the list and Add/Edit/Delete, with the
 end-to-end TLS fields: HTTPS, well-known CA or an uploaded CER (trusted root on v2,
 authentication certificate on v1), host name override and SNI options."""
 
@@ -6,158 +6,38 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter
+from fastapi.responses import Response
+from starlette.datastructures import FormData
 
 from appgw.model.ids import GatewayId
 from appgw.portal.common import (
-    Blade,
+    GATEWAY_PATH,
     CertificateChoice,
+    ChildScreen,
+    ChosenCertificate,
+    FieldMapping,
+    FieldsForm,
     FormErrors,
     Portal,
     child_of,
-    copy_of,
-    find_child,
     gateway_url,
     is_v2,
     name_of,
-    put_child,
     redirect,
     ref,
+    save_child,
     text,
 )
+from appgw.portal.screens.rules import refused_while_used
 
 SCREEN = "settings"
-PATH = "/portal/gateways/{subscription}/{resource_group}/{name}/settings"
+COLLECTION = "backendHttpSettingsCollection"
 # Trusted root certificates (v2) and authentication certificates (v1) are uploaded as .cer.
 CER = CertificateChoice(
     "cer", "Choose the .cer file to upload.", "Enter a name for the certificate."
 )
-
-
-def register(app: FastAPI, portal: Portal) -> None:
-    @app.get(
-        "/portal/gateways/{subscription}/{resource_group}/{name}/http-settings",
-        include_in_schema=False,
-    )
-    def http_settings(subscription: str, resource_group: str, name: str) -> Response:
-        """The v1-era name of the same blade."""
-        return redirect(gateway_url(GatewayId(subscription, resource_group, name), SCREEN))
-
-    @app.get(PATH, include_in_schema=False, response_class=HTMLResponse)
-    def settings_list(
-        request: Request, subscription: str, resource_group: str, name: str
-    ) -> Response:
-        blade = portal.opened(request, subscription, resource_group, name, SCREEN)
-        rows = []
-        for item in blade.view["properties"]["backendHttpSettingsCollection"]:
-            p = item["properties"]
-            certificates = [
-                name_of(ref_)
-                for ref_ in p.get("trustedRootCertificates", [])
-                + p.get("authenticationCertificates", [])
-            ]
-            rows.append(
-                {
-                    "name": item["name"],
-                    "protocol": p.get("protocol", ""),
-                    "port": p.get("port", ""),
-                    "affinity": p.get("cookieBasedAffinity", "Disabled"),
-                    "timeout": p.get("requestTimeout", 20),
-                    "host": p.get("hostName")
-                    or ("(backend target)" if p.get("pickHostNameFromBackendAddress") else ""),
-                    "certificates": ", ".join(certificates)
-                    or ("Well-known CA" if p.get("protocol") == "Https" else ""),
-                }
-            )
-        return blade.page("settings.html", rows=rows)
-
-    @app.get(PATH + "/edit", include_in_schema=False, response_class=HTMLResponse)
-    def edit_page(
-        request: Request, subscription: str, resource_group: str, name: str, settings: str = ""
-    ) -> Response:
-        blade = portal.opened(request, subscription, resource_group, name, SCREEN)
-        return _form(blade, _values(blade.view, settings), None)
-
-    @app.post(PATH + "/edit", include_in_schema=False)
-    async def save(request: Request, subscription: str, resource_group: str, name: str) -> Response:
-        blade, form = await portal.submitted(request, subscription, resource_group, name, SCREEN)
-        gateway_id, view = blade.gateway_id, blade.view
-        values = {key: text(form, key) for key in _FIELDS}
-        for flag in ("validate_chain", "validate_sni"):
-            values[flag] = "on" if text(form, flag) else ""
-        v2 = is_v2(view)
-        errors = FormErrors()
-        document = copy_of(view)
-        settings_name = values["settings_name"]
-        if not settings_name:
-            errors.add("settings_name", "Enter a name for the backend settings.")
-        for field, label in (("port", "backend port"), ("request_timeout", "request time-out")):
-            if not values[field].isdigit():
-                errors.add(field, f"Enter the {label} as a whole number.")
-        collection = "trustedRootCertificates" if v2 else "authenticationCertificates"
-        certificate_name: str | None = None
-        https = values["protocol"] == "Https"
-        if https and not (v2 and values["well_known"] == "yes"):
-            certificate_name = await CER.read(form, document, collection, errors)
-        if errors:
-            return _form(blade, values, errors)
-        existing = find_child(view, "backendHttpSettingsCollection", settings_name)
-        properties: dict[str, Any] = {
-            key: value
-            for key, value in (existing or {}).get("properties", {}).items()
-            if key in ("connectionDraining", "path", "probe", "dedicatedBackendConnection")
-        }
-        properties.update(
-            {
-                "port": int(values["port"]),
-                "protocol": values["protocol"],
-                "cookieBasedAffinity": "Enabled" if values["affinity"] == "enable" else "Disabled",
-                "requestTimeout": int(values["request_timeout"]),
-                "pickHostNameFromBackendAddress": values["host_override"] == "pick",
-            }
-        )
-        if values["affinity"] == "enable" and values["affinity_cookie_name"]:
-            properties["affinityCookieName"] = values["affinity_cookie_name"]
-        if values["draining"] == "enable":
-            properties["connectionDraining"] = {
-                "enabled": True,
-                "drainTimeoutInSec": int(values["drain_timeout"] or 0),
-            }
-        else:
-            properties.pop("connectionDraining", None)
-        if values["path"]:
-            properties["path"] = values["path"]
-        else:
-            properties.pop("path", None)
-        if values["host_override"] == "specific":
-            properties["hostName"] = values["host_name"]
-        if values["probe"]:
-            properties["probe"] = ref(gateway_id, "probes", values["probe"])
-        else:
-            properties.pop("probe", None)
-        if https and certificate_name:
-            properties[collection] = [ref(gateway_id, collection, certificate_name)]
-        if https and v2:
-            if not values["validate_chain"]:
-                properties["validateCertChainAndExpiry"] = False
-            if not values["validate_sni"]:
-                properties["validateSNI"] = False
-            if values["sni_name"]:
-                properties["sniName"] = values["sni_name"]
-        put_child(
-            document,
-            "backendHttpSettingsCollection",
-            {"name": settings_name, "properties": properties},
-        )
-        errors = blade.save(document, _mapping(settings_name, certificate_name))
-        if errors:
-            return _form(blade, values, errors)
-        return blade.done(f"Backend settings '{settings_name}' saved.")
-
-
 _FIELDS = (
-    "editing",
     "settings_name",
     "protocol",
     "port",
@@ -174,78 +54,216 @@ _FIELDS = (
     "probe",
     "sni_name",
 )
+# Properties the form does not show, kept when the settings are edited.
+_KEPT = ("connectionDraining", "path", "probe", "dedicatedBackendConnection")
 
 
-def _values(view: dict[str, Any], name: str) -> dict[str, str]:
-    values = {
-        "settings_name": "",
-        "protocol": "Http",
-        "port": "80",
-        # Azure's portal defaults the well-known CA toggle to No for v2 (spec §2.5).
-        "well_known": "no",
-        **CER.values(""),
-        "affinity": "disable",
-        "affinity_cookie_name": "",
-        "draining": "disable",
-        "drain_timeout": "60",
-        "request_timeout": "20",
-        "path": "",
-        "host_override": "no",
-        "host_name": "",
-        "probe": "",
-        "sni_name": "",
-        "validate_chain": "on",
-        "validate_sni": "on",
-        "editing": "",
-    }
-    settings = find_child(view, "backendHttpSettingsCollection", name) if name else None
-    if settings is not None:
-        p = settings["properties"]
-        certificates = p.get("trustedRootCertificates", []) + p.get(
-            "authenticationCertificates", []
-        )
-        draining = p.get("connectionDraining") or {}
-        values.update(
+def _list_context(view: dict[str, Any]) -> dict[str, Any]:
+    rows = []
+    for item in view["properties"][COLLECTION]:
+        p = item["properties"]
+        certificates = [
+            name_of(ref_)
+            for ref_ in p.get("trustedRootCertificates", [])
+            + p.get("authenticationCertificates", [])
+        ]
+        rows.append(
             {
-                "settings_name": settings["name"],
-                "protocol": p.get("protocol", "Http"),
-                "port": str(p.get("port", "")),
-                "well_known": "no" if certificates else "yes",
-                **CER.values(name_of(certificates[0] if certificates else None)),
-                "affinity": "enable" if p.get("cookieBasedAffinity") == "Enabled" else "disable",
-                "affinity_cookie_name": p.get("affinityCookieName", ""),
-                "draining": "enable" if draining.get("enabled") else "disable",
-                "drain_timeout": str(draining.get("drainTimeoutInSec", 60)),
-                "request_timeout": str(p.get("requestTimeout", 20)),
-                "path": p.get("path", ""),
-                "host_override": "specific"
-                if p.get("hostName")
-                else ("pick" if p.get("pickHostNameFromBackendAddress") else "no"),
-                "host_name": p.get("hostName", ""),
-                "probe": name_of(p.get("probe")),
-                "sni_name": p.get("sniName", ""),
-                "validate_chain": "" if p.get("validateCertChainAndExpiry") is False else "on",
-                "validate_sni": "" if p.get("validateSNI") is False else "on",
-                "editing": settings["name"],
+                "name": item["name"],
+                "protocol": p.get("protocol", ""),
+                "port": p.get("port", ""),
+                "affinity": p.get("cookieBasedAffinity", "Disabled"),
+                "timeout": p.get("requestTimeout", 20),
+                "host": p.get("hostName")
+                or ("(backend target)" if p.get("pickHostNameFromBackendAddress") else ""),
+                "certificates": ", ".join(certificates)
+                or ("Well-known CA" if p.get("protocol") == "Https" else ""),
             }
         )
-    return values
+    return {"rows": rows}
 
 
-def _form(blade: Blade, values: dict[str, str], errors: FormErrors | None) -> Response:
-    props = blade.view["properties"]
-    v2 = is_v2(blade.view)
-    collection = "trustedRootCertificates" if v2 else "authenticationCertificates"
-    return blade.page(
-        "settings_form.html",
-        values=values,
-        errors=errors,
-        certificates=[(c["name"], c["name"]) for c in props.get(collection, [])],
-        probes=[("", "No custom probe")] + [(p["name"], p["name"]) for p in props["probes"]],
+def _blank(_view: dict[str, Any]) -> FieldsForm:
+    return FieldsForm(
+        {
+            "settings_name": "",
+            "protocol": "Http",
+            "port": "80",
+            # Azure's portal defaults the well-known CA toggle to No for v2 (spec §2.5).
+            "well_known": "no",
+            **CER.values(""),
+            "affinity": "disable",
+            "affinity_cookie_name": "",
+            "draining": "disable",
+            "drain_timeout": "60",
+            "request_timeout": "20",
+            "path": "",
+            "host_override": "no",
+            "host_name": "",
+            "probe": "",
+            "sni_name": "",
+            "validate_chain": "on",
+            "validate_sni": "on",
+        }
     )
 
 
-def _mapping(settings: str, certificate: str | None) -> Any:
+def _of_settings(_view: dict[str, Any], settings: dict[str, Any]) -> FieldsForm:
+    p = settings["properties"]
+    certificates = p.get("trustedRootCertificates", []) + p.get("authenticationCertificates", [])
+    draining = p.get("connectionDraining") or {}
+    return FieldsForm(
+        {
+            "settings_name": settings["name"],
+            "protocol": p.get("protocol", "Http"),
+            "port": str(p.get("port", "")),
+            "well_known": "no" if certificates else "yes",
+            **CER.values(name_of(certificates[0] if certificates else None)),
+            "affinity": "enable" if p.get("cookieBasedAffinity") == "Enabled" else "disable",
+            "affinity_cookie_name": p.get("affinityCookieName", ""),
+            "draining": "enable" if draining.get("enabled") else "disable",
+            "drain_timeout": str(draining.get("drainTimeoutInSec", 60)),
+            "request_timeout": str(p.get("requestTimeout", 20)),
+            "path": p.get("path", ""),
+            "host_override": "specific"
+            if p.get("hostName")
+            else ("pick" if p.get("pickHostNameFromBackendAddress") else "no"),
+            "host_name": p.get("hostName", ""),
+            "probe": name_of(p.get("probe")),
+            "sni_name": p.get("sniName", ""),
+            "validate_chain": "" if p.get("validateCertChainAndExpiry") is False else "on",
+            "validate_sni": "" if p.get("validateSNI") is False else "on",
+        }
+    )
+
+
+def _of_post(form: FormData, name: str | None) -> FieldsForm:
+    values = {key: text(form, key) for key in _FIELDS}
+    for flag in ("validate_chain", "validate_sni"):
+        values[flag] = "on" if text(form, flag) else ""
+    if name is not None:
+        values["settings_name"] = name
+    certificate = CER.posted(form) if values["protocol"] == "Https" else None
+    return FieldsForm(values, certificate)
+
+
+def _own_certificate(view: dict[str, Any], form: FieldsForm) -> ChosenCertificate | None:
+    """The certificate the settings trust, unless they trust the well-known CAs (v2 only)."""
+    if form.certificate is None or (is_v2(view) and form.values["well_known"] == "yes"):
+        return None
+    return form.certificate
+
+
+def _certificates_collection(view: dict[str, Any]) -> str:
+    return "trustedRootCertificates" if is_v2(view) else "authenticationCertificates"
+
+
+def _editor_context(view: dict[str, Any], form: FieldsForm, _adding: bool) -> dict[str, Any]:
+    props = view["properties"]
+    return {
+        "values": form.values,
+        "certificates": [(c["name"], c["name"]) for c in props[_certificates_collection(view)]],
+        "probes": [("", "No custom probe")] + [(p["name"], p["name"]) for p in props["probes"]],
+    }
+
+
+def _check(view: dict[str, Any], form: FieldsForm, _adding: bool) -> FormErrors:
+    errors = FormErrors()
+    if not form.values["settings_name"]:
+        errors.add("settings_name", "Enter a name for the backend settings.")
+    for field, label in (("port", "backend port"), ("request_timeout", "request time-out")):
+        if not form.values[field].isdigit():
+            errors.add(field, f"Enter the {label} as a whole number.")
+    certificate = _own_certificate(view, form)
+    if certificate is not None:
+        CER.check(certificate, errors)
+    return errors
+
+
+def _apply(
+    document: dict[str, Any],
+    gateway_id: GatewayId,
+    form: FieldsForm,
+    previous: dict[str, Any] | None,
+) -> FieldMapping:
+    values = form.values
+    v2 = is_v2(document)
+    collection = _certificates_collection(document)
+    certificate = _own_certificate(document, form)
+    certificate_name = CER.apply(certificate, document, collection) if certificate else None
+    properties: dict[str, Any] = {
+        key: value for key, value in (previous or {}).get("properties", {}).items() if key in _KEPT
+    }
+    properties.update(
+        {
+            "port": int(values["port"]),
+            "protocol": values["protocol"],
+            "cookieBasedAffinity": "Enabled" if values["affinity"] == "enable" else "Disabled",
+            "requestTimeout": int(values["request_timeout"]),
+            "pickHostNameFromBackendAddress": values["host_override"] == "pick",
+        }
+    )
+    if values["affinity"] == "enable" and values["affinity_cookie_name"]:
+        properties["affinityCookieName"] = values["affinity_cookie_name"]
+    if values["draining"] == "enable":
+        properties["connectionDraining"] = {
+            "enabled": True,
+            "drainTimeoutInSec": int(values["drain_timeout"] or 0),
+        }
+    else:
+        properties.pop("connectionDraining", None)
+    if values["path"]:
+        properties["path"] = values["path"]
+    else:
+        properties.pop("path", None)
+    if values["host_override"] == "specific":
+        properties["hostName"] = values["host_name"]
+    if values["probe"]:
+        properties["probe"] = ref(gateway_id, "probes", values["probe"])
+    else:
+        properties.pop("probe", None)
+    https = values["protocol"] == "Https"
+    if https and certificate_name:
+        properties[collection] = [ref(gateway_id, collection, certificate_name)]
+    if https and v2:
+        if not values["validate_chain"]:
+            properties["validateCertChainAndExpiry"] = False
+        if not values["validate_sni"]:
+            properties["validateSNI"] = False
+        if values["sni_name"]:
+            properties["sniName"] = values["sni_name"]
+    settings = {"name": values["settings_name"], "properties": properties}
+    save_child(document, COLLECTION, settings, previous)
+    return _mapping(values["settings_name"], certificate_name)
+
+
+BLADE = ChildScreen(
+    screen=SCREEN,
+    collection=COLLECTION,
+    noun="backend settings",
+    name_field="settings_name",
+    list_context=_list_context,
+    editor_context=_editor_context,
+    blank_form=_blank,
+    form_of_child=_of_settings,
+    form_of_post=_of_post,
+    child_name=lambda form: form.values["settings_name"],
+    apply=_apply,
+    check=_check,
+    delete_refusal=refused_while_used(COLLECTION),
+)
+
+
+def register(router: APIRouter, portal: Portal) -> None:
+    BLADE.register(router, portal)
+
+    @router.get(f"{GATEWAY_PATH}/http-settings")
+    def http_settings(subscription: str, resource_group: str, name: str) -> Response:
+        """The v1-era name of the same blade."""
+        return redirect(gateway_url(GatewayId(subscription, resource_group, name), SCREEN))
+
+
+def _mapping(settings: str, certificate: str | None) -> FieldMapping:
     fields = {
         "port": "port",
         "protocol": "protocol",

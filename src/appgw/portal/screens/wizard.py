@@ -1,22 +1,23 @@
 """Create application gateway: Azure's wizard tabs (spec §5.1) as sections of one form, with the
-default names of spec §5.4. One PUT through the service with If-None-Match "*"."""
+default names of spec §5.4. The gateway is the quick-create document (as `appgw create` makes
+it) of what the form says, in one PUT through the service with If-None-Match "*"."""
 
 from __future__ import annotations
 
 import base64
-import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from appgw.control.service import Caller, ServiceError
-from appgw.model.ids import GatewayId
+from appgw.hostnames import is_ip_address
+from appgw.model.ids import GatewayId, parse_child_ref
+from appgw.model.quick_create import ListenerCertificate, QuickCreate, quick_create_document
 from appgw.portal.common import (
     FormErrors,
     Portal,
@@ -29,7 +30,7 @@ from appgw.portal.common import (
 from appgw.portal.sessions import Session
 
 URL = "/portal/create"
-NETWORK = "Microsoft.Network"
+PORTAL_REQUEST_TIMEOUT = 20  # seconds; what Azure's portal proposes (az's is 30)
 
 TIERS = (
     ("Standard_v2", "Standard V2"),
@@ -99,40 +100,42 @@ class Wizard:
         return f"{prefix}_port_{'https' if protocol == 'Https' else 'http'}"
 
 
-def register(app: FastAPI, portal: Portal) -> None:
-    @app.get(URL, include_in_schema=False, response_class=HTMLResponse)
+def register(router: APIRouter, portal: Portal) -> None:
+    @router.get(URL)
     def wizard_page(request: Request) -> Response:
         session = portal.session(request)
         wizard = Wizard(dict(DEFAULTS), [])
         return _page(portal, request, session, wizard)
 
-    @app.post(URL, include_in_schema=False, response_class=HTMLResponse)
+    @router.post(URL)
     async def wizard_create(request: Request) -> Response:
         session = portal.session(request)
         form = await portal.form(request, session)
-        wizard = _read(form)
-        pfx = await upload(form, "cert_file")
-        cer = await upload(form, "backend_cer")
-        document = _document(wizard, form, pfx, cer)
-        if wizard.errors or document is None:
-            return _page(portal, request, session, wizard, status=400)
-        values = wizard.values
-        gateway_id = GatewayId(
-            values["subscription"], values["resource_group"], values["gateway_name"]
+        # The uploads are read and the gateway is written in a worker thread: both block.
+        return await run_in_threadpool(_create, portal, request, session, form)
+
+
+def _create(portal: Portal, request: Request, session: Session, form: FormData) -> Response:
+    wizard = _read(form)
+    pfx = upload(form, "cert_file")
+    cer = upload(form, "backend_cer")
+    gateway_id = _gateway_id(wizard)
+    options = _options(wizard, form, pfx, cer)
+    if wizard.errors or gateway_id is None or options is None:
+        return _page(portal, request, session, wizard, status=400)
+    caller = Caller(session.caller, request.client.host if request.client else None)
+    try:
+        portal.service.put(
+            gateway_id, quick_create_document(gateway_id, options), caller, if_none_match="*"
         )
-        caller = Caller(session.caller, request.client.host if request.client else None)
-        try:
-            await run_in_threadpool(
-                portal.service.put, gateway_id, document, caller, if_none_match="*"
-            )
-        except ServiceError as error:
-            _explain(wizard, gateway_id, error)
-            return _page(portal, request, session, wizard, status=error.status)
-        session.flash.append(
-            f"Created application gateway '{gateway_id.name}' in resource group "
-            f"'{gateway_id.resource_group}'."
-        )
-        return redirect(gateway_url(gateway_id, "overview"))
+    except ServiceError as error:
+        _explain(wizard, gateway_id, error)
+        return _page(portal, request, session, wizard, status=error.status)
+    session.flash.append(
+        f"Created application gateway '{gateway_id.name}' in resource group "
+        f"'{gateway_id.resource_group}'."
+    )
+    return redirect(gateway_url(gateway_id, "overview"))
 
 
 def _page(
@@ -189,11 +192,8 @@ def _required(wizard: Wizard, key: str, label: str) -> str:
     return value
 
 
-def _document(
-    wizard: Wizard, form: FormData, pfx: bytes | None, cer: bytes | None
-) -> dict[str, Any] | None:
-    """The gateway to PUT, or None when the form itself is incomplete (errors say why)."""
-    v = wizard.values
+def _gateway_id(wizard: Wizard) -> GatewayId | None:
+    """The gateway the Basics tab names, or None when a part is missing or malformed."""
     subscription = _required(wizard, "subscription", "a subscription")
     group = _required(wizard, "resource_group", "a resource group")
     name = _required(wizard, "gateway_name", "a name for the application gateway")
@@ -210,13 +210,22 @@ def _document(
             "The name has 1-80 characters: letters, digits, '_', '.' and '-'; it starts with a "
             "letter or digit and ends with a letter, digit or '_'.",
         )
+    gateway_id = GatewayId(subscription, group, name)
+    return gateway_id if gateway_id.is_valid else None
+
+
+def _options(
+    wizard: Wizard, form: FormData, pfx: bytes | None, cer: bytes | None
+) -> QuickCreate | None:
+    """The quick-create inputs the other tabs describe, or None when the form itself is
+    incomplete (errors say why)."""
+    v = wizard.values
     _required(wizard, "region", "a region")
     capacity = _whole(wizard, "capacity", "instance count")
     listener_port = _whole(wizard, wizard.port_field("listener"), "port")
     settings_port = _whole(wizard, wizard.port_field("settings"), "backend port")
-    priority: int | None = None
-    if v["priority"] or wizard.v2:
-        priority = _whole(wizard, "priority", "priority")
+    # v1 evaluates rules in list order: as az does, a priority is kept on v2 only.
+    priority = _whole(wizard, "priority", "priority") if wizard.v2 else None
     for key, label in (
         ("pool_name", "a name for the backend pool"),
         ("rule_name", "a rule name"),
@@ -227,151 +236,72 @@ def _document(
     public = v["frontend_type"] == "Public"
     if not public:
         address = _required(wizard, "private_ip", "the private IP address")
-        if address:
-            try:
-                ipaddress.ip_address(address)
-            except ValueError:
-                wizard.errors.add("private_ip", f"'{address}' is not an IPv4 or IPv6 address.")
+        if address and not is_ip_address(address):
+            wizard.errors.add("private_ip", f"'{address}' is not an IPv4 or IPv6 address.")
 
     https = v["listener_protocol"] == "Https"
     if https and pfx is None:
         wizard.errors.add("cert_file", "Choose the PFX certificate file of the listener.")
-    multi = v["listener_type"] == "MultiSite"
-    hosts = [h.strip() for h in v["host_name"].split(",") if h.strip()]
-    if multi and not hosts:
-        wizard.errors.add("host_name", "Enter the host name this listener serves.")
+    hosts: tuple[str, ...] = ()
+    if v["listener_type"] == "MultiSite":
+        hosts = tuple(h.strip() for h in v["host_name"].split(",") if h.strip())
+        if not hosts:
+            wizard.errors.add("host_name", "Enter the host name this listener serves.")
 
-    addresses: list[dict[str, str]] = []
+    servers: list[str] = []
     if v["pool_empty"] != "yes":
         for row, target in enumerate(wizard.targets):
-            if not target:
-                continue
-            wizard.target_rows.append(row)
-            try:
-                ipaddress.ip_address(target)
-                addresses.append({"ipAddress": target})
-            except ValueError:
-                addresses.append({"fqdn": target})
-        if not addresses:
+            if target:
+                wizard.target_rows.append(row)
+                servers.append(target)
+        if not servers:
             wizard.errors.add(
                 "targets",
                 "Add at least one target (IP address or FQDN), or choose "
                 "'Add backend pool without targets'.",
             )
 
-    backend_https = v["settings_protocol"] == "Https"
-    own_ca = backend_https and v["well_known"] == "no"
+    own_ca = v["settings_protocol"] == "Https" and v["well_known"] == "no"
     if own_ca:
         if cer is None:
             wizard.errors.add("backend_cer", "Choose the CER certificate file.")
         _required(wizard, "backend_cer_name", "a name for the certificate")
 
-    if wizard.errors:
+    if wizard.errors or capacity is None or listener_port is None or settings_port is None:
         return None
-    gid = GatewayId(subscription, group, name)
-
-    def ref(collection: str, child: str) -> dict[str, str]:
-        return {"id": gid.child(collection, child)}
-
-    frontend = "appGatewayFrontendIP" if public else "appGatewayPrivateFrontendIP"
-    frontend_props: dict[str, Any]
-    if public:
-        public_ip = v["public_ip_name"] or f"{name}-pip"
-        frontend_props = {
-            "privateIPAllocationMethod": "Dynamic",
-            "publicIPAddress": {
-                "id": f"/subscriptions/{subscription}/resourceGroups/{group}/providers/"
-                f"{NETWORK}/publicIPAddresses/{public_ip}"
-            },
-        }
-    else:
-        frontend_props = {
-            "privateIPAddress": v["private_ip"],
-            "privateIPAllocationMethod": "Static",
-        }
-    tier = v["tier"]
-    sku = {"name": V1_SKU if tier == "Standard" else tier, "tier": tier, "capacity": capacity}
-
-    listener: dict[str, Any] = {
-        "frontendIPConfiguration": ref("frontendIPConfigurations", frontend),
-        "frontendPort": ref("frontendPorts", "appGatewayFrontendPort"),
-        "protocol": v["listener_protocol"],
-        "requireServerNameIndication": https and multi,
-    }
-    ssl_certificates: list[dict[str, Any]] = []
+    certificate = None
     if https and pfx is not None:
-        cert_name = v["cert_name"] or f"{name}SslCert"
-        cert_props = {"data": base64.b64encode(pfx).decode()}
         password = form.get("cert_password")
-        if isinstance(password, str) and password:
-            cert_props["password"] = password
-        ssl_certificates.append({"name": cert_name, "properties": cert_props})
-        listener["sslCertificate"] = ref("sslCertificates", cert_name)
-    if multi:
-        if len(hosts) == 1 and "*" not in hosts[0] and "?" not in hosts[0]:
-            listener["hostName"] = hosts[0]
-        else:
-            listener["hostNames"] = hosts
-
-    settings: dict[str, Any] = {
-        "port": settings_port,
-        "protocol": v["settings_protocol"],
-        "cookieBasedAffinity": "Disabled",
-        "requestTimeout": 20,
-        "pickHostNameFromBackendAddress": False,
-    }
-    trusted_roots: list[dict[str, Any]] = []
-    authentication: list[dict[str, Any]] = []
+        certificate = ListenerCertificate(
+            v["cert_name"] or f"{v['gateway_name']}SslCert",
+            base64.b64encode(pfx).decode(),
+            password if isinstance(password, str) else "",
+        )
+    backend_certificates: tuple[tuple[str, str], ...] = ()
     if own_ca and cer is not None:
-        ca_name = v["backend_cer_name"]
-        cert = {"name": ca_name, "properties": {"data": certificate_field(cer)}}
-        if wizard.v2:
-            trusted_roots.append(cert)
-            settings["trustedRootCertificates"] = [ref("trustedRootCertificates", ca_name)]
-        else:
-            authentication.append(cert)
-            settings["authenticationCertificates"] = [ref("authenticationCertificates", ca_name)]
-
-    rule: dict[str, Any] = {
-        "ruleType": "Basic",
-        "httpListener": ref("httpListeners", v["listener_name"]),
-        "backendAddressPool": ref("backendAddressPools", v["pool_name"]),
-        "backendHttpSettings": ref("backendHttpSettingsCollection", v["settings_name"]),
-    }
-    if priority is not None:
-        rule["priority"] = priority
-    return {
-        "location": v["region"],
-        "tags": {},
-        "properties": {
-            "sku": sku,
-            "gatewayIPConfigurations": [
-                {
-                    "name": frontend,
-                    "properties": {
-                        "subnet": {
-                            "id": f"/subscriptions/{subscription}/resourceGroups/{group}/providers/"
-                            f"{NETWORK}/virtualNetworks/{name}Vnet/subnets/default"
-                        }
-                    },
-                }
-            ],
-            "sslCertificates": ssl_certificates,
-            "authenticationCertificates": authentication,
-            "trustedRootCertificates": trusted_roots,
-            "frontendIPConfigurations": [{"name": frontend, "properties": frontend_props}],
-            "frontendPorts": [
-                {"name": "appGatewayFrontendPort", "properties": {"port": listener_port}}
-            ],
-            "backendAddressPools": [
-                {"name": v["pool_name"], "properties": {"backendAddresses": addresses}}
-            ],
-            "backendHttpSettingsCollection": [{"name": v["settings_name"], "properties": settings}],
-            "httpListeners": [{"name": v["listener_name"], "properties": listener}],
-            "probes": [],
-            "requestRoutingRules": [{"name": v["rule_name"], "properties": rule}],
-        },
-    }
+        backend_certificates = ((v["backend_cer_name"], certificate_field(cer)),)
+    tier = v["tier"]
+    return QuickCreate(
+        location=v["region"],
+        sku=V1_SKU if tier == "Standard" else tier,
+        capacity=capacity,
+        frontend_port=listener_port,
+        certificate=certificate,
+        host_names=hosts,
+        servers=tuple(servers),
+        http_settings_port=settings_port,
+        http_settings_protocol=v["settings_protocol"],
+        request_timeout=PORTAL_REQUEST_TIMEOUT,
+        trusted_root_certificates=backend_certificates if wizard.v2 else (),
+        authentication_certificates=() if wizard.v2 else backend_certificates,
+        priority=priority,
+        private_ip_address=None if public else v["private_ip"],
+        public_ip_address=v["public_ip_name"] or None,
+        backend_pool_name=v["pool_name"],
+        http_settings_name=v["settings_name"],
+        listener_name=v["listener_name"],
+        rule_name=v["rule_name"],
+    )
 
 
 # --- the service's answer, next to the fields --------------------------------------------------
@@ -395,7 +325,6 @@ def _explain(wizard: Wizard, gateway_id: GatewayId, error: ServiceError) -> None
 
 
 def _mapping(wizard: Wizard, gateway_id: GatewayId) -> Callable[[str, str], str | None]:
-    gid = str(gateway_id).casefold()
     listener_port = wizard.port_field("listener")
     settings_port = wizard.port_field("settings")
 
@@ -409,8 +338,7 @@ def _mapping(wizard: Wizard, gateway_id: GatewayId) -> Callable[[str, str], str 
         return "targets"
 
     def mapping(resource: str, path: str) -> str | None:
-        folded = resource.casefold()
-        if folded == gid:
+        if resource.casefold() == gateway_id.key:
             if path == "location":
                 return "region"
             if path == "name":
@@ -422,9 +350,10 @@ def _mapping(wizard: Wizard, gateway_id: GatewayId) -> Callable[[str, str], str 
             if under(path, "properties.frontendPorts"):
                 return listener_port
             return None
-        if not folded.startswith(gid + "/"):
+        child = parse_child_ref(resource)
+        if child is None or child.gateway_key != gateway_id.key:
             return None
-        collection, _, _child = folded[len(gid) + 1 :].partition("/")
+        collection = child.collection.casefold()
         if collection == "sslcertificates":
             if under(path, "properties.password"):
                 return "cert_password"

@@ -1,0 +1,16 @@
+"""The API's routers, one per area; `appgw.serve` includes them in this order."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from appgw.api.routers import activity, gateways, health, monitoring, operations, ssl_options
+
+ROUTERS: tuple[APIRouter, ...] = (
+    monitoring.router,
+    gateways.router,
+    operations.router,
+    health.router,
+    activity.router,
+    ssl_options.router,
+)
