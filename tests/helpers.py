@@ -306,7 +306,10 @@ def start_serve(
     *,
     workers: int = 1,
     args: tuple[str, ...] = (),
+    wait_ready: bool = True,
 ) -> ServeProcess:
+    """`wait_ready`: until serve says every worker and the monitor serve (else: until the API
+    answers)."""
     log_path = data_dir.parent / f"{data_dir.name}-serve-{time.monotonic_ns()}.log"
     environment = {**os.environ, **(env or {})}
     log = log_path.open("w")
@@ -339,7 +342,7 @@ def start_serve(
             base = match[1]
             try:
                 ready = httpx.get(f"{base}/healthz", timeout=2).status_code == 200
-                if ready and text.count("ready") >= workers:
+                if ready and (not wait_ready or "appgw is ready" in text):
                     return ServeProcess(process, base, text, log_path)
             except httpx.TransportError:
                 pass

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,8 @@ from appgw.health.process import HealthChannel, HealthClient
 from appgw.observability import configure_multiprocess, mark_process_dead
 from appgw.portal.app import mount_portal
 from appgw.portal.common import Portal
+from appgw.state.applied import AppliedVersions
+from appgw.state.files import state_dir
 from appgw.store.secrets import MasterKey, SecretsError
 from appgw.store.sql import SqlStore, StoreError
 from appgw.supervised import PARENT_PID_ENV
@@ -49,6 +52,10 @@ ADMIN_TLS_DIR = "admin-tls"
 ADMIN_CERT_DAYS = 825  # the longest validity browsers still accept for a server certificate
 WORKER_CHECK_INTERVAL = 0.5  # how soon a dead worker is noticed and replaced
 WORKER_STOP_TIMEOUT = 15.0  # in-flight requests get the worker's own grace period, plus margin
+# How long serve waits for its workers and monitor to serve before it says so instead of
+# "ready": a gateway at Azure's limits compiles in about a second per process.
+READY_TIMEOUT = 60.0
+READY_CHECK_INTERVAL = 0.05  # how often serve looks whether every process serves yet
 
 
 class ServeError(Exception):
@@ -90,13 +97,14 @@ class Supervisor:
     def __init__(
         self,
         command: list[str],
-        count: int,
+        names: list[str],
         *,
         name: str = "data-plane worker",
         environment: dict[str, str] | None = None,
     ) -> None:
         self.command = command
-        self.count = count
+        self.names = names  # each process's name in state/applied.py
+        self.count = len(names)
         self.name = name
         self.environment = environment
         self.workers: list[subprocess.Popen[bytes]] = []
@@ -126,6 +134,10 @@ class Supervisor:
                         flush=True,
                     )
                     self.workers[index] = self._spawn(index)
+
+    def live(self) -> list[tuple[str, int]]:
+        """(name, pid) of each process this supervisor runs now."""
+        return [(name, worker.pid) for name, worker in zip(self.names, self.workers, strict=False)]
 
     def stop(self) -> None:
         self.stopping.set()
@@ -209,7 +221,7 @@ def _serve(options: ServeOptions, environ: dict[str, str] | None) -> None:
             "--frontend-address",
             options.frontend_address,
         ],
-        workers,
+        [f"worker-{index}" for index in range(workers)],
     )
     lines.append(f"  data plane:     {workers} worker(s); access log {data_dir / 'access.log'}")
     service = GatewayService(store, frontend_address=options.frontend_address)
@@ -228,11 +240,14 @@ def _serve(options: ServeOptions, environ: dict[str, str] | None) -> None:
             "--socket",
             str(channel.socket_path),
         ],
-        1,
+        ["health"],
         name="health monitor",
         environment=channel.environment(),
     )
     service.health = HealthClient(channel)
+    applied = AppliedVersions(state_dir(data_dir), lambda: [*supervisor.live(), *monitor.live()])
+    applied.clear()
+    service.operations.applied = applied
     if options.demo:
         try:
             demo = prepare_demo(data_dir, service, options.demo_port)
@@ -242,7 +257,7 @@ def _serve(options: ServeOptions, environ: dict[str, str] | None) -> None:
         lines += [
             f"  demo:           gateway {DEMO_GATEWAY} with end-to-end TLS to an HTTPS backend",
             "                  on 127.0.0.1:"
-            f"{demo.backend_port}; try it (after a second for the workers to start):",
+            f"{demo.backend_port}; try it once appgw says it is ready:",
             f"    {demo.curl_command()}",
         ]
     app = create_app(service)
@@ -259,6 +274,9 @@ def _serve(options: ServeOptions, environ: dict[str, str] | None) -> None:
     print("\n".join(lines), flush=True)
     monitor.start()
     supervisor.start()
+    threading.Thread(
+        target=_announce_ready, args=(applied, workers), name="appgw-ready", daemon=True
+    ).start()
     # uvicorn re-raises the signal that stopped it once it has shut down; with the default
     # SIGTERM action that would kill this process before it stops its workers.
     signal.signal(signal.SIGTERM, _exit_quietly)
@@ -271,6 +289,22 @@ def _serve(options: ServeOptions, environ: dict[str, str] | None) -> None:
         monitor.stop()
         channel.remove()
         store.close()
+
+
+def _announce_ready(applied: AppliedVersions, workers: int) -> None:
+    """Say "ready" once every worker and the monitor serve the stored configuration."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while not applied.ready():
+        if time.monotonic() > deadline:
+            print(
+                f"appgw: the data plane is not serving after {READY_TIMEOUT:g} s; see the "
+                "messages above",
+                file=sys.stderr,
+                flush=True,
+            )
+            return
+        time.sleep(READY_CHECK_INTERVAL)
+    print(f"appgw is ready: {workers} worker(s) and the health monitor serve", flush=True)
 
 
 def _exit_quietly(_signum: int, _frame: object) -> None:

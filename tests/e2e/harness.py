@@ -31,14 +31,20 @@ class Gateway:
         )
 
     def apply(self, document: dict[str, Any], name: str = "appgw") -> int:
-        """PUT the gateway and wait until every worker serves the new version."""
+        """PUT the gateway and wait until every worker serves the new version: its
+        Azure-AsyncOperation turns Succeeded then, as Azure's provisioning does."""
         with self.api() as api:
             response = api.put(gateway_url(name), json=document)
             assert response.status_code in (200, 201), response.text
+            operation = response.headers["Azure-AsyncOperation"]
+
+            def status() -> str:
+                return str(api.get(operation).json()["status"])
+
+            wait_until(lambda: status() != "InProgress", what="the PUT's operation to end")
+            assert status() == "Succeeded"
             revisions = api.get(f"{gateway_id(name)}/revisions?api-version=2026-03-01").json()
-        version = int(revisions["value"][-1]["version"])
-        self.wait_version(version, name)
-        return version
+        return int(revisions["value"][-1]["version"])
 
     def wait_current(self, name: str = "appgw") -> int:
         """Wait until every worker serves the gateway's current version (after a portal save)."""

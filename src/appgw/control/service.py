@@ -22,8 +22,9 @@ from appgw.compile.gateway import (
 )
 from appgw.control.auth import caller_for_token
 from appgw.control.certificates import check_certificates
+from appgw.control.operations import Operations
 from appgw.gc_pause import collector_paused
-from appgw.health.report import HealthReportError, HealthReports
+from appgw.health.report import HealthReportError, HealthReports, MonitorNotReachable
 from appgw.model.diagnostics import Diagnostic, ValidationFailed
 from appgw.model.enums import OperationalState
 from appgw.model.ids import GatewayId
@@ -81,6 +82,23 @@ class Caller:
     source_ip: str | None = None
 
 
+class HealthPending(Exception):
+    """The health monitor is not reachable yet: the answer comes with operation_id (ARM's
+    202 Accepted, then poll)."""
+
+    def __init__(self, operation_id: str, message: str) -> None:
+        super().__init__(message)
+        self.operation_id = operation_id
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class OperationResult:
+    status: str  # InProgress, Succeeded or Failed
+    result: dict[str, Any] | None = None  # what a finished backend-health operation answered
+    error: ServiceError | None = None  # why a failed one failed
+
+
 @dataclass(frozen=True, slots=True)
 class WriteResult:
     view: dict[str, Any]
@@ -119,15 +137,15 @@ class GatewayService:
         self.clock = clock
         self.frontend_address = frontend_address
         self.health: HealthReports | None = None  # set by `appgw serve`
+        self.operations = Operations()  # `appgw serve` tells it what its processes serve
 
     # --- backend health -------------------------------------------------------------------------
 
     def backend_health(self, gateway_id: GatewayId, *, expand: bool) -> dict[str, Any]:
+        """The report; HealthPending while the monitor is not reachable (starting)."""
         view = self.get(gateway_id)
-        try:
-            return self._health().backend_health(gateway_id, view if expand else None)
-        except HealthReportError as error:
-            raise ServiceError(error.status, error.code, error.message) from None
+        health = self._health()
+        return self._ask_health(lambda: health.backend_health(gateway_id, view if expand else None))
 
     def backend_health_on_demand(self, gateway_id: GatewayId, body: object) -> dict[str, Any]:
         self.get(gateway_id)  # 404 for an unknown gateway
@@ -135,8 +153,14 @@ class GatewayService:
             probe = parse_model(OnDemandProbe, body, str(gateway_id))
         except ValidationFailed as failed:
             raise ServiceError.invalid(failed.diagnostics) from None
+        health = self._health()
+        return self._ask_health(lambda: health.on_demand(gateway_id, probe))
+
+    def _ask_health(self, ask: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         try:
-            return self._health().on_demand(gateway_id, probe)
+            return ask()
+        except MonitorNotReachable as error:
+            raise HealthPending(self.operations.start_health(ask), error.message) from None
         except HealthReportError as error:
             raise ServiceError(error.status, error.code, error.message) from None
 
@@ -213,9 +237,23 @@ class GatewayService:
     ) -> list[ActivityEvent]:
         return self.store.activity(resource_prefix=resource_prefix, since=since, limit=limit)
 
-    def operation_status(self, operation_id: str) -> str | None:
+    def operation(self, operation_id: str) -> OperationResult | None:
+        """An asynchronous operation of this instance, or None for an unknown id."""
+        health = self.operations.health(operation_id)
+        if health is not None:
+            error = None
+            if health.failure is not None:
+                failure = health.failure
+                error = (
+                    ServiceError(failure.status, failure.code, failure.message)
+                    if isinstance(failure, HealthReportError)
+                    else ServiceError(500, "InternalServerError", str(failure))
+                )
+            return OperationResult(health.status, health.result, error)
         found = self.store.operation(operation_id)
-        return found[0] if found is not None else None
+        if found is None:
+            return None
+        return OperationResult(self.operations.write_status(operation_id, found[0]))
 
     # --- writes ---------------------------------------------------------------------------------
 
@@ -414,6 +452,7 @@ class GatewayService:
             ) from None
         operation_id = str(uuid.uuid4())
         self.store.record_operation(operation_id, str(gateway_id), "Succeeded")
+        self.operations.committed(operation_id, gateway_id.key, version.seq)
         self._log(gateway_id, operation, caller, "Succeeded", version.version, None)
         location = str(document.get("location", ""))
         return WriteResult(

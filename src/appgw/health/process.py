@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from appgw.health.monitor import HealthMonitor
-from appgw.health.report import HealthReportError, backend_health, on_demand
+from appgw.health.report import HealthReportError, MonitorNotReachable, backend_health, on_demand
 from appgw.model.ids import GatewayId
 from appgw.model.resource import OnDemandProbe
 from appgw.store.secrets import MasterKey
@@ -40,11 +40,6 @@ SOCKET_NAME = "health.sock"
 REPORT_TIMEOUT = 30.0
 PROBE_MARGIN = 10.0
 PARENT_CHECK_INTERVAL = 1.0  # seconds, as a worker checks it
-
-
-def _unavailable(message: str) -> HealthReportError:
-    """The monitor process cannot be reached (starting, restarting, or stopped)."""
-    return HealthReportError(503, "BackendHealthUnavailable", message)
 
 
 @dataclass(frozen=True)
@@ -95,10 +90,12 @@ class HealthClient:
             with Client(str(self.channel.socket_path), "AF_UNIX", self.channel.authkey) as conn:
                 conn.send(request)
                 if not conn.poll(timeout):
-                    raise _unavailable("the health monitor did not answer in time")
+                    raise HealthReportError(
+                        503, "BackendHealthUnavailable", "the health monitor did not answer in time"
+                    )
                 reply = conn.recv()
         except (OSError, EOFError) as error:
-            raise _unavailable(f"the health monitor is not reachable ({error})") from None
+            raise MonitorNotReachable(f"the health monitor is not reachable ({error})") from None
         if reply[0] == "error":
             _kind, status, code, message = reply
             raise HealthReportError(status, code, message)

@@ -36,6 +36,13 @@ class HealthReportError(Exception):
         self.message = message
 
 
+class MonitorNotReachable(HealthReportError):
+    """The health monitor cannot answer now (starting, or being restarted): ask again later."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(503, "BackendHealthUnavailable", message)
+
+
 def backend_health(
     monitor: HealthMonitor, gateway_id: GatewayId, view: dict[str, Any] | None
 ) -> dict[str, Any]:

@@ -8,6 +8,7 @@ Succeeded once every instance applied the change).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,3 +53,41 @@ def load(directory: Path, process: str) -> Applied | None:
         )
     except (KeyError, TypeError, ValueError):
         return None
+
+
+class AppliedVersions:
+    """What the live processes of this instance serve, as they published it.
+
+    `processes` names each live process and its pid: a file left by a process that has been
+    replaced (another pid) says nothing about its successor, which is still starting.
+    """
+
+    def __init__(self, directory: Path, processes: Callable[[], Iterable[tuple[str, int]]]) -> None:
+        self.directory = directory
+        self.processes = processes
+
+    def status(self, gateway_key: str, seq: int) -> str:
+        """ "Succeeded" once every process serves `seq` or later; "Failed" when one could not
+        compile that very version; else "InProgress"."""
+        for name, pid in self.processes():
+            applied = load(self.directory, name)
+            if applied is None or applied.pid != pid:
+                return "InProgress"
+            if applied.failed.get(gateway_key) == seq:
+                return "Failed"
+            if applied.seq < seq:
+                return "InProgress"
+        return "Succeeded"
+
+    def ready(self) -> bool:
+        """Every process has started serving (published at least once)."""
+        for name, pid in self.processes():
+            applied = load(self.directory, name)
+            if applied is None or applied.pid != pid:
+                return False
+        return True
+
+    def clear(self) -> None:
+        """Forget what processes of an earlier start published (serve starts afresh)."""
+        for path in self.directory.glob(f"{FILE_PREFIX}*.json"):
+            path.unlink(missing_ok=True)

@@ -3,37 +3,64 @@ each row expandable to what appgw can say beyond Azure (certificate chain, SNI, 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from appgw.control.service import ServiceError
+from appgw.control.service import GatewayService, HealthPending, ServiceError
+from appgw.model.ids import GatewayId
 from appgw.portal.common import Blade, ViewScreen, find_child, name_of
 
 SETTINGS = "backendHttpSettingsCollection"
-STATES = ("Healthy", "Unhealthy", "Unknown", "Draining")
+# Partial: the probe passes but live traffic is refused (or certainly will be).
+STATES = ("Healthy", "Partial", "Unhealthy", "Unknown", "Draining")
+# A page shown while the health monitor starts reloads itself after this many seconds.
+STARTING_REFRESH_SECONDS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class HealthView:
+    report: dict[str, Any]
+    starting: bool = False  # the monitor is starting: the report is empty for now
+    unavailable: str | None = None  # why there is no report at all
+
+
+def health_report(service: GatewayService, gateway_id: GatewayId) -> HealthView:
+    """The report, or what the page says instead of it."""
+    empty: dict[str, Any] = {"backendAddressPools": []}
+    try:
+        return HealthView(service.backend_health(gateway_id, expand=False))
+    except HealthPending:
+        return HealthView(empty, starting=True)
+    except ServiceError as error:
+        if error.status != 503:
+            raise
+        return HealthView(empty, unavailable=error.message)
+
+
+def summary_of(report: dict[str, Any]) -> dict[str, int]:
+    summary = {state: 0 for state in STATES}
+    for pool in report["backendAddressPools"]:
+        for group in pool["backendHttpSettingsCollection"]:
+            for server in group["servers"]:
+                summary[server["health"]] = summary.get(server["health"], 0) + 1
+    return summary
 
 
 def _context(blade: Blade) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
-    unavailable: str | None = None
-    try:
-        report = blade.portal.service.backend_health(blade.gateway_id, expand=False)
-    except ServiceError as error:
-        if error.status != 503:
-            raise
-        unavailable = error.message
-        report = {"backendAddressPools": []}
+    health = health_report(blade.portal.service, blade.gateway_id)
+    report = health.report
     for pool in report["backendAddressPools"]:
         pool_name = name_of(pool["backendAddressPool"])
         for group in pool["backendHttpSettingsCollection"]:
             settings = find_child(blade.view, SETTINGS, name_of(group["backendHttpSettings"]))
             rows += server_rows(group["servers"], pool_name, settings)
-    summary = {state: 0 for state in STATES}
-    for row in rows:
-        summary[row["status"]] = summary.get(row["status"], 0) + 1
     return {
         "rows": rows,
-        "summary": summary,
-        "unavailable": unavailable,
+        "summary": summary_of(report),
+        "starting": health.starting,
+        "refresh": STARTING_REFRESH_SECONDS if health.starting else None,
+        "unavailable": health.unavailable,
         "running": blade.view["properties"].get("operationalState") == "Running",
         "url": blade.url,
     }
@@ -96,6 +123,20 @@ def _extra(details: dict[str, Any]) -> dict[str, Any]:
             value = "(none sent)"
         if value is not None and value != "":
             facts.append((label, str(value)))
+    traffic = details.get("traffic") or {}
+    for label, key in (
+        ("Traffic: SNI", "sni"),
+        ("Traffic: name verified", "verifyName"),
+        ("Traffic: requests refused (last 5 minutes)", "failedRequests"),
+        ("Traffic: failed check", "failedCheck"),
+        ("Traffic: SNI of refused requests", "failedSni"),
+    ):
+        value = traffic.get(key)
+        if value is not None and value != "":
+            facts.append((label, str(value)))
+    if traffic.get("certificateNames"):
+        names = ", ".join(traffic["certificateNames"])
+        facts.append(("Traffic: certificate names seen", names))
     chain = [
         {
             "subject": cert.get("subject", ""),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from appgw.portal.common import Blade, ViewScreen
+from appgw.portal.screens.health import STARTING_REFRESH_SECONDS, health_report, summary_of
 
 
 def _context(blade: Blade) -> dict[str, Any]:
@@ -20,14 +21,7 @@ def _context(blade: Blade) -> dict[str, Any]:
             ("Listener TLS certificates", "sslCertificates"),
         )
     }
-    summary = {"Healthy": 0, "Unhealthy": 0, "Unknown": 0}
-    service = blade.portal.service
-    if service.health is not None:
-        report = service.backend_health(blade.gateway_id, expand=False)
-        for pool in report["backendAddressPools"]:
-            for group in pool["backendHttpSettingsCollection"]:
-                for server in group["servers"]:
-                    summary[server["health"]] = summary.get(server["health"], 0) + 1
+    health = health_report(blade.portal.service, blade.gateway_id)
     frontends = [
         {
             "name": f["name"],
@@ -36,7 +30,14 @@ def _context(blade: Blade) -> dict[str, Any]:
         }
         for f in props.get("frontendIPConfigurations", [])
     ]
-    return {"counts": counts, "health": summary, "frontends": frontends}
+    return {
+        "counts": counts,
+        "health": summary_of(health.report),
+        "health_starting": health.starting,
+        "health_unavailable": health.unavailable,
+        "refresh": STARTING_REFRESH_SECONDS if health.starting else None,
+        "frontends": frontends,
+    }
 
 
 BLADE = ViewScreen(screen="overview", context=_context)

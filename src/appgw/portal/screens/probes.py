@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi.responses import Response
 from starlette.datastructures import FormData
 
-from appgw.control.service import GatewayService, ServiceError
+from appgw.control.service import GatewayService, HealthPending, ServiceError
 from appgw.model.ids import GatewayId
 from appgw.portal.common import (
     ChildScreen,
@@ -27,7 +26,6 @@ from appgw.portal.screens.health import server_rows
 
 COLLECTION = "probes"
 SETTINGS = "backendHttpSettingsCollection"
-MONITOR_CATCH_UP = 0.6  # seconds; the health monitor polls the store every 0.25 s
 
 # The form's field names, in the order the results page carries them forward.
 FIELDS = (
@@ -454,15 +452,11 @@ def _test(
             "backendHttpSettings": ref(gateway_id, SETTINGS, settings["name"]),
         }
         try:
-            try:
-                report = service.backend_health_on_demand(gateway_id, body)
-            except ServiceError as error:
-                if error.status != 404 or error.code != "ResourceNotFound":
-                    raise
-                # The monitor follows the store within a moment: a gateway saved just now
-                # may not have reached it yet.
-                time.sleep(MONITOR_CATCH_UP)
-                report = service.backend_health_on_demand(gateway_id, body)
+            # The monitor applies a gateway saved just now before it answers.
+            report = service.backend_health_on_demand(gateway_id, body)
+        except HealthPending:
+            errors.add(None, "The health monitor is starting; test again in a moment.")
+            return [], errors
         except ServiceError as error:
             if not error.details:
                 errors.add(ON_DEMAND_CODES.get(error.code), error.message)
