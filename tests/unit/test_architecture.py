@@ -35,7 +35,7 @@ ALLOWED: dict[str, set[str]] = {
     "dataplane": BASE
     | {"model", "certificates", "tls", "compile", "core", "state", "store", "observability"},
     "health": BASE | {"model", "certificates", "tls", "compile", "state", "store", "observability"},
-    "control": BASE | {"model", "certificates", "tls", "compile", "store", "health"},
+    "control": BASE | {"model", "certificates", "tls", "compile", "store", "state", "health"},
     # Adapters: over the service layer, never the store.
     "api": BASE | {"model", "certificates", "control", "observability", "portal", "health"},
     "portal": BASE | {"model", "certificates", "control", "health"},
