@@ -62,6 +62,8 @@ def framing(head: RequestHead, *, upgrade: bool) -> Framing | Reject:
         # llhttp stops parsing at an upgrade request's head; a chunked body after it cannot be
         # told from the next request safely, so refuse (no real upgrade has one).
         return Reject(400, "ERRORINFO_INVALID_REQUEST")
+    if not chunked and length is None and not upgrade:
+        return NO_BODY  # most requests: no object to make
     wanted = header_value(head.headers, b"upgrade")
     return Framing(
         chunked=chunked,
