@@ -8,7 +8,6 @@ from appgw.compile.gateway import upstream_specs
 from appgw.compile.matching import HostMatcher, PathMatcher
 from appgw.compile.snapshot import (
     BackendMember,
-    BackendPool,
     BackendSettings,
     Endpoint,
     ForwardTarget,
@@ -24,30 +23,14 @@ from appgw.core.response import interim_head, response_head, upgrade_head
 from appgw.core.retry import Attempt, Failure, Retry, after_failure
 from appgw.core.routing import Forward, Redirect, redirect_location, route
 from appgw.tls.trust import BackendTrust
+from snapshots import PLAIN_SETTINGS, forward_target
 
-SETTINGS = BackendSettings(
-    name="settings",
-    port=8080,
-    https=False,
-    host_override=None,
-    pick_host_from_member=False,
-    path_override=None,
-    request_timeout=20.0,
-    affinity_cookie=None,
-    drain_timeout=30.0,
-    trust=None,
-    sni_name=None,
-)
+SETTINGS = PLAIN_SETTINGS
 MEMBERS = (BackendMember("10.0.0.1", False), BackendMember("10.0.0.2", False))
 
 
 def target(name: str = "rule", settings: BackendSettings = SETTINGS) -> ForwardTarget:
-    return ForwardTarget(
-        name,
-        BackendPool("pool", MEMBERS),
-        settings,
-        upstreams=upstream_specs(settings, MEMBERS, sku_v1=False),
-    )
+    return forward_target(MEMBERS, settings, name)
 
 
 def head(

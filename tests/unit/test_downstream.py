@@ -11,14 +11,10 @@ from typing import Any
 
 import pytest
 
-from appgw.compile.gateway import upstream_specs
 from appgw.compile.matching import HostMatcher
 from appgw.compile.snapshot import (
     BackendMember,
-    BackendPool,
-    BackendSettings,
     Endpoint,
-    ForwardTarget,
     Site,
     Snapshot,
     UpstreamKey,
@@ -28,21 +24,9 @@ from appgw.dataplane.access_log import AccessLog
 from appgw.dataplane.downstream import ClientConnection
 from appgw.dataplane.services import Listener, Services
 from appgw.dataplane.upstream import UpstreamConnection
+from snapshots import forward_target
 
 MEMBER = BackendMember("10.0.0.1", False)
-SETTINGS = BackendSettings(
-    name="settings",
-    port=8080,
-    https=False,
-    host_override=None,
-    pick_host_from_member=False,
-    path_override=None,
-    request_timeout=20.0,
-    affinity_cookie=None,
-    drain_timeout=30.0,
-    trust=None,
-    sni_name=None,
-)
 
 
 class MockTransport:
@@ -151,12 +135,7 @@ class Rig:
 
 
 def rig(tmp_path: Path, pool: FakePool | None = None) -> Rig:
-    target = ForwardTarget(
-        "rule1",
-        BackendPool("pool", (MEMBER,)),
-        SETTINGS,
-        upstreams=upstream_specs(SETTINGS, (MEMBER,), sku_v1=False),
-    )
+    target = forward_target((MEMBER,))
     endpoint = Endpoint(
         bind_host="127.0.0.1",
         port=80,
