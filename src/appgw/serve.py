@@ -28,6 +28,13 @@ from appgw.api.routers import ROUTERS
 from appgw.certificates.factory import certificate_pem, create_server_certificate, private_key_pem
 from appgw.control.auth import TokenError, ensure_admin_token
 from appgw.control.service import GatewayService, ServiceError
+from appgw.core.limits import (
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_CONNECTIONS_PER_IP,
+    DEFAULT_SEND_TIMEOUT,
+    ClientLimits,
+)
 from appgw.defaults import DEFAULT_ADMIN_LISTEN
 from appgw.demo import (
     DEMO_GATEWAY,
@@ -89,6 +96,18 @@ class ServeOptions:
     frontend_address: str = "0.0.0.0"
     demo: bool = False
     demo_port: int | None = None
+    client_header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    client_send_timeout: float = DEFAULT_SEND_TIMEOUT
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    max_connections_per_ip: int = DEFAULT_MAX_CONNECTIONS_PER_IP
+
+    def client_limits(self) -> ClientLimits:
+        return ClientLimits(
+            self.client_header_timeout,
+            self.client_send_timeout,
+            self.max_connections,
+            self.max_connections_per_ip,
+        )
 
 
 class Supervisor:
@@ -220,6 +239,7 @@ def _serve(options: ServeOptions, environ: dict[str, str] | None) -> None:
             store_url,
             "--frontend-address",
             options.frontend_address,
+            *options.client_limits().arguments(),
         ],
         [f"worker-{index}" for index in range(workers)],
     )

@@ -10,6 +10,10 @@ them) and chooses its behaviour by path:
 * ``/hop``: a small answer carrying hop-by-hop response headers;
 * ``/hang``: read the request and never answer (until the gateway closes the connection);
 * ``/ws``: answer a valid WebSocket handshake with 101, then echo raw bytes;
+* hostile answers (``HOSTILE_ANSWERS``): ``/bighead/<n>`` (one header of n
+  bytes), ``/manyheaders/<n>``, ``/unsolicited101``, ``/badaccept`` (a WebSocket 101 with a
+  wrong Sec-WebSocket-Accept), ``/earlyhints`` (103 with Link, then 200), ``/double`` (two
+  responses to one request; then it goes on serving the connection);
 * anything else: 200 with JSON describing what arrived (member address, connection, method,
   target, raw headers, body size and SHA-256).
 
@@ -37,6 +41,40 @@ RAW_KEEP = 1024 * 1024  # bytes of each connection kept for inspection (the coun
 HANG_LIMIT = 30.0  # a hanging answer gives up after this long, whatever happens
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+
+
+def _big_head(path: str) -> bytes:
+    size = int(path.split("/")[2])
+    return b"HTTP/1.1 200 OK\r\nX-Big: " + b"b" * size + b"\r\nContent-Length: 2\r\n\r\nok"
+
+
+def _many_headers(path: str) -> bytes:
+    count = int(path.split("/")[2])
+    lines = b"".join(b"X-H%d: v\r\n" % index for index in range(count))
+    return b"HTTP/1.1 200 OK\r\n" + lines + b"Content-Length: 2\r\n\r\nok"
+
+
+# Responses no well-behaved backend sends, by the path's first segment (see the docstring).
+HOSTILE_ANSWERS = {
+    "bighead": _big_head,
+    "manyheaders": _many_headers,
+    "unsolicited101": lambda _path: (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"\r\nRAW-BYTES-AFTER-101"
+    ),
+    "badaccept": lambda _path: (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: bm90IHRoZSByaWdodCBhY2NlcHQ=\r\n\r\nRAW-BYTES-AFTER-101"
+    ),
+    "earlyhints": lambda _path: (
+        b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload; as=style\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal"
+    ),
+    "double": lambda _path: (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst"
+        b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nSECOND"
+    ),
+}
 
 
 @functools.lru_cache(maxsize=4)
@@ -256,6 +294,14 @@ class SpecialBackend:
             await self._websocket(source, writer, request)
             return False
         close_after = False
+        kind = path.split("/")[1] if "/" in path else ""
+        hostile = HOSTILE_ANSWERS.get(kind)
+        if hostile is not None:
+            writer.write(hostile(path))
+            await writer.drain()
+            # Well-framed answers keep serving the connection (the gateway decides whether
+            # it may be reused); the others end it.
+            return kind in ("double", "earlyhints")
         if path.startswith("/big/"):
             close_after = request.target.endswith("?close")
             await self._big(writer, path, close_after)

@@ -101,10 +101,10 @@ def test_route_by_host_then_path_keeps_the_matched_prefix() -> None:
     paths = PathMatcher([(("/api/*",), api)], default)
     site = Site("listener", PathRoute("rule", paths))
     endpoint = endpoint_with(site)
-    decision = route(endpoint, "www.contoso.com", b"/API/items?x=1")
+    decision = route(endpoint, "www.contoso.com", b"/API/items", b"x=1")
     assert decision == Forward(site, api, "/api/")
-    assert route(endpoint, "www.contoso.com", b"/other") == Forward(site, default, "")
-    assert route(endpoint, "www.fabrikam.com", b"/") == Reject(
+    assert route(endpoint, "www.contoso.com", b"/other", b"") == Forward(site, default, "")
+    assert route(endpoint, "www.fabrikam.com", b"/", b"") == Reject(
         404, "ERRORINFO_INVALID_HOST", close=False
     )
 
@@ -119,7 +119,7 @@ def test_redirects_to_a_listener_or_a_url() -> None:
     to_url = RedirectTarget("r", 307, "https://bing.com/", None, None, None, True, False)
     assert redirect_location(to_url, "x", b"/search", b"") == b"https://bing.com/search"
     site = Site("listener", to_https)
-    decision = route(endpoint_with(site), "www.contoso.com", b"/a")
+    decision = route(endpoint_with(site), "www.contoso.com", b"/a", b"")
     assert isinstance(decision, Redirect) and decision.location == b"https://www.contoso.com/a"
 
 
@@ -169,6 +169,8 @@ def test_backend_request_head_restates_framing_and_adds_azure_headers() -> None:
     built = backend_request_head(
         request,
         sized,
+        path=b"/api/items",
+        query=b"x=1",
         host_header=b"backend.internal",
         path_override="/v2/",
         matched_prefix="/api/",
@@ -213,8 +215,11 @@ def test_response_framing_follows_the_request() -> None:
         **head_request,
     )
     assert b"Content-Length" not in no_body.head
-    assert interim_head(100, "1.1") == b"HTTP/1.1 100 Continue\r\n\r\n"
-    assert interim_head(100, "1.0") is None
+    assert interim_head(100, b"", [], "1.1") == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert interim_head(100, b"", [], "1.0") is None
+    link = [(b"Link", b"</a.css>"), (b"Connection", b"x")]
+    hints = interim_head(103, b"Early Hints", link, "1.1")
+    assert hints == b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
     switched = upgrade_head(101, b"Switching Protocols", [(b"Upgrade", b"websocket")], ())
     assert switched.endswith(b"Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
 

@@ -74,6 +74,38 @@ def serve_command(
             "bind; frontends with privateIPAddress bind that address.",
         ),
     ] = "0.0.0.0",
+    client_header_timeout: Annotated[
+        float,
+        typer.Option(
+            envvar="APPGW_CLIENT_HEADER_TIMEOUT",
+            min=1,
+            help="Seconds a client has to send a whole request head (then 408).",
+        ),
+    ] = 60.0,
+    client_send_timeout: Annotated[
+        float,
+        typer.Option(
+            envvar="APPGW_CLIENT_SEND_TIMEOUT",
+            min=1,
+            help="Seconds a client may take no byte of a response before it is dropped.",
+        ),
+    ] = 60.0,
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            envvar="APPGW_MAX_CONNECTIONS",
+            min=1,
+            help="Client connections per worker; when full, the oldest idle one is closed.",
+        ),
+    ] = 20_000,
+    max_connections_per_ip: Annotated[
+        int,
+        typer.Option(
+            envvar="APPGW_MAX_CONNECTIONS_PER_IP",
+            min=1,
+            help="Client connections per worker from one address; the oldest idle goes first.",
+        ),
+    ] = 1_000,
     demo: Annotated[
         bool,
         typer.Option(
@@ -106,6 +138,10 @@ def serve_command(
                 frontend_address=frontend_address,
                 demo=demo,
                 demo_port=demo_port,
+                client_header_timeout=client_header_timeout,
+                client_send_timeout=client_send_timeout,
+                max_connections=max_connections,
+                max_connections_per_ip=max_connections_per_ip,
             )
         )
     except ServeError as error:

@@ -381,8 +381,14 @@ class _Compiler:
                 p.redirect_configuration,
                 None,
             )
+        certificate = listener.properties.ssl_certificate
         return Site(
-            listener.name, route, _custom_errors(listener.properties.custom_error_configurations)
+            listener.name,
+            route,
+            _custom_errors(listener.properties.custom_error_configurations),
+            self._context(_name(certificate))
+            if listener.properties.protocol == Protocol.HTTPS and certificate is not None
+            else None,
         )
 
     def _target(

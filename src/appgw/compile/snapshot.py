@@ -203,6 +203,9 @@ class Site:
     listener_name: str
     route: Route
     custom_errors: Mapping[int, str] = field(default_factory=dict)
+    # HTTPS: the certificate context the listener presents; a request whose connection
+    # negotiated another one is misdirected (compared by identity: contexts are shared).
+    certificate: ssl.SSLContext | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

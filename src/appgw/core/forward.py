@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 
-from appgw.core.http import backend_path, forwardable_request_headers, header_value, split_target
+from appgw.core.http import backend_path, forwardable_request_headers, header_value
 from appgw.core.request import Framing, RequestHead
 
 
@@ -17,6 +17,8 @@ def backend_request_head(
     head: RequestHead,
     framing: Framing,
     *,
+    path: bytes,
+    query: bytes,
     host_header: bytes,
     path_override: str | None,
     matched_prefix: str,
@@ -25,8 +27,9 @@ def backend_request_head(
     port: int,
     trace_id: str,
 ) -> bytes:
-    """`client`: the client's "ip:port" (IPv6 in brackets), as X-Forwarded-For appends it."""
-    path, query = split_target(head.target)
+    """`path` (normalized) and `query` are what was routed; X-Original-URL keeps the target as
+    received. `client`: the client's "ip:port" (IPv6 in brackets), as X-Forwarded-For appends
+    it."""
     path = backend_path(path, path_override, matched_prefix)
     forwarded_for = client
     parts = [head.method, b" ", path, b"?" if query else b"", query, b" HTTP/1.1\r\n"]

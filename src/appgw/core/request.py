@@ -7,6 +7,7 @@ what the client is answered, or what the exchange goes on with.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from appgw.compile.matching import normalize_host
@@ -14,6 +15,10 @@ from appgw.core.http import Header, header_value
 
 # The versions llhttp parses that the gateway serves; HTTP/2 has its own listener protocol.
 SUPPORTED_VERSIONS = frozenset({"1.0", "1.1"})
+_OWS = b" \t"  # RFC 9110 optional whitespace: nothing else is trimmed (bytes.strip() takes \x0b)
+# A Content-Length of up to 19 digits: an integer that fits 63 bits, whatever the parser.
+_DIGITS = re.compile(rb"[0-9]{1,19}")
+_ABSOLUTE_FORM = re.compile(rb"[hH][tT][tT][pP][sS]?://(?P<authority>[^/?#]+)(?P<rest>[/?].*)?")
 REFUSED_METHODS = {
     b"TRACE": "ERRORINFO_INVALID_METHOD_TRACE",  # Azure refuses TRACE (cross-site tracing)
     b"CONNECT": "ERRORINFO_INVALID_METHOD",  # a gateway, not a forward proxy
@@ -53,28 +58,63 @@ NO_BODY = Framing(chunked=False, content_length=None, has_body=False, websocket=
 
 
 def framing(head: RequestHead, *, upgrade: bool) -> Framing | Reject:
-    """What follows the head. `upgrade`: llhttp saw a protocol switch request."""
+    """What follows the head (RFC 9112 §6), or why no body length can be trusted.
+    `upgrade`: llhttp saw a protocol switch request."""
     if head.http_version not in SUPPORTED_VERSIONS:
         return Reject(400, "ERRORINFO_INVALID_VERSION")
-    chunked = _has_chunked(head.headers)
-    length = header_value(head.headers, b"content-length")
+    codings: list[bytes] = []
+    lengths: list[bytes] = []
+    for name, value in head.headers:
+        lowered = name.lower()
+        if lowered == b"transfer-encoding":
+            codings += (coding.strip(_OWS).lower() for coding in value.split(b","))
+        elif lowered == b"content-length":
+            lengths.append(value.strip(_OWS))
+    if not codings and not lengths and not upgrade:
+        return NO_BODY  # most requests: no object to make
+    chunked = bool(codings)
+    if codings:
+        refused = _transfer_codings(codings, head.http_version, bool(lengths))
+        if refused is not None:
+            return refused
+    elif lengths and (len(lengths) > 1 or not _DIGITS.fullmatch(lengths[0])):
+        # One length, digits only: "+5", "0x5", "5, 5" and a second line each have a reader
+        # that counts otherwise (RFC 9112 §6.3 item 5: 400).
+        return Reject(400, "ERRORINFO_INVALID_CONTENT_LENGTH")
     if upgrade and chunked:
         # llhttp stops parsing at an upgrade request's head; a chunked body after it cannot be
         # told from the next request safely, so refuse (no real upgrade has one).
         return Reject(400, "ERRORINFO_INVALID_REQUEST")
-    if not chunked and length is None and not upgrade:
-        return NO_BODY  # most requests: no object to make
+    length = None if chunked or not lengths else lengths[0]
     wanted = header_value(head.headers, b"upgrade")
     return Framing(
         chunked=chunked,
-        content_length=None if chunked or length is None else length.strip(),
-        has_body=chunked or (length is not None and length.strip() != b"0"),
+        content_length=length,
+        has_body=chunked or (length is not None and length.lstrip(b"0") != b""),
         websocket=upgrade and wanted is not None and wanted.strip().lower() == b"websocket",
     )
 
 
+def _transfer_codings(codings: list[bytes], version: str, length: bool) -> Reject | None:
+    if version == "1.0":
+        # RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing.
+        return Reject(400, "ERRORINFO_INVALID_TRANSFER_ENCODING")
+    if length:
+        return Reject(400, "ERRORINFO_INVALID_TRANSFER_ENCODING")  # §6.3 item 3: smuggling
+    if codings[-1] != b"chunked" or codings.count(b"chunked") != 1 or b"" in codings:
+        # §6.3 item 4: chunked not final (or twice, or an empty element): no reliable length.
+        return Reject(400, "ERRORINFO_INVALID_TRANSFER_ENCODING")
+    if len(codings) > 1:
+        # §6.1: a coding the gateway does not decode (gzip, ...) before chunked: 501, never
+        # forwarded with the coding silently dropped.
+        return Reject(501, "ERRORINFO_UNSUPPORTED_TRANSFER_ENCODING")
+    return None
+
+
 def admit(head: RequestHead) -> str | Reject:
-    """The request's normalized host ("" for an HTTP/1.0 request without one), or why not."""
+    """The request's normalized host ("" for an HTTP/1.0 request without one), or why not.
+    An absolute-form target (`GET http://host/path`) must name the Host's host; it is then
+    served as its origin form."""
     hosts = [value for name, value in head.headers if name.lower() == b"host"]
     if not hosts:
         if head.http_version != "1.0":
@@ -88,13 +128,19 @@ def admit(head: RequestHead) -> str | Reject:
     refused = REFUSED_METHODS.get(head.method)
     if refused is not None:
         return Reject(400, refused)
-    if not head.target.startswith(b"/") and head.target != b"*":
+    target = head.target
+    if target.startswith(b"/"):
+        return host
+    if target == b"*":
+        # The asterisk form names the server, not a resource: OPTIONS only (RFC 9112 §3.2.4).
+        return host if head.method == b"OPTIONS" else Reject(400, "ERRORINFO_REQUEST_URI_INVALID")
+    absolute = _ABSOLUTE_FORM.fullmatch(target)
+    if absolute is None:
         return Reject(400, "ERRORINFO_REQUEST_URI_INVALID")
+    if normalize_host(absolute["authority"]) != host:
+        # RFC 9112 §3.2.2 would route by the target's host; one request naming two hosts is
+        # refused instead, so no rule or certificate check can be bypassed through either.
+        return Reject(400, "ERRORINFO_INVALID_HOST")
+    rest = absolute["rest"] or b""
+    head.target = rest if rest.startswith(b"/") else b"/" + rest
     return host
-
-
-def _has_chunked(headers: list[Header]) -> bool:
-    for name, value in headers:
-        if name.lower() == b"transfer-encoding" and b"chunked" in value.lower():
-            return True
-    return False

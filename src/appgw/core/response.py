@@ -14,7 +14,6 @@ from appgw.core.http import (
     Header,
     forwardable_response_head,
     header_value,
-    serialize_head,
     status_line as _status_line,
 )
 
@@ -26,11 +25,16 @@ class ResponseFraming:
     close: bool  # the connection ends with this response
 
 
-def interim_head(status: int, http_version: str) -> bytes | None:
-    """A 1xx other than 101 for the client; None: an HTTP/1.0 client gets none (RFC 9110)."""
+def interim_head(
+    status: int, reason: bytes, headers: Sequence[Header], http_version: str
+) -> bytes | None:
+    """A 1xx other than 101 for the client, with its reason and end-to-end headers (103 Early
+    Hints carries Link); None: an HTTP/1.0 client gets none (RFC 9110 §15.2)."""
     if http_version == "1.0":
         return None
-    return serialize_head(_status_line(status), [])
+    parts, _length, _chunked = forwardable_response_head(_status_line(status, reason), headers)
+    parts.append(b"\r\n")
+    return b"".join(parts)
 
 
 def response_head(

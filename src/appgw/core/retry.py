@@ -1,8 +1,9 @@
 """What happens when a backend fails a request: one retry where Azure makes one, else an answer.
 
-* A pooled keep-alive connection that the backend had closed (or that broke before any
-  response byte): the request is sent once more, on a fresh connection, when nothing of it is
-  lost by doing so (idempotent method, no body byte sent yet).
+* A pooled keep-alive connection that the backend had closed before any response byte: the
+  request is sent once more, on a fresh connection, when nothing of it is lost by doing so
+  (idempotent method, no body byte sent yet). An invalid response is never retried: the
+  backend answered, badly.
 * A request timeout: v2 tries one other member once (same conditions, more than one member);
   v1 answers 502, v2 504.
 * A connection that cannot be made: 502, or 504 on v2 when it timed out; no retry (a new
@@ -19,6 +20,7 @@ from appgw.core.request import Reject
 # RFC 9110 §9.2.2: repeating these has the effect of doing it once.
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE"})
 TIMED_OUT = "ERRORINFO_UPSTREAM_TIMED_OUT"
+CLOSED = "ERRORINFO_UPSTREAM_CLOSED_CONNECTION"
 
 
 class Failure(Enum):
@@ -48,7 +50,7 @@ def after_failure(
 ) -> Retry | Reject:
     repeatable = attempt.method in IDEMPOTENT and not attempt.body_sent and not attempt.retried
     if failure is Failure.CONNECTION_LOST:
-        if repeatable and attempt.reused:
+        if repeatable and attempt.reused and error_info == CLOSED:
             return Retry(avoid_failed_member=False)
         return Reject(502, error_info, close=False)
     if failure is Failure.TIMEOUT:

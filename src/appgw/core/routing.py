@@ -1,7 +1,9 @@
 """Routing: endpoint -> site (listener by Host) -> route (rule, path rule) -> forward or redirect.
 
-The matched path prefix is found once here and travels with the decision (a path override and
-a retry both need it).
+The path is the normalized one (core/path.py). The matched path prefix is found once here and
+travels with the decision (a path override and a retry both need it). On HTTPS, a Host whose
+listener presents another certificate than the one the client's SNI got is misdirected (421,
+RFC 9110 §15.5.20): the client checked a certificate for another site.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from appgw.compile.snapshot import (
     Site,
     Target,
 )
-from appgw.core.http import split_target
 from appgw.core.request import Reject
 
 
@@ -37,12 +38,20 @@ class Redirect:
 Decision = Forward | Redirect | Reject
 
 
-def route(endpoint: Endpoint, host: str, request_target: bytes) -> Decision:
+def route(
+    endpoint: Endpoint, host: str, path: bytes, query: bytes, negotiated: object | None = None
+) -> Decision:
+    """`negotiated`: the certificate context the TLS handshake chose (None: plain HTTP)."""
     site = endpoint.sites.match(host)
     if site is None:
         # Azure answers an unknown host on a multi-site port with 404 and keeps the connection.
         return Reject(404, "ERRORINFO_INVALID_HOST", close=False)
-    path, query = split_target(request_target)
+    if (
+        negotiated is not None
+        and site.certificate is not None
+        and site.certificate is not negotiated
+    ):
+        return Reject(421, "ERRORINFO_MISDIRECTED_REQUEST", close=False)
     chosen = site.route
     matched_prefix = ""
     target: Target

@@ -2,9 +2,15 @@
 
 It owns the bytes: llhttp (httptools) parses them strictly, requests are answered in order
 (pipelined ones wait their turn), writes of one backend read are joined, reading pauses while a
-backend or the client cannot keep up, and the connection's own timeouts run here. What a
-request means and where it goes is decided by `appgw.core`; one `Exchange` per request does
-that request's I/O.
+backend or the client cannot keep up, and the connection's own timeouts and limits run here.
+What a request means and where it goes is decided by `appgw.core`; one `Exchange` per request
+does that request's I/O.
+
+A read is parsed whole before any request in it is dispatched: framing that turns out invalid
+later in the same read (a bad chunk, a second request that is refused) stops everything before a
+byte reaches a backend. Parsing stops at the first refusal; the requests before it are still
+answered, in order, then the refusal, then the connection closes. A head is bounded while it
+arrives (bytes received, and a total deadline from its first byte), not only once complete.
 """
 
 from __future__ import annotations
@@ -24,8 +30,16 @@ from appgw.dataplane.exchange import Exchange
 from appgw.dataplane.services import Listener, Services
 from appgw.dataplane.upstream import UpstreamConnection
 
-# Time to read one request's head and body once it started (Azure answers 408 after 60 s).
-CLIENT_READ_TIMEOUT = 60.0
+# A request head (request line and header section) may not be longer than its two limits allow,
+# plus room for the request line's method and version and the line ends.
+MAX_HEAD_BYTES = MAX_URL_BYTES + MAX_HEADER_BYTES + 1024
+# While a head arrives, bytes are parsed in pieces of this size, so that a crossed limit is
+# noticed within one piece of where it is (llhttp buffers a header name or value it has not
+# seen the end of).
+HEAD_PIECE = 8 * 1024
+# Requests parsed ahead of the one being answered (pipelining) that are kept; one read can
+# hold thousands of tiny ones, and no real client pipelines this deep.
+MAX_PIPELINED = 64
 # Held writes up to this size are joined into one buffer (one TLS record); larger ones are
 # passed as a list, which costs no copy. 16 KiB is TLS's maximum record payload.
 JOIN_WRITES_BELOW = 16 * 1024
@@ -48,20 +62,27 @@ class ClientConnection(asyncio.Protocol):
         self.client_address = b""  # "ip:port" as X-Forwarded-For carries it
         self.tls_version = ""
         self.tls_cipher = ""
+        self.tls_context: object | None = None  # the certificate context SNI chose
         self.parser = httptools.HttpRequestParser(self)
         self.parsing: Exchange | None = None
         self.active: Exchange | None = None
+        # Requests whose head is complete, waiting for their turn (pipelining).
         self.queued: deque[Exchange] = deque()
         self.closing = False
+        self.parse_stopped = False  # a request was refused: no byte after it is parsed
+        self.head_bytes = 0  # bytes of the head being received
+        self.in_body = False  # between a head's end and its message's end
         self.tunnel: UpstreamConnection | None = None
         # (exchange, bytes left) while reading the body of a declined upgrade by hand
         self.plain_body: tuple[Exchange, int] | None = None
         self.read_paused = False
         self.write_paused = False
-        # The connection's own timeouts (keep-alive, reading a request) and the active
-        # exchange's backend timeout; moved on every request, so lazily re-armed (Deadline).
+        # The connection's own timeouts (keep-alive, receiving a head), the active exchange's
+        # backend timeout, and the time a client may take no byte of a response; moved on
+        # every request, so lazily re-armed (Deadline).
         self.deadline = Deadline(self.loop)
         self.backend_deadline = Deadline(self.loop)
+        self.send_deadline = Deadline(self.loop)
         self.sent = 0
         # While a backend's bytes are processed, what they produce for the client is held and
         # written once at the end: a response's head and body become one TLS record and one
@@ -75,6 +96,10 @@ class ClientConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername") or ("", 0)
         self.client_ip, self.client_port = str(peer[0]), int(peer[1])
+        if not self.services.admission.admit(self):
+            self.closing = True
+            self.transport.abort()  # every connection of this address (or worker) is busy
+            return
         self.client_address = client_address(self.client_ip, self.client_port)
         self.listener.connections.add(self)
         self.services.metrics.connection_opened(self.gateway_id)
@@ -83,13 +108,18 @@ class ClientConnection(asyncio.Protocol):
             self.tls_version = ssl_object.version() or ""
             cipher = ssl_object.cipher()
             self.tls_cipher = cipher[0] if cipher else ""
+            self.tls_context = ssl_object.context
         self._arm_timer(self._snapshot().keep_alive_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.services.metrics.connection_closed(self.gateway_id)
         self.closing = True
-        self.listener.connections.discard(self)
         self.deadline.close()
+        self.send_deadline.close()
+        if self not in self.listener.connections:
+            return  # refused at connection_made: nothing was counted
+        self.services.admission.gone(self)
+        self.services.metrics.connection_closed(self.gateway_id)
+        self.listener.connections.discard(self)
         if self.tunnel is not None:
             self.tunnel.close()
         for exchange in (self.active, *self.queued):
@@ -101,6 +131,8 @@ class ClientConnection(asyncio.Protocol):
         if self.tunnel is not None:
             self.tunnel.write(data)
             return
+        if self.closing or self.parse_stopped:
+            return  # after a refusal nothing more is read
         if self.plain_on_tls:
             self.reject(Reject(400, "ERRORINFO_HTTP_TO_HTTPS_PORT"))
             return
@@ -108,36 +140,53 @@ class ClientConnection(asyncio.Protocol):
             data = self._take_plain_body(data)
             if not data:
                 return
-        if self.active is None:
-            self._arm_timer(CLIENT_READ_TIMEOUT)
         try:
-            self.parser.feed_data(data)
+            self._feed(data)
         except httptools.HttpParserUpgrade as upgrade:
-            offset = upgrade.args[0] if upgrade.args else len(data)
-            exchange = self.active or (self.queued[-1] if self.queued else None)
-            if exchange is not None and exchange.framing.websocket:
-                exchange.early_tunnel_data += data[offset:]
-                self.pause_reading()
-            else:
-                # An upgrade we do not offer (h2c, ...) is served as plain HTTP/1.1. llhttp
-                # stopped at its head: its Content-Length body is read here, and what follows
-                # is the next request, for a fresh parser.
-                self.parser = httptools.HttpRequestParser(self)
-                if exchange is not None and exchange.framing.has_body:
-                    length = header_value(exchange.head.headers, b"content-length") or b"0"
-                    exchange.body_done = False
-                    self.plain_body = (exchange, int(length))
-                if offset < len(data):
-                    self.data_received(data[offset:])
+            self._upgrade(data, upgrade)
         except httptools.HttpParserError as error:
             code = "ERRORINFO_INVALID_REQUEST"
             if isinstance(error, httptools.HttpParserInvalidMethodError):
                 code = "ERRORINFO_INVALID_METHOD"
             elif isinstance(error, httptools.HttpParserInvalidURLError):
                 code = "ERRORINFO_REQUEST_URI_INVALID"
-            self.reject(Reject(400, code))
-        except _Rejected:
+            self._stop(Reject(400, code))
+        except _Stopped:
             pass
+        self._advance()
+
+    def _feed(self, data: bytes) -> None:
+        """Parse `data`; a head is fed in pieces and its size checked after each."""
+        parser = self.parser
+        while data:
+            if self.in_body:
+                parser.feed_data(data)
+                return
+            piece, data = data[:HEAD_PIECE], data[HEAD_PIECE:]
+            self.head_bytes += len(piece)
+            parser.feed_data(piece)
+            if not self.in_body and self.head_bytes > MAX_HEAD_BYTES:
+                self._refuse(Reject(431, "ERRORINFO_INVALID_REQUEST"))
+
+    def _upgrade(self, data: bytes, upgrade: httptools.HttpParserUpgrade) -> None:
+        offset = upgrade.args[0] if upgrade.args else len(data)
+        exchange = self.queued[-1] if self.queued else self.active
+        if exchange is not None and exchange.framing.websocket:
+            exchange.early_tunnel_data += data[offset:]
+            self.pause_reading()
+            return
+        # An upgrade we do not offer (h2c, ...) is served as plain HTTP/1.1. llhttp stopped at
+        # its head: its Content-Length body is read here, and what follows is the next request,
+        # for a fresh parser.
+        self.parser = httptools.HttpRequestParser(self)
+        self.in_body = False
+        self.head_bytes = 0
+        if exchange is not None and exchange.framing.has_body:
+            length = header_value(exchange.head.headers, b"content-length") or b"0"
+            exchange.body_done = False
+            self.plain_body = (exchange, int(length))
+        if offset < len(data):
+            self.data_received(data[offset:])
 
     def _take_plain_body(self, data: bytes) -> bytes:
         """Pass a declined upgrade's body through; return the bytes after it."""
@@ -156,16 +205,18 @@ class ClientConnection(asyncio.Protocol):
 
     def eof_received(self) -> bool | None:
         # The client finished sending; let an active exchange finish its response first.
-        return self.active is not None
+        return self.active is not None or bool(self.queued)
 
     def pause_writing(self) -> None:
         self.write_paused = True
+        self.send_deadline.set(self.services.limits.send_timeout, self._send_timed_out)
         upstream = self.active.upstream if self.active is not None else self.tunnel
         if upstream is not None:
             upstream.pause_reading()
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        self.send_deadline.clear()
         upstream = self.active.upstream if self.active is not None else self.tunnel
         if upstream is not None:
             upstream.resume_reading()
@@ -175,6 +226,10 @@ class ClientConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         snapshot, endpoint = self.listener.state
         self.parsing = Exchange(self, snapshot, endpoint)
+        self.services.admission.busy(self)
+        if self.active is None and not self.queued:
+            # The head's deadline runs from its first byte and is not moved by later reads.
+            self._arm_timer(self.services.limits.header_timeout)
 
     def on_url(self, url: bytes) -> None:
         exchange = self.parsing
@@ -204,12 +259,12 @@ class ClientConnection(asyncio.Protocol):
         if isinstance(decided, Reject):
             self._refuse(decided)
         exchange.framing = decided
-        if self.active is None:
-            self.active = exchange
-            exchange.begin()
-        else:
-            self.queued.append(exchange)
-            self.pause_reading()
+        self.in_body = True
+        if self.active is None and not self.queued:
+            self._cancel_timer()  # the exchange's own timers take over
+        if len(self.queued) >= MAX_PIPELINED:
+            self._refuse(Reject(400, "ERRORINFO_INVALID_REQUEST"))
+        self.queued.append(exchange)
 
     def on_body(self, body: bytes) -> None:
         if self.parsing is not None:
@@ -219,8 +274,8 @@ class ClientConnection(asyncio.Protocol):
         if self.parsing is not None:
             self.parsing.request_complete()
             self.parsing = None
-        if self.active is not None:
-            self._cancel_timer()
+        self.in_body = False
+        self.head_bytes = 0
 
     # --- used by exchanges ----------------------------------------------------------------------
 
@@ -253,21 +308,49 @@ class ClientConnection(asyncio.Protocol):
             self.transport.pause_reading()
 
     def resume_reading(self) -> None:
+        if self.parse_stopped:
+            return  # nothing after a refusal is read
         if self.read_paused and self.transport is not None and not self.transport.is_closing():
             self.read_paused = False
             self.transport.resume_reading()
 
     def reject(self, reject: Reject) -> None:
-        """Answer a malformed request and close; nothing is forwarded."""
-        exchange = self.parsing or self.active or Exchange(self, *self.listener.state)
-        if not exchange.response_started:
+        """Answer at once and close: the client sent something no request can come of."""
+        self.parse_stopped = True
+        exchange = self.parsing or Exchange(self, *self.listener.state)
+        if self.active is None and not exchange.response_started:
             exchange.answer(reject.status, reject.error_info, close=True)
         self.close()
 
+    def _stop(self, reject: Reject) -> None:
+        """Parsing found a refusal: what came before it is still answered, in order, then
+        the refusal, then the connection closes. Nothing after it is parsed."""
+        self.parse_stopped = True
+        self.pause_reading()
+        exchange = self.parsing
+        self.parsing = None
+        if exchange is not None and exchange is self.active:
+            # Its head went to a backend already; the body turned out malformed.
+            exchange.request_broken(reject)
+            return
+        if exchange is None:
+            exchange = Exchange(self, *self.listener.state)
+        exchange.refused = reject
+        if exchange not in self.queued:
+            self.queued.append(exchange)
+
     def _refuse(self, reject: Reject) -> NoReturn:
-        """From a parser callback: answer, close, and stop llhttp's callbacks."""
-        self.reject(reject)
-        raise _Rejected
+        """From a parser callback: stop parsing here, with `reject` as the answer."""
+        self._stop(reject)
+        raise _Stopped
+
+    def _advance(self) -> None:
+        """Start the next complete request when none is being answered."""
+        if self.active is None and self.queued and not self.closing:
+            exchange = self.active = self.queued.popleft()
+            exchange.begin()
+        if self.queued:
+            self.pause_reading()  # one request at a time: the next ones wait in the kernel
 
     def exchange_done(self, exchange: Exchange, *, close: bool) -> None:
         if exchange is self.active:
@@ -276,11 +359,14 @@ class ClientConnection(asyncio.Protocol):
             self.close()
             return
         if self.queued:
-            self.active = self.queued.popleft()
-            self.active.begin()
+            self._advance()
             return
+        if self.parsing is None:
+            self.services.admission.idle(self)
+            self._arm_timer(exchange.snapshot.keep_alive_timeout)
+        else:
+            self._arm_timer(self.services.limits.header_timeout)  # the next head has begun
         self.resume_reading()
-        self._arm_timer(exchange.snapshot.keep_alive_timeout)
 
     def start_tunnel(self, upstream: UpstreamConnection, early: bytes) -> None:
         self.tunnel = upstream
@@ -298,6 +384,7 @@ class ClientConnection(asyncio.Protocol):
 
     def abort(self) -> None:
         """End the connection at once: the response already started cannot be completed."""
+        self.closing = True
         if self.transport is not None:
             self.transport.abort()
 
@@ -313,12 +400,19 @@ class ClientConnection(asyncio.Protocol):
         self.deadline.clear()
 
     def _timed_out(self) -> None:
-        if self.parsing is not None and self.active is None:
+        if self.parsing is None:
+            self.close()  # idle keep-alive connection
+        elif self.active is None and not self.queued:
             self.reject(Reject(408, "ERRORINFO_CLIENT_READ_TIMEOUT"))
-            return
-        if self.active is None:
-            self.close()
+        else:
+            self._stop(Reject(408, "ERRORINFO_CLIENT_READ_TIMEOUT"))  # after those before it
+
+    def _send_timed_out(self) -> None:
+        """The client has taken no byte for the send timeout: drop it (and its backend)."""
+        if self.active is not None:
+            self.active.error_info = "ERRORINFO_CLIENT_SEND_TIMED_OUT"
+        self.abort()
 
 
-class _Rejected(Exception):
-    """Stops llhttp's callbacks after a request was refused."""
+class _Stopped(Exception):
+    """Stops llhttp's callbacks after a refusal."""

@@ -32,6 +32,7 @@ from appgw.core.http import (
     split_target,
     status_line,
 )
+from appgw.core.path import normalize_path
 from appgw.core.request import NO_BODY, Framing, Reject, RequestHead, admit
 from appgw.core.response import interim_head, response_head, upgrade_head
 from appgw.core.retry import Attempt, Failure, Retry, after_failure
@@ -75,6 +76,9 @@ class Exchange:
         "host",
         "last_byte_at",
         "member",
+        "path",
+        "query",
+        "refused",
         "response_chunked",
         "response_close",
         "response_started",
@@ -114,6 +118,9 @@ class Exchange:
         self.finished = False
         self.gone = False
         self.retried = False
+        self.refused: Reject | None = None  # the connection refused this request as parsed
+        self.path = b""  # normalized: what routing matched and the backend receives
+        self.query = b""
         # for the access log
         self.trace_id = new_trace_id()
         self.site: Site | None = None
@@ -136,12 +143,27 @@ class Exchange:
 
     def begin(self) -> None:
         """The request became the connection's active one: admit it, route it, send it."""
+        if self.refused is not None:
+            self.answer(self.refused.status, self.refused.error_info, close=True)
+            return
         host = admit(self.head)
         if isinstance(host, Reject):
             self.answer(host.status, host.error_info, close=host.close)
             return
         self.host = host
-        decision = route(self.endpoint, host, self.head.target)
+        path, query = split_target(self.head.target)
+        normalized = b"*" if path == b"*" else normalize_path(path)
+        if isinstance(normalized, Reject):
+            self.answer(normalized.status, normalized.error_info, close=normalized.close)
+            return
+        self.path, self.query = normalized, query
+        decision = route(
+            self.endpoint,
+            host,
+            b"/" if path == b"*" else normalized,
+            query,
+            self.client.tls_context,
+        )
         if isinstance(decision, Reject):
             self.answer(decision.status, decision.error_info, close=decision.close)
             return
@@ -170,6 +192,23 @@ class Exchange:
         self.body_done = True
         if self.upstream is not None and self.framing.chunked and not self.finished:
             self.upstream.write(LAST_CHUNK)
+
+    def request_broken(self, reject: Reject) -> None:
+        """The body turned out malformed after the head went to a backend: that backend
+        connection has an unfinished request on it and is dropped, never reused."""
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            upstream.abort()
+        self._cancel_timer()
+        if self.finished or self.gone:
+            return
+        if not self.response_started:
+            self.answer(reject.status, reject.error_info, close=True)
+            return
+        self.error_info = reject.error_info
+        self._log()
+        self.finished = True
+        self.client.abort()
 
     def client_gone(self) -> None:
         self.gone = True
@@ -235,7 +274,12 @@ class Exchange:
         settings = forward.target.settings
         self.upstream = upstream
         self.upstream_reused = reused
-        upstream.start(self, head_only=self.head.method == b"HEAD")
+        websocket_key = (
+            header_value(self.head.headers, b"sec-websocket-key")
+            if self.framing.websocket
+            else None
+        )
+        upstream.start(self, head_only=self.head.method == b"HEAD", websocket_key=websocket_key)
         if self.client.write_paused:
             upstream.pause_reading()
         if host_header is None:
@@ -244,6 +288,8 @@ class Exchange:
             backend_request_head(
                 self.head,
                 self.framing,
+                path=self.path,
+                query=self.query,
                 host_header=host_header,
                 path_override=settings.path_override,
                 matched_prefix=forward.matched_prefix,
@@ -313,7 +359,8 @@ class Exchange:
         if self.gone:
             return
         if 100 <= status < 200 and not upgrade:
-            interim = interim_head(status, self.head.http_version)
+            reason = self.upstream.reason if self.upstream is not None else b""
+            interim = interim_head(status, reason, headers, self.head.http_version)
             if interim is not None:
                 self.client.write(interim)
             return

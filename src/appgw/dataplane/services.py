@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from appgw.compile.snapshot import Endpoint, Snapshot
 from appgw.core.balancer import Balancer
+from appgw.core.limits import ClientLimits
 from appgw.dataplane.access_log import AccessLog
+from appgw.dataplane.admission import Admission
 from appgw.dataplane.error_pages import ErrorPages
 from appgw.dataplane.upstream import UpstreamPool
 from appgw.observability import RequestMetrics
@@ -43,3 +45,8 @@ class Services:
     metrics: RequestMetrics = field(default_factory=RequestMetrics)
     # Backend certificates live traffic refused, for Backend health (state/traffic.py).
     traffic: TrafficFailures = field(default_factory=TrafficFailures)
+    limits: ClientLimits = field(default_factory=ClientLimits)
+    admission: Admission = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.admission = Admission(self.limits)

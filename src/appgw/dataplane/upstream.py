@@ -8,11 +8,16 @@ written before the backend's certificate passed `verify_presented_chain`.
 from __future__ import annotations
 
 import asyncio
+import base64
+import fcntl
+import hashlib
 import socket
 import ssl
+import sys
+import termios
 import time
 from collections.abc import Callable
-from typing import Protocol as TypingProtocol, cast
+from typing import NoReturn, Protocol as TypingProtocol, cast
 
 import httptools
 
@@ -26,9 +31,25 @@ from appgw.tls.trust import BackendCertificateVerdict, verify_presented_chain
 UPSTREAM_IDLE_TIMEOUT = 55.0
 # Per key; enough for bursts on one worker, small enough not to hoard backend sockets.
 MAX_IDLE_PER_KEY = 64
+# A backend's response head may not be larger than this, nor have more header fields than the
+# next: twice a request's limits, as responses carry cookies and policies; beyond them it is a
+# 502 (nginx and HAProxy stop at 4-16 KiB by default).
+MAX_RESPONSE_HEAD_BYTES = 64 * 1024
+MAX_RESPONSE_HEADERS = 400
+# While a response head arrives it is parsed in pieces of this size, so a crossed limit is
+# noticed within one piece (llhttp buffers a header value it has not seen the end of).
+RESPONSE_HEAD_PIECE = 8 * 1024
+WEBSOCKET_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3
 # TCP connect plus TLS handshake to a backend; Azure does not publish one, 10 s is nginx's
 # proxy_connect_timeout order of magnitude (60 s there is generous for a LAN).
 CONNECT_TIMEOUT = 10.0
+
+
+_INT_BUFFER = bytes(4)  # FIONREAD's answer: an int
+
+
+class _Refused(Exception):
+    """Stops llhttp's callbacks after a response was refused."""
 
 
 class UpstreamError(Exception):
@@ -75,13 +96,37 @@ class UpstreamConnection(asyncio.Protocol):
         self._status = 0
         self._headers: list[Header] = []
         self._head_done = False
+        self._head_bytes = 0  # of the response head being received
+        self._in_body = False
+        self._expecting = False  # a request is out and its final response has not ended
+        # RFC 6455: the Sec-WebSocket-Accept a 101 must carry (None: no upgrade was asked)
+        self._websocket_accept: bytes | None = None
         self.reason = b""
+        self._fd = -1
+        # Set while a read is parsed: a connection whose response ended in that read becomes
+        # idle only after the rest of the read was parsed, so bytes after the response (a
+        # second one) are seen first; else a request pipelined behind could take it at once.
+        self._feeding = False
+        self.release_pending = False
 
     # --- asyncio.Protocol -----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        self._fd = sock.fileno() if sock is not None else -1
+
+    def unread(self) -> bool:
+        """Bytes wait in the kernel that no request asked for (a second response, say): the
+        connection is out of step and must not serve another request."""
+        if self._fd < 0:
+            return False
+        try:
+            pending = fcntl.ioctl(self._fd, termios.FIONREAD, _INT_BUFFER)
+        except OSError:
+            return True  # an fd that cannot say is not trusted
+        return int.from_bytes(pending, sys.byteorder) > 0
 
     def data_received(self, data: bytes) -> None:
         consumer = self.consumer
@@ -94,14 +139,31 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
             return
         consumer.hold_output()
+        self._feeding = True
         try:
             self._feed(data)
         finally:
+            self._feeding = False
             consumer.flush_output()
+            if self.release_pending:
+                self.release_pending = False
+                self._release(self)
+
+    @property
+    def feeding(self) -> bool:
+        return self._feeding
 
     def _feed(self, data: bytes) -> None:
         try:
-            self._parser.feed_data(data)
+            while data:
+                if self._in_body:
+                    self._parser.feed_data(data)
+                    return
+                piece, data = data[:RESPONSE_HEAD_PIECE], data[RESPONSE_HEAD_PIECE:]
+                self._head_bytes += len(piece)
+                self._parser.feed_data(piece)
+                if not self._in_body and self._head_bytes > MAX_RESPONSE_HEAD_BYTES:
+                    self._invalid(f"a response head over {MAX_RESPONSE_HEAD_BYTES} bytes")
         except httptools.HttpParserUpgrade as upgrade:
             self.tunnel = True
             rest = data[upgrade.args[0] :] if upgrade.args else b""
@@ -111,6 +173,13 @@ class UpstreamConnection(asyncio.Protocol):
             self._lose(
                 UpstreamError("ERRORINFO_UPSTREAM_INVALID_RESPONSE", f"invalid response: {error}")
             )
+        except _Refused:
+            pass
+
+    def _invalid(self, what: str) -> NoReturn:
+        """The response is not one to relay: 502 (or an abort once a response started)."""
+        self._lose(UpstreamError("ERRORINFO_UPSTREAM_INVALID_RESPONSE", f"the backend sent {what}"))
+        raise _Refused
 
     def eof_received(self) -> bool | None:
         return None  # close the transport
@@ -139,8 +208,13 @@ class UpstreamConnection(asyncio.Protocol):
     # --- httptools callbacks --------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        if not self._expecting:
+            # A response nobody asked for (a second one, say): the stream is out of step.
+            self.close()
+            raise _Refused
         self._headers = []
         self._head_done = False
+        self._head_bytes = 0
         self.reason = b""
 
     def on_status(self, reason: bytes) -> None:
@@ -148,18 +222,24 @@ class UpstreamConnection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
+        if len(self._headers) > MAX_RESPONSE_HEADERS:
+            self._invalid(f"more than {MAX_RESPONSE_HEADERS} response header fields")
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
         consumer = self.consumer
         if consumer is None:
             return
-        if 100 <= status < 200 and status != 101:
+        if status == 101:
+            self._check_switch()
+        elif 100 <= status < 200:
             consumer.response_head(status, self._headers, False)  # interim; more follows
             return
         self._head_done = True
+        self._in_body = True
         consumer.response_head(status, self._headers, status == 101)
         if self.head_only and status != 101:
+            self._in_body = False
             self._finish(reusable=self._parser.should_keep_alive())
             # The body the headers announce never comes; start the next response afresh.
             self._parser = httptools.HttpResponseParser(self)
@@ -169,16 +249,39 @@ class UpstreamConnection(asyncio.Protocol):
             self.consumer.response_body(body)
 
     def on_message_complete(self) -> None:
+        self._in_body = False
+        self._head_bytes = 0
         # After a 101 the connection becomes a tunnel; the exchange owns it until it closes.
         if self._head_done and self.consumer is not None and self._parser.get_status_code() != 101:
             self._finish(reusable=self._parser.should_keep_alive())
 
+    def _check_switch(self) -> None:
+        """A 101 must answer the WebSocket upgrade the request asked for, with its key's
+        accept value (RFC 6455 §4.2.2): anything else would turn the connection into a raw
+        tunnel nobody validated."""
+        expected = self._websocket_accept
+        if expected is None:
+            self._invalid("101 Switching Protocols to a request that asked for no upgrade")
+        accepts = [v.strip() for n, v in self._headers if n.lower() == b"sec-websocket-accept"]
+        if accepts != [expected]:
+            self._invalid("a WebSocket 101 without the Sec-WebSocket-Accept of the request's key")
+
     # --- use by the exchange --------------------------------------------------------------------
 
-    def start(self, consumer: ResponseConsumer, head_only: bool) -> None:
+    def start(
+        self, consumer: ResponseConsumer, head_only: bool, websocket_key: bytes | None = None
+    ) -> None:
+        """Serve `consumer`'s request. `websocket_key`: its Sec-WebSocket-Key when it asks
+        for the WebSocket upgrade (the one switch a 101 may answer)."""
         self.consumer = consumer
         self.head_only = head_only
         self._head_done = False
+        self._expecting = True
+        self._websocket_accept = (
+            base64.b64encode(hashlib.sha1(websocket_key.strip() + WEBSOCKET_GUID).digest())
+            if websocket_key is not None
+            else None
+        )
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
@@ -208,6 +311,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.transport.abort()
 
     def _finish(self, *, reusable: bool) -> None:
+        self._expecting = False
         consumer, self.consumer = self.consumer, None
         if consumer is not None:
             consumer.response_end(reusable and not self.closed)
@@ -237,13 +341,20 @@ class UpstreamPool:
         idle = self._idle.get(key)
         while idle:
             connection = idle.pop()
-            if not connection.closed:
-                return connection
+            if connection.closed:
+                continue
+            if connection.unread():
+                connection.close()
+                continue
+            return connection
         return None
 
     def release(self, connection: UpstreamConnection) -> None:
         if connection.closed or connection.tunnel:
             connection.close()
+            return
+        if connection.feeding:
+            connection.release_pending = True  # once the read is parsed (UpstreamConnection)
             return
         if connection.verified_chain is not None:
             self._remember_session(connection, connection.verified_chain)

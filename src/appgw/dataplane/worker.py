@@ -18,6 +18,13 @@ from pathlib import Path
 
 from appgw.compile.snapshot import Snapshot
 from appgw.core.balancer import Balancer
+from appgw.core.limits import (
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_CONNECTIONS_PER_IP,
+    DEFAULT_SEND_TIMEOUT,
+    ClientLimits,
+)
 from appgw.dataplane.access_log import AccessLog
 from appgw.dataplane.runtime import Runtime
 from appgw.dataplane.services import Services
@@ -42,7 +49,14 @@ log = logging.getLogger("appgw.dataplane")
 
 
 class Worker:
-    def __init__(self, data_dir: Path, store: SqlStore, frontend_address: str, instance: str):
+    def __init__(
+        self,
+        data_dir: Path,
+        store: SqlStore,
+        frontend_address: str,
+        instance: str,
+        limits: ClientLimits,
+    ) -> None:
         self.state = state_dir(data_dir)
         self.instance = instance
         self.access_log = AccessLog(data_dir / ACCESS_LOG_FILE)
@@ -51,6 +65,7 @@ class Worker:
             balancer=Balancer(),
             access_log=self.access_log,
             instance_id=instance,
+            limits=limits,
         )
         self.runtime = Runtime(self.services)
         self.board = BoardReader(self.state / BOARD_FILE)
@@ -94,9 +109,15 @@ class Worker:
             self.services.traffic.publish(self.state, self.instance)
 
 
-async def run(data_dir: Path, store_url: str, frontend_address: str, instance_id: str) -> None:
+async def run(
+    data_dir: Path,
+    store_url: str,
+    frontend_address: str,
+    instance_id: str,
+    limits: ClientLimits,
+) -> None:
     store = SqlStore(store_url, MasterKey.load_or_create(data_dir))
-    worker = Worker(data_dir, store, frontend_address, instance_id)
+    worker = Worker(data_dir, store, frontend_address, instance_id, limits)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -131,7 +152,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--store-url", required=True)
     parser.add_argument("--frontend-address", default="0.0.0.0")
     parser.add_argument("--instance-id", default=str(os.getpid()))
+    parser.add_argument("--client-header-timeout", type=float, default=DEFAULT_HEADER_TIMEOUT)
+    parser.add_argument("--client-send-timeout", type=float, default=DEFAULT_SEND_TIMEOUT)
+    parser.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS)
+    parser.add_argument(
+        "--max-connections-per-ip", type=int, default=DEFAULT_MAX_CONNECTIONS_PER_IP
+    )
     args = parser.parse_args(argv)
+    limits = ClientLimits(
+        args.client_header_timeout,
+        args.client_send_timeout,
+        args.max_connections,
+        args.max_connections_per_ip,
+    )
     # Every client connection is a descriptor: a worker holds tens of thousands of idle ones.
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -140,7 +173,9 @@ def main(argv: list[str] | None = None) -> None:
         stream=sys.stderr,
         format=f"%(asctime)s %(levelname)s [worker {args.instance_id}] %(name)s: %(message)s",
     )
-    main_coroutine = run(args.data_dir, args.store_url, args.frontend_address, args.instance_id)
+    main_coroutine = run(
+        args.data_dir, args.store_url, args.frontend_address, args.instance_id, limits
+    )
     try:
         import uvloop
     except ImportError:  # uvloop is optional on platforms without it
