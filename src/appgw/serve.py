@@ -51,6 +51,7 @@ from appgw.state.files import state_dir
 from appgw.store.secrets import MasterKey, SecretsError
 from appgw.store.sql import SqlStore, StoreError
 from appgw.supervised import PARENT_PID_ENV
+from appgw.tls.server import OPENSSL_CONFIG
 
 DB_FILE = "appgw.db"
 METRICS_DIR = "metrics"
@@ -61,6 +62,7 @@ WORKER_CHECK_INTERVAL = 0.5  # how soon a dead worker is noticed and replaced
 WORKER_STOP_TIMEOUT = 15.0  # in-flight requests get the worker's own grace period, plus margin
 # How long serve waits for its workers and monitor to serve before it says so instead of
 # "ready": a gateway at Azure's limits compiles in about a second per process.
+OPENSSL_CONF = "OPENSSL_CONF"  # the variable OpenSSL reads its configuration file from
 READY_TIMEOUT = 60.0
 READY_CHECK_INTERVAL = 0.05  # how often serve looks whether every process serves yet
 
@@ -242,6 +244,7 @@ def _serve(options: ServeOptions, environ: dict[str, str] | None) -> None:
             *options.client_limits().arguments(),
         ],
         [f"worker-{index}" for index in range(workers)],
+        environment={OPENSSL_CONF: str(OPENSSL_CONFIG)},
     )
     lines.append(f"  data plane:     {workers} worker(s); access log {data_dir / 'access.log'}")
     service = GatewayService(store, frontend_address=options.frontend_address)
@@ -262,7 +265,7 @@ def _serve(options: ServeOptions, environ: dict[str, str] | None) -> None:
         ],
         ["health"],
         name="health monitor",
-        environment=channel.environment(),
+        environment={**channel.environment(), OPENSSL_CONF: str(OPENSSL_CONFIG)},
     )
     service.health = HealthClient(channel)
     applied = AppliedVersions(state_dir(data_dir), lambda: [*supervisor.live(), *monitor.live()])

@@ -13,13 +13,17 @@ certificates.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -495,3 +499,54 @@ def test_a_host_needing_another_certificate_than_the_sni_is_misdirected(site: Si
     assert tls_get(site, SITE_A, SITE_B, f"/other-{m}") == 421
     assert tls_get(site, SITE_B, SITE_B, f"/b-{m}") == 200
     assert not site.backends_saw(f"/other-{m}")
+
+
+# --- TLS: what AppGwSslPolicy20220101 offers, not OpenSSL's defaults -----------------------------
+
+CLIENT = """
+import socket, ssl, sys
+context = ssl.create_default_context()
+context.check_hostname = False
+context.verify_mode = ssl.CERT_NONE
+context.minimum_version = ssl.TLSVersion.TLSv1_3
+try:
+    with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname=sys.argv[2]) as tls:
+            print("negotiated", tls.version(), tls.cipher()[0])
+except ssl.SSLError as error:
+    print("refused", error.reason)
+"""
+
+
+def handshake_offering(site: Site, tmp_path: Path, setting: str) -> str:
+    """A TLS 1.3 client whose OpenSSL offers only what `setting` allows."""
+    config = tmp_path / "client.cnf"
+    config.write_text(
+        "openssl_conf = init\n[init]\nssl_conf = ssl\n[ssl]\nsystem_default = tls\n"
+        f"[tls]\n{setting}\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", CLIENT, str(site.tls_port), SITE_A],
+        env={**os.environ, "OPENSSL_CONF": str(config)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return result.stdout.strip() + result.stderr.strip()
+
+
+@pytest.mark.parametrize(
+    ("setting", "outcome"),
+    [
+        ("Groups = X448", "refused"),
+        ("Groups = P-521", "refused"),
+        ("Ciphersuites = TLS_CHACHA20_POLY1305_SHA256", "refused"),
+        ("Groups = X25519", "negotiated TLSv1.3"),
+        ("Groups = P-384", "negotiated TLSv1.3"),
+        ("Ciphersuites = TLS_AES_128_GCM_SHA256", "negotiated TLSv1.3 TLS_AES_128_GCM_SHA256"),
+    ],
+)
+def test_tls13_offers_only_the_policy_suites_and_groups(
+    site: Site, tmp_path: Path, setting: str, outcome: str
+) -> None:
+    assert handshake_offering(site, tmp_path, setting).startswith(outcome)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+from hypothesis import given, settings, strategies as st
+
 from appgw.compile.gateway import upstream_specs
 from appgw.compile.matching import HostMatcher, PathMatcher
 from appgw.compile.snapshot import (
@@ -18,6 +21,7 @@ from appgw.compile.snapshot import (
 )
 from appgw.core.balancer import Balancer
 from appgw.core.forward import backend_request_head, client_address
+from appgw.core.path import normalize_path
 from appgw.core.request import Framing, Reject, RequestHead, admit, framing
 from appgw.core.response import interim_head, response_head, upgrade_head
 from appgw.core.retry import Attempt, Failure, Retry, after_failure
@@ -286,3 +290,122 @@ def test_upstream_specs_precompile_all_but_the_request_named_case() -> None:
     named = upstream_specs(https, (BackendMember("b.internal", True),), sku_v1=False)
     assert named["b.internal"].key is not None
     assert named["b.internal"].key.sni == "b.internal"
+
+
+# --- hostile input: framing, paths, misdirected requests (issue 12) --------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "version", "expected"),
+    [
+        ([(b"Transfer-Encoding", b"chunked")], "1.1", None),
+        ([(b"Transfer-Encoding", b"Chunked ")], "1.1", None),
+        ([(b"Transfer-Encoding", b"gzip, chunked")], "1.1", 501),
+        ([(b"Transfer-Encoding", b"xchunked")], "1.1", 400),
+        ([(b"Transfer-Encoding", b"chunked, identity")], "1.1", 400),
+        ([(b"Transfer-Encoding", b"chunked"), (b"Transfer-Encoding", b"chunked")], "1.1", 400),
+        ([(b"Transfer-Encoding", b"chunked\x0b")], "1.1", 400),
+        ([(b"Transfer-Encoding", b"chunked")], "1.0", 400),
+        ([(b"Transfer-Encoding", b"chunked"), (b"Content-Length", b"3")], "1.1", 400),
+        ([(b"Content-Length", b"3"), (b"Content-Length", b"3")], "1.1", 400),
+        ([(b"Content-Length", b"3, 3")], "1.1", 400),
+        ([(b"Content-Length", b"+3")], "1.1", 400),
+        ([(b"Content-Length", b"1" * 20)], "1.1", 400),
+        ([(b"Content-Length", b" 3\t")], "1.1", None),
+    ],
+)
+def test_framing_accepts_one_clear_length_only(
+    headers: list[tuple[bytes, bytes]], version: str, expected: int | None
+) -> None:
+    request = head(b"POST", b"/", *headers)
+    request.http_version = version
+    decided = framing(request, upgrade=False)
+    if expected is None:
+        assert isinstance(decided, Framing) and decided.has_body
+    else:
+        assert isinstance(decided, Reject) and decided.status == expected and decided.close
+
+
+def test_absolute_form_must_name_the_host() -> None:
+    same = head(b"GET", b"http://WWW.contoso.com/a?b", (b"Host", b"www.contoso.com"))
+    assert admit(same) == "www.contoso.com" and same.target == b"/a?b"
+    other = head(b"GET", b"http://www.fabrikam.com/a", (b"Host", b"www.contoso.com"))
+    assert admit(other) == Reject(400, "ERRORINFO_INVALID_HOST")
+    star = head(b"OPTIONS", b"*", (b"Host", b"a"))
+    assert admit(star) == "a"
+    assert admit(head(b"GET", b"*", (b"Host", b"a"))) == Reject(
+        400, "ERRORINFO_REQUEST_URI_INVALID"
+    )
+
+
+@pytest.mark.parametrize(
+    ("received", "routed"),
+    [
+        (b"/api/../web/x", b"/web/x"),
+        (b"/%61pi/x", b"/api/x"),
+        (b"/api/./x", b"/api/x"),
+        (b"/api%2fx", b"/api%2Fx"),
+        (b"/a/b/..", b"/a/"),
+        (b"/web//x", b"/web//x"),
+        (b"/a/../../x", None),
+        (b"/%2e%2e/x", None),
+        (b"/%zz", None),
+        (b"/%", None),
+        (b"/%0", None),
+        (b"/%00", None),
+        (b"/x#f", None),
+        (b"/x\\y", None),
+    ],
+)
+def test_normalize_path_table(received: bytes, routed: bytes | None) -> None:
+    normalized = normalize_path(received)
+    if routed is None:
+        assert isinstance(normalized, Reject) and normalized.status == 400
+    else:
+        assert normalized == routed
+
+
+SEGMENTS = st.lists(st.sampled_from(["api", "web", "a", "b", ".", "..", "x-y", "~z"]), max_size=6)
+
+
+@st.composite
+def spelled(draw: st.DrawFn) -> tuple[bytes, bytes]:
+    """A path and one of its spellings: unreserved characters percent-encoded at random,
+    hex in either case."""
+    path = "/" + "/".join(draw(SEGMENTS))
+    out = []
+    for char in path:
+        if char != "/" and draw(st.booleans()):
+            code = f"%{ord(char):02x}"
+            out.append(code.upper() if draw(st.booleans()) else code)
+        else:
+            out.append(char)
+    return path.encode(), "".join(out).encode()
+
+
+@settings(max_examples=400, deadline=None)
+@given(spelled())
+def test_every_spelling_of_a_path_routes_where_its_normal_form_does(
+    pair: tuple[bytes, bytes],
+) -> None:
+    plain, encoded = pair
+    assert normalize_path(encoded) == normalize_path(plain)
+    normal = normalize_path(plain)
+    if isinstance(normal, bytes):
+        assert b"/./" not in normal + b"/" and b"/../" not in normal + b"/"
+        api, web = target("api"), target("web")
+        site = Site("listener", PathRoute("rule", PathMatcher([(("/api/*",), api)], web)))
+        routed = route(endpoint_with(site), "www.contoso.com", normal, b"")
+        assert isinstance(routed, Forward)
+        assert (routed.target is api) == normal.lower().startswith(b"/api/")
+
+
+def test_a_host_whose_listener_presents_another_certificate_is_misdirected() -> None:
+    certificate_a, certificate_b = object(), object()
+    site_b = Site("b", target(), certificate=certificate_b)
+    endpoint = endpoint_with(site_b)
+    assert route(endpoint, "www.contoso.com", b"/", b"", certificate_a) == Reject(
+        421, "ERRORINFO_MISDIRECTED_REQUEST", close=False
+    )
+    assert isinstance(route(endpoint, "www.contoso.com", b"/", b"", certificate_b), Forward)
+    assert isinstance(route(endpoint, "www.contoso.com", b"/", b"", None), Forward)

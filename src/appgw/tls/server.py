@@ -4,9 +4,11 @@ Certificate contexts are shared and memoized, so a new configuration version tha
 certificate keeps its context. The data plane switches each connection to one of them from its
 SNI dispatcher (`appgw.dataplane.sni`).
 
-Known gap: Python's ssl module cannot restrict the TLS 1.3 suites (no SSL_CTX_set_ciphersuites),
-so TLS 1.3 offers OpenSSL's defaults (AES-256-GCM, CHACHA20-POLY1305, AES-128-GCM) where
-Azure offers only TLS_AES_128_GCM_SHA256 and TLS_AES_256_GCM_SHA384.
+Python's ssl module cannot set the TLS 1.3 suites or the key-exchange groups of a context (no
+SSL_CTX_set_ciphersuites, set_ecdh_curve takes one curve). Every Azure policy allows the same
+ones, so the data-plane processes get them from OpenSSL's configuration instead: `appgw serve`
+starts them with OPENSSL_CONF set to `OPENSSL_CONFIG` (TLS_AES_256_GCM_SHA384 and
+TLS_AES_128_GCM_SHA256; X25519, P-256, P-384).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import threading
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives import serialization
@@ -29,9 +32,13 @@ if TYPE_CHECKING:
     from appgw.certificates import ListenerCertificate
     from appgw.model.resource import SslPolicy
 
+# The OpenSSL configuration of the data-plane processes (see the module docstring).
+OPENSSL_CONFIG = Path(__file__).with_name("openssl.cnf")
+
 __all__ = [
     "DEFAULT_POLICY_NAME",
     "OPENSSL_CIPHER_NAMES",
+    "OPENSSL_CONFIG",
     "TlsPolicy",
     "new_context",
     "policy_from_model",
