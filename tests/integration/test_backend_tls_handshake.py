@@ -7,6 +7,7 @@ files."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 import threading
@@ -22,6 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from OpenSSL import SSL
 
 from appgw.compile.snapshot import UpstreamKey
 from appgw.dataplane.upstream import BackendTlsRejected, UpstreamConnection, UpstreamPool
@@ -376,3 +378,110 @@ def test_pool_resumes_a_verified_session_for_the_same_identity_only(
         return reused(first), reused(second), reused(third)
 
     assert run_on(uvloop.new_event_loop, scenario()) == (False, True, False)
+
+
+class RenegotiatingBackend:
+    """A TLS 1.2 backend (pyOpenSSL) that answers one request, then asks to renegotiate with
+    another certificate (from another root) and answers a second request. It records whether
+    the renegotiation completed, i.e. whether the client accepted the new certificate."""
+
+    def __init__(self, first: Sequence[Issued], second: Sequence[Issued]) -> None:
+        self.contexts = [self._context(first), self._context(second)]
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self.renegotiated: bool | None = None
+        self.answers = 0
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    @staticmethod
+    def _context(chain: Sequence[Issued]) -> SSL.Context:
+        context = SSL.Context(SSL.TLSv1_2_METHOD)
+        context.use_certificate(chain[0].cert)
+        context.use_privatekey(chain[0].key)
+        for extra in chain[1:]:
+            context.add_extra_chain_cert(extra.cert)
+        return context
+
+    def _serve(self) -> None:
+        self._listener.settimeout(10)
+        sock, _ = self._listener.accept()
+        sock.settimeout(None)  # pyOpenSSL wants a blocking socket
+        tls = SSL.Connection(self.contexts[0], sock)
+        tls.set_accept_state()
+        try:
+            self._answer(tls)
+            tls.set_context(self.contexts[1])  # the renegotiated handshake would present this
+            tls.renegotiate()
+            tls.do_handshake()  # sends the HelloRequest
+            self._answer(tls)  # the client's next request (after its reply to the request)
+            self.renegotiated = not tls.renegotiate_pending()
+        except (SSL.Error, OSError):
+            self.renegotiated = False
+        finally:
+            with contextlib.suppress(SSL.Error, OSError):
+                tls.shutdown()
+            sock.close()
+
+    def _answer(self, tls: SSL.Connection) -> None:
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += tls.recv(4096)
+        tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        self.answers += 1
+
+    def __enter__(self) -> RenegotiatingBackend:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._thread.join(10)
+        self._listener.close()
+
+
+class _Responses:
+    """The ResponseConsumer of a test: it collects what the upstream connection reports."""
+
+    def __init__(self) -> None:
+        self.done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.status = 0
+
+    def hold_output(self) -> None: ...
+    def flush_output(self) -> None: ...
+    def response_body(self, data: bytes) -> None: ...
+    def upstream_paused(self, paused: bool) -> None: ...
+
+    def response_head(self, status: int, headers: list[Any], upgrade: bool) -> None:
+        self.status = status
+
+    def response_end(self, reusable: bool) -> None:
+        self.done.set_result(reusable)
+
+    def upstream_lost(self, error: Exception) -> None:
+        if not self.done.done():
+            self.done.set_exception(error)
+
+
+def test_a_verified_backend_cannot_renegotiate_to_another_certificate(pki: Pki) -> None:
+    """The second certificate comes from a root the gateway does not trust: had the connection
+    renegotiated, later requests (of any client) would go to an unverified server."""
+    trust = roots(pki.root)
+    impostor = issue(NAME, pki.other_root, sans=(NAME,))
+
+    async def two_requests(port: int) -> list[int]:
+        pool = UpstreamPool()
+        connection = await pool.connect(UpstreamKey("127.0.0.1", port, NAME, NAME, trust), 5)
+        statuses = []
+        for _ in range(2):
+            responses = _Responses()
+            connection.start(responses, head_only=False)
+            connection.write(b"GET / HTTP/1.1\r\nHost: backend.test\r\n\r\n")
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(responses.done, 2)
+            statuses.append(responses.status)
+            await asyncio.sleep(0.2)  # the HelloRequest arrives after the first answer
+        connection.close()
+        return statuses
+
+    with RenegotiatingBackend([pki.leaf, pki.inter], [impostor, pki.other_root]) as server:
+        run_on(uvloop.new_event_loop, two_requests(server.port))
+    assert server.renegotiated is False, "the backend switched certificates mid-connection"
