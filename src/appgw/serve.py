@@ -35,6 +35,7 @@ from appgw.core.limits import (
     DEFAULT_SEND_TIMEOUT,
     ClientLimits,
 )
+from appgw.dataplane.access_log import DEFAULT_FILES, DEFAULT_MAX_BYTES
 from appgw.defaults import DEFAULT_ADMIN_LISTEN
 from appgw.demo import (
     DEMO_GATEWAY,
@@ -43,7 +44,7 @@ from appgw.demo import (
     start_backend as start_demo_backend,
 )
 from appgw.health.process import HealthChannel, HealthClient
-from appgw.observability import configure_multiprocess, mark_process_dead
+from appgw.observability import configure_multiprocess, mark_process_dead, metrics_directory
 from appgw.portal.app import mount_portal
 from appgw.portal.common import Portal
 from appgw.state.applied import AppliedVersions
@@ -54,7 +55,6 @@ from appgw.supervised import PARENT_PID_ENV
 from appgw.tls.server import OPENSSL_CONFIG
 
 DB_FILE = "appgw.db"
-METRICS_DIR = "metrics"
 ADMIN_TLS_DIR = "admin-tls"
 # The generated admin certificate is for first use; operators should bring their own.
 ADMIN_CERT_DAYS = 825  # the longest validity browsers still accept for a server certificate
@@ -102,6 +102,8 @@ class ServeOptions:
     client_send_timeout: float = DEFAULT_SEND_TIMEOUT
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     max_connections_per_ip: int = DEFAULT_MAX_CONNECTIONS_PER_IP
+    access_log_max_bytes: int = DEFAULT_MAX_BYTES
+    access_log_files: int = DEFAULT_FILES
 
     def client_limits(self) -> ClientLimits:
         return ClientLimits(
@@ -203,8 +205,8 @@ def _serve(options: ServeOptions, environ: dict[str, str] | None) -> None:
     env = dict(os.environ if environ is None else environ)
     data_dir = options.data_dir.expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    # Workers and the prober write metrics to files here; /metrics adds them up.
-    configure_multiprocess(data_dir / METRICS_DIR, reset=True)
+    # Workers and the prober write metrics to files there; /metrics adds them up.
+    configure_multiprocess(metrics_directory(data_dir), reset=True)
     master_key = MasterKey.load_or_create(data_dir, env)
     store_url = options.store_url or f"sqlite:///{data_dir / DB_FILE}"
     store = SqlStore(store_url, master_key)
@@ -242,6 +244,10 @@ def _serve(options: ServeOptions, environ: dict[str, str] | None) -> None:
             "--frontend-address",
             options.frontend_address,
             *options.client_limits().arguments(),
+            "--access-log-max-bytes",
+            str(options.access_log_max_bytes),
+            "--access-log-files",
+            str(options.access_log_files),
         ],
         [f"worker-{index}" for index in range(workers)],
         environment={OPENSSL_CONF: str(OPENSSL_CONFIG)},

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 
 from hypothesis import given, strategies as st
 
-from appgw.dataplane.access_log import AccessLog, AccessRecord, render
+from appgw.dataplane.access_log import AccessLog, AccessRecord, Rotation, render
 
 _KEYS = [
     "timeStamp",
@@ -91,3 +92,51 @@ def test_lines_reach_the_file_on_close(tmp_path: Path) -> None:
     parsed = json.loads(line)
     assert parsed["properties"]["requestUri"] == 'quote " and \u00e9 and \x00'
     assert parsed["properties"]["serverResponseLatency"] is None
+
+
+def test_workers_sharing_the_log_rotate_it_once_and_lose_no_line(tmp_path: Path) -> None:
+    """Two workers append to one access.log; past its size it is rotated (once, by whichever
+    worker notices first), the other follows, old files beyond the count go."""
+    path = tmp_path / "access.log"
+    rotation = Rotation(max_bytes=4096, files=3)
+    written = 0
+
+    async def serve() -> None:
+        nonlocal written
+        workers = [AccessLog(path, rotation), AccessLog(path, rotation)]
+        for index in range(200):
+            worker = workers[index % 2]
+            worker.write(_record(f"/r{index}", index, 0.1, None))
+            worker.flush()
+            written += 1
+        for worker in workers:
+            worker.close()
+
+    asyncio.run(serve())
+    files = sorted(tmp_path.iterdir())
+    assert [f.name for f in files] == ["access.log", "access.log.1", "access.log.2", "access.log.3"]
+    assert all(f.stat().st_size < 4096 + 1024 for f in files)  # a file rotates past its size
+    kept = [json.loads(line) for f in files for line in f.read_text().splitlines()]
+    uris = {record["properties"]["requestUri"] for record in kept}
+    assert "/r199" in uris and len(uris) == len(kept), "a line written twice"
+
+
+def test_a_failing_write_drops_lines_and_the_worker_goes_on(tmp_path: Path) -> None:
+    path = tmp_path / "access.log"
+
+    async def serve() -> int:
+        log = AccessLog(path)
+        os.close(log._fd)  # type: ignore[arg-type]
+        log._fd = os.open(os.devnull, os.O_RDONLY)  # every write now fails, as on a full disk
+        log._inode = os.stat(path).st_ino
+        log.write(_record("/lost", 1, 0.1, None))
+        log.flush()  # no exception: the request path never sees the disk
+        dropped = log.dropped
+        os.close(log._fd)
+        log._open()
+        log.write(_record("/kept", 2, 0.1, None))
+        log.close()
+        return dropped
+
+    assert asyncio.run(serve()) == 1
+    assert "/kept" in path.read_text() and "/lost" not in path.read_text()

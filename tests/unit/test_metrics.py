@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from appgw.observability import configure_multiprocess, mark_process_dead
+from appgw.observability import configure_multiprocess, mark_process_dead, metrics_directory
 from appgw.observability.metrics import ENV
 
 Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -453,3 +453,14 @@ def test_single_process_mode_serves_the_default_registry() -> None:
         {"Gateway": GW, "BackendSettingsPool": POOL1}
     ]
     assert _names(series, "appgw_BackendCertificateDaysToExpiry") == []
+
+
+def test_metric_files_live_off_the_data_directory(tmp_path: Path) -> None:
+    """A full data directory must not crash processes through prometheus_client's sparse
+    mmap files (SIGBUS): they live in shared memory, one directory per data directory."""
+    first = metrics_directory(tmp_path / "a")
+    assert first == metrics_directory(tmp_path / "a")
+    assert first != metrics_directory(tmp_path / "b")
+    if Path("/dev/shm").is_dir():
+        assert first.parent == Path("/dev/shm")
+        assert not first.is_relative_to(tmp_path)

@@ -106,6 +106,22 @@ def serve_command(
             help="Client connections per worker from one address; the oldest idle goes first.",
         ),
     ] = 1_000,
+    access_log_max_mb: Annotated[
+        int,
+        typer.Option(
+            envvar="APPGW_ACCESS_LOG_MAX_MB",
+            min=1,
+            help="Size in MiB past which access.log is rotated to access.log.1.",
+        ),
+    ] = 100,
+    access_log_files: Annotated[
+        int,
+        typer.Option(
+            envvar="APPGW_ACCESS_LOG_FILES",
+            min=1,
+            help="Rotated access logs kept (access.log.1 ... access.log.N).",
+        ),
+    ] = 5,
     demo: Annotated[
         bool,
         typer.Option(
@@ -142,6 +158,8 @@ def serve_command(
                 client_send_timeout=client_send_timeout,
                 max_connections=max_connections,
                 max_connections_per_ip=max_connections_per_ip,
+                access_log_max_bytes=access_log_max_mb * 1024 * 1024,
+                access_log_files=access_log_files,
             )
         )
     except ServeError as error:

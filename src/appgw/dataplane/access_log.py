@@ -8,8 +8,12 @@ several workers never interleave.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
+import logging
 import os
 import time
+from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii as _json_string  # what json.dumps uses
 from pathlib import Path
 from typing import NamedTuple
@@ -18,6 +22,12 @@ FLUSH_INTERVAL = 0.2  # seconds a line may wait; short enough for `tail -f` to f
 # ~600 B a line: one write stays around 64 KiB, which keeps syscalls rare and is not so big
 # that a burst of lines holds the event loop for long.
 FLUSH_RECORDS = 100
+# Rotated past 100 MiB, 5 old files kept: about 600 MB of history, half a million lines per
+# file, and a bound on the disk traffic can use.
+DEFAULT_MAX_BYTES = 100 * 1024 * 1024
+DEFAULT_FILES = 5
+
+log = logging.getLogger("appgw.dataplane")
 
 
 class AccessRecord(NamedTuple):
@@ -95,18 +105,39 @@ def utc_timestamp() -> str:
     return _stamp[1]
 
 
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """When the access log is rotated: past `max_bytes`, access.log becomes access.log.1
+    (access.log.1 becomes .2, ...) and `files` old files are kept, so traffic alone can never
+    fill the disk."""
+
+    max_bytes: int = DEFAULT_MAX_BYTES
+    files: int = DEFAULT_FILES
+
+
 class AccessLog:
-    def __init__(self, path: Path | None) -> None:
-        self._fd = (
-            os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
-            if path is not None
-            else None
-        )
+    """Every worker appends to one file; the first to find it past its size rotates it (under
+    a lock on the file) and the others reopen at their next flush. A write that fails (a full
+    disk) drops those lines and says so once, never stopping the worker."""
+
+    def __init__(self, path: Path | None, rotation: Rotation | None = None) -> None:
+        self._path = path
+        self._rotation = rotation or Rotation()
+        self._fd: int | None = None
+        self._inode = 0
         self._records: list[AccessRecord] = []
         self._flush_handle: asyncio.TimerHandle | None = None
+        self.dropped = 0  # lines lost to failed writes since the last good one
+        if path is not None:
+            self._open()
+
+    def _open(self) -> None:
+        assert self._path is not None
+        self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        self._inode = os.fstat(self._fd).st_ino
 
     def write(self, record: AccessRecord) -> None:
-        if self._fd is None:
+        if self._path is None:
             return
         self._records.append(record)
         if len(self._records) >= FLUSH_RECORDS:
@@ -118,11 +149,56 @@ class AccessLog:
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
-        if self._fd is None or not self._records:
+        if self._path is None or not self._records:
             return
         records, self._records = self._records, []
         data = "".join([render(record) for record in records]).encode()
-        os.write(self._fd, data)
+        try:
+            self._follow_rotation()
+            assert self._fd is not None
+            os.write(self._fd, data)
+        except OSError as error:
+            if not self.dropped:
+                log.error(
+                    "access log %s: cannot write (%s); lines are dropped until it can",
+                    self._path,
+                    error.strerror or error,
+                )
+            self.dropped += len(records)
+            return
+        if self.dropped:
+            log.warning(
+                "access log %s: writing again; %d lines were lost", self._path, self.dropped
+            )
+            self.dropped = 0
+        self._rotate_if_full()
+
+    def _follow_rotation(self) -> None:
+        """Reopen when another worker rotated the file (or it was removed)."""
+        assert self._path is not None
+        try:
+            current = os.stat(self._path).st_ino
+        except FileNotFoundError:
+            current = -1
+        if self._fd is None or current != self._inode:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            self._open()
+
+    def _rotate_if_full(self) -> None:
+        assert self._fd is not None and self._path is not None
+        if os.fstat(self._fd).st_size < self._rotation.max_bytes:
+            return
+        with contextlib.suppress(OSError), open(self._path, "ab") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # one rotation, however many workers
+            if os.stat(self._path).st_ino != self._inode:
+                return  # another worker rotated it meanwhile: follow at the next flush
+            path = str(self._path)
+            for index in range(self._rotation.files - 1, 0, -1):
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(f"{path}.{index}", f"{path}.{index + 1}")
+            os.replace(path, f"{path}.1")
 
     def close(self) -> None:
         self.flush()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import logging
 import os
 import resource
@@ -25,7 +26,7 @@ from appgw.core.limits import (
     DEFAULT_SEND_TIMEOUT,
     ClientLimits,
 )
-from appgw.dataplane.access_log import AccessLog
+from appgw.dataplane.access_log import DEFAULT_FILES, DEFAULT_MAX_BYTES, AccessLog, Rotation
 from appgw.dataplane.runtime import Runtime
 from appgw.dataplane.services import Services
 from appgw.dataplane.upstream import UpstreamPool
@@ -56,10 +57,11 @@ class Worker:
         frontend_address: str,
         instance: str,
         limits: ClientLimits,
+        rotation: Rotation,
     ) -> None:
         self.state = state_dir(data_dir)
         self.instance = instance
-        self.access_log = AccessLog(data_dir / ACCESS_LOG_FILE)
+        self.access_log = AccessLog(data_dir / ACCESS_LOG_FILE, rotation)
         self.services = Services(
             pool=UpstreamPool(),
             balancer=Balancer(),
@@ -115,9 +117,10 @@ async def run(
     frontend_address: str,
     instance_id: str,
     limits: ClientLimits,
+    rotation: Rotation,
 ) -> None:
     store = SqlStore(store_url, MasterKey.load_or_create(data_dir))
-    worker = Worker(data_dir, store, frontend_address, instance_id, limits)
+    worker = Worker(data_dir, store, frontend_address, instance_id, limits, rotation)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -158,7 +161,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--max-connections-per-ip", type=int, default=DEFAULT_MAX_CONNECTIONS_PER_IP
     )
+    parser.add_argument("--access-log-max-bytes", type=int, default=DEFAULT_MAX_BYTES)
+    parser.add_argument("--access-log-files", type=int, default=DEFAULT_FILES)
     args = parser.parse_args(argv)
+    # A crash in C (SIGSEGV, SIGBUS) prints the Python stack to serve's log, not just "-7".
+    faulthandler.enable()
     limits = ClientLimits(
         args.client_header_timeout,
         args.client_send_timeout,
@@ -173,8 +180,9 @@ def main(argv: list[str] | None = None) -> None:
         stream=sys.stderr,
         format=f"%(asctime)s %(levelname)s [worker {args.instance_id}] %(name)s: %(message)s",
     )
+    rotation = Rotation(args.access_log_max_bytes, args.access_log_files)
     main_coroutine = run(
-        args.data_dir, args.store_url, args.frontend_address, args.instance_id, limits
+        args.data_dir, args.store_url, args.frontend_address, args.instance_id, limits, rotation
     )
     try:
         import uvloop

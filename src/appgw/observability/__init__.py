@@ -5,6 +5,7 @@ from appgw.observability.metrics import (
     RequestMetrics,
     configure_multiprocess,
     mark_process_dead,
+    metrics_directory,
     metrics_response,
 )
 
@@ -13,5 +14,6 @@ __all__ = [
     "RequestMetrics",
     "configure_multiprocess",
     "mark_process_dead",
+    "metrics_directory",
     "metrics_response",
 ]

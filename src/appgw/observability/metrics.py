@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import hashlib
 import math
 import os
 import threading
@@ -109,6 +110,9 @@ _health_families: _HealthFamilies | None = None
 _created_in: str | None = None  # the multiprocess directory when the first metric was created
 
 
+SHARED_MEMORY = "/dev/shm"  # Linux's memory-backed file system, where it exists
+
+
 def configure_multiprocess(directory: Path, *, reset: bool) -> None:
     """Called by serve before starting workers: make `directory` the multiprocess directory.
 
@@ -135,6 +139,21 @@ def configure_multiprocess(directory: Path, *, reset: bool) -> None:
             if entry.name.endswith(".db") and entry.name.startswith(_FILE_PREFIXES):
                 entry.unlink(missing_ok=True)
     os.environ[ENV] = str(path)
+
+
+def metrics_directory(data_dir: Path) -> Path:
+    """Where the processes of the `appgw serve` of `data_dir` keep their metric files.
+
+    Shared memory (/dev/shm) when the machine has it, not the data directory: prometheus_client
+    maps its files into memory and grows them sparsely, and writing to such a page on a full
+    file system is SIGBUS, which kills the process. A full data directory (access logs, a
+    store that grew) must not crash the workers. One directory per data directory and user.
+    """
+    shared = Path(SHARED_MEMORY)
+    if shared.is_dir() and os.access(shared, os.W_OK | os.X_OK):
+        digest = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:16]
+        return shared / f"appgw-{os.getuid()}-{digest}"
+    return data_dir / "metrics"
 
 
 def mark_process_dead(pid: int) -> None:
