@@ -29,7 +29,7 @@ from appgw.control.auth import ensure_admin_token
 from appgw.control.service import GatewayService
 from appgw.serve import create_app
 from appgw.store.secrets import MasterKey
-from appgw.store.sql import SqlStore
+from appgw.store.sql import GatewayVersion, SqlStore
 
 API_VERSION = "2026-03-01"
 SUB = "sub1"
@@ -58,22 +58,55 @@ class Pfx:
     leaf: x509.Certificate
 
 
-def make_pfx(ca: trustme.CA, *hosts: str, password: str = PFX_PASSWORD) -> Pfx:
+def make_pfx(
+    ca: trustme.CA, *hosts: str, password: str = PFX_PASSWORD, rounds: int | None = None
+) -> Pfx:
+    """`rounds`: the key-derivation iteration count of the key and certificates (cryptography's
+    default, 2,048, without)."""
     issued = ca.issue_cert(*(hosts or ("www.contoso.com",)))
     key = serialization.load_pem_private_key(issued.private_key_pem.bytes(), None)
     chain = [x509.load_pem_x509_certificate(blob.bytes()) for blob in issued.cert_chain_pems]
     assert isinstance(key, pkcs12.PKCS12PrivateKeyTypes)  # type: ignore[misc,arg-type]
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(password.encode())
+        if rounds is None
+        else serialization.PrivateFormat.PKCS12.encryption_builder()
+        .kdf_rounds(rounds)
+        .build(password.encode())
+    )
     data = pkcs12.serialize_key_and_certificates(
         b"listener",
         key,  # type: ignore[arg-type]
         chain[0],
         chain[1:] or None,
-        serialization.BestAvailableEncryption(password.encode()),
+        encryption,
     )
     key_der = key.private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     return Pfx(base64.b64encode(data).decode(), password, key_der, chain[0])
+
+
+def commit_as_stored_before(
+    store: SqlStore,
+    pfx_b64: str,
+    password: str,
+    name: str = "appgw",
+    certificate: str = "appgwSslCert",
+) -> GatewayVersion:
+    """A new version of the gateway whose SSL certificate is kept as appgw kept certificates
+    before issue 12: the PFX and its password, which every compile decrypted."""
+    current = store.current(gateway_id(name).casefold())
+    assert current is not None
+    kept = {"name": certificate, "pfx": pfx_b64, "password": password}
+    return store.commit(
+        current.resource_id,
+        current.resource_id.casefold(),
+        current.document,
+        {"sslCertificates": {certificate.casefold(): kept}},
+        operational_state="Running",
+        actor="a test, as an older appgw",
+    )
 
 
 def cer_b64(ca: trustme.CA) -> str:

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import httpx
+import trustme
 
+from appgw.certificates import MAX_PFX_ITERATIONS
+from backends import free_port
 from helpers import (
     API_VERSION,
     RG,
     SUB,
+    TOKEN,
     Api,
     Pfx,
     assert_round_trip,
@@ -18,7 +25,9 @@ from helpers import (
     clone,
     gateway_id,
     gateway_url,
+    make_pfx,
     skeleton,
+    start_serve,
 )
 
 
@@ -256,3 +265,48 @@ def test_openapi_describes_the_gateway_with_write_only_secrets(api: Api) -> None
     assert gateway_id("{name}", "{resource_group}", "{subscription_id}") in schema["paths"]
     cert = schema["components"]["schemas"]["SslCertificateProperties"]["properties"]
     assert cert["password"]["writeOnly"] is True and cert["data"]["writeOnly"] is True
+
+
+def test_the_api_answers_while_allowed_but_slow_pfx_files_are_decrypted(
+    tmp_path: Path, ca: trustme.CA, root_cer: str
+) -> None:
+    """A PUT decrypts its PFX in a worker thread: with the most iterations allowed, /healthz
+    (and every other request) keeps answering meanwhile."""
+    # Distinct files: a PFX decrypted once is remembered.
+    slow = [make_pfx(ca, "www.contoso.com", rounds=MAX_PFX_ITERATIONS) for _ in range(3)]
+    server = start_serve(tmp_path / "data", {"APPGW_ADMIN_TOKEN": TOKEN})
+    answers: list[tuple[float, float, int]] = []  # /healthz: sent, answered, status
+    puts: list[tuple[float, float]] = []
+    done = threading.Event()
+
+    def poll() -> None:
+        with httpx.Client(base_url=server.base_url, timeout=30) as client:
+            while not done.is_set():
+                sent = time.perf_counter()
+                status = client.get("/healthz").status_code
+                answers.append((sent, time.perf_counter(), status))
+                time.sleep(0.002)
+
+    poller = threading.Thread(target=poll)
+    try:
+        with httpx.Client(
+            base_url=server.base_url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
+        ) as client:
+            poller.start()
+            for number, pfx in enumerate(slow):
+                name = f"slow{number}"
+                document = skeleton(pfx, root_cer, name, port=free_port())
+                started = time.perf_counter()
+                response = client.put(gateway_url(name), json=document)
+                puts.append((started, time.perf_counter()))
+                assert response.status_code == 201, response.text
+    finally:
+        done.set()
+        if poller.is_alive():
+            poller.join(30)
+        server.stop()
+    assert {status for _, _, status in answers} == {200}
+    during = [(s, e) for s, e, _ in answers if any(a <= s and e <= b for a, b in puts)]
+    assert during, "no /healthz request was answered while a PUT was being processed"
+    slowest = max(e - s for s, e, _ in answers)
+    assert slowest < 0.5, f"/healthz took up to {slowest:.2f} s"

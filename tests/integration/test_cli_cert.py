@@ -23,6 +23,9 @@ from typer.testing import CliRunner
 
 from appgw.certificates import load_pfx, load_public_certificate
 from appgw.cli.main import app
+from backends import free_port
+from helpers import TOKEN, run_cli
+from pfx_forge import Forged
 
 pytestmark = pytest.mark.slow
 
@@ -212,6 +215,38 @@ def test_wrong_password_and_garbage_exit_2_naming_the_file(made: Made) -> None:
     garbage = appgw(made.directory, "cert", "inspect", "garbage.bin", expect=2)
     assert garbage.stderr.startswith("appgw: garbage.bin: not a certificate file")
     assert garbage.stdout == ""
+
+
+def test_a_pfx_asking_for_too_many_iterations_is_refused_before_decrypting(made: Made) -> None:
+    """Issue 12: OpenSSL would spend seconds on this key bag's 20 million iterations; the CLI
+    refuses the file with the server's message, locally, before any request."""
+    hostile = Forged.of(made.path("site.pfx").read_bytes(), PASSWORD).set_key_iterations(20_000_000)
+    made.path("hostile.pfx").write_bytes(hostile.der())
+
+    inspected = appgw(
+        made.directory,
+        *("cert", "inspect", "hostile.pfx", "--password-stdin"),
+        stdin=PASSWORD + "\n",
+        expect=2,
+    )
+    # No API listens at this address: an upload that got as far as a request would say so.
+    uploaded = run_cli(
+        *("ssl-cert", "create", "-g", "rg1", "--gateway-name", "appgw", "-n", "hostile"),
+        *("--cert-file", str(made.path("hostile.pfx")), "--cert-password-stdin"),
+        config=Path("/nonexistent/appgw-config.json"),
+        stdin=PASSWORD + "\n",
+        env={"APPGW_SERVER": f"http://127.0.0.1:{free_port()}", "APPGW_TOKEN": TOKEN},
+    )
+
+    assert inspected.stderr.startswith("appgw: hostile.pfx: the PFX asks for 20,000,000 ")
+    assert "at most 100,000" in inspected.stderr
+    assert uploaded.returncode != 0, uploaded.stderr
+    assert "Traceback" not in uploaded.stderr and "cannot reach" not in uploaded.stderr
+    assert f"--cert-file {made.path('hostile.pfx')}: The PFX asks for 20,000,000 " in (
+        uploaded.stderr
+    )
+    for output in (inspected, uploaded):
+        assert PASSWORD not in output.stdout + output.stderr
 
 
 def test_outputs_are_not_overwritten_and_argv_password_warns(made: Made) -> None:

@@ -4,6 +4,7 @@ field, and stores nothing."""
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from helpers import Api, Pfx, child, clone, gateway_id, gateway_url, skeleton
+from pfx_forge import Forged, b64
 
 G = gateway_id()
 Doc = dict[str, Any]
@@ -582,3 +584,26 @@ def test_pfx_without_private_key_is_refused(api: Api, pfx: Pfx, root_cer: str) -
     )
     error = api.client.put(gateway_url(), json=document).json()["error"]
     assert error["code"] == "ApplicationGatewaySslCertificateMissingPrivateKey"
+
+
+def test_a_pfx_asking_for_too_many_iterations_is_refused_before_decrypting(
+    api: Api, pfx: Pfx, root_cer: str
+) -> None:
+    """Issue 12: OpenSSL would spend ~3 s holding the GIL on this key bag's count."""
+    hostile = Forged.of(base64.b64decode(pfx.b64), pfx.password).set_key_iterations(20_000_000)
+    document = skeleton(pfx, root_cer)
+    child(document, "sslCertificates")["properties"]["data"] = b64(hostile.der())
+
+    started = time.perf_counter()
+    response = api.client.put(gateway_url(), json=document)
+    elapsed = time.perf_counter() - started
+
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "ApplicationGatewaySslCertificateIterationCountTooHigh"
+    assert f"'{G}/sslCertificates/appgwSslCert'" in error["message"]
+    assert "property 'properties.data'" in error["message"]
+    assert "20,000,000" in error["message"] and "at most 100,000" in error["message"]
+    assert elapsed < 1.0, f"{elapsed:.2f} s"
+    assert pfx.password not in response.text
+    assert api.client.get(gateway_url()).status_code == 404

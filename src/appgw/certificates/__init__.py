@@ -24,18 +24,23 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, Pub
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from cryptography.x509.oid import NameOID
 
-from appgw.certificates._der import is_pkcs12_pfx, subject_public_key_info
+from appgw.certificates import _pkcs12
+from appgw.certificates._der import DerError, is_pkcs12_pfx, subject_public_key_info
 from appgw.memo import BoundedMemo
 
 __all__ = [
     "CODE_EXPIRED",
     "CODE_INVALID_DATA",
     "CODE_INVALID_PASSWORD",
+    "CODE_ITERATION_COUNT_TOO_HIGH",
     "CODE_KEY_MISMATCH",
     "CODE_MISSING_CERTIFICATE",
     "CODE_MISSING_PRIVATE_KEY",
     "CODE_NOT_YET_VALID",
     "CODE_UNSUPPORTED_KEY",
+    "CODE_UNSUPPORTED_PROTECTION",
+    "MAX_PFX_ITERATIONS",
+    "MAX_PFX_TOTAL_ITERATIONS",
     "CertificateError",
     "CertificateInfo",
     "ChainProblem",
@@ -44,6 +49,7 @@ __all__ = [
     "chain_order_problems",
     "decode_certificate_blob",
     "inspect_certificate",
+    "load_listener_certificate",
     "load_pfx",
     "load_public_certificate",
     "name_matches_certificate",
@@ -59,11 +65,20 @@ CODE_KEY_MISMATCH = "KeyCertificateMismatch"
 CODE_EXPIRED = "CertificateExpired"
 CODE_NOT_YET_VALID = "CertificateNotYetValid"
 CODE_UNSUPPORTED_KEY = "UnsupportedKey"
+CODE_ITERATION_COUNT_TOO_HIGH = "IterationCountTooHigh"
+CODE_UNSUPPORTED_PROTECTION = "UnsupportedProtection"
 
 ListenerPrivateKey: TypeAlias = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 # Below 2048 bits RSA is within reach of attackers; browsers and Azure refuse it.
 _MIN_RSA_KEY_BITS = 2048
+# Key-derivation iterations one part of a PFX (its MAC, an encrypted content, a shrouded key) may
+# ask for. OpenSSL runs them holding the GIL (200 million froze the API for 16 s); Windows,
+# Azure and OpenSSL 3 export with 2,000 to 10,000, and 100,000 still costs only ~30 ms.
+MAX_PFX_ITERATIONS = 100_000
+# ... and all of them together: the MAC, the certificates and the key each at that limit, so
+# repeating bags cannot multiply the work.
+MAX_PFX_TOTAL_ITERATIONS = 3 * MAX_PFX_ITERATIONS
 # The curves TLS clients offer (and Azure accepts) for listener certificates.
 _NIST_CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
 
@@ -154,16 +169,45 @@ _DecryptedPfx: TypeAlias = tuple[
 # the PFX and its password, for two gateways at that limit; failures are not remembered.
 _decrypted_pfx: BoundedMemo[bytes, _DecryptedPfx] = BoundedMemo(200)
 
+_NOT_A_PFX = (
+    "The certificate data is not a PFX (PKCS#12) file; it is corrupt, truncated or in another "
+    "format."
+)
+
 
 def _decrypt_pfx(raw: bytes, password: str | None) -> _DecryptedPfx:
     digest = hashlib.sha256(raw + b"\0" + (password or "").encode()).digest()
-    return _decrypted_pfx.get(
-        digest,
+
+    def decrypt() -> _DecryptedPfx:
+        _check_key_derivations(raw, password)
         # OpenSSL tries both "no password" and the empty password when given None.
-        lambda: pkcs12.load_key_and_certificates(
-            raw, password.encode("utf-8") if password else None
-        ),
-    )
+        return pkcs12.load_key_and_certificates(raw, password.encode("utf-8") if password else None)
+
+    return _decrypted_pfx.get(digest, decrypt)
+
+
+def _check_key_derivations(raw: bytes, password: str | None) -> None:
+    """Refuse, before OpenSSL derives anything, a PFX that asks for too many iterations."""
+    try:
+        _pkcs12.check_key_derivations(
+            raw, password, limit=MAX_PFX_ITERATIONS, total_limit=MAX_PFX_TOTAL_ITERATIONS
+        )
+    except DerError:
+        raise CertificateError(CODE_INVALID_DATA, _NOT_A_PFX) from None
+    except _pkcs12.TooManyIterations as error:
+        raise CertificateError(
+            CODE_ITERATION_COUNT_TOO_HIGH,
+            f"The PFX asks for {error.iterations:,} key-derivation iterations {error.where}; "
+            f"appgw accepts at most {error.limit:,}, so that no PFX can stall it while being "
+            "decrypted (Windows, Azure and OpenSSL export with 2,000 to 10,000). Export the "
+            "PFX again with fewer iterations.",
+        ) from None
+    except _pkcs12.UnsupportedProtection as error:
+        raise CertificateError(
+            CODE_UNSUPPORTED_PROTECTION,
+            f"The PFX is protected with {error.what}, which appgw does not accept; export it "
+            "again with AES-256 (PBES2 with PBKDF2) or TripleDES-SHA1.",
+        ) from None
 
 
 def load_pfx(
@@ -194,13 +238,12 @@ def load_pfx(
                 "an SSL certificate must be uploaded as a PFX (PKCS#12) file."
             )
         else:
-            message = (
-                "The certificate data is not a PFX (PKCS#12) file; it is corrupt, truncated "
-                "or in another format."
-            )
+            message = _NOT_A_PFX
         raise CertificateError(CODE_INVALID_DATA, message)
     try:
         key, certificate, additional = _decrypt_pfx(raw, password)
+    except CertificateError:
+        raise
     except ValueError:
         # The outer structure is a PFX, so decryption or the integrity check failed.
         if password:
@@ -242,6 +285,34 @@ def load_pfx(
         leaf=leaf,
         chain=tuple(certificates[i] for i in (*path, *unrelated)),
     )
+
+
+def load_listener_certificate(
+    private_key_pem: str,
+    chain_pem: str,
+    *,
+    now: datetime | None = None,
+    check_validity: bool = True,
+) -> ListenerCertificate:
+    """A listener certificate from what `ListenerCertificate.private_key_pem()` and
+    `chain_pem()` wrote: an unencrypted key, so nothing is derived. Checks as load_pfx does
+    (key type, key matching the leaf, validity unless `check_validity=False`)."""
+    try:
+        key = serialization.load_pem_private_key(private_key_pem.encode("ascii"), password=None)
+        certificates = x509.load_pem_x509_certificates(chain_pem.encode("ascii"))
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise CertificateError(
+            CODE_INVALID_DATA, "The stored private key or certificate chain is unreadable."
+        ) from None
+    leaf = certificates[0]
+    if not _has_public_key(leaf, key.public_key()):
+        raise CertificateError(
+            CODE_KEY_MISMATCH, "The stored private key does not belong to the stored certificate."
+        )
+    listener_key = _listener_key(key)
+    if check_validity:
+        _check_validity(leaf, now)
+    return ListenerCertificate(private_key=listener_key, leaf=leaf, chain=tuple(certificates[1:]))
 
 
 def _is_der_certificate(data: bytes) -> bool:

@@ -1,14 +1,19 @@
-"""Just enough of an ASN.1 DER/BER reader to recognise a PKCS#12 PFX and to cut the raw
-SubjectPublicKeyInfo out of a certificate; `cryptography` exposes neither."""
+"""Just enough of an ASN.1 DER/BER reader to recognise a PKCS#12 PFX, to read the key
+derivations it asks for, and to cut the raw SubjectPublicKeyInfo out of a certificate;
+`cryptography` exposes none of them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 SEQUENCE = 0x30
 INTEGER = 0x02
+OCTET_STRING = 0x04
 OBJECT_IDENTIFIER = 0x06
 EXPLICIT_TAG_0 = 0xA0  # [0] EXPLICIT, as TBSCertificate's version field is tagged
+IMPLICIT_TAG_0 = 0x80  # [0] IMPLICIT of a primitive type
+CONSTRUCTED = 0x20  # the identifier bit of an element made of elements
 
 # Four length octets address 4 GiB; anything longer is not a certificate upload.
 _MAX_LENGTH_OCTETS = 4
@@ -21,6 +26,11 @@ _PFX_VERSION = b"\x03"
 # TBSCertificate fields between the optional version and subjectPublicKeyInfo: serialNumber,
 # signature, issuer, validity, subject.
 _FIELDS_BEFORE_SPKI = 5
+# A PFX nests about 12 elements deep; OpenSSL's own decoder stops at 30. The bound keeps the
+# recursive reader below far from Python's recursion limit whatever the input.
+_MAX_DEPTH = 32
+# Iteration counts and versions fit in 64 bits; a longer INTEGER there is not a real PFX.
+_MAX_INTEGER_OCTETS = 8
 
 
 class DerError(ValueError):
@@ -44,7 +54,7 @@ def read_element(data: bytes, offset: int) -> Element:
     first_length_octet = data[offset + 1]
     content_start = offset + 2
     if first_length_octet == 0x80:
-        if not tag & 0x20:
+        if not tag & CONSTRUCTED:
             raise DerError("indefinite length on a primitive element")
         return Element(tag, offset, content_start, None)
     if first_length_octet < 0x80:
@@ -111,3 +121,68 @@ def subject_public_key_info(tbs_certificate: bytes) -> bytes:
     if spki.tag != SEQUENCE:
         raise DerError("subjectPublicKeyInfo is not a SEQUENCE")
     return tbs_certificate[spki.start : spki_end]
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """A parsed element: the contents of a primitive one, or the children of a constructed one."""
+
+    tag: int
+    value: bytes
+    children: tuple[Node, ...]
+
+    def octets(self) -> bytes:
+        """A string's bytes, joined from its segments when BER sends it constructed."""
+        if not self.tag & CONSTRUCTED:
+            return self.value
+        return b"".join(child.octets() for child in self.children)
+
+    def child(self, index: int, tag: int | None = None) -> Node:
+        """The child at `index`, which must exist (and carry `tag` when one is given)."""
+        if index >= len(self.children):
+            raise DerError("an element has fewer fields than its structure needs")
+        found = self.children[index]
+        if tag is not None and found.tag != tag:
+            raise DerError(f"expected tag {tag:#04x}, found {found.tag:#04x}")
+        return found
+
+    def positive_integer(self) -> int:
+        """The value of an INTEGER that must be positive and fit in 64 bits."""
+        if self.tag != INTEGER or not self.value:
+            raise DerError("not an INTEGER")
+        if self.value[0] & 0x80:
+            raise DerError("a negative INTEGER where a count is needed")
+        if len(self.value.lstrip(b"\0")) > _MAX_INTEGER_OCTETS:
+            raise DerError("an INTEGER too long to be a count")
+        value = int.from_bytes(self.value, "big")
+        if value == 0:
+            raise DerError("a zero count")
+        return value
+
+
+def parse(data: bytes) -> Node:
+    """The element at the start of `data`, as a tree. DER or BER (indefinite lengths,
+    constructed strings); bytes after the element are ignored, as OpenSSL's decoder does."""
+    node, _ = _parse(data, 0, 0)
+    return node
+
+
+def _parse(data: bytes, offset: int, depth: int) -> tuple[Node, int]:
+    if depth > _MAX_DEPTH:
+        raise DerError("elements nested too deeply")
+    element = read_element(data, offset)
+    if not element.tag & CONSTRUCTED:
+        assert element.end is not None  # read_element refuses indefinite primitive elements
+        return Node(element.tag, data[element.content_start : element.end], ()), element.end
+    children: list[Node] = []
+    position = element.content_start
+    while True:
+        if element.end is None:
+            if data[position : position + 2] == _END_OF_CONTENTS:
+                return Node(element.tag, b"", tuple(children)), position + 2
+        elif position == element.end:
+            return Node(element.tag, b"", tuple(children)), position
+        child, position = _parse(data, position, depth + 1)
+        if element.end is not None and position > element.end:
+            raise DerError("an element runs past the end of the one containing it")
+        children.append(child)

@@ -38,6 +38,8 @@ from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from appgw.certificates import (
     CODE_INVALID_DATA,
     CODE_INVALID_PASSWORD,
+    CODE_ITERATION_COUNT_TOO_HIGH,
+    CODE_UNSUPPORTED_PROTECTION,
     CertificateError,
     CertificateInfo,
     chain_order_problems,
@@ -675,6 +677,10 @@ class _WrongPassword(CliError):
     pass
 
 
+# load_pfx's refusals of a PFX that must not be handed to OpenSSL at all.
+_REFUSED_BEFORE_DECRYPTION = {CODE_ITERATION_COUNT_TOO_HIGH, CODE_UNSUPPORTED_PROTECTION}
+
+
 def _load_pfx(path: Path, blob: bytes, secret: str | None) -> _Bundle:
     """The PFX's certificates, leaf first."""
     try:
@@ -689,6 +695,9 @@ def _load_pfx(path: Path, blob: bytes, secret: str | None) -> _Bundle:
         if error.code == CODE_INVALID_PASSWORD:
             hint = "" if secret else "; give it with --password-stdin"
             raise _WrongPassword(path, _clause(error.message) + hint) from None
+        if error.code in _REFUSED_BEFORE_DECRYPTION:
+            # Decrypting it to show what it holds is exactly what must not happen.
+            raise CliError(path, _clause(error.message)) from None
         # A PFX appgw would refuse as a listener certificate: still show what it holds.
         return _load_unusable_pfx(path, blob, secret, error)
     return _Bundle(

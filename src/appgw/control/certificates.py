@@ -1,18 +1,24 @@
 """Certificate uploads in a gateway PUT: check them, keep their secrets, compute public data.
 
+An uploaded PFX is decrypted here, once (the API runs the PUT in a worker thread), and the
+version keeps its key and chain (appgw.compile.stored_certificates), not the PFX.
 Azure's tools change a gateway by GET -> modify -> PUT and send write-only fields back empty:
-an `sslCertificates` entry without `data` keeps the PFX and password stored under its name.
+an `sslCertificates` entry without `data` keeps the certificate stored under its name; one
+stored by an older appgw as PFX and password is rewritten in the current form.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from appgw import certificates
+from appgw.compile import stored_certificates
 from appgw.model.diagnostics import Diagnostic
 from appgw.model.ids import GatewayId
 from appgw.model.resource import ApplicationGateway
@@ -30,6 +36,10 @@ _PFX_CODES = {
     certificates.CODE_EXPIRED: "ApplicationGatewaySslCertificateExpired",
     certificates.CODE_NOT_YET_VALID: "ApplicationGatewaySslCertificateNotYetValid",
     certificates.CODE_UNSUPPORTED_KEY: "ApplicationGatewaySslCertificateUnsupportedKey",
+    certificates.CODE_ITERATION_COUNT_TOO_HIGH: (
+        "ApplicationGatewaySslCertificateIterationCountTooHigh"
+    ),
+    certificates.CODE_UNSUPPORTED_PROTECTION: "ApplicationGatewaySslCertificateInvalidData",
 }
 _PUBLIC_CODES = {
     "authenticationCertificates": "ApplicationGatewayAuthenticationCertificateInvalidData",
@@ -42,7 +52,7 @@ class CertificateOutcome:
     """What the certificate pass found: problems, secrets to store, public fields to show."""
 
     diagnostics: list[Diagnostic] = field(default_factory=list)
-    # {"sslCertificates": {folded name: {"name", "pfx" (base64), "password"}}}
+    # {"sslCertificates": {folded name: stored_certificates.entry(...)}}
     secrets: dict[str, Any] = field(default_factory=lambda: {"sslCertificates": {}})
     public_cert_data: dict[str, str] = field(default_factory=dict)  # folded ssl cert name -> data
     normalized_data: dict[tuple[str, str], str] = field(default_factory=dict)  # .cer -> base64 DER
@@ -63,44 +73,49 @@ def check_certificates(
         owner = gateway_id.child("sslCertificates", cert.name)
         folded = cert.name.casefold()
         data, password = cert.properties.data, cert.properties.password
-        if not data:
-            if cert.properties.key_vault_secret_id:
-                continue  # refused by validation with its own message
-            if folded not in stored:
+        load: Callable[[], certificates.ListenerCertificate]
+        if data:
+            try:
+                raw = base64.b64decode("".join(data.split()), validate=True)
+            except (binascii.Error, ValueError):
                 outcome.diagnostics.append(
                     Diagnostic(
-                        "ApplicationGatewaySslCertificateDataMissing",
+                        "ApplicationGatewaySslCertificateInvalidData",
                         owner,
                         "properties.data",
-                        "a new SSL certificate needs 'data' (the base64 PFX) and 'password'",
+                        "'data' is not base64; send the PFX file's bytes base64-encoded",
                     )
                 )
                 continue
-            data, password = stored[folded]["pfx"], stored[folded]["password"]
-        try:
-            raw = base64.b64decode("".join(data.split()), validate=True)
-        except (binascii.Error, ValueError):
+            size = len(raw)
+            load = partial(certificates.load_pfx, raw, password, now=now)
+        elif cert.properties.key_vault_secret_id:
+            continue  # refused by validation with its own message
+        elif folded in stored:
+            size = stored_certificates.pfx_size(stored[folded])
+            load = partial(stored_certificates.load, stored[folded], now=now, check_validity=True)
+        else:
             outcome.diagnostics.append(
                 Diagnostic(
-                    "ApplicationGatewaySslCertificateInvalidData",
+                    "ApplicationGatewaySslCertificateDataMissing",
                     owner,
                     "properties.data",
-                    "'data' is not base64; send the PFX file's bytes base64-encoded",
+                    "a new SSL certificate needs 'data' (the base64 PFX) and 'password'",
                 )
             )
             continue
-        if len(raw) > limit:
+        if size > limit:
             outcome.diagnostics.append(
                 Diagnostic(
                     "ApplicationGatewaySslCertificateTooLarge",
                     owner,
                     "properties.data",
-                    f"the PFX is {len(raw)} bytes; this SKU accepts at most {limit} bytes",
+                    f"the PFX is {size} bytes; this SKU accepts at most {limit} bytes",
                 )
             )
             continue
         try:
-            loaded = certificates.load_pfx(raw, password, now=now)
+            loaded = load()
         except certificates.CertificateError as error:
             outcome.diagnostics.append(
                 Diagnostic(
@@ -113,11 +128,9 @@ def check_certificates(
                 )
             )
             continue
-        outcome.secrets["sslCertificates"][folded] = {
-            "name": cert.name,
-            "pfx": base64.b64encode(raw).decode(),
-            "password": password,
-        }
+        outcome.secrets["sslCertificates"][folded] = stored_certificates.entry(
+            cert.name, loaded, size
+        )
         outcome.public_cert_data[folded] = certificates.public_cert_data_for_pfx(loaded)
     for collection, children in (
         ("authenticationCertificates", gateway.properties.authentication_certificates),
