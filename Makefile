@@ -6,7 +6,7 @@ DATA_DIR ?= .appgw-data
 # Stamp files make re-runs fast: the venv is rebuilt only when pyproject.toml changes.
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck pytest clean system-deps bench bench-scale
+.PHONY: run test lint typecheck pytest clean system-deps bench bench-scale differential
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "appgw needs Python 3.11 or newer")'
@@ -54,6 +54,10 @@ bench: $(STAMP)
 
 bench-scale: $(STAMP)
 	$(BIN)/python bench/scale.py $(SCALE_ARGS)
+
+# The same hostile requests to nginx, HAProxy and appgw (docs/security.md quotes the table).
+differential: $(STAMP)
+	$(BIN)/python bench/differential.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
