@@ -4,6 +4,7 @@ into a ClientConnection, bytes out to a backend's UpstreamConnection and back.""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from appgw.compile.snapshot import (
     UpstreamKey,
 )
 from appgw.core.balancer import Balancer
+from appgw.dataplane import runtime
 from appgw.dataplane.access_log import AccessLog
 from appgw.dataplane.downstream import ClientConnection
 from appgw.dataplane.services import Listener, Services
@@ -289,3 +291,39 @@ def test_an_unsolicited_response_byte_on_an_idle_connection_closes_it(tmp_path: 
         assert backend.closed and backend_transport(backend).closed
 
     run(scenario)
+
+
+def test_silent_connections_waiting_for_a_handshake_are_capped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Connections that never send a ClientHello are held only up to the cap: the oldest silent
+    one is dropped for each new one (real sockets on 127.0.0.1)."""
+    monkeypatch.setattr(runtime, "MAX_HANDSHAKES", 3)
+
+    async def scenario() -> list[bool]:
+        r = rig(tmp_path)
+        listening = socket.create_server(("127.0.0.1", 0))
+        listening.setblocking(False)
+        acceptor = runtime.HttpsAcceptor(listening, r.client.listener, r.client.services)
+        loop = asyncio.get_running_loop()
+        clients = []
+        for _ in range(5):
+            client = socket.create_connection(listening.getsockname())
+            client.setblocking(False)
+            clients.append(client)
+            await asyncio.sleep(0.05)
+        dropped = []
+        for client in clients:
+            try:
+                dropped.append(await asyncio.wait_for(loop.sock_recv(client, 1), 0.2) == b"")
+            except TimeoutError:
+                dropped.append(False)
+            client.close()
+        acceptor.close()
+        return dropped
+
+    assert run_and_return(scenario) == [True, True, False, False, False]
+
+
+def run_and_return(test: Callable[[], Awaitable[list[bool]]]) -> list[bool]:
+    return asyncio.run(test())

@@ -28,6 +28,10 @@ ACCEPTS_PER_WAKEUP = 64  # bounds the work one readiness event does, so other I/
 # dropped: slowloris on the handshake.
 TLS_HANDSHAKE_TIMEOUT = 10.0
 TLS_RECORD_HANDSHAKE = 0x16  # first byte of every TLS ClientHello record
+# Connections of one HTTPS port not yet through their TLS handshake (before any connection cap
+# counts them): a real client sends its ClientHello at once, so this many waiting is a flood;
+# the oldest waiting one is dropped for a new one, a new one is refused while all handshake.
+MAX_HANDSHAKES = 4096
 
 
 class HttpsAcceptor:
@@ -43,6 +47,7 @@ class HttpsAcceptor:
         self.services = services
         self.loop = asyncio.get_running_loop()
         self.waiting: dict[int, tuple[socket.socket, asyncio.TimerHandle]] = {}
+        self.handshaking = 0
         self.loop.add_reader(sock.fileno(), self._accept)
 
     def _accept(self) -> None:
@@ -54,6 +59,11 @@ class HttpsAcceptor:
             except OSError as error:  # EMFILE and friends: keep serving who we have
                 log.error("accept failed on %s:%d: %s", *self.listener.key, error)
                 return
+            if len(self.waiting) + self.handshaking >= MAX_HANDSHAKES:
+                if not self.waiting:
+                    connection.close()
+                    continue
+                self._drop(next(iter(self.waiting)))  # the oldest silent one
             connection.setblocking(False)
             connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             # The ClientHello often arrives with the connection: then no wait is armed at all.
@@ -89,6 +99,7 @@ class HttpsAcceptor:
 
     async def _serve(self, connection: socket.socket, tls: bool) -> None:
         listener = self.listener
+        self.handshaking += 1
         try:
             await self.loop.connect_accepted_socket(
                 lambda: ClientConnection(listener, self.services, plain_on_tls=not tls),
@@ -99,6 +110,8 @@ class HttpsAcceptor:
         except (OSError, ssl.SSLError, TimeoutError, ConnectionError):
             # A failed handshake (unknown SNI on v1, bad client, timeout) ends here, quietly.
             connection.close()
+        finally:
+            self.handshaking -= 1
 
     def close(self) -> None:
         # Take what the kernel already queued for this socket: closing it would reset them.
