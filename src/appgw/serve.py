@@ -78,7 +78,9 @@ def create_app(service: GatewayService) -> FastAPI:
         title="appgw",
         version=__version__,
         description="Azure Application Gateway's management API, self-hosted.",
-        docs_url="/docs",
+        # FastAPI's Swagger UI loads unpinned scripts from a public CDN, which would run on the
+        # portal's origin; appgw ships no copy of them. /openapi.json stays: any viewer opens it.
+        docs_url=None,
         redoc_url=None,
     )
     api.configure(app, service)
@@ -223,7 +225,7 @@ def _serve(options: ServeOptions, environ: dict[str, str] | None) -> None:
         "appgw control plane is running",
         f"  data directory: {data_dir}",
         f"  API:            {url}/  (ARM paths under /subscriptions/...; OpenAPI at "
-        f"{url}/openapi.json, docs at {url}/docs)",
+        f"{url}/openapi.json)",
         f"  portal:         {url}/  (sign in with the admin token)",
     ]
     if tls:

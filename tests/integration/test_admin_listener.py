@@ -192,3 +192,45 @@ def test_a_complete_head_just_over_a_limit_is_refused(
     finally:
         sock.close()
     assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer[:100]
+
+
+SECURITY_HEADERS = {
+    "x-frame-options": "DENY",
+    "content-security-policy": "frame-ancestors 'none'",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "token"),
+    [
+        ("GET", "/portal/signin", False),
+        ("POST", "/portal/signin", False),  # the sign-in refused (no CSRF needed there)
+        ("GET", "/portal/resources", False),  # a redirect to sign in
+        ("GET", "/portal/static/portal.css", False),
+        ("GET", "/portal/nowhere", False),  # the portal's own 404 page
+        ("GET", "/healthz", False),
+        ("GET", "/openapi.json", False),
+        ("GET", "/subscriptions/sub1/providers/Microsoft.Network/applicationGateways", False),
+        ("GET", "/subscriptions/sub1/providers/Microsoft.Network/applicationGateways", True),
+        ("GET", "/metrics", True),
+    ],
+)
+def test_every_answer_forbids_framing_sniffing_and_referrers(
+    server: ServeProcess, method: str, path: str, token: bool
+) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}"} if token else {}
+    with httpx.Client(base_url=server.base_url, timeout=10) as client:
+        answer = client.request(method, path, headers=headers, data={"token": "wrong"})
+    for name, value in SECURITY_HEADERS.items():
+        assert answer.headers.get(name) == value, (name, answer.status_code, answer.headers)
+
+
+def test_swagger_ui_from_a_public_cdn_is_not_served(server: ServeProcess) -> None:
+    """/docs would load unpinned scripts from a CDN on the portal's origin: it is off; the
+    OpenAPI description stays."""
+    with httpx.Client(base_url=server.base_url, timeout=10) as client:
+        assert client.get("/docs").status_code == 404
+        assert client.get("/docs/oauth2-redirect").status_code == 404
+        assert client.get("/openapi.json").json()["info"]["title"] == "appgw"

@@ -44,6 +44,7 @@ def configure(app: FastAPI, service: GatewayService) -> None:
     bodies `{"error": {...}}`, and the resource model in the OpenAPI schema."""
     app.state.service = service
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(SecurityHeaders)  # the last added is outermost: every answer gets them
     app.add_exception_handler(ServiceError, _service_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _request_error)  # type: ignore[arg-type]
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
@@ -189,6 +190,41 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         components[model.__name__] = generated
     app.openapi_schema = schema
     return schema
+
+
+# --- headers of every answer ---------------------------------------------------------------------
+
+# The portal and the API share one origin that holds the admin session: no other site may frame
+# it (clickjacking), no answer is sniffed into another type, and no URL (they name gateways and
+# resource groups) leaks to other sites as a Referer.
+SECURITY_HEADERS = (
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+)
+
+
+class SecurityHeaders:
+    """Adds SECURITY_HEADERS to every answer that does not set them itself."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _value in headers}
+                headers += [(n, v) for n, v in SECURITY_HEADERS if n not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 # --- request body limit ---------------------------------------------------------------------------
