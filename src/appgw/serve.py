@@ -83,9 +83,7 @@ def create_app(service: GatewayService) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    api.configure(app, service)
-    for router in ROUTERS:
-        app.include_router(router)
+    api.configure(app, service, ROUTERS)
     mount_portal(app, Portal(service))
     return app
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
@@ -39,11 +39,16 @@ OLDEST_API_VERSION = date(2014, 1, 1)
 _API_VERSION = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(-preview)?$")
 
 
-def configure(app: FastAPI, service: GatewayService) -> None:
-    """Make `app` answer as ARM does: the service for the routers, the body limit, error
-    bodies `{"error": {...}}`, and the resource model in the OpenAPI schema."""
+def configure(app: FastAPI, service: GatewayService, routers: Sequence[APIRouter]) -> None:
+    """Make `app` answer as ARM does: the routers with the service, paths matched without
+    regard to case, the body limit, error bodies `{"error": {...}}`, and the resource model in
+    the OpenAPI schema."""
     app.state.service = service
+    for router in routers:
+        app.include_router(router)
+    paths = [str(getattr(route, "path", "")) for router in routers for route in router.routes]
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(ArmPathCase, paths=paths)
     app.add_middleware(SecurityHeaders)  # the last added is outermost: every answer gets them
     app.add_exception_handler(ServiceError, _service_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _request_error)  # type: ignore[arg-type]
@@ -118,11 +123,8 @@ def caller(request: Request) -> Caller:
 
 
 def gateway_id(subscription_id: str, resource_group: str, name: str) -> GatewayId:
-    """The gateway a path names; a name ARM would refuse is a 400."""
-    found = GatewayId(subscription_id, resource_group, name)
-    if not found.is_valid:
-        raise ServiceError(400, "InvalidResourceName", f"'{name}' is not a valid resource name")
-    return found
+    """The gateway a path names (the service refuses names ARM would refuse)."""
+    return GatewayId(subscription_id, resource_group, name)
 
 
 Service = Annotated[GatewayService, Depends(service)]
@@ -190,6 +192,45 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         components[model.__name__] = generated
     app.openapi_schema = schema
     return schema
+
+
+# --- ARM's case-insensitive paths ----------------------------------------------------------------
+
+
+class ArmPathCase:
+    """ARM matches the fixed segments of its paths without regard to case
+    (`/SUBSCRIPTIONS/s/RESOURCEGROUPS/rg/PROVIDERS/MICROSOFT.NETWORK/...` is the same request):
+    a path under /subscriptions is rewritten to the spelling of the route it matches so, before
+    routing. The names in it are left as sent; the service compares them folded."""
+
+    def __init__(self, app: ASGIApp, paths: Sequence[str]) -> None:
+        self.app = app
+        # The route paths under /subscriptions, split at '/', those with more fixed segments
+        # first (the most specific wins).
+        routes = [path.split("/") for path in set(paths) if path.startswith("/subscriptions/")]
+        self.routes = sorted(routes, key=lambda parts: -sum(not p.startswith("{") for p in parts))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"][:15].casefold() == "/subscriptions/":
+            path = _canonical_path(self.routes, scope["path"])
+            if path != scope["path"]:
+                scope = {**scope, "path": path}
+        await self.app(scope, receive, send)
+
+
+def _canonical_path(routes: list[list[str]], path: str) -> str:
+    parts = path.split("/")
+    folded = [part.casefold() for part in parts]
+    for route in routes:
+        if len(route) == len(parts) and all(
+            fixed.startswith("{") or fixed.casefold() == part
+            for fixed, part in zip(route, folded, strict=True)
+        ):
+            return "/".join(
+                part if fixed.startswith("{") else fixed
+                for fixed, part in zip(route, parts, strict=True)
+            )
+    return path
 
 
 # --- headers of every answer ---------------------------------------------------------------------

@@ -27,7 +27,7 @@ from appgw.gc_pause import collector_paused
 from appgw.health.report import HealthReportError, HealthReports, MonitorNotReachable
 from appgw.model.diagnostics import Diagnostic, ValidationFailed
 from appgw.model.enums import OperationalState
-from appgw.model.ids import GatewayId
+from appgw.model.ids import RESOURCE_GROUP_NAME, SUBSCRIPTION_ID, GatewayId
 from appgw.model.resource import ApplicationGateway, OnDemandProbe, TagsObject
 from appgw.model.validate import is_v1, validate_gateway
 from appgw.model.wire import canonical_document, parse_gateway, parse_model, read_view
@@ -190,6 +190,10 @@ class GatewayService:
         after: str | None = None,
         limit: int = MAX_PAGE_SIZE,
     ) -> Page:
+        problems = [SUBSCRIPTION_ID.problem(subscription)]
+        if resource_group is not None:
+            problems.append(RESOURCE_GROUP_NAME.problem(resource_group))
+        _refuse_names([problem for problem in problems if problem is not None])
         limit = max(1, min(limit, MAX_PAGE_SIZE))
         versions = self.store.list_current(
             subscription, resource_group, after_key=after, limit=limit + 1
@@ -216,6 +220,7 @@ class GatewayService:
         return summaries
 
     def history(self, gateway_id: GatewayId) -> list[dict[str, Any]]:
+        _refuse_names(gateway_id.problems())
         versions = self.store.history(gateway_id.key)
         if not versions:
             raise _not_found(gateway_id)
@@ -266,6 +271,7 @@ class GatewayService:
         if_match: str | None = None,
         if_none_match: str | None = None,
     ) -> WriteResult:
+        _refuse_names(gateway_id.problems())
         with collector_paused():
             return self._put(gateway_id, body, caller, if_match, if_none_match)
 
@@ -327,6 +333,7 @@ class GatewayService:
     def patch_tags(
         self, gateway_id: GatewayId, body: object, caller: Caller, *, if_match: str | None = None
     ) -> WriteResult:
+        _refuse_names(gateway_id.problems())
         try:
             tags = parse_model(TagsObject, body, str(gateway_id))
         except ValidationFailed as failed:
@@ -362,6 +369,7 @@ class GatewayService:
         self, gateway_id: GatewayId, caller: Caller, *, if_match: str | None = None
     ) -> WriteResult | None:
         """None when there was nothing to delete (ARM answers 204)."""
+        _refuse_names(gateway_id.problems())
         current = self.store.current(gateway_id.key)
         if current is None:
             if if_match is not None:
@@ -412,6 +420,7 @@ class GatewayService:
         return problems
 
     def _require(self, gateway_id: GatewayId) -> GatewayVersion:
+        _refuse_names(gateway_id.problems())
         current = self.store.current(gateway_id.key)
         if current is None:
             raise _not_found(gateway_id)
@@ -517,6 +526,13 @@ def _view(version: GatewayVersion, *, owned: bool = False) -> dict[str, Any]:
         operational_state=version.operational_state,
         owned=owned,
     )
+
+
+def _refuse_names(problems: list[str]) -> None:
+    """A path naming what ARM's naming rules refuse is a 400, before anything is read, stored
+    or logged under that name."""
+    if problems:
+        raise ServiceError(400, "InvalidResourceName", "; ".join(problems))
 
 
 def _not_found(gateway_id: GatewayId) -> ServiceError:
