@@ -385,6 +385,18 @@ def start_serve(
         time.sleep(0.05)
 
 
+@contextmanager
+def serving(
+    data_dir: Path, env: dict[str, str] | None = None, **options: Any
+) -> Iterator[ServeProcess]:
+    """`start_serve`, stopped when the block ends (a module's server fixture)."""
+    running = start_serve(data_dir, env, **options)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
 def run_cli(
     *args: str, config: Path, stdin: str = "", env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:

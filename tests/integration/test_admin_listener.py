@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from helpers import TOKEN, ServeProcess, start_serve
+from helpers import TOKEN, ServeProcess, serving
 
 pytestmark = pytest.mark.slow
 
@@ -28,13 +28,9 @@ PROMPT = 1.0  # seconds: what "/healthz still answers promptly" means for anothe
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    running = start_serve(
-        tmp_path_factory.mktemp("admin") / "data", {"APPGW_ADMIN_TOKEN": TOKEN}, wait_ready=False
-    )
-    try:
+    data_dir = tmp_path_factory.mktemp("admin") / "data"
+    with serving(data_dir, {"APPGW_ADMIN_TOKEN": TOKEN}, wait_ready=False) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def _address(server: ServeProcess) -> tuple[str, int]:

@@ -13,7 +13,7 @@ import pytest
 
 from backends import free_port
 from builders import GatewayBuilder
-from helpers import API_VERSION, TOKEN, ServeProcess, start_serve
+from helpers import API_VERSION, TOKEN, ServeProcess, serving
 
 pytestmark = pytest.mark.slow
 
@@ -24,13 +24,9 @@ XSS = "<img src=x onerror=alert(1)>"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    running = start_serve(
-        tmp_path_factory.mktemp("names") / "data", {"APPGW_ADMIN_TOKEN": TOKEN}, wait_ready=False
-    )
-    try:
+    data_dir = tmp_path_factory.mktemp("names") / "data"
+    with serving(data_dir, {"APPGW_ADMIN_TOKEN": TOKEN}, wait_ready=False) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture
