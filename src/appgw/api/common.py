@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from appgw.control.service import Caller, GatewayService, ServiceError
 from appgw.model.ids import GatewayId
+from appgw.model.json_body import InvalidJson, parse_json_body
 from appgw.model.resource import ApplicationGateway, OnDemandProbe, TagsObject
 
 NETWORK = "Microsoft.Network"
@@ -138,15 +139,10 @@ Gateway = Annotated[GatewayId, Depends(gateway_id)]
 
 
 async def json_body(request: Request) -> object:
-    raw = await request.body()
-    if not raw.strip():
-        raise ServiceError(400, "InvalidRequestContent", "The request content is empty.")
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ServiceError(
-            400, "InvalidRequestContent", f"The request content is not valid JSON: {error}"
-        ) from None
+        return parse_json_body(await request.body())
+    except InvalidJson as error:
+        raise ServiceError(400, "InvalidRequestContent", str(error)) from None
 
 
 async def in_thread(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
