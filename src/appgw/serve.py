@@ -211,6 +211,9 @@ def _serve(options: ServeOptions, environ: dict[str, str] | None) -> None:
     master_key = MasterKey.load_or_create(data_dir, env)
     store_url = options.store_url or f"sqlite:///{data_dir / DB_FILE}"
     store = SqlStore(store_url, master_key)
+    # A damaged page would otherwise surface later, as failed requests; before serving, the
+    # operator learns which file and how to restore it.
+    store.check_integrity()
     token = ensure_admin_token(store, env)
     host, port = parse_listen(options.admin_listen)
     tls = admin_tls(options, data_dir, host)

@@ -7,11 +7,13 @@ version -> activity log entry. Reads return the ARM view of the stored document.
 
 from __future__ import annotations
 
+import errno
+import functools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from appgw.compile.gateway import (
     ALL_ADDRESSES,
@@ -37,6 +39,9 @@ from appgw.store.sql import (
     GatewayVersion,
     PreconditionFailed,
     SqlStore,
+    StoreCorrupt,
+    StoreFailure,
+    StoreFull,
     utcnow,
 )
 
@@ -74,6 +79,46 @@ class ServiceError(Exception):
             f"{len(diagnostics)} problems ({codes}); see details. First: {diagnostics[0].message}",
             details,
         )
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def store_answers(method: Callable[P, R]) -> Callable[P, R]:
+    """A method whose store cannot do what it asked raises the ARM error for it: 507
+    StorageFull (no room), 503 StoreUnavailable (unreachable, read-only, busy), 500
+    StoreCorrupt (a damaged file). The store kept nothing of a write that failed."""
+
+    @functools.wraps(method)
+    def answering(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except StoreFull as failure:
+            raise _storage_full(str(failure)) from None
+        except StoreCorrupt as failure:
+            raise ServiceError(500, "StoreCorrupt", str(failure)) from None
+        except StoreFailure as failure:
+            raise ServiceError(
+                503,
+                "StoreUnavailable",
+                f"The store cannot be used now ({failure}); nothing was changed. Try again later.",
+            ) from None
+        except OSError as error:
+            if error.errno != errno.ENOSPC:
+                raise
+            raise _storage_full(error.strerror or str(error)) from None
+
+    return answering
+
+
+def _storage_full(reason: str) -> ServiceError:
+    return ServiceError(
+        507,
+        "StorageFull",
+        f"The store has no room for this change, so nothing of it was kept ({reason}). Free "
+        "space where the store lives and send the request again.",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,15 +218,18 @@ class GatewayService:
 
     # --- callers --------------------------------------------------------------------------------
 
+    @store_answers
     def caller_for_token(self, token: str) -> str | None:
         """The name of the caller a bearer token belongs to; None for an unknown token."""
         return caller_for_token(self.store, token)
 
     # --- reads ----------------------------------------------------------------------------------
 
+    @store_answers
     def get(self, gateway_id: GatewayId) -> dict[str, Any]:
         return _view(self._require(gateway_id))
 
+    @store_answers
     def list_gateways(
         self,
         subscription: str,
@@ -203,6 +251,7 @@ class GatewayService:
         next_after = versions[-1].resource_id.casefold() if more and versions else None
         return Page([_view(version) for version in versions], next_after)
 
+    @store_answers
     def all_gateways(self) -> list[GatewaySummary]:
         """Every gateway of every subscription, ordered by resource id."""
         summaries = []
@@ -219,6 +268,7 @@ class GatewayService:
             )
         return summaries
 
+    @store_answers
     def history(self, gateway_id: GatewayId) -> list[dict[str, Any]]:
         _refuse_names(gateway_id.problems())
         versions = self.store.history(gateway_id.key)
@@ -237,11 +287,13 @@ class GatewayService:
             for version in versions
         ]
 
+    @store_answers
     def activity(
         self, *, resource_prefix: str | None = None, since: datetime | None = None, limit: int = 200
     ) -> list[ActivityEvent]:
         return self.store.activity(resource_prefix=resource_prefix, since=since, limit=limit)
 
+    @store_answers
     def operation(self, operation_id: str) -> OperationResult | None:
         """An asynchronous operation of this instance, or None for an unknown id."""
         health = self.operations.health(operation_id)
@@ -262,6 +314,7 @@ class GatewayService:
 
     # --- writes ---------------------------------------------------------------------------------
 
+    @store_answers
     def put(
         self,
         gateway_id: GatewayId,
@@ -330,6 +383,7 @@ class GatewayService:
             if_none_match=if_none_match,
         )
 
+    @store_answers
     def patch_tags(
         self, gateway_id: GatewayId, body: object, caller: Caller, *, if_match: str | None = None
     ) -> WriteResult:
@@ -351,6 +405,7 @@ class GatewayService:
             if_match=if_match,
         )
 
+    @store_answers
     def set_operational_state(
         self, gateway_id: GatewayId, caller: Caller, state: OperationalState
     ) -> WriteResult:
@@ -365,6 +420,7 @@ class GatewayService:
             if_match=current.etag,
         )
 
+    @store_answers
     def delete(
         self, gateway_id: GatewayId, caller: Caller, *, if_match: str | None = None
     ) -> WriteResult | None:
@@ -440,7 +496,9 @@ class GatewayService:
         deleted: bool = False,
     ) -> WriteResult:
         existed = self.store.current_etag(gateway_id.key) is not None
+        operation_id = str(uuid.uuid4())
         try:
+            # The version, its operation and its activity entry: one transaction.
             version = self.store.commit(
                 str(gateway_id),
                 gateway_id.key,
@@ -451,18 +509,20 @@ class GatewayService:
                 if_match=if_match,
                 if_none_match=if_none_match,
                 deleted=deleted,
+                operation_id=operation_id,
+                activity=self._event(gateway_id, operation, caller, "Succeeded", None, None),
             )
         except PreconditionFailed as failed:
-            self._log(gateway_id, operation, caller, "Failed", None, {"code": "PreconditionFailed"})
+            refused = {"code": "PreconditionFailed"}
+            self.store.record_activity(
+                self._event(gateway_id, operation, caller, "Failed", None, refused)
+            )
             raise ServiceError(
                 412,
                 "PreconditionFailed",
                 f"{failed} for '{gateway_id}'; GET the gateway again and retry with its etag",
             ) from None
-        operation_id = str(uuid.uuid4())
-        self.store.record_operation(operation_id, str(gateway_id), "Succeeded")
         self.operations.committed(operation_id, gateway_id.key, version.seq)
-        self._log(gateway_id, operation, caller, "Succeeded", version.version, None)
         location = str(document.get("location", ""))
         return WriteResult(
             # The committed document is not used again: it becomes the response as it is.
@@ -477,17 +537,13 @@ class GatewayService:
         self, gateway_id: GatewayId, operation: str, caller: Caller, diagnostics: list[Diagnostic]
     ) -> ServiceError:
         error = ServiceError.invalid(diagnostics)
-        self._log(
-            gateway_id,
-            operation,
-            caller,
-            "Failed",
-            None,
-            {"code": error.code, "problems": [d.code for d in diagnostics]},
+        detail = {"code": error.code, "problems": [d.code for d in diagnostics]}
+        self.store.record_activity(
+            self._event(gateway_id, operation, caller, "Failed", None, detail)
         )
         return error
 
-    def _log(
+    def _event(
         self,
         gateway_id: GatewayId,
         operation: str,
@@ -495,20 +551,18 @@ class GatewayService:
         status: str,
         version: int | None,
         detail: dict[str, Any] | None,
-    ) -> None:
-        self.store.record_activity(
-            ActivityEvent(
-                event_id=str(uuid.uuid4()),
-                time=self.clock(),
-                caller=caller.name,
-                source_ip=caller.source_ip,
-                operation=operation,
-                resource_id=str(gateway_id),
-                status=status,
-                version=version,
-                correlation_id=str(uuid.uuid4()),
-                detail=detail,
-            )
+    ) -> ActivityEvent:
+        return ActivityEvent(
+            event_id=str(uuid.uuid4()),
+            time=self.clock(),
+            caller=caller.name,
+            source_ip=caller.source_ip,
+            operation=operation,
+            resource_id=str(gateway_id),
+            status=status,
+            version=version,
+            correlation_id=str(uuid.uuid4()),
+            detail=detail,
         )
 
 
