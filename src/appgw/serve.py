@@ -36,9 +36,12 @@ from appgw.core.limits import (
     DEFAULT_SEND_TIMEOUT,
     ClientLimits,
 )
+from appgw.data_directory import UMASK, DataDirectoryError, prepare as prepare_data_dir
 from appgw.dataplane.access_log import DEFAULT_FILES, DEFAULT_MAX_BYTES
+from appgw.dataplane.worker import ACCESS_LOG_FILE
 from appgw.defaults import DEFAULT_ADMIN_LISTEN
 from appgw.demo import (
+    DEMO_DIR,
     DEMO_GATEWAY,
     DemoError,
     prepare as prepare_demo,
@@ -49,7 +52,7 @@ from appgw.observability import configure_multiprocess, mark_process_dead, metri
 from appgw.portal.app import mount_portal
 from appgw.portal.common import Portal
 from appgw.state.applied import AppliedVersions
-from appgw.state.files import state_dir
+from appgw.state.files import STATE_DIR, state_dir
 from appgw.store.secrets import MasterKey, SecretsError
 from appgw.store.sql import SqlStore, StoreError
 from appgw.supervised import PARENT_PID_ENV
@@ -57,6 +60,18 @@ from appgw.tls.server import OPENSSL_CONFIG
 
 DB_FILE = "appgw.db"
 ADMIN_TLS_DIR = "admin-tls"
+# What appgw keeps in the data directory, made private at start if it is not. The master key is
+# not among them: a key others could read is refused (appgw.store.secrets), not quietly fixed.
+DATA_DIR_ENTRIES = frozenset(
+    {
+        *(DB_FILE + suffix for suffix in ("", "-wal", "-shm", "-journal")),
+        "metrics",  # where metric files go without shared memory (observability)
+        ADMIN_TLS_DIR,
+        STATE_DIR,
+        DEMO_DIR,
+        ACCESS_LOG_FILE,
+    }
+)
 # The generated admin certificate is for first use; operators should bring their own.
 ADMIN_CERT_DAYS = 825  # the longest validity browsers still accept for a server certificate
 WORKER_CHECK_INTERVAL = 0.5  # how soon a dead worker is noticed and replaced
@@ -194,18 +209,28 @@ def is_loopback(host: str) -> bool:
 
 
 def serve(options: ServeOptions, environ: dict[str, str] | None = None) -> None:
-    """Run until stopped. Problems with the data directory, the master key, the store or the
-    admin token are ServeErrors, so callers need not know the store's exceptions."""
+    """Run until stopped (this is the process's main: it sets the umask). Problems with the
+    data directory, the master key, the store or the admin token are ServeErrors, so callers
+    need not know the store's exceptions."""
     try:
         _serve(options, environ)
-    except (SecretsError, StoreError, TokenError) as error:
+    except (DataDirectoryError, SecretsError, StoreError, TokenError) as error:
         raise ServeError(str(error)) from None
 
 
 def _serve(options: ServeOptions, environ: dict[str, str] | None) -> None:
     env = dict(os.environ if environ is None else environ)
+    # Before anything is created: every file of serve and of its children is private.
+    os.umask(UMASK)
     data_dir = options.data_dir.expanduser().resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    changed = prepare_data_dir(data_dir, DATA_DIR_ENTRIES)
+    if changed:
+        print(
+            f"appgw: made the data directory private: {len(changed)} file(s) or folder(s) in "
+            f"{data_dir} were open to other users; they are now 0600 and 0700",
+            file=sys.stderr,
+            flush=True,
+        )
     # Workers and the prober write metrics to files there; /metrics adds them up.
     configure_multiprocess(metrics_directory(data_dir), reset=True)
     master_key = MasterKey.load_or_create(data_dir, env)
@@ -256,7 +281,8 @@ def _serve(options: ServeOptions, environ: dict[str, str] | None) -> None:
         [f"worker-{index}" for index in range(workers)],
         environment={OPENSSL_CONF: str(OPENSSL_CONFIG)},
     )
-    lines.append(f"  data plane:     {workers} worker(s); access log {data_dir / 'access.log'}")
+    access_log = data_dir / ACCESS_LOG_FILE
+    lines.append(f"  data plane:     {workers} worker(s); access log {access_log}")
     service = GatewayService(store, frontend_address=options.frontend_address)
     channel = HealthChannel.create()
     monitor = Supervisor(
