@@ -156,11 +156,7 @@ def test_a_read_only_data_directory_is_one_clear_line(tmp_path: Path, used: bool
         data_dir.mkdir(mode=0o700)
     with read_only(data_dir):
         refused = run_serve(data_dir)
-    assert refused.returncode != 0
-    assert refused.stderr.startswith(f"appgw: the data directory {data_dir} is not writable"), (
-        refused.stderr
-    )
-    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    one_line_refusal(refused, f"appgw: the data directory {data_dir} is not writable")
 
 
 def test_a_data_directory_that_cannot_be_created_is_one_clear_line(tmp_path: Path) -> None:
@@ -169,8 +165,10 @@ def test_a_data_directory_that_cannot_be_created_is_one_clear_line(tmp_path: Pat
     data_dir = parent / "deeper" / "data"
     with read_only(parent):
         refused = run_serve(data_dir)
+    one_line_refusal(refused, f"appgw: cannot create the data directory {data_dir}")
+
+
+def one_line_refusal(refused: subprocess.CompletedProcess[str], beginning: str) -> None:
     assert refused.returncode != 0
-    assert refused.stderr.startswith(f"appgw: cannot create the data directory {data_dir}"), (
-        refused.stderr
-    )
+    assert refused.stderr.startswith(beginning), refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
