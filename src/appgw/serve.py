@@ -39,7 +39,7 @@ from appgw.core.limits import (
 from appgw.data_directory import UMASK, DataDirectoryError, prepare as prepare_data_dir
 from appgw.dataplane.access_log import DEFAULT_FILES, DEFAULT_MAX_BYTES
 from appgw.dataplane.worker import ACCESS_LOG_FILE
-from appgw.defaults import DEFAULT_ADMIN_LISTEN
+from appgw.defaults import DEFAULT_ADMIN_LISTEN, DEFAULT_KEEP_SECRET_VERSIONS
 from appgw.demo import (
     DEMO_DIR,
     DEMO_GATEWAY,
@@ -120,6 +120,7 @@ class ServeOptions:
     max_connections_per_ip: int = DEFAULT_MAX_CONNECTIONS_PER_IP
     access_log_max_bytes: int = DEFAULT_MAX_BYTES
     access_log_files: int = DEFAULT_FILES
+    keep_secret_versions: int = DEFAULT_KEEP_SECRET_VERSIONS
 
     def client_limits(self) -> ClientLimits:
         return ClientLimits(
@@ -235,10 +236,12 @@ def _serve(options: ServeOptions, environ: dict[str, str] | None) -> None:
     configure_multiprocess(metrics_directory(data_dir), reset=True)
     master_key = MasterKey.load_or_create(data_dir, env)
     store_url = options.store_url or f"sqlite:///{data_dir / DB_FILE}"
-    store = SqlStore(store_url, master_key)
+    store = SqlStore(store_url, master_key, keep_secret_versions=options.keep_secret_versions)
     # A damaged page would otherwise surface later, as failed requests; before serving, the
     # operator learns which file and how to restore it.
     store.check_integrity()
+    # Versions written before this start (by an older appgw, or with a larger count) too.
+    store.purge_superseded_secrets()
     token = ensure_admin_token(store, env)
     host, port = parse_listen(options.admin_listen)
     tls = admin_tls(options, data_dir, host)

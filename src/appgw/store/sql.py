@@ -186,9 +186,14 @@ class SqlStore:
     as a StoreFailure, whatever the engine; any other database error is a bug and raised as is.
     """
 
-    def __init__(self, url: str, master_key: MasterKey) -> None:
+    def __init__(
+        self, url: str, master_key: MasterKey, *, keep_secret_versions: int | None = None
+    ) -> None:
+        """`keep_secret_versions`: a commit purges the secrets of a gateway's older versions
+        (None: it does not; processes that only read need not say)."""
         self.url = url
         self._key = master_key
+        self.keep_secret_versions = keep_secret_versions
         self._engine = _create_engine(url)
         try:
             self._set_up()
@@ -323,10 +328,17 @@ class SqlStore:
         return _version_from_row(row) if row is not None else None
 
     def secrets(self, version: GatewayVersion) -> dict[str, Any]:
+        """The version's secrets; SecretsError for a version whose secrets were purged (only
+        the newest versions keep theirs, and none of a deleted gateway)."""
         with self._read() as conn:
             blob = conn.execute(
                 sa.select(versions_table.c.secrets).where(versions_table.c.seq == version.seq)
             ).scalar_one()
+        if blob == PURGED:
+            raise SecretsError(
+                f"the secrets of version {version.version} of {version.resource_id} were "
+                "purged: a newer version is current"
+            )
         return _decode_secrets(
             self._key.decrypt(blob, _secrets_aad(version.resource_id, version.version))
         )
@@ -397,6 +409,14 @@ class SqlStore:
                 conn.execute(
                     gateways_table.update().where(gateways_table.c.key == key).values(**values)
                 )
+            if deleted or self.keep_secret_versions is not None:
+                kept = 0 if deleted else self.keep_secret_versions or 0
+                conn.execute(
+                    _purge.where(
+                        versions_table.c.gateway_key == key,
+                        versions_table.c.version <= version - kept,
+                    )
+                )
             if operation_id is not None:
                 conn.execute(_operation_row(operation_id, resource_id, "Succeeded", now))
             if activity is not None:
@@ -416,6 +436,26 @@ class SqlStore:
             created_at=now,
             actor=actor,
         )
+
+    def purge_superseded_secrets(self) -> None:
+        """What commits do per gateway, for every gateway at once: secrets are kept by the
+        newest `keep_secret_versions` versions of a gateway, and by none of a deleted one."""
+        if self.keep_secret_versions is None:
+            return
+        gateway = sa.select(gateways_table).where(
+            gateways_table.c.key == versions_table.c.gateway_key
+        )
+        last = gateway.with_only_columns(gateways_table.c.last_version).scalar_subquery()
+        current = gateway.with_only_columns(gateways_table.c.current_version).scalar_subquery()
+        with self._write() as conn:
+            conn.execute(
+                _purge.where(
+                    sa.or_(
+                        versions_table.c.version <= last - self.keep_secret_versions,
+                        current.is_(None),
+                    )
+                )
+            )
 
     def list_current(
         self, subscription: str, resource_group: str | None, *, after_key: str | None, limit: int
@@ -553,6 +593,15 @@ class SqlStore:
                 sa.select(tokens_table.c.name).where(tokens_table.c.token_hash == token_hash)
             ).first()
         return row.name if row is not None else None
+
+
+# What a version's secrets column holds once they are purged (AES-GCM blobs are never empty).
+PURGED = b""
+_purge = (
+    versions_table.update()
+    .where(sa.func.length(versions_table.c.secrets) > 0)
+    .values(secrets=PURGED)
+)
 
 
 def _activity_row(event_: ActivityEvent) -> sa.Insert:
