@@ -351,6 +351,7 @@ def _serve(options: ServeOptions, environ: dict[str, str] | None) -> None:
         supervisor.stop()
         monitor.stop()
         channel.remove()
+        service.write_pending_activity()
         store.close()
 
 

@@ -57,7 +57,9 @@ def configure(app: FastAPI, service: GatewayService, routers: Sequence[APIRouter
 
 
 async def _service_error(_request: Request, error: ServiceError) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else {}
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
     return JSONResponse(error.to_json(), status_code=error.status, headers=headers)
 
 
@@ -111,16 +113,11 @@ def caller(request: Request) -> Caller:
             "Authentication failed. The 'Authorization' header is missing.",
         )
     scheme, _, token = header.partition(" ")
-    found = service(request)
-    name = found.caller_for_token(token.strip()) if scheme.lower() == "bearer" else None
-    if name is None:
-        raise ServiceError(
-            401,
-            "InvalidAuthenticationToken",
-            "The access token is invalid. Send 'Authorization: Bearer <token>' with an appgw "
-            "token.",
-        )
-    return Caller(name, request.client.host if request.client else None)
+    # Credentials of another scheme are refused like a wrong token (and counted as one).
+    presented = token.strip() if scheme.lower() == "bearer" else header
+    return service(request).authenticate(
+        presented, request.client.host if request.client else None, "api"
+    )
 
 
 def gateway_id(subscription_id: str, resource_group: str, name: str) -> GatewayId:

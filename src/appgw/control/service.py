@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import errno
 import functools
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
 from appgw.compile.gateway import (
@@ -25,6 +26,7 @@ from appgw.compile.gateway import (
 from appgw.control.auth import caller_for_token
 from appgw.control.certificates import check_certificates
 from appgw.control.operations import Operations
+from appgw.control.throttle import AuthThrottle, Entry
 from appgw.gc_pause import collector_paused
 from appgw.health.report import HealthReportError, HealthReports, MonitorNotReachable
 from appgw.model.diagnostics import Diagnostic, ValidationFailed
@@ -50,19 +52,33 @@ DELETE = "Microsoft.Network/applicationGateways/delete"
 START = "Microsoft.Network/applicationGateways/start/action"
 STOP = "Microsoft.Network/applicationGateways/stop/action"
 MAX_PAGE_SIZE = 100  # ARM pages lists; 100 keeps one page of full gateways to a few MB
+# Refused authentication in the activity log: an action on the server itself (resource '/'),
+# by a caller that is nobody yet.
+AUTHENTICATE = "appgw/authenticate/action"
+SERVER_RESOURCE = "/"
+UNAUTHENTICATED = "unauthenticated"
+
+log = logging.getLogger("appgw.control")
 
 
 class ServiceError(Exception):
     """A refused request: HTTP status, stable code, message, and per-problem details."""
 
     def __init__(
-        self, status: int, code: str, message: str, details: list[dict[str, str]] | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: list[dict[str, str]] | None = None,
+        *,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details or []
+        self.retry_after = retry_after  # seconds, for a Retry-After header
 
     def to_json(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message, "details": self.details}}
@@ -182,6 +198,7 @@ class GatewayService:
         self.clock = clock
         self.frontend_address = frontend_address
         self.health: HealthReports | None = None  # set by `appgw serve`
+        self.throttle = AuthThrottle(wall_clock=lambda: self.clock().timestamp())
         self.operations = Operations()  # `appgw serve` tells it what its processes serve
 
     # --- backend health -------------------------------------------------------------------------
@@ -219,9 +236,60 @@ class GatewayService:
     # --- callers --------------------------------------------------------------------------------
 
     @store_answers
-    def caller_for_token(self, token: str) -> str | None:
-        """The name of the caller a bearer token belongs to; None for an unknown token."""
-        return caller_for_token(self.store, token)
+    def authenticate(self, token: str, source_ip: str | None, via: str) -> Caller:
+        """The caller `token` proves, presented from `source_ip` through `via` ('api' or
+        'portal'). A wrong token is a 401; an address that presented too many is a 429 with
+        Retry-After, whatever it presents (see appgw.control.throttle). Refusals go to the
+        activity log, counted per address and minute; the tokens never do."""
+        wait = self.throttle.retry_after(source_ip)
+        if wait is not None:
+            self._log_refusals(self.throttle.refused(source_ip, token, via, limited=True))
+            raise ServiceError(
+                429,
+                "TooManyRequests",
+                f"Too many refused tokens came from {source_ip}; no token from there is checked "
+                f"for {wait} s. Retry after that with the right token.",
+                retry_after=wait,
+            )
+        name = caller_for_token(self.store, token)
+        if name is None:
+            self._log_refusals(self.throttle.refused(source_ip, token, via, limited=False))
+            raise ServiceError(
+                401,
+                "InvalidAuthenticationToken",
+                "The access token is invalid. Send 'Authorization: Bearer <token>' with an "
+                "appgw token.",
+            )
+        return Caller(name, source_ip)
+
+    def write_pending_activity(self) -> None:
+        """Write the refusal counts not in the activity log yet (before it is read, at exit)."""
+        self._log_refusals(self.throttle.pending())
+
+    def _log_refusals(self, entries: list[Entry]) -> None:
+        for entry in entries:
+            tally = entry.tally
+            try:
+                if not entry.new:
+                    self.store.update_activity_detail(tally.event_id, tally.detail())
+                    continue
+                self.store.record_activity(
+                    ActivityEvent(
+                        event_id=tally.event_id,
+                        time=datetime.fromtimestamp(tally.started, UTC),
+                        caller=UNAUTHENTICATED,
+                        source_ip=tally.address,
+                        operation=AUTHENTICATE,
+                        resource_id=SERVER_RESOURCE,
+                        status="Failed",
+                        version=None,
+                        correlation_id=tally.event_id,
+                        detail=tally.detail(),
+                    )
+                )
+            except StoreFailure as failure:
+                # A refusal is answered all the same; the log misses these counts.
+                log.warning("could not log refused authentication: %s", failure)
 
     # --- reads ----------------------------------------------------------------------------------
 
@@ -291,6 +359,7 @@ class GatewayService:
     def activity(
         self, *, resource_prefix: str | None = None, since: datetime | None = None, limit: int = 200
     ) -> list[ActivityEvent]:
+        self.write_pending_activity()
         return self.store.activity(resource_prefix=resource_prefix, since=since, limit=limit)
 
     @store_answers

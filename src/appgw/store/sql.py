@@ -540,6 +540,15 @@ class SqlStore:
         with self._write() as conn:
             conn.execute(_activity_row(event_))
 
+    def update_activity_detail(self, event_id: str, detail: dict[str, Any]) -> None:
+        """Rewrite the detail of an entry (the counts of a coalesced one)."""
+        with self._write() as conn:
+            conn.execute(
+                activity_table.update()
+                .where(activity_table.c.event_id == event_id)
+                .values(detail=json.dumps(detail))
+            )
+
     def activity(
         self, *, resource_prefix: str | None = None, since: datetime | None = None, limit: int
     ) -> list[ActivityEvent]:
