@@ -31,7 +31,7 @@ from appgw.gc_pause import collector_paused
 from appgw.health.report import HealthReportError, HealthReports, MonitorNotReachable
 from appgw.model.diagnostics import Diagnostic, ValidationFailed
 from appgw.model.enums import OperationalState
-from appgw.model.ids import RESOURCE_GROUP_NAME, SUBSCRIPTION_ID, GatewayId
+from appgw.model.ids import RESOURCE_GROUP_NAME, SUBSCRIPTION_ID, GatewayId, shown_name
 from appgw.model.resource import ApplicationGateway, OnDemandProbe, TagsObject
 from appgw.model.validate import is_v1, validate_gateway
 from appgw.model.wire import canonical_document, parse_gateway, parse_model, read_view
@@ -338,7 +338,6 @@ class GatewayService:
 
     @store_answers
     def history(self, gateway_id: GatewayId) -> list[dict[str, Any]]:
-        _refuse_names(gateway_id.problems())
         versions = self.store.history(gateway_id.key)
         if not versions:
             raise _not_found(gateway_id)
@@ -478,6 +477,7 @@ class GatewayService:
     def set_operational_state(
         self, gateway_id: GatewayId, caller: Caller, state: OperationalState
     ) -> WriteResult:
+        _refuse_names(gateway_id.problems())
         current = self._require(gateway_id)
         return self._commit(
             gateway_id,
@@ -493,8 +493,8 @@ class GatewayService:
     def delete(
         self, gateway_id: GatewayId, caller: Caller, *, if_match: str | None = None
     ) -> WriteResult | None:
-        """None when there was nothing to delete (ARM answers 204)."""
-        _refuse_names(gateway_id.problems())
+        """None when there was nothing to delete (ARM answers 204). (A name ARM refuses is
+        looked up all the same: a gateway stored before names were checked can be removed.)"""
         current = self.store.current(gateway_id.key)
         if current is None:
             if if_match is not None:
@@ -545,7 +545,6 @@ class GatewayService:
         return problems
 
     def _require(self, gateway_id: GatewayId) -> GatewayVersion:
-        _refuse_names(gateway_id.problems())
         current = self.store.current(gateway_id.key)
         if current is None:
             raise _not_found(gateway_id)
@@ -652,8 +651,8 @@ def _view(version: GatewayVersion, *, owned: bool = False) -> dict[str, Any]:
 
 
 def _refuse_names(problems: list[str]) -> None:
-    """A path naming what ARM's naming rules refuse is a 400, before anything is read, stored
-    or logged under that name."""
+    """A write (or a list) naming what ARM's naming rules refuse is a 400, before anything is
+    read, stored or logged under that name. Reads and deletes just find nothing by it."""
     if problems:
         raise ServiceError(400, "InvalidResourceName", "; ".join(problems))
 
@@ -662,8 +661,8 @@ def _not_found(gateway_id: GatewayId) -> ServiceError:
     return ServiceError(
         404,
         "ResourceNotFound",
-        f"The Resource 'Microsoft.Network/applicationGateways/{gateway_id.name}' under resource "
-        f"group '{gateway_id.resource_group}' was not found.",
+        f"The Resource 'Microsoft.Network/applicationGateways/{shown_name(gateway_id.name)}' "
+        f"under resource group '{shown_name(gateway_id.resource_group)}' was not found.",
     )
 
 
