@@ -23,9 +23,9 @@ class DataDirectoryError(Exception):
 
 def prepare(data_dir: Path, owned: frozenset[str]) -> list[Path]:
     """Create `data_dir` if needed, check that it is writable, and take the group's and other
-    users' permissions from it and from appgw's own entries in it: the top-level names in
-    `owned` and everything below them (symbolic links are not followed; what else an operator
-    keeps there is left alone). Returns what was changed."""
+    users' permissions from it and from appgw's own entries in it: those `owned` names (see
+    `_entries`) and everything below them (symbolic links are not followed; what else an
+    operator keeps there is left alone). Returns what was changed."""
     try:
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as error:
@@ -72,12 +72,14 @@ def _check_writable(data_dir: Path) -> None:
 
 
 def _entries(data_dir: Path, owned: frozenset[str]) -> list[Path]:
-    """The directory, its entries named in `owned` and everything below those, without
-    following symbolic links."""
+    """The directory, its entries that are appgw's (named in `owned`, or such a name followed
+    by '.' or '-': appgw.db-wal, access.log.1) and everything below those, without following
+    symbolic links."""
     found = [data_dir]
-    for name in sorted(owned):
-        top = data_dir / name
-        if not top.exists() or top.is_symlink():
+    for top in sorted(data_dir.iterdir()):
+        if top.is_symlink() or not any(
+            top.name == name or top.name.startswith((f"{name}.", f"{name}-")) for name in owned
+        ):
             continue
         found.append(top)
         for root, directories, files in os.walk(top):

@@ -60,11 +60,12 @@ from appgw.tls.server import OPENSSL_CONFIG
 
 DB_FILE = "appgw.db"
 ADMIN_TLS_DIR = "admin-tls"
-# What appgw keeps in the data directory, made private at start if it is not. The master key is
-# not among them: a key others could read is refused (appgw.store.secrets), not quietly fixed.
+# What appgw keeps in the data directory (with the -wal, -shm and .1, .2 files these names
+# begin), made private at start if it is not. The master key is not among them: a key others
+# could read is refused (appgw.store.secrets), not quietly fixed.
 DATA_DIR_ENTRIES = frozenset(
     {
-        *(DB_FILE + suffix for suffix in ("", "-wal", "-shm", "-journal")),
+        DB_FILE,
         "metrics",  # where metric files go without shared memory (observability)
         ADMIN_TLS_DIR,
         STATE_DIR,

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from appgw.observability import metrics_directory
 from backends import free_port
 from builders import GatewayBuilder
 from helpers import TOKEN, gateway_url, serving
@@ -63,9 +64,12 @@ def test_everything_serve_writes_is_private(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     use(data_dir)
     names = modes(data_dir)
-    assert {"appgw.db", "master.key", "state", "metrics"} <= set(names), names
+    assert {"appgw.db", "master.key", "state", "access.log"} <= set(names), names
     assert not loose(data_dir), loose(data_dir)
     assert names["."] == 0o700
+    metrics = metrics_directory(data_dir)  # in shared memory, where there is some
+    if metrics.exists():
+        assert not loose(metrics), loose(metrics)
 
 
 def test_a_data_directory_others_can_read_is_made_private(tmp_path: Path) -> None:
@@ -76,6 +80,8 @@ def test_a_data_directory_others_can_read_is_made_private(tmp_path: Path) -> Non
             path.chmod(0o755 if path.is_dir() else 0o644)
     (data_dir / "notes.txt").write_text("left here by the operator")
     (data_dir / "notes.txt").chmod(0o664)
+    (data_dir / "access.log.1").write_text("{}\n")  # a rotated access log
+    (data_dir / "access.log.1").chmod(0o644)
     assert loose(data_dir)
     with serving(data_dir, {"APPGW_ADMIN_TOKEN": TOKEN}) as server:
         assert "made the data directory private" in server.banner, server.banner

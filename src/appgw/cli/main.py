@@ -138,8 +138,8 @@ def serve_command(
         typer.Option(
             envvar="APPGW_KEEP_SECRET_VERSIONS",
             min=1,
-            help="Keep the PFX data and passwords of this many newest versions of a gateway; "
-            "older versions keep their documents (revisions) but lose their secrets.",
+            help="Keep the secrets (listener private keys) of this many newest versions of a "
+            "gateway; older versions keep their documents (revisions) but lose their secrets.",
         ),
     ] = DEFAULT_KEEP_SECRET_VERSIONS,
 ) -> None:
