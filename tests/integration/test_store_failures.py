@@ -5,8 +5,6 @@ activity entry together), and serve refuses to start on a damaged file, saying h
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import os
 import sqlite3
 import subprocess
@@ -21,7 +19,16 @@ import pytest
 
 from backends import free_port
 from builders import GatewayBuilder
-from helpers import API_VERSION, TOKEN, ServeProcess, gateway_id, gateway_url, serving
+from helpers import (
+    API_VERSION,
+    TOKEN,
+    ServeProcess,
+    fill,
+    gateway_id,
+    gateway_url,
+    serving,
+    small_file_system,
+)
 from postgresql import PostgresServer, bin_dir, running_postgres
 
 pytestmark = pytest.mark.slow
@@ -51,37 +58,6 @@ def client(server: ServeProcess) -> httpx.Client:
     )
 
 
-@contextlib.contextmanager
-def small_file_system(where: Path) -> Iterator[Path]:
-    """A tmpfs of SMALL_FS at `where` (root only: CI and this sandbox run as root)."""
-    where.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={SMALL_FS},mode=0700", "tmpfs", str(where)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here (needs root): {mounted.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
-def fill(directory: Path) -> Path:
-    """Take every free byte of the file system `directory` is on."""
-    filler = directory / "filler"
-    with filler.open("wb") as handle:
-        try:
-            while True:
-                handle.write(b"\0" * 65536)
-                handle.flush()
-        except OSError as error:
-            assert error.errno == errno.ENOSPC, error
-    return filler
-
-
 def history(api: httpx.Client) -> list[int]:
     answer = api.get(GATEWAY.replace("?", "/revisions?"))
     assert answer.status_code == 200, answer.text
@@ -94,7 +70,7 @@ def succeeded_writes(api: httpx.Client) -> int:
 
 
 def test_a_full_file_system_is_a_507_and_nothing_half_written(tmp_path: Path) -> None:
-    with small_file_system(tmp_path / "small") as small:
+    with small_file_system(tmp_path / "small", SMALL_FS) as small:
         store_url = f"sqlite:///{small / 'appgw.db'}"
         port = free_port()
         with (
