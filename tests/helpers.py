@@ -13,12 +13,13 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import trustme
 import uvicorn
 from cryptography import x509
@@ -383,6 +384,50 @@ def start_serve(
             raise AssertionError(f"appgw serve exited with {process.returncode}:\n{text}")
         assert time.monotonic() < deadline, f"appgw serve did not start:\n{text}"
         time.sleep(0.05)
+
+
+@contextmanager
+def serving(
+    data_dir: Path, env: dict[str, str] | None = None, **options: Any
+) -> Iterator[ServeProcess]:
+    """`start_serve`, stopped when the block ends (a module's server fixture)."""
+    running = start_serve(data_dir, env, **options)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+# --- a small file system (root only) ------------------------------------------------------------
+
+
+@contextmanager
+def small_file_system(where: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of `size` (e.g. "4m") mounted at `where`, made here. Mounting needs root, as the
+    machines that run these tests have; elsewhere the test is skipped, saying so."""
+    where.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small file system here: {mounted.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def fill(directory: Path) -> Path:
+    """Write until the file system refuses: ENOSPC, down to the last byte."""
+    filler = directory / "filler"
+    with open(filler, "wb", buffering=0) as handle:
+        for block in (1 << 20, 4096, 1):  # big pieces, then down to the last byte
+            with suppress(OSError):
+                while True:
+                    handle.write(b"\0" * block)
+    return filler
 
 
 def run_cli(

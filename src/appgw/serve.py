@@ -24,6 +24,7 @@ from fastapi import FastAPI
 
 from appgw import __version__
 from appgw.api import common as api
+from appgw.api.listener import BoundedHttpToolsProtocol
 from appgw.api.routers import ROUTERS
 from appgw.certificates.factory import certificate_pem, create_server_certificate, private_key_pem
 from appgw.control.auth import TokenError, ensure_admin_token
@@ -35,9 +36,12 @@ from appgw.core.limits import (
     DEFAULT_SEND_TIMEOUT,
     ClientLimits,
 )
+from appgw.data_directory import UMASK, DataDirectoryError, prepare as prepare_data_dir
 from appgw.dataplane.access_log import DEFAULT_FILES, DEFAULT_MAX_BYTES
-from appgw.defaults import DEFAULT_ADMIN_LISTEN
+from appgw.dataplane.worker import ACCESS_LOG_FILE
+from appgw.defaults import DEFAULT_ADMIN_LISTEN, DEFAULT_KEEP_SECRET_VERSIONS
 from appgw.demo import (
+    DEMO_DIR,
     DEMO_GATEWAY,
     DemoError,
     prepare as prepare_demo,
@@ -48,7 +52,7 @@ from appgw.observability import configure_multiprocess, mark_process_dead, metri
 from appgw.portal.app import mount_portal
 from appgw.portal.common import Portal
 from appgw.state.applied import AppliedVersions
-from appgw.state.files import state_dir
+from appgw.state.files import STATE_DIR, state_dir
 from appgw.store.secrets import MasterKey, SecretsError
 from appgw.store.sql import SqlStore, StoreError
 from appgw.supervised import PARENT_PID_ENV
@@ -56,6 +60,19 @@ from appgw.tls.server import OPENSSL_CONFIG
 
 DB_FILE = "appgw.db"
 ADMIN_TLS_DIR = "admin-tls"
+# What appgw keeps in the data directory (with the -wal, -shm and .1, .2 files these names
+# begin), made private at start if it is not. The master key is not among them: a key others
+# could read is refused (appgw.store.secrets), not quietly fixed.
+DATA_DIR_ENTRIES = frozenset(
+    {
+        DB_FILE,
+        "metrics",  # where metric files go without shared memory (observability)
+        ADMIN_TLS_DIR,
+        STATE_DIR,
+        DEMO_DIR,
+        ACCESS_LOG_FILE,
+    }
+)
 # The generated admin certificate is for first use; operators should bring their own.
 ADMIN_CERT_DAYS = 825  # the longest validity browsers still accept for a server certificate
 WORKER_CHECK_INTERVAL = 0.5  # how soon a dead worker is noticed and replaced
@@ -77,12 +94,12 @@ def create_app(service: GatewayService) -> FastAPI:
         title="appgw",
         version=__version__,
         description="Azure Application Gateway's management API, self-hosted.",
-        docs_url="/docs",
+        # FastAPI's Swagger UI loads unpinned scripts from a public CDN, which would run on the
+        # portal's origin; appgw ships no copy of them. /openapi.json stays: any viewer opens it.
+        docs_url=None,
         redoc_url=None,
     )
-    api.configure(app, service)
-    for router in ROUTERS:
-        app.include_router(router)
+    api.configure(app, service, ROUTERS)
     mount_portal(app, Portal(service))
     return app
 
@@ -104,6 +121,7 @@ class ServeOptions:
     max_connections_per_ip: int = DEFAULT_MAX_CONNECTIONS_PER_IP
     access_log_max_bytes: int = DEFAULT_MAX_BYTES
     access_log_files: int = DEFAULT_FILES
+    keep_secret_versions: int = DEFAULT_KEEP_SECRET_VERSIONS
 
     def client_limits(self) -> ClientLimits:
         return ClientLimits(
@@ -193,23 +211,38 @@ def is_loopback(host: str) -> bool:
 
 
 def serve(options: ServeOptions, environ: dict[str, str] | None = None) -> None:
-    """Run until stopped. Problems with the data directory, the master key, the store or the
-    admin token are ServeErrors, so callers need not know the store's exceptions."""
+    """Run until stopped (this is the process's main: it sets the umask). Problems with the
+    data directory, the master key, the store or the admin token are ServeErrors, so callers
+    need not know the store's exceptions."""
     try:
         _serve(options, environ)
-    except (SecretsError, StoreError, TokenError) as error:
+    except (DataDirectoryError, SecretsError, StoreError, TokenError) as error:
         raise ServeError(str(error)) from None
 
 
 def _serve(options: ServeOptions, environ: dict[str, str] | None) -> None:
     env = dict(os.environ if environ is None else environ)
+    # Before anything is created: every file of serve and of its children is private.
+    os.umask(UMASK)
     data_dir = options.data_dir.expanduser().resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    changed = prepare_data_dir(data_dir, DATA_DIR_ENTRIES)
+    if changed:
+        print(
+            f"appgw: made the data directory private: {len(changed)} file(s) or folder(s) in "
+            f"{data_dir} were open to other users; they are now 0600 and 0700",
+            file=sys.stderr,
+            flush=True,
+        )
     # Workers and the prober write metrics to files there; /metrics adds them up.
     configure_multiprocess(metrics_directory(data_dir), reset=True)
     master_key = MasterKey.load_or_create(data_dir, env)
     store_url = options.store_url or f"sqlite:///{data_dir / DB_FILE}"
-    store = SqlStore(store_url, master_key)
+    store = SqlStore(store_url, master_key, keep_secret_versions=options.keep_secret_versions)
+    # A damaged page would otherwise surface later, as failed requests; before serving, the
+    # operator learns which file and how to restore it.
+    store.check_integrity()
+    # Versions written before this start (by an older appgw, or with a larger count) too.
+    store.purge_superseded_secrets()
     token = ensure_admin_token(store, env)
     host, port = parse_listen(options.admin_listen)
     tls = admin_tls(options, data_dir, host)
@@ -222,7 +255,7 @@ def _serve(options: ServeOptions, environ: dict[str, str] | None) -> None:
         "appgw control plane is running",
         f"  data directory: {data_dir}",
         f"  API:            {url}/  (ARM paths under /subscriptions/...; OpenAPI at "
-        f"{url}/openapi.json, docs at {url}/docs)",
+        f"{url}/openapi.json)",
         f"  portal:         {url}/  (sign in with the admin token)",
     ]
     if tls:
@@ -252,7 +285,8 @@ def _serve(options: ServeOptions, environ: dict[str, str] | None) -> None:
         [f"worker-{index}" for index in range(workers)],
         environment={OPENSSL_CONF: str(OPENSSL_CONFIG)},
     )
-    lines.append(f"  data plane:     {workers} worker(s); access log {data_dir / 'access.log'}")
+    access_log = data_dir / ACCESS_LOG_FILE
+    lines.append(f"  data plane:     {workers} worker(s); access log {access_log}")
     service = GatewayService(store, frontend_address=options.frontend_address)
     channel = HealthChannel.create()
     monitor = Supervisor(
@@ -298,7 +332,8 @@ def _serve(options: ServeOptions, environ: dict[str, str] | None) -> None:
         ssl_keyfile=str(tls.key) if tls else None,
         # uvloop when importable: the same loop the data plane uses.
         loop="auto",
-        http="auto",
+        # httptools, with the request head bounded (see appgw.api.listener).
+        http=BoundedHttpToolsProtocol,
     )
     print("\n".join(lines), flush=True)
     monitor.start()
@@ -317,6 +352,7 @@ def _serve(options: ServeOptions, environ: dict[str, str] | None) -> None:
         supervisor.stop()
         monitor.stop()
         channel.remove()
+        service.write_pending_activity()
         store.close()
 
 

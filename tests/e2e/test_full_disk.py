@@ -8,10 +8,8 @@ is freed the gateway works as before.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +19,7 @@ import pytest
 from backends import Backend, free_port, wait_until
 from builders import GatewayBuilder
 from e2e.harness import Gateway
-from helpers import TOKEN, gateway_url, start_serve
+from helpers import TOKEN, fill, gateway_url, small_file_system, start_serve
 
 pytestmark = pytest.mark.slow
 
@@ -30,30 +28,8 @@ SIZE = "48m"  # room for the store, the metrics files and a few MB of logs
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={SIZE},mode=0700", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a small file system here: {result.stderr.strip()}")
-    try:
+    with small_file_system(tmp_path / "disk", SIZE) as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(directory: Path) -> Path:
-    """Write until the file system refuses: ENOSPC."""
-    filler = directory / "filler"
-    with open(filler, "wb", buffering=0) as handle:
-        for block in (1 << 20, 4096, 1):  # big pieces, then down to the last byte
-            with contextlib.suppress(OSError):
-                while True:
-                    handle.write(b"\0" * block)
-    return filler
 
 
 def worker_pids(server_log: Path) -> list[int]:

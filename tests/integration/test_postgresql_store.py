@@ -364,7 +364,7 @@ def test_a_writer_stalled_mid_transaction_does_not_block_the_others(
     stalled, other = SqlStore(url, key), SqlStore(url, key)
     done: list[GatewayVersion] = []
     try:
-        with pytest.raises(sa.exc.DBAPIError), stalled._write():  # its commit finds it ended
+        with pytest.raises(sql.StoreUnavailable), stalled._write():  # its commit finds it ended
             started = time.monotonic()
             writer = threading.Thread(target=lambda: done.append(commit(other, "a")))
             writer.start()
@@ -455,3 +455,28 @@ def test_concurrent_writers_in_processes_are_all_followed_in_order(
     for gateway in {row[2] for row in got}:
         versions = [row[3] for row in got if row[2] == gateway]
         assert versions == list(range(1, len(versions) + 1)), gateway
+
+
+def test_superseded_secrets_are_purged_on_both_engines(store_url: str, key: MasterKey) -> None:
+    """A commit keeps the secrets of the newest N versions; a start-up purge does the same for
+    every gateway (a lowered N, an older store); a deleted gateway keeps none."""
+    keeping = SqlStore(store_url, key, keep_secret_versions=2)
+    try:
+        versions = [commit(keeping, "a", if_match="*" if n else None) for n in range(4)]
+        others = [commit(keeping, "b", if_match="*" if n else None) for n in range(2)]
+        for version in versions[:2]:
+            with pytest.raises(SecretsError, match="purged"):
+                keeping.secrets(version)
+        assert all(keeping.secrets(v) for v in versions[2:] + others)
+        keeping.keep_secret_versions = 1
+        keeping.purge_superseded_secrets()
+        with pytest.raises(SecretsError, match="purged"):
+            keeping.secrets(versions[2])
+        assert keeping.secrets(versions[3]) and keeping.secrets(others[1])
+        gone = commit(keeping, "b", if_match="*", deleted=True)
+        for version in (*others, gone):
+            with pytest.raises(SecretsError, match="purged"):
+                keeping.secrets(version)
+        assert len(keeping.history(key_of("a"))) == 4  # the documents stay
+    finally:
+        keeping.close()

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from appgw.control.service import Caller, GatewayService, ServiceError
 from appgw.model.ids import GatewayId
+from appgw.model.json_body import InvalidJson, parse_json_body
 from appgw.model.resource import ApplicationGateway, OnDemandProbe, TagsObject
 
 NETWORK = "Microsoft.Network"
@@ -39,18 +40,26 @@ OLDEST_API_VERSION = date(2014, 1, 1)
 _API_VERSION = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(-preview)?$")
 
 
-def configure(app: FastAPI, service: GatewayService) -> None:
-    """Make `app` answer as ARM does: the service for the routers, the body limit, error
-    bodies `{"error": {...}}`, and the resource model in the OpenAPI schema."""
+def configure(app: FastAPI, service: GatewayService, routers: Sequence[APIRouter]) -> None:
+    """Make `app` answer as ARM does: the routers with the service, paths matched without
+    regard to case, the body limit, error bodies `{"error": {...}}`, and the resource model in
+    the OpenAPI schema."""
     app.state.service = service
+    for router in routers:
+        app.include_router(router)
+    paths = [str(getattr(route, "path", "")) for router in routers for route in router.routes]
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(ArmPathCase, paths=paths)
+    app.add_middleware(SecurityHeaders)  # the last added is outermost: every answer gets them
     app.add_exception_handler(ServiceError, _service_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _request_error)  # type: ignore[arg-type]
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
 
 async def _service_error(_request: Request, error: ServiceError) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else {}
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
     return JSONResponse(error.to_json(), status_code=error.status, headers=headers)
 
 
@@ -104,24 +113,16 @@ def caller(request: Request) -> Caller:
             "Authentication failed. The 'Authorization' header is missing.",
         )
     scheme, _, token = header.partition(" ")
-    found = service(request)
-    name = found.caller_for_token(token.strip()) if scheme.lower() == "bearer" else None
-    if name is None:
-        raise ServiceError(
-            401,
-            "InvalidAuthenticationToken",
-            "The access token is invalid. Send 'Authorization: Bearer <token>' with an appgw "
-            "token.",
-        )
-    return Caller(name, request.client.host if request.client else None)
+    # Credentials of another scheme are refused like a wrong token (and counted as one).
+    presented = token.strip() if scheme.lower() == "bearer" else header
+    return service(request).authenticate(
+        presented, request.client.host if request.client else None, "api"
+    )
 
 
 def gateway_id(subscription_id: str, resource_group: str, name: str) -> GatewayId:
-    """The gateway a path names; a name ARM would refuse is a 400."""
-    found = GatewayId(subscription_id, resource_group, name)
-    if not found.is_valid:
-        raise ServiceError(400, "InvalidResourceName", f"'{name}' is not a valid resource name")
-    return found
+    """The gateway a path names (the service refuses names ARM would refuse)."""
+    return GatewayId(subscription_id, resource_group, name)
 
 
 Service = Annotated[GatewayService, Depends(service)]
@@ -135,15 +136,10 @@ Gateway = Annotated[GatewayId, Depends(gateway_id)]
 
 
 async def json_body(request: Request) -> object:
-    raw = await request.body()
-    if not raw.strip():
-        raise ServiceError(400, "InvalidRequestContent", "The request content is empty.")
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ServiceError(
-            400, "InvalidRequestContent", f"The request content is not valid JSON: {error}"
-        ) from None
+        return parse_json_body(await request.body())
+    except InvalidJson as error:
+        raise ServiceError(400, "InvalidRequestContent", str(error)) from None
 
 
 async def in_thread(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -189,6 +185,80 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         components[model.__name__] = generated
     app.openapi_schema = schema
     return schema
+
+
+# --- ARM's case-insensitive paths ----------------------------------------------------------------
+
+
+class ArmPathCase:
+    """ARM matches the fixed segments of its paths without regard to case
+    (`/SUBSCRIPTIONS/s/RESOURCEGROUPS/rg/PROVIDERS/MICROSOFT.NETWORK/...` is the same request):
+    a path under /subscriptions is rewritten to the spelling of the route it matches so, before
+    routing. The names in it are left as sent; the service compares them folded."""
+
+    def __init__(self, app: ASGIApp, paths: Sequence[str]) -> None:
+        self.app = app
+        # The route paths under /subscriptions, split at '/', those with more fixed segments
+        # first (the most specific wins).
+        routes = [path.split("/") for path in set(paths) if path.startswith("/subscriptions/")]
+        self.routes = sorted(routes, key=lambda parts: -sum(not p.startswith("{") for p in parts))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"][:15].casefold() == "/subscriptions/":
+            path = _canonical_path(self.routes, scope["path"])
+            if path != scope["path"]:
+                scope = {**scope, "path": path}
+        await self.app(scope, receive, send)
+
+
+def _canonical_path(routes: list[list[str]], path: str) -> str:
+    parts = path.split("/")
+    folded = [part.casefold() for part in parts]
+    for route in routes:
+        if len(route) == len(parts) and all(
+            fixed.startswith("{") or fixed.casefold() == part
+            for fixed, part in zip(route, folded, strict=True)
+        ):
+            return "/".join(
+                part if fixed.startswith("{") else fixed
+                for fixed, part in zip(route, parts, strict=True)
+            )
+    return path
+
+
+# --- headers of every answer ---------------------------------------------------------------------
+
+# The portal and the API share one origin that holds the admin session: no other site may frame
+# it (clickjacking), no answer is sniffed into another type, and no URL (they name gateways and
+# resource groups) leaks to other sites as a Referer.
+SECURITY_HEADERS = (
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+)
+
+
+class SecurityHeaders:
+    """Adds SECURITY_HEADERS to every answer that does not set them itself."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _value in headers}
+                headers += [(n, v) for n, v in SECURITY_HEADERS if n not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 # --- request body limit ---------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from appgw.cli.cert import cert_app
 from appgw.cli.children import register as register_child_groups
 from appgw.cli.gateway import register as register_gateway_commands
 from appgw.cli.transfer import register as register_transfer_commands
-from appgw.defaults import DEFAULT_ADMIN_LISTEN
+from appgw.defaults import DEFAULT_ADMIN_LISTEN, DEFAULT_KEEP_SECRET_VERSIONS
 
 app = typer.Typer(
     name="appgw",
@@ -133,6 +133,15 @@ def serve_command(
         int | None,
         typer.Option(min=1, max=65199, help="Listener port of the demo gateway (default: free)."),
     ] = None,
+    keep_secret_versions: Annotated[
+        int,
+        typer.Option(
+            envvar="APPGW_KEEP_SECRET_VERSIONS",
+            min=1,
+            help="Keep the secrets (listener private keys) of this many newest versions of a "
+            "gateway; older versions keep their documents (revisions) but lose their secrets.",
+        ),
+    ] = DEFAULT_KEEP_SECRET_VERSIONS,
 ) -> None:
     """Run the gateway: the management API on --admin-listen.
 
@@ -160,6 +169,7 @@ def serve_command(
                 max_connections_per_ip=max_connections_per_ip,
                 access_log_max_bytes=access_log_max_mb * 1024 * 1024,
                 access_log_files=access_log_files,
+                keep_secret_versions=keep_secret_versions,
             )
         )
     except ServeError as error:

@@ -7,11 +7,14 @@ version -> activity log entry. Reads return the ARM view of the stored document.
 
 from __future__ import annotations
 
+import errno
+import functools
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, ParamSpec, TypeVar
 
 from appgw.compile.gateway import (
     ALL_ADDRESSES,
@@ -23,11 +26,12 @@ from appgw.compile.gateway import (
 from appgw.control.auth import caller_for_token
 from appgw.control.certificates import check_certificates
 from appgw.control.operations import Operations
+from appgw.control.throttle import AuthThrottle, Entry
 from appgw.gc_pause import collector_paused
 from appgw.health.report import HealthReportError, HealthReports, MonitorNotReachable
 from appgw.model.diagnostics import Diagnostic, ValidationFailed
 from appgw.model.enums import OperationalState
-from appgw.model.ids import GatewayId
+from appgw.model.ids import RESOURCE_GROUP_NAME, SUBSCRIPTION_ID, GatewayId, shown_name
 from appgw.model.resource import ApplicationGateway, OnDemandProbe, TagsObject
 from appgw.model.validate import is_v1, validate_gateway
 from appgw.model.wire import canonical_document, parse_gateway, parse_model, read_view
@@ -37,6 +41,9 @@ from appgw.store.sql import (
     GatewayVersion,
     PreconditionFailed,
     SqlStore,
+    StoreCorrupt,
+    StoreFailure,
+    StoreFull,
     utcnow,
 )
 
@@ -45,19 +52,33 @@ DELETE = "Microsoft.Network/applicationGateways/delete"
 START = "Microsoft.Network/applicationGateways/start/action"
 STOP = "Microsoft.Network/applicationGateways/stop/action"
 MAX_PAGE_SIZE = 100  # ARM pages lists; 100 keeps one page of full gateways to a few MB
+# Refused authentication in the activity log: an action on the server itself (resource '/'),
+# by a caller that is nobody yet.
+AUTHENTICATE = "appgw/authenticate/action"
+SERVER_RESOURCE = "/"
+UNAUTHENTICATED = "unauthenticated"
+
+log = logging.getLogger("appgw.control")
 
 
 class ServiceError(Exception):
     """A refused request: HTTP status, stable code, message, and per-problem details."""
 
     def __init__(
-        self, status: int, code: str, message: str, details: list[dict[str, str]] | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: list[dict[str, str]] | None = None,
+        *,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details or []
+        self.retry_after = retry_after  # seconds, for a Retry-After header
 
     def to_json(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message, "details": self.details}}
@@ -74,6 +95,46 @@ class ServiceError(Exception):
             f"{len(diagnostics)} problems ({codes}); see details. First: {diagnostics[0].message}",
             details,
         )
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def store_answers(method: Callable[P, R]) -> Callable[P, R]:
+    """A method whose store cannot do what it asked raises the ARM error for it: 507
+    StorageFull (no room), 503 StoreUnavailable (unreachable, read-only, busy), 500
+    StoreCorrupt (a damaged file). The store kept nothing of a write that failed."""
+
+    @functools.wraps(method)
+    def answering(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except StoreFull as failure:
+            raise _storage_full(str(failure)) from None
+        except StoreCorrupt as failure:
+            raise ServiceError(500, "StoreCorrupt", str(failure)) from None
+        except StoreFailure as failure:
+            raise ServiceError(
+                503,
+                "StoreUnavailable",
+                f"The store cannot be used now ({failure}); nothing was changed. Try again later.",
+            ) from None
+        except OSError as error:
+            if error.errno != errno.ENOSPC:
+                raise
+            raise _storage_full(error.strerror or str(error)) from None
+
+    return answering
+
+
+def _storage_full(reason: str) -> ServiceError:
+    return ServiceError(
+        507,
+        "StorageFull",
+        f"The store has no room for this change, so nothing of it was kept ({reason}). Free "
+        "space where the store lives and send the request again.",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +198,7 @@ class GatewayService:
         self.clock = clock
         self.frontend_address = frontend_address
         self.health: HealthReports | None = None  # set by `appgw serve`
+        self.throttle = AuthThrottle(wall_clock=lambda: self.clock().timestamp())
         self.operations = Operations()  # `appgw serve` tells it what its processes serve
 
     # --- backend health -------------------------------------------------------------------------
@@ -173,15 +235,69 @@ class GatewayService:
 
     # --- callers --------------------------------------------------------------------------------
 
-    def caller_for_token(self, token: str) -> str | None:
-        """The name of the caller a bearer token belongs to; None for an unknown token."""
-        return caller_for_token(self.store, token)
+    @store_answers
+    def authenticate(self, token: str, source_ip: str | None, via: str) -> Caller:
+        """The caller `token` proves, presented from `source_ip` through `via` ('api' or
+        'portal'). A wrong token is a 401; an address that presented too many is a 429 with
+        Retry-After, whatever it presents (see appgw.control.throttle). Refusals go to the
+        activity log, counted per address and minute; the tokens never do."""
+        wait = self.throttle.retry_after(source_ip)
+        if wait is not None:
+            self._log_refusals(self.throttle.refused(source_ip, token, via, limited=True))
+            raise ServiceError(
+                429,
+                "TooManyRequests",
+                f"Too many refused tokens came from {source_ip}; no token from there is checked "
+                f"for {wait} s. Retry after that with the right token.",
+                retry_after=wait,
+            )
+        name = caller_for_token(self.store, token)
+        if name is None:
+            self._log_refusals(self.throttle.refused(source_ip, token, via, limited=False))
+            raise ServiceError(
+                401,
+                "InvalidAuthenticationToken",
+                "The access token is invalid. Send 'Authorization: Bearer <token>' with an "
+                "appgw token.",
+            )
+        return Caller(name, source_ip)
+
+    def write_pending_activity(self) -> None:
+        """Write the refusal counts not in the activity log yet (before it is read, at exit)."""
+        self._log_refusals(self.throttle.pending())
+
+    def _log_refusals(self, entries: list[Entry]) -> None:
+        for entry in entries:
+            tally = entry.tally
+            try:
+                if not entry.new:
+                    self.store.update_activity_detail(tally.event_id, tally.detail())
+                    continue
+                self.store.record_activity(
+                    ActivityEvent(
+                        event_id=tally.event_id,
+                        time=datetime.fromtimestamp(tally.started, UTC),
+                        caller=UNAUTHENTICATED,
+                        source_ip=tally.address,
+                        operation=AUTHENTICATE,
+                        resource_id=SERVER_RESOURCE,
+                        status="Failed",
+                        version=None,
+                        correlation_id=tally.event_id,
+                        detail=tally.detail(),
+                    )
+                )
+            except StoreFailure as failure:
+                # A refusal is answered all the same; the log misses these counts.
+                log.warning("could not log refused authentication: %s", failure)
 
     # --- reads ----------------------------------------------------------------------------------
 
+    @store_answers
     def get(self, gateway_id: GatewayId) -> dict[str, Any]:
         return _view(self._require(gateway_id))
 
+    @store_answers
     def list_gateways(
         self,
         subscription: str,
@@ -190,6 +306,10 @@ class GatewayService:
         after: str | None = None,
         limit: int = MAX_PAGE_SIZE,
     ) -> Page:
+        problems = [SUBSCRIPTION_ID.problem(subscription)]
+        if resource_group is not None:
+            problems.append(RESOURCE_GROUP_NAME.problem(resource_group))
+        _refuse_names([problem for problem in problems if problem is not None])
         limit = max(1, min(limit, MAX_PAGE_SIZE))
         versions = self.store.list_current(
             subscription, resource_group, after_key=after, limit=limit + 1
@@ -199,6 +319,7 @@ class GatewayService:
         next_after = versions[-1].resource_id.casefold() if more and versions else None
         return Page([_view(version) for version in versions], next_after)
 
+    @store_answers
     def all_gateways(self) -> list[GatewaySummary]:
         """Every gateway of every subscription, ordered by resource id."""
         summaries = []
@@ -215,6 +336,7 @@ class GatewayService:
             )
         return summaries
 
+    @store_answers
     def history(self, gateway_id: GatewayId) -> list[dict[str, Any]]:
         versions = self.store.history(gateway_id.key)
         if not versions:
@@ -232,11 +354,14 @@ class GatewayService:
             for version in versions
         ]
 
+    @store_answers
     def activity(
         self, *, resource_prefix: str | None = None, since: datetime | None = None, limit: int = 200
     ) -> list[ActivityEvent]:
+        self.write_pending_activity()
         return self.store.activity(resource_prefix=resource_prefix, since=since, limit=limit)
 
+    @store_answers
     def operation(self, operation_id: str) -> OperationResult | None:
         """An asynchronous operation of this instance, or None for an unknown id."""
         health = self.operations.health(operation_id)
@@ -257,6 +382,7 @@ class GatewayService:
 
     # --- writes ---------------------------------------------------------------------------------
 
+    @store_answers
     def put(
         self,
         gateway_id: GatewayId,
@@ -266,6 +392,7 @@ class GatewayService:
         if_match: str | None = None,
         if_none_match: str | None = None,
     ) -> WriteResult:
+        _refuse_names(gateway_id.problems())
         with collector_paused():
             return self._put(gateway_id, body, caller, if_match, if_none_match)
 
@@ -324,9 +451,11 @@ class GatewayService:
             if_none_match=if_none_match,
         )
 
+    @store_answers
     def patch_tags(
         self, gateway_id: GatewayId, body: object, caller: Caller, *, if_match: str | None = None
     ) -> WriteResult:
+        _refuse_names(gateway_id.problems())
         try:
             tags = parse_model(TagsObject, body, str(gateway_id))
         except ValidationFailed as failed:
@@ -344,9 +473,11 @@ class GatewayService:
             if_match=if_match,
         )
 
+    @store_answers
     def set_operational_state(
         self, gateway_id: GatewayId, caller: Caller, state: OperationalState
     ) -> WriteResult:
+        _refuse_names(gateway_id.problems())
         current = self._require(gateway_id)
         return self._commit(
             gateway_id,
@@ -358,10 +489,12 @@ class GatewayService:
             if_match=current.etag,
         )
 
+    @store_answers
     def delete(
         self, gateway_id: GatewayId, caller: Caller, *, if_match: str | None = None
     ) -> WriteResult | None:
-        """None when there was nothing to delete (ARM answers 204)."""
+        """None when there was nothing to delete (ARM answers 204). (A name ARM refuses is
+        looked up all the same: a gateway stored before names were checked can be removed.)"""
         current = self.store.current(gateway_id.key)
         if current is None:
             if if_match is not None:
@@ -431,7 +564,9 @@ class GatewayService:
         deleted: bool = False,
     ) -> WriteResult:
         existed = self.store.current_etag(gateway_id.key) is not None
+        operation_id = str(uuid.uuid4())
         try:
+            # The version, its operation and its activity entry: one transaction.
             version = self.store.commit(
                 str(gateway_id),
                 gateway_id.key,
@@ -442,18 +577,20 @@ class GatewayService:
                 if_match=if_match,
                 if_none_match=if_none_match,
                 deleted=deleted,
+                operation_id=operation_id,
+                activity=self._event(gateway_id, operation, caller, "Succeeded", None, None),
             )
         except PreconditionFailed as failed:
-            self._log(gateway_id, operation, caller, "Failed", None, {"code": "PreconditionFailed"})
+            refused = {"code": "PreconditionFailed"}
+            self.store.record_activity(
+                self._event(gateway_id, operation, caller, "Failed", None, refused)
+            )
             raise ServiceError(
                 412,
                 "PreconditionFailed",
                 f"{failed} for '{gateway_id}'; GET the gateway again and retry with its etag",
             ) from None
-        operation_id = str(uuid.uuid4())
-        self.store.record_operation(operation_id, str(gateway_id), "Succeeded")
         self.operations.committed(operation_id, gateway_id.key, version.seq)
-        self._log(gateway_id, operation, caller, "Succeeded", version.version, None)
         location = str(document.get("location", ""))
         return WriteResult(
             # The committed document is not used again: it becomes the response as it is.
@@ -468,17 +605,13 @@ class GatewayService:
         self, gateway_id: GatewayId, operation: str, caller: Caller, diagnostics: list[Diagnostic]
     ) -> ServiceError:
         error = ServiceError.invalid(diagnostics)
-        self._log(
-            gateway_id,
-            operation,
-            caller,
-            "Failed",
-            None,
-            {"code": error.code, "problems": [d.code for d in diagnostics]},
+        detail = {"code": error.code, "problems": [d.code for d in diagnostics]}
+        self.store.record_activity(
+            self._event(gateway_id, operation, caller, "Failed", None, detail)
         )
         return error
 
-    def _log(
+    def _event(
         self,
         gateway_id: GatewayId,
         operation: str,
@@ -486,20 +619,18 @@ class GatewayService:
         status: str,
         version: int | None,
         detail: dict[str, Any] | None,
-    ) -> None:
-        self.store.record_activity(
-            ActivityEvent(
-                event_id=str(uuid.uuid4()),
-                time=self.clock(),
-                caller=caller.name,
-                source_ip=caller.source_ip,
-                operation=operation,
-                resource_id=str(gateway_id),
-                status=status,
-                version=version,
-                correlation_id=str(uuid.uuid4()),
-                detail=detail,
-            )
+    ) -> ActivityEvent:
+        return ActivityEvent(
+            event_id=str(uuid.uuid4()),
+            time=self.clock(),
+            caller=caller.name,
+            source_ip=caller.source_ip,
+            operation=operation,
+            resource_id=str(gateway_id),
+            status=status,
+            version=version,
+            correlation_id=str(uuid.uuid4()),
+            detail=detail,
         )
 
 
@@ -519,12 +650,19 @@ def _view(version: GatewayVersion, *, owned: bool = False) -> dict[str, Any]:
     )
 
 
+def _refuse_names(problems: list[str]) -> None:
+    """A write (or a list) naming what ARM's naming rules refuse is a 400, before anything is
+    read, stored or logged under that name. Reads and deletes just find nothing by it."""
+    if problems:
+        raise ServiceError(400, "InvalidResourceName", "; ".join(problems))
+
+
 def _not_found(gateway_id: GatewayId) -> ServiceError:
     return ServiceError(
         404,
         "ResourceNotFound",
-        f"The Resource 'Microsoft.Network/applicationGateways/{gateway_id.name}' under resource "
-        f"group '{gateway_id.resource_group}' was not found.",
+        f"The Resource 'Microsoft.Network/applicationGateways/{shown_name(gateway_id.name)}' "
+        f"under resource group '{shown_name(gateway_id.resource_group)}' was not found.",
     )
 
 

@@ -33,6 +33,57 @@ CHILD_COLLECTIONS: tuple[str, ...] = (
     "redirectConfigurations",
 )
 
+# Azure's naming rule for application gateways and every child resource of one: 1-80
+# characters, ASCII alphanumerics, '_', '.', '-'; starts alphanumeric, ends alphanumeric or '_'.
+NAME_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?$"
+MAX_SHOWN_NAME = 80  # a refused name is echoed in messages up to this many characters
+
+
+@dataclass(frozen=True, slots=True)
+class NameRule:
+    """One of ARM's naming rules: what is named, the pattern, and the rule in words."""
+
+    what: str
+    pattern: re.Pattern[str]
+    words: str
+
+    def problem(self, value: str) -> str | None:
+        """None for a name the rule allows; otherwise what is wrong, quoting the name with
+        its invisible characters (controls, bidi overrides) spelled out."""
+        if self.pattern.fullmatch(value):
+            return None
+        return f"'{shown_name(value)}' is not a valid {self.what}: {self.words}"
+
+
+GATEWAY_NAME = NameRule(
+    "application gateway name",
+    re.compile(NAME_PATTERN.strip("^$")),
+    "1-80 characters: letters, digits, '_', '.' and '-'; it starts with a letter or digit and "
+    "ends with a letter, digit or '_'",
+)
+# Azure: 1-90 characters, Unicode letters and digits, '_', '(', ')', '-', '.'; not ending in '.'.
+RESOURCE_GROUP_NAME = NameRule(
+    "resource group name",
+    re.compile(r"[-\w.()]{0,89}[-\w()]"),
+    "1-90 characters: letters, digits, '_', '(', ')', '-' and '.'; it does not end with '.'",
+)
+# Azure's are GUIDs; appgw also takes a simple token such as 'sub1' or 'default'.
+SUBSCRIPTION_ID = NameRule(
+    "subscription id",
+    re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9_])?"),
+    "1-64 characters: letters, digits, '_', '.' and '-' (a GUID is one); it starts with a "
+    "letter or digit and ends with a letter, digit or '_'",
+)
+
+
+def shown_name(value: str) -> str:
+    """`value` for a message: characters that do not print are written as escapes, and a
+    long name is cut."""
+    cut = value[:MAX_SHOWN_NAME]
+    text = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in cut)
+    return text + ("..." if len(value) > MAX_SHOWN_NAME else "")
+
+
 _SEGMENT = r"[^/]+"
 _GATEWAY_ID = re.compile(
     rf"^/subscriptions/(?P<sub>{_SEGMENT})/resourceGroups/(?P<rg>{_SEGMENT})"
@@ -65,8 +116,21 @@ class GatewayId:
 
     @property
     def is_valid(self) -> bool:
-        """Whether the parts make an id ARM accepts (none empty, none holding a '/')."""
-        return GatewayId.parse(str(self)) is not None
+        """Whether the parts make an id ARM accepts: see `problems`."""
+        return not self.problems()
+
+    def problems(self) -> list[str]:
+        """What ARM's naming rules refuse in the parts (none empty or holding a '/' among
+        them), one message each."""
+        found = [
+            rule.problem(value)
+            for rule, value in (
+                (SUBSCRIPTION_ID, self.subscription),
+                (RESOURCE_GROUP_NAME, self.resource_group),
+                (GATEWAY_NAME, self.name),
+            )
+        ]
+        return [problem for problem in found if problem is not None]
 
     def child(self, collection: str, name: str) -> str:
         return f"{self}/{collection}/{name}"

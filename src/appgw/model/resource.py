@@ -33,10 +33,10 @@ from appgw.model.enums import (
     SslPolicyType,
     SslProtocol,
 )
+from appgw.model.ids import NAME_PATTERN
 
-# Azure's rule for child names: 1-80 characters, alphanumerics, '_', '.', '-'; starts with an
-# alphanumeric and ends with an alphanumeric or '_'.
-CHILD_NAME_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?$"
+# Azure's rule for child names is the gateway's own.
+CHILD_NAME_PATTERN = NAME_PATTERN
 
 
 class WireModel(BaseModel):

@@ -8,8 +8,10 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
+from appgw.control.service import ServiceError
 from appgw.portal.common import (
     CsrfRejected,
     NotSignedIn,
@@ -115,8 +117,23 @@ def portal_router(portal: Portal) -> APIRouter:
         form = await request.form()
         token = text(form, "token")
         target = _safe_next(text(form, "next", "/portal/resources"))
-        caller = portal.service.caller_for_token(token) if token else None
-        if caller is None:
+        address = request.client.host if request.client else None
+        try:
+            if not token:
+                raise ServiceError(401, "InvalidAuthenticationToken", "no token")
+            caller = await run_in_threadpool(portal.service.authenticate, token, address, "portal")
+        except ServiceError as error:
+            if error.status == 429:
+                return portal.error_page(
+                    request,
+                    429,
+                    "Too many sign-in attempts",
+                    f"Too many wrong tokens came from your address. Wait {error.retry_after} "
+                    "seconds, then sign in with the admin token.",
+                    headers={"Retry-After": str(error.retry_after)},
+                )
+            if error.status != 401:
+                raise
             return portal.render(
                 request,
                 "signin.html",
@@ -126,7 +143,7 @@ def portal_router(portal: Portal) -> APIRouter:
                 error="That token is not valid. Use the admin token appgw printed on its "
                 "first start.",
             )
-        session_id, _session = portal.sessions.create(caller)
+        session_id, _session = portal.sessions.create(caller.name)
         response = redirect(target)
         response.set_cookie(
             COOKIE,

@@ -185,7 +185,7 @@ class Portal:
         try:
             return gateway_id, self.service.get(gateway_id)
         except ServiceError as error:
-            if error.status == 404:
+            if error.status == 404 or error.code == "InvalidResourceName":
                 raise PageNotFound(
                     f"There is no application gateway '{name}' in '{resource_group}'."
                 ) from None

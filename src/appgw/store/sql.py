@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -124,6 +124,22 @@ class StoreError(Exception):
     """The store URL is unusable or the database cannot be reached; the text says which."""
 
 
+class StoreFailure(StoreError):
+    """The database could not do what was asked; nothing of it was kept. The text says why."""
+
+
+class StoreFull(StoreFailure):
+    """No room to write: a full disk or file system (SQLite SQLITE_FULL, PostgreSQL 53100)."""
+
+
+class StoreUnavailable(StoreFailure):
+    """The database cannot be reached, is read-only, busy or failing I/O: try again later."""
+
+
+class StoreCorrupt(StoreFailure):
+    """The database file is damaged; the text says how to restore it."""
+
+
 class PreconditionFailed(Exception):
     """The caller's If-Match / If-None-Match does not hold for the current version."""
 
@@ -164,18 +180,33 @@ def utcnow() -> datetime:
 
 
 class SqlStore:
-    """One class for both engines: SQLAlchemy Core hides the dialect differences we touch."""
+    """One class for both engines: SQLAlchemy Core hides the dialect differences we touch.
 
-    def __init__(self, url: str, master_key: MasterKey) -> None:
+    What the database cannot do (a full disk, a server that is gone, a damaged file) is raised
+    as a StoreFailure, whatever the engine; any other database error is a bug and raised as is.
+    """
+
+    def __init__(
+        self, url: str, master_key: MasterKey, *, keep_secret_versions: int | None = None
+    ) -> None:
+        """`keep_secret_versions`: a commit purges the secrets of a gateway's older versions
+        (None: it does not; processes that only read need not say)."""
         self.url = url
         self._key = master_key
+        self.keep_secret_versions = keep_secret_versions
         self._engine = _create_engine(url)
         try:
             self._set_up()
-        except sa.exc.DBAPIError as error:  # unreachable, no such database, no rights, ...
+        except StoreCorrupt:
+            self._engine.dispose()
+            raise
+        except (sa.exc.DBAPIError, StoreFailure) as error:  # unreachable, no rights, ...
             self._engine.dispose()
             shown = sa.engine.make_url(url).render_as_string(hide_password=True)  # as typed
-            reason = str(error.orig).strip() if error.orig is not None else str(error)
+            if isinstance(error, sa.exc.DBAPIError) and error.orig is not None:
+                reason = str(error.orig).strip()
+            else:
+                reason = str(error)
             raise StoreError(f"cannot open the store {shown}: {reason}") from None
 
     @property
@@ -218,20 +249,60 @@ class SqlStore:
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         """A write transaction; it runs alone (see the module docstring)."""
-        with self._engine.begin() as conn:
+        with self._failures(), self._engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(WRITE_LOCK_ID)))
             yield conn
 
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._failures(), self._engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def _failures(self) -> Iterator[None]:
+        """Database errors that are no bug of ours, as StoreFailures."""
+        try:
+            yield
+        except sa.exc.DBAPIError as error:
+            failure = _failure(error)
+            if failure is None:
+                raise
+            if isinstance(failure, StoreCorrupt) and self.dialect == "sqlite":
+                failure = self._damaged(str(failure))
+            raise failure from error
+        except sa.exc.TimeoutError as error:  # no pooled connection came free
+            raise StoreUnavailable(f"no database connection is free: {error}") from error
+
+    def check_integrity(self) -> None:
+        """SQLite's quick check of every page; StoreCorrupt, saying how to restore, if any is
+        damaged. (PostgreSQL checks its own pages.)"""
+        if self.dialect != "sqlite":
+            return
+        with self._read() as conn:
+            rows = conn.exec_driver_sql("PRAGMA quick_check").fetchall()
+        problems = [str(row[0]) for row in rows if row[0] != "ok"]
+        if problems:
+            raise self._damaged("; ".join(problems[:3]))
+
+    def _damaged(self, reason: str) -> StoreCorrupt:
+        path = self._engine.url.database
+        return StoreCorrupt(
+            f"the store {path} is damaged ({reason}). Stop every appgw that uses it and keep a "
+            f"copy of it (with its -wal and -shm files). Then put back a backup, or rescue what "
+            f"SQLite can still read: 'sqlite3 {path} .recover | sqlite3 {path}.recovered', and "
+            f"move {path}.recovered to {path} (removing the old -wal and -shm files)."
+        )
+
     # --- gateway versions -----------------------------------------------------------------------
 
     def current(self, key: str) -> GatewayVersion | None:
-        with self._engine.connect() as conn:
+        with self._read() as conn:
             return self._current(conn, key)
 
     def current_etag(self, key: str) -> str | None:
         """The current version's etag, without reading its document (a GET-sized cost)."""
-        with self._engine.connect() as conn:
+        with self._read() as conn:
             return self._current_etag(conn, key)
 
     def _current_etag(self, conn: Connection, key: str) -> str | None:
@@ -257,10 +328,17 @@ class SqlStore:
         return _version_from_row(row) if row is not None else None
 
     def secrets(self, version: GatewayVersion) -> dict[str, Any]:
-        with self._engine.connect() as conn:
+        """The version's secrets; SecretsError for a version whose secrets were purged (only
+        the newest versions keep theirs, and none of a deleted gateway)."""
+        with self._read() as conn:
             blob = conn.execute(
                 sa.select(versions_table.c.secrets).where(versions_table.c.seq == version.seq)
             ).scalar_one()
+        if blob == PURGED:
+            raise SecretsError(
+                f"the secrets of version {version.version} of {version.resource_id} were "
+                "purged: a newer version is current"
+            )
         return _decode_secrets(
             self._key.decrypt(blob, _secrets_aad(version.resource_id, version.version))
         )
@@ -277,8 +355,12 @@ class SqlStore:
         if_match: str | None = None,
         if_none_match: str | None = None,
         deleted: bool = False,
+        operation_id: str | None = None,
+        activity: ActivityEvent | None = None,
     ) -> GatewayVersion:
-        """Append a version and make it current, atomically checking the preconditions."""
+        """Append a version and make it current, atomically checking the preconditions; its
+        operation record (Succeeded) and its activity entry (with the new version number) are
+        written in the same transaction: all of them are kept, or none."""
         subscription, resource_group = _scope_of(resource_id)
         with self._write() as conn:
             # No row lock needed: the write lock already keeps other writers out (also the one
@@ -327,6 +409,18 @@ class SqlStore:
                 conn.execute(
                     gateways_table.update().where(gateways_table.c.key == key).values(**values)
                 )
+            if deleted or self.keep_secret_versions is not None:
+                kept = 0 if deleted else self.keep_secret_versions or 0
+                conn.execute(
+                    _purge.where(
+                        versions_table.c.gateway_key == key,
+                        versions_table.c.version <= version - kept,
+                    )
+                )
+            if operation_id is not None:
+                conn.execute(_operation_row(operation_id, resource_id, "Succeeded", now))
+            if activity is not None:
+                conn.execute(_activity_row(replace(activity, version=version)))
             if conn.dialect.name == "postgresql":
                 # Delivered at COMMIT and not at all on rollback: a woken watch always finds the
                 # version (see appgw.store.watch).
@@ -342,6 +436,26 @@ class SqlStore:
             created_at=now,
             actor=actor,
         )
+
+    def purge_superseded_secrets(self) -> None:
+        """What commits do per gateway, for every gateway at once: secrets are kept by the
+        newest `keep_secret_versions` versions of a gateway, and by none of a deleted one."""
+        if self.keep_secret_versions is None:
+            return
+        gateway = sa.select(gateways_table).where(
+            gateways_table.c.key == versions_table.c.gateway_key
+        )
+        last = gateway.with_only_columns(gateways_table.c.last_version).scalar_subquery()
+        current = gateway.with_only_columns(gateways_table.c.current_version).scalar_subquery()
+        with self._write() as conn:
+            conn.execute(
+                _purge.where(
+                    sa.or_(
+                        versions_table.c.version <= last - self.keep_secret_versions,
+                        current.is_(None),
+                    )
+                )
+            )
 
     def list_current(
         self, subscription: str, resource_group: str | None, *, after_key: str | None, limit: int
@@ -360,11 +474,11 @@ class SqlStore:
             query = query.where(gateways_table.c.resource_group == resource_group.casefold())
         if after_key is not None:
             query = query.where(gateways_table.c.key > after_key)
-        with self._engine.connect() as conn:
+        with self._read() as conn:
             return [_version_from_row(row) for row in conn.execute(query)]
 
     def history(self, key: str) -> list[GatewayVersion]:
-        with self._engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 sa.select(versions_table, gateways_table.c.resource_id)
                 .join(gateways_table, gateways_table.c.key == versions_table.c.gateway_key)
@@ -384,7 +498,7 @@ class SqlStore:
         )
         if excluding is not None:
             query = query.where(gateways_table.c.key != excluding)
-        with self._engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(query)
             return [_version_from_row(row) for row in rows]
 
@@ -405,13 +519,13 @@ class SqlStore:
         return PollingWatch(database, max_seq_sql)
 
     def max_seq(self) -> int:
-        with self._engine.connect() as conn:
+        with self._read() as conn:
             value = conn.execute(sa.select(sa.func.max(versions_table.c.seq))).scalar()
         return int(value or 0)
 
     def versions_after(self, seq: int) -> list[GatewayVersion]:
         """What data planes have not applied yet, oldest first."""
-        with self._engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 sa.select(versions_table, gateways_table.c.resource_id)
                 .join(gateways_table, gateways_table.c.key == versions_table.c.gateway_key)
@@ -424,19 +538,15 @@ class SqlStore:
 
     def record_activity(self, event_: ActivityEvent) -> None:
         with self._write() as conn:
+            conn.execute(_activity_row(event_))
+
+    def update_activity_detail(self, event_id: str, detail: dict[str, Any]) -> None:
+        """Rewrite the detail of an entry (the counts of a coalesced one)."""
+        with self._write() as conn:
             conn.execute(
-                activity_table.insert().values(
-                    event_id=event_.event_id,
-                    time=_utc(event_.time),
-                    caller=event_.caller,
-                    source_ip=event_.source_ip,
-                    operation=event_.operation,
-                    resource_id=event_.resource_id,
-                    status=event_.status,
-                    version=event_.version,
-                    correlation_id=event_.correlation_id,
-                    detail=json.dumps(event_.detail) if event_.detail is not None else None,
-                )
+                activity_table.update()
+                .where(activity_table.c.event_id == event_id)
+                .values(detail=json.dumps(detail))
             )
 
     def activity(
@@ -452,39 +562,16 @@ class SqlStore:
         if since is not None:
             # UTC like the stored values: SQLite compares them as text.
             query = query.where(activity_table.c.time >= _utc(since))
-        with self._engine.connect() as conn:
-            return [
-                ActivityEvent(
-                    event_id=row.event_id,
-                    time=_utc(row.time),
-                    caller=row.caller,
-                    source_ip=row.source_ip,
-                    operation=row.operation,
-                    resource_id=row.resource_id,
-                    status=row.status,
-                    version=row.version,
-                    correlation_id=row.correlation_id,
-                    detail=json.loads(row.detail) if row.detail else None,
-                )
-                for row in conn.execute(query)
-            ]
+        with self._read() as conn:
+            return [_activity_of_row(row) for row in conn.execute(query)]
 
     def record_operation(self, operation_id: str, resource_id: str, status: str) -> None:
-        now = utcnow()
         with self._write() as conn:
-            conn.execute(
-                operations_table.insert().values(
-                    id=operation_id,
-                    resource_id=resource_id,
-                    status=status,
-                    started_at=now,
-                    ended_at=now,
-                )
-            )
+            conn.execute(_operation_row(operation_id, resource_id, status, utcnow()))
 
     def operation(self, operation_id: str) -> tuple[str, str] | None:
         """(status, resource id) of an operation, or None."""
-        with self._engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(
                 sa.select(operations_table.c.status, operations_table.c.resource_id).where(
                     operations_table.c.id == operation_id
@@ -493,7 +580,7 @@ class SqlStore:
         return (row.status, row.resource_id) if row is not None else None
 
     def has_tokens(self) -> bool:
-        with self._engine.connect() as conn:
+        with self._read() as conn:
             return (
                 conn.execute(sa.select(sa.func.count()).select_from(tokens_table)).scalar_one() > 0
             )
@@ -510,11 +597,83 @@ class SqlStore:
             )
 
     def token_name(self, token_hash: str) -> str | None:
-        with self._engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(
                 sa.select(tokens_table.c.name).where(tokens_table.c.token_hash == token_hash)
             ).first()
         return row.name if row is not None else None
+
+
+# What a version's secrets column holds once they are purged (AES-GCM blobs are never empty).
+PURGED = b""
+_purge = (
+    versions_table.update()
+    .where(sa.func.length(versions_table.c.secrets) > 0)
+    .values(secrets=PURGED)
+)
+
+
+def _activity_row(event_: ActivityEvent) -> sa.Insert:
+    """The row of an activity entry: its fields by name, the detail as JSON."""
+    values = {field.name: getattr(event_, field.name) for field in fields(ActivityEvent)}
+    values["time"] = _utc(event_.time)
+    values["detail"] = json.dumps(event_.detail) if event_.detail is not None else None
+    return activity_table.insert().values(**values)
+
+
+def _activity_of_row(row: Any) -> ActivityEvent:
+    values = {field.name: getattr(row, field.name) for field in fields(ActivityEvent)}
+    values["time"] = _utc(row.time)
+    values["detail"] = json.loads(row.detail) if row.detail else None
+    return ActivityEvent(**values)
+
+
+def _operation_row(operation_id: str, resource_id: str, status: str, now: datetime) -> sa.Insert:
+    return operations_table.insert().values(
+        id=operation_id, resource_id=resource_id, status=status, started_at=now, ended_at=now
+    )
+
+
+# SQLite's primary result codes (the low byte of an extended code) that are no bug of ours.
+_SQLITE_FULL = {13}  # SQLITE_FULL
+_SQLITE_CORRUPT = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
+# SQLITE_PERM, BUSY, LOCKED, READONLY, IOERR, CANTOPEN
+_SQLITE_UNAVAILABLE = {3, 5, 6, 8, 10, 14}
+# PostgreSQL SQLSTATEs (and classes, by their first two characters) that are no bug of ours.
+_PG_FULL = {"53100"}  # disk_full
+_PG_CORRUPT = {"XX001", "XX002"}  # data_corrupted, index_corrupted
+# connection exceptions, insufficient resources, operator intervention (shutdown, recovery),
+# system errors (I/O); and a read-only database or standby
+_PG_UNAVAILABLE_CLASSES = {"08", "53", "57", "58"}
+_PG_UNAVAILABLE = {"25006"}  # read_only_sql_transaction
+
+
+def _failure(error: sa.exc.DBAPIError) -> StoreFailure | None:
+    """The StoreFailure a database error is, or None for one that is our bug."""
+    orig = error.orig
+    reason = str(orig).strip() if orig is not None else str(error)
+    kind: type[StoreFailure] | None = None
+    if isinstance(orig, sqlite3.Error):
+        code = (getattr(orig, "sqlite_errorcode", 0) or 0) & 0xFF
+        if code in _SQLITE_FULL:
+            kind = StoreFull
+        elif code in _SQLITE_CORRUPT:
+            kind = StoreCorrupt
+        elif code in _SQLITE_UNAVAILABLE:
+            kind = StoreUnavailable
+    else:
+        state = getattr(orig, "sqlstate", None)
+        if state in _PG_FULL:
+            kind = StoreFull
+        elif state in _PG_CORRUPT:
+            kind = StoreCorrupt
+        elif state in _PG_UNAVAILABLE or (state and state[:2] in _PG_UNAVAILABLE_CLASSES):
+            kind = StoreUnavailable
+        elif state is None and isinstance(error, sa.exc.OperationalError | sa.exc.InterfaceError):
+            kind = StoreUnavailable  # no answer at all: refused, reset, timed out
+    if error.connection_invalidated and kind is None:
+        kind = StoreUnavailable
+    return kind(reason) if kind is not None else None
 
 
 def _create_engine(url: str) -> Engine:

@@ -16,7 +16,13 @@ from starlette.datastructures import FormData
 
 from appgw.control.service import Caller, ServiceError
 from appgw.hostnames import is_ip_address
-from appgw.model.ids import GatewayId, parse_child_ref
+from appgw.model.ids import (
+    GATEWAY_NAME,
+    RESOURCE_GROUP_NAME,
+    SUBSCRIPTION_ID,
+    GatewayId,
+    parse_child_ref,
+)
 from appgw.model.quick_create import ListenerCertificate, QuickCreate, quick_create_document
 from appgw.portal.common import (
     FormErrors,
@@ -76,10 +82,6 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "settings_protocol": ("Http", "Https"),
     "well_known": ("yes", "no"),
 }
-
-_GATEWAY_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?$")
-_RESOURCE_GROUP = re.compile(r"^[-\w.()]{1,90}$")
-_SUBSCRIPTION = re.compile(r"^[-\w.]{1,64}$")
 
 
 @dataclass
@@ -197,19 +199,13 @@ def _gateway_id(wizard: Wizard) -> GatewayId | None:
     subscription = _required(wizard, "subscription", "a subscription")
     group = _required(wizard, "resource_group", "a resource group")
     name = _required(wizard, "gateway_name", "a name for the application gateway")
-    if subscription and not _SUBSCRIPTION.match(subscription):
-        wizard.errors.add("subscription", "Use letters, digits, '-', '_' and '.' only.")
-    if group and not _RESOURCE_GROUP.match(group):
-        wizard.errors.add(
-            "resource_group",
-            "A resource group name has 1-90 letters, digits, '-', '_', '.', '(' and ')'.",
-        )
-    if name and not _GATEWAY_NAME.match(name):
-        wizard.errors.add(
-            "gateway_name",
-            "The name has 1-80 characters: letters, digits, '_', '.' and '-'; it starts with a "
-            "letter or digit and ends with a letter, digit or '_'.",
-        )
+    for field_name, rule, value in (
+        ("subscription", SUBSCRIPTION_ID, subscription),
+        ("resource_group", RESOURCE_GROUP_NAME, group),
+        ("gateway_name", GATEWAY_NAME, name),
+    ):
+        if value and rule.problem(value):
+            wizard.errors.add(field_name, f"The {rule.what} has {rule.words}.")
     gateway_id = GatewayId(subscription, group, name)
     return gateway_id if gateway_id.is_valid else None
 
