@@ -21,9 +21,10 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -34,7 +35,7 @@ from builders import GatewayBuilder
 from e2e.harness import Gateway
 from e2e.raw import RAW_TIMEOUT, RawClient, Reply, exchange
 from e2e.special_backends import SpecialBackend
-from helpers import TOKEN, make_pfx, start_serve
+from helpers import TOKEN, Pfx, make_pfx, start_serve
 
 pytestmark = pytest.mark.slow
 
@@ -54,6 +55,7 @@ class Site:
     port: int  # the path-routed HTTP listener
     tls_port: int  # a.hardening.test and b.hardening.test, each with its own certificate
     ca: trustme.CA
+    document: Callable[[Pfx], dict[str, Any]]  # the gateway, with this certificate for site A
 
     def backends_saw(self, mark: str) -> bool:
         return bool(self.api.requests_for(mark) or self.web.requests_for(mark)) or any(
@@ -82,26 +84,30 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     gateway = Gateway(server, workers=1)
     ca = trustme.CA()
     port, tls_port = free_port(), free_port()
-    a, b = make_pfx(ca, SITE_A), make_pfx(ca, SITE_B)
-    builder = (
-        GatewayBuilder()
-        .certificate("certA", a.b64, a.password)
-        .certificate("certB", b.b64, b.password)
-        .pool("api", "127.0.0.1")
-        .pool("web", "127.0.0.1")
-        .settings("api", api.port)
-        .settings("web", web.port)
-        .listener("main", port, "Http")
-        .listener("siteA", tls_port, "Https", certificate="certA", host_name=SITE_A)
-        .listener("siteB", tls_port, "Https", certificate="certB", host_name=SITE_B)
-        .path_map("paths", ("web", "web"), [("api", ["/api/*"], "api", "api")])
-        .rule("main", "main", path_map="paths", priority=10)
-        .rule("siteA", "siteA", pool="web", settings="web", priority=20)
-        .rule("siteB", "siteB", pool="api", settings="api", priority=30)
-    )
-    gateway.apply(builder.build())
+    b = make_pfx(ca, SITE_B)
+
+    def document(a: Pfx) -> dict[str, Any]:
+        return (
+            GatewayBuilder()
+            .certificate("certA", a.b64, a.password)
+            .certificate("certB", b.b64, b.password)
+            .pool("api", "127.0.0.1")
+            .pool("web", "127.0.0.1")
+            .settings("api", api.port)
+            .settings("web", web.port)
+            .listener("main", port, "Http")
+            .listener("siteA", tls_port, "Https", certificate="certA", host_name=SITE_A)
+            .listener("siteB", tls_port, "Https", certificate="certB", host_name=SITE_B)
+            .path_map("paths", ("web", "web"), [("api", ["/api/*"], "api", "api")])
+            .rule("main", "main", path_map="paths", priority=10)
+            .rule("siteA", "siteA", pool="web", settings="web", priority=20)
+            .rule("siteB", "siteB", pool="api", settings="api", priority=30)
+            .build()
+        )
+
+    gateway.apply(document(make_pfx(ca, SITE_A)))
     try:
-        yield Site(gateway, api, web, port, tls_port, ca)
+        yield Site(gateway, api, web, port, tls_port, ca, document)
     finally:
         server.stop()
         api.stop()
@@ -550,3 +556,21 @@ def test_tls13_offers_only_the_policy_suites_and_groups(
     site: Site, tmp_path: Path, setting: str, outcome: str
 ) -> None:
     assert handshake_offering(site, tmp_path, setting).startswith(outcome)
+
+
+def test_a_certificate_renewed_under_its_name_keeps_open_connections_valid(site: Site) -> None:
+    """421 compares the listener's certificate entry, not its bytes: renewing the certificate
+    of a site must not turn its open keep-alive connections into misdirected ones."""
+    context = ssl.create_default_context()
+    site.ca.configure_trust(context)
+    request = f"GET /renewal HTTP/1.1\r\nHost: {SITE_A}\r\n\r\n".encode()
+    with (
+        socket.create_connection(("127.0.0.1", site.tls_port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=SITE_A) as tls,
+    ):
+        tls.sendall(request)
+        assert tls.recv(65536).startswith(b"HTTP/1.1 200 ")
+        renewed = make_pfx(site.ca, SITE_A)
+        site.gateway.apply(site.document(renewed))
+        tls.sendall(request)
+        assert tls.recv(65536).startswith(b"HTTP/1.1 200 ")

@@ -401,7 +401,7 @@ def test_every_spelling_of_a_path_routes_where_its_normal_form_does(
 
 
 def test_a_host_whose_listener_presents_another_certificate_is_misdirected() -> None:
-    certificate_a, certificate_b = object(), object()
+    certificate_a, certificate_b = "certa", "certb"
     site_b = Site("b", target(), certificate=certificate_b)
     endpoint = endpoint_with(site_b)
     assert route(endpoint, "www.contoso.com", b"/", b"", certificate_a) == Reject(

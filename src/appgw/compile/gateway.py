@@ -275,7 +275,11 @@ class _Compiler:
                 [(self._hosts(listener), self._site(listener, rule)) for listener, rule in pairs]
             )
             selector: CertificateSelector[ssl.SSLContext] | None = None
+            names: dict[ssl.SSLContext, str] = {}
             if https:
+                for listener, _rule in pairs:
+                    name = _name(listener.properties.ssl_certificate)
+                    names[self._context(name)] = name
                 selector = CertificateSelector(
                     [
                         (
@@ -294,6 +298,7 @@ class _Compiler:
                 sites=sites,
                 certificates=selector,
                 tls_policy=self.policy if https else None,
+                certificate_names=names,
             )
         if self.problems:
             raise CompileError(self.problems)
@@ -386,7 +391,7 @@ class _Compiler:
             listener.name,
             route,
             _custom_errors(listener.properties.custom_error_configurations),
-            self._context(_name(certificate))
+            _name(certificate)
             if listener.properties.protocol == Protocol.HTTPS and certificate is not None
             else None,
         )

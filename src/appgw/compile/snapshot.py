@@ -203,9 +203,10 @@ class Site:
     listener_name: str
     route: Route
     custom_errors: Mapping[int, str] = field(default_factory=dict)
-    # HTTPS: the certificate context the listener presents; a request whose connection
-    # negotiated another one is misdirected (compared by identity: contexts are shared).
-    certificate: ssl.SSLContext | None = field(default=None, compare=False)
+    # HTTPS: the name of the sslCertificates entry the listener presents; a request whose
+    # connection negotiated another one is misdirected. By name: a certificate renewed under
+    # the same name keeps its open connections valid.
+    certificate: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +219,8 @@ class Endpoint:
     sites: HostMatcher[Site]
     certificates: CertificateSelector[ssl.SSLContext] | None  # Https only
     tls_policy: TlsPolicy | None  # Https only; changing it re-creates the listening socket
+    # The sslCertificates entry each certificate context presents (what SNI chose).
+    certificate_names: Mapping[ssl.SSLContext, str] = field(default_factory=dict, compare=False)
 
     @property
     def key(self) -> tuple[str, int]:

@@ -39,18 +39,15 @@ Decision = Forward | Redirect | Reject
 
 
 def route(
-    endpoint: Endpoint, host: str, path: bytes, query: bytes, negotiated: object | None = None
+    endpoint: Endpoint, host: str, path: bytes, query: bytes, negotiated: str | None = None
 ) -> Decision:
-    """`negotiated`: the certificate context the TLS handshake chose (None: plain HTTP)."""
+    """`negotiated`: the sslCertificates entry the TLS handshake chose (None: plain HTTP, or
+    not known)."""
     site = endpoint.sites.match(host)
     if site is None:
         # Azure answers an unknown host on a multi-site port with 404 and keeps the connection.
         return Reject(404, "ERRORINFO_INVALID_HOST", close=False)
-    if (
-        negotiated is not None
-        and site.certificate is not None
-        and site.certificate is not negotiated
-    ):
+    if negotiated is not None and site.certificate is not None and site.certificate != negotiated:
         return Reject(421, "ERRORINFO_MISDIRECTED_REQUEST", close=False)
     chosen = site.route
     matched_prefix = ""

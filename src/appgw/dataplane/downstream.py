@@ -62,7 +62,7 @@ class ClientConnection(asyncio.Protocol):
         self.client_address = b""  # "ip:port" as X-Forwarded-For carries it
         self.tls_version = ""
         self.tls_cipher = ""
-        self.tls_context: object | None = None  # the certificate context SNI chose
+        self.tls_certificate: str | None = None  # the sslCertificates entry SNI chose
         self.parser = httptools.HttpRequestParser(self)
         self.parsing: Exchange | None = None
         self.active: Exchange | None = None
@@ -108,7 +108,8 @@ class ClientConnection(asyncio.Protocol):
             self.tls_version = ssl_object.version() or ""
             cipher = ssl_object.cipher()
             self.tls_cipher = cipher[0] if cipher else ""
-            self.tls_context = ssl_object.context
+            endpoint = self.listener.state[1]
+            self.tls_certificate = endpoint.certificate_names.get(ssl_object.context)
         self._arm_timer(self._snapshot().keep_alive_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -162,7 +162,7 @@ class Exchange:
             host,
             b"/" if path == b"*" else normalized,
             query,
-            self.client.tls_context,
+            self.client.tls_certificate,
         )
         if isinstance(decision, Reject):
             self.answer(decision.status, decision.error_info, close=decision.close)
