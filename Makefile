@@ -39,8 +39,10 @@ system-deps:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; }
 
+# Three test processes, whole files each (a module's serve fixture starts once): the tests wait
+# on real servers more than they compute, so three keep two cores busy (~5 min, not ~10).
 pytest: $(STAMP) system-deps
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n 3 --dist loadfile $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
