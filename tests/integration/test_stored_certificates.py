@@ -34,7 +34,7 @@ from helpers import (
 from pfx_forge import Forged, b64
 
 G = gateway_id()
-FAST = 0.5  # seconds: compiling this small gateway takes milliseconds
+FAST = 0.5  # CPU seconds (other test processes inflate wall time): compiling this small gateway takes milliseconds
 
 
 def current(api: Api) -> GatewayVersion:
@@ -82,9 +82,9 @@ def test_a_put_keeps_the_decrypted_key_and_chain_and_compile_decrypts_nothing(
         "appgw.certificates.pkcs12.load_key_and_certificates",
         lambda *_: pytest.fail("compile decrypted a PFX"),
     )
-    started = time.perf_counter()
+    started = time.process_time()
     snapshot = run()
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
 
     (endpoint,) = snapshot.endpoints.values()
     assert endpoint.https and endpoint.certificates is not None
@@ -123,18 +123,18 @@ def test_a_hostile_pfx_stored_before_stalls_no_compile_and_the_next_put_refuses_
     commit_as_stored_before(api.store, b64(hostile.der()), pfx.password)
     run, _ = compiled(api, current(api))
 
-    started = time.perf_counter()
+    started = time.process_time()
     with pytest.raises(CompileError) as caught:
         run()
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
 
     assert [d.code for d in caught.value.diagnostics] == ["IterationCountTooHigh"]
     assert "20,000,000" in caught.value.diagnostics[0].message
     assert elapsed < FAST, f"{elapsed:.2f} s"
 
-    started = time.perf_counter()
+    started = time.process_time()
     refused = api.client.put(gateway_url(), json=api.client.get(gateway_url()).json())
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     assert refused.status_code == 400, refused.text
     error = refused.json()["error"]
     assert error["code"] == "ApplicationGatewaySslCertificateIterationCountTooHigh"

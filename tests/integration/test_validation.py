@@ -594,9 +594,9 @@ def test_a_pfx_asking_for_too_many_iterations_is_refused_before_decrypting(
     document = skeleton(pfx, root_cer)
     child(document, "sslCertificates")["properties"]["data"] = b64(hostile.der())
 
-    started = time.perf_counter()
+    started = time.process_time()
     response = api.client.put(gateway_url(), json=document)
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
 
     assert response.status_code == 400, response.text
     error = response.json()["error"]
