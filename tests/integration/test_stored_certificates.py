@@ -34,7 +34,8 @@ from helpers import (
 from pfx_forge import Forged, b64
 
 G = gateway_id()
-FAST = 0.5  # CPU seconds (other test processes inflate wall time): compiling this small gateway takes milliseconds
+# CPU seconds (other test processes inflate wall time): this small gateway compiles in ms.
+FAST = 0.5
 
 
 def current(api: Api) -> GatewayVersion:
