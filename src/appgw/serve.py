@@ -24,7 +24,7 @@ from fastapi import FastAPI
 
 from appgw import __version__
 from appgw.api import common as api
-from appgw.api.listener import BoundedHttpToolsProtocol
+from appgw.api.listener import bounded_protocol
 from appgw.api.routers import ROUTERS
 from appgw.certificates.factory import certificate_pem, create_server_certificate, private_key_pem
 from appgw.control.auth import TokenError, ensure_admin_token
@@ -332,8 +332,8 @@ def _serve(options: ServeOptions, environ: dict[str, str] | None) -> None:
         ssl_keyfile=str(tls.key) if tls else None,
         # uvloop when importable: the same loop the data plane uses.
         loop="auto",
-        # httptools, with the request head bounded (see appgw.api.listener).
-        http=BoundedHttpToolsProtocol,
+        # httptools, with the request head bounded in size and time (see appgw.api.listener).
+        http=bounded_protocol(options.client_header_timeout),
     )
     print("\n".join(lines), flush=True)
     monitor.start()

@@ -24,12 +24,18 @@ PIECE = 4096  # sent in pieces, as a slow or streaming client would
 # endless bytes were kept.
 RSS_GROWTH_LIMIT = 4 * 1024 * 1024
 PROMPT = 1.0  # seconds: what "/healthz still answers promptly" means for another client
+HEAD_TIMEOUT = 3  # seconds (--client-header-timeout): short, so a slow head is seen in a test
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     data_dir = tmp_path_factory.mktemp("admin") / "data"
-    with serving(data_dir, {"APPGW_ADMIN_TOKEN": TOKEN}, wait_ready=False) as running:
+    with serving(
+        data_dir,
+        {"APPGW_ADMIN_TOKEN": TOKEN},
+        wait_ready=False,
+        args=("--client-header-timeout", str(HEAD_TIMEOUT)),
+    ) as running:
         yield running
 
 
@@ -136,6 +142,59 @@ def test_an_endless_request_head_is_refused_and_closed(
     assert _rss(server.process.pid) - before < RSS_GROWTH_LIMIT
     assert not watch.failures, watch.failures
     assert watch.slowest < PROMPT, f"/healthz took {watch.slowest:.2f} s meanwhile"
+
+
+def _read_answer(sock: socket.socket) -> tuple[bytes, bool]:
+    """Everything until the server closes or is silent for 2 s; (bytes, closed)."""
+    answer = b""
+    try:
+        while chunk := sock.recv(65536):
+            answer += chunk
+    except TimeoutError:
+        return answer, False
+    return answer, True
+
+
+def test_a_head_sent_a_byte_at_a_time_is_refused_at_the_deadline(server: ServeProcess) -> None:
+    """Slow loris: each byte arrives well within any idle timeout, the head never completes.
+    The deadline counts from the head's first byte, not from the last one."""
+    sock = socket.create_connection(_address(server), timeout=2)
+    try:
+        started = time.monotonic()
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        with HealthWatch(server.base_url) as watch:
+            try:
+                for _ in range(int(HEAD_TIMEOUT * 4)):
+                    sock.sendall(b"X")
+                    time.sleep(0.5)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # refused and closed: read below
+            answer, closed = _read_answer(sock)
+        elapsed = time.monotonic() - started
+    finally:
+        sock.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 "), answer[:200]
+    assert json.loads(body)["error"]["code"] == "RequestTimeout"
+    assert closed
+    assert HEAD_TIMEOUT - 0.5 < elapsed < HEAD_TIMEOUT * 4, elapsed
+    assert not watch.failures, watch.failures
+    assert watch.slowest < PROMPT
+
+
+def test_the_head_deadline_starts_again_with_each_request(server: ServeProcess) -> None:
+    """Requests on one kept-alive connection, the last one sent after the first request's
+    deadline would have passed: each head has a deadline of its own."""
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    sock = socket.create_connection(_address(server), timeout=5)
+    try:
+        for pause in (0, HEAD_TIMEOUT * 0.7, HEAD_TIMEOUT * 0.7):
+            time.sleep(pause)
+            sock.sendall(request)
+            answer = sock.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+    finally:
+        sock.close()
 
 
 def test_heads_under_the_limits_are_served_and_the_connection_kept(server: ServeProcess) -> None:

@@ -4,17 +4,21 @@ httptools keeps a header name or value in memory until it ends, and uvicorn sets
 h11_max_incomplete_event_size is only for h11): a header or URL that never ends would be
 buffered without bound, by anyone, before authentication. Here the bytes of a request head are
 counted as they arrive; past the limit the client gets 414 (URL) or 431 (head) and the
-connection is closed without reading further.
+connection is closed without reading further. A head must also be complete within the
+client header timeout from its first byte (408), so a client sending a byte now and then
+cannot hold a connection: uvicorn's keep-alive timer stops at the first byte of a request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from appgw.control.service import ServiceError
+from appgw.core.limits import DEFAULT_HEADER_TIMEOUT
 
 # The data plane's limits are Azure's 32 KB URL and 32 KB of headers. The admin API's own URLs
 # are ARM paths of a few hundred bytes plus a $filter or $skiptoken, and its clients send a
@@ -27,6 +31,11 @@ _REFUSALS = {
         "URI Too Long",
         "RequestUriTooLong",
         f"The request URL exceeds {MAX_URL_BYTES} bytes.",
+    ),
+    408: (
+        "Request Timeout",
+        "RequestTimeout",
+        "The request head was not complete in time.",
     ),
     431: (
         "Request Header Fields Too Large",
@@ -45,11 +54,15 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     same read as the previous request's body is counted from the next read, so what is held
     is bounded by the limit plus one read of the event loop (256 KiB), never more."""
 
+    head_timeout: float = DEFAULT_HEADER_TIMEOUT  # seconds from a head's first byte
     _head_bytes = 0
     _in_head = True
+    _head_timer: asyncio.TimerHandle | None = None
 
     def data_received(self, data: bytes) -> None:
         self._unset_keepalive_if_required()
+        if data and self._in_head and self._head_timer is None:
+            self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
         while data:
             if self._in_head:
                 room = MAX_HEAD_BYTES - self._head_bytes
@@ -62,6 +75,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 piece, data = data, b""
             if not self._feed(piece):
                 return
+        if self._in_head and self._head_bytes and self._head_timer is None:
+            # The next head began in the same read as the end of a request.
+            self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
 
     def _feed(self, piece: bytes) -> bool:
         """uvicorn's handling of one piece, plus the URL limit; False once the connection is
@@ -97,7 +113,22 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._stop_head_timer()
         super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self._in_head and not self.transport.is_closing():
+            self._refuse(408)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -125,3 +156,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             )
         )
         self.transport.close()
+
+
+def bounded_protocol(head_timeout: float) -> type[BoundedHttpToolsProtocol]:
+    """The protocol class for uvicorn (which takes a class) with serve's client header
+    timeout, the same one the data plane's listeners use."""
+    return type(
+        "BoundedHttpToolsProtocol", (BoundedHttpToolsProtocol,), {"head_timeout": head_timeout}
+    )

@@ -79,7 +79,8 @@ def serve_command(
         typer.Option(
             envvar="APPGW_CLIENT_HEADER_TIMEOUT",
             min=1,
-            help="Seconds a client has to send a whole request head (then 408).",
+            help="Seconds a client has to send a whole request head (then 408), on every "
+            "listener, the admin one included.",
         ),
     ] = 60.0,
     client_send_timeout: Annotated[
