@@ -7,6 +7,7 @@ body size, the SNI of its TLS connection), so tests can assert on what the gatew
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import socket
 import ssl
@@ -148,11 +149,27 @@ class Backend:
             writer.transport.abort()
 
 
+# Ports free_port handed out stay bound, never listening, while this test process runs: a port
+# only bound and released could be handed to another test process too (pytest-xdist), and with
+# SO_REUSEPORT two gateways would then share it, each taking some of the other's connections. A
+# bound port is skipped by every other bind to port 0 and by outgoing connections; a gateway
+# (SO_REUSEPORT, same user) still binds it, and a socket that never listens takes no
+# connections, so a port nothing listens on still refuses. The oldest are let go past this
+# many, well under the descriptor limit.
+_RESERVED_PORTS_KEPT = 256
+_reserved: collections.deque[socket.socket] = collections.deque()
+
+
 def free_port() -> int:
-    """An unused port for a gateway listener (bound and released; the gateway binds it next)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """An unused port for a gateway listener (or anything that binds with SO_REUSEADDR)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", 0))
+    _reserved.append(sock)
+    if len(_reserved) > _RESERVED_PORTS_KEPT:
+        _reserved.popleft().close()
+    return int(sock.getsockname()[1])
 
 
 def wait_until(check: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:

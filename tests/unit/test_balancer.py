@@ -3,10 +3,19 @@ pool names, and one gateway's members (draining ones included) must never serve 
 
 from __future__ import annotations
 
-from appgw.compile.snapshot import BackendMember, BackendPool, BackendSettings, ForwardTarget
+from dataclasses import replace
+
+from appgw.compile.snapshot import (
+    BackendMember,
+    BackendPool,
+    BackendSettings,
+    ForwardTarget,
+    Snapshot,
+)
 from appgw.core.balancer import Balancer
 
 POOL = "appGatewayBackendPool"
+GATEWAY = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/applicationGateways/gw"
 
 
 def target(*addresses: str) -> ForwardTarget:
@@ -47,3 +56,34 @@ def test_round_robin_is_per_gateway() -> None:
     first_b = balancer.pick("gw-b", POOL, members, None)
     assert [m.address for m in picks_a] == ["10.0.0.1", "10.0.0.2"]
     assert first_b is not None and first_b.address == "10.0.0.1"
+
+
+def _snapshot(version: int, probe_fingerprint: str) -> Snapshot:
+    return Snapshot(
+        seq=version,
+        gateway_id=GATEWAY,
+        version=version,
+        running=True,
+        sku_v1=False,
+        endpoints={},
+        probe_fingerprints={(POOL, "appGatewayBackendHttpSettings"): probe_fingerprint},
+    )
+
+
+def test_a_verdict_on_an_older_probe_does_not_follow_the_same_members_into_a_new_version() -> None:
+    """Compile shares an unchanged member tuple between versions; a new version whose settings
+    change the probe (its fingerprint) must not inherit the rotation computed for the old one:
+    it sent every request of a fresh, healthy configuration to 502 NO_LIVE."""
+    balancer = Balancer()
+    old_target = target("127.0.0.1")
+    new_target = ForwardTarget("rule1", old_target.pool, replace(old_target.settings, port=8443))
+    assert new_target.pool.members is old_target.pool.members
+    old, new = _snapshot(4, "old-probe"), _snapshot(5, "new-probe")
+    (member,) = old_target.pool.members
+    balancer.unhealthy = frozenset({old.health_key(old_target, member)})
+
+    assert balancer.choose(old, old_target, []) is None  # out of rotation in the old version
+    choice = balancer.choose(new, new_target, [])
+
+    assert choice is not None and choice.member == member
+    assert balancer.choose(old, old_target, []) is None  # and still out in the old one

@@ -18,7 +18,6 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from appgw.control.service import ServiceError
-from appgw.core.limits import DEFAULT_HEADER_TIMEOUT
 
 # The data plane's limits are Azure's 32 KB URL and 32 KB of headers. The admin API's own URLs
 # are ARM paths of a few hundred bytes plus a $filter or $skiptoken, and its clients send a
@@ -54,7 +53,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     same read as the previous request's body is counted from the next read, so what is held
     is bounded by the limit plus one read of the event loop (256 KiB), never more."""
 
-    head_timeout: float = DEFAULT_HEADER_TIMEOUT  # seconds from a head's first byte
+    head_timeout: float  # seconds from a head's first byte: serve's, set by bounded_protocol
     _head_bytes = 0
     _in_head = True
     _head_timer: asyncio.TimerHandle | None = None

@@ -40,12 +40,16 @@ class Balancer:
         # What the health board keeps out of rotation (the probe fingerprint in each key keeps
         # a verdict about an older configuration from applying to a newer one).
         self.unhealthy: frozenset[HealthKey] = frozenset()
-        # (gateway, pool, settings) -> (the `unhealthy` and members it was computed from, the
-        # members in rotation): recomputed when either changes, not per request: a pool has up
-        # to 1,200 members (Azure), and filtering them per request cost most of the throughput.
+        # (gateway, pool, settings) -> (the `unhealthy`, members and probe fingerprint it was
+        # computed from, the members in rotation): recomputed when any changes, not per
+        # request: a pool has up to 1,200 members (Azure), and filtering them per request cost
+        # most of the throughput. The fingerprint matters: a new version may keep the very same
+        # members while its settings change what the board's verdicts apply to.
         self._in_rotation: dict[
             tuple[str, str, str],
-            tuple[frozenset[HealthKey], tuple[BackendMember, ...], tuple[BackendMember, ...]],
+            tuple[
+                frozenset[HealthKey], tuple[BackendMember, ...], str, tuple[BackendMember, ...]
+            ],
         ] = {}
 
     # --- the choice -------------------------------------------------------------------------
@@ -106,12 +110,19 @@ class Balancer:
         unhealthy = self.unhealthy
         if not unhealthy:
             return members
-        key = (snapshot.gateway_key, target.pool.name, target.settings.name)
+        pair = (target.pool.name, target.settings.name)
+        key = (snapshot.gateway_key, *pair)
+        fingerprint = snapshot.probe_fingerprints.get(pair, "")
         cached = self._in_rotation.get(key)
-        if cached is not None and cached[0] is unhealthy and cached[1] is members:
-            return cached[2]
+        if (
+            cached is not None
+            and cached[0] is unhealthy
+            and cached[1] is members
+            and cached[2] == fingerprint
+        ):
+            return cached[3]
         healthy = tuple(m for m in members if self._healthy(snapshot, target, m))
-        self._in_rotation[key] = (unhealthy, members, healthy)
+        self._in_rotation[key] = (unhealthy, members, fingerprint, healthy)
         return healthy
 
     def _healthy(self, snapshot: Snapshot, target: ForwardTarget, member: BackendMember) -> bool:
