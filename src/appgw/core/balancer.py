@@ -47,9 +47,7 @@ class Balancer:
         # members while its settings change what the board's verdicts apply to.
         self._in_rotation: dict[
             tuple[str, str, str],
-            tuple[
-                frozenset[HealthKey], tuple[BackendMember, ...], str, tuple[BackendMember, ...]
-            ],
+            tuple[frozenset[HealthKey], tuple[BackendMember, ...], str, tuple[BackendMember, ...]],
         ] = {}
 
     # --- the choice -------------------------------------------------------------------------
