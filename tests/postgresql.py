@@ -104,8 +104,16 @@ def running_postgres() -> Iterator[PostgresServer]:
     try:
         yield PostgresServer(port, root)
     finally:
-        _run([*pg_ctl, "-m", "immediate", "stop"])
+        # A test may have stopped it already (a store outage): stopping is then a no-op.
+        subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True, check=False)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def pg_ctl(server: PostgresServer, *args: str) -> None:
+    """pg_ctl on the server's cluster, e.g. ("-m", "fast", "stop") to take the store away, and
+    ("-w", "restart") to bring it back with the options it ran with (postmaster.opts)."""
+    _run([*_as_server_user(), str(bin_dir() / "pg_ctl"), "-D", str(server.root / "data"),
+          "-l", str(server.root / "server.log"), *args])  # fmt: skip
 
 
 @pytest.fixture(scope="session", name="postgres")

@@ -8,78 +8,19 @@ would on theirs.
 
 from __future__ import annotations
 
-import base64
-import os
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from backends import Backend, free_port, wait_until
-from builders import GatewayBuilder
-from helpers import API_VERSION, TOKEN, ServeProcess, gateway_id, gateway_url, start_serve
+from helpers import API_VERSION, TOKEN, gateway_id, gateway_url
+from instances import ADDRESSES, answered_by, gateway_document, start_both
 from postgresql import PostgresServer
 
 pytestmark = pytest.mark.slow
-
-ADDRESSES = ("127.0.0.1", "127.0.0.2")  # instance A's and instance B's frontend address
-PUBLIC_IP = (
-    "/subscriptions/sub1/resourceGroups/rg1/providers/Microsoft.Network/publicIPAddresses/pip"
-)
-
-
-def start_both(url: str, root: Path) -> list[ServeProcess]:
-    """Both at once, on the empty database: schema setup must not race."""
-    env = {
-        "APPGW_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
-        "APPGW_ADMIN_TOKEN": TOKEN,
-    }
-    with ThreadPoolExecutor(len(ADDRESSES)) as pool:
-        futures = [
-            pool.submit(
-                start_serve,
-                root / f"instance-{index}",
-                env,
-                args=("--store-url", url, "--frontend-address", address),
-            )
-            for index, address in enumerate(ADDRESSES)
-        ]
-    started = [f.result() for f in futures if f.exception() is None]
-    errors = [error for f in futures if (error := f.exception()) is not None]
-    if errors:
-        for server in started:
-            server.stop()
-        raise errors[0]
-    return started
-
-
-def gateway_document(backend_port: int, listener_port: int) -> dict[str, Any]:
-    document = (
-        GatewayBuilder()
-        .pool("pool", "127.0.0.1")
-        .settings("settings", backend_port)
-        .listener("listener", listener_port)
-        .rule("rule1", "listener", pool="pool", settings="settings")
-        .build()
-    )
-    # A public frontend: each instance binds it on its own --frontend-address.
-    document["properties"]["frontendIPConfigurations"][0]["properties"] = {
-        "publicIPAddress": {"id": PUBLIC_IP}
-    }
-    return document
-
-
-def answered_by(address: str, port: int) -> str | None:
-    """Which backend answered a request through the listener on address:port (None: nothing)."""
-    try:
-        response = httpx.get(f"http://{address}:{port}/", timeout=5)
-    except httpx.TransportError:
-        return None
-    return str(response.json()["backend"]) if response.status_code == 200 else None
 
 
 def test_a_gateway_written_through_one_instance_is_served_by_the_other(

@@ -33,6 +33,7 @@ from appgw.dataplane.upstream import UpstreamPool
 from appgw.state.board import BOARD_FILE, BoardReader
 from appgw.state.files import state_dir
 from appgw.state.follower import Follower
+from appgw.state.sources import SOURCES_FILE, AppliedSources
 from appgw.store.secrets import MasterKey
 from appgw.store.sql import SqlStore
 from appgw.supervised import supervisor_gone, supervisor_pid
@@ -77,6 +78,7 @@ class Worker:
             self._apply,
             process=f"worker-{instance}",
             state=self.state,
+            sources=AppliedSources(self.state / SOURCES_FILE),  # the monitor keeps it
         )
 
     async def _apply(self, gateway_key: str, snapshot: Snapshot | None) -> None:
@@ -119,14 +121,16 @@ async def run(
     limits: ClientLimits,
     rotation: Rotation,
 ) -> None:
-    store = SqlStore(store_url, MasterKey.load_or_create(data_dir))
+    # serve set the store up; without waiting for the database this process serves from the
+    # instance's copy while it is away (state/sources.py)
+    store = SqlStore(store_url, MasterKey.load_or_create(data_dir), set_up=False)
     worker = Worker(data_dir, store, frontend_address, instance_id, limits, rotation)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     worker.load_board()
-    await worker.follower.start()
+    await worker.follower.start(stop)
     background = [
         spawn(worker.follower.run(stop), name="follow the store"),
         spawn(worker.follow_board(), name="follow the health board"),

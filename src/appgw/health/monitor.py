@@ -23,6 +23,7 @@ from appgw.observability import HealthMetrics
 from appgw.state.board import BOARD_FILE, HealthBoard, publish
 from appgw.state.files import state_dir
 from appgw.state.follower import Follower
+from appgw.state.sources import SOURCES_FILE, AppliedSources
 from appgw.store.sql import SqlStore
 from appgw.tasks import spawn
 from appgw.tls.trust import describe_rejection
@@ -83,6 +84,9 @@ class HealthMonitor:
             process="health",
             state=self.state,
             on_round=self._round_done,
+            # One writer per instance of the copy workers start from without a store.
+            sources=AppliedSources(self.state / SOURCES_FILE),
+            keeps_sources=True,
         )
         # Notified after every round of versions the follower applied.
         self.caught_up = threading.Condition()
@@ -116,7 +120,7 @@ class HealthMonitor:
 
     async def _main(self) -> None:
         self._stopping = asyncio.Event()
-        await self.follower.start()
+        await self.follower.start(self._stopping)
         self.ready.set()
         await self.follower.run(self._stopping)
         for member in list(self.members.values()):

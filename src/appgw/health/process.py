@@ -133,7 +133,9 @@ def _serve_connection(monitor: HealthMonitor, conn: Connection) -> None:
 
 def run(data_dir: Path, store_url: str, frontend_address: str, socket_path: Path) -> None:
     authkey = bytes.fromhex(os.environ.pop(AUTHKEY_ENV))
-    store = SqlStore(store_url, MasterKey.load_or_create(data_dir))
+    # serve set the store up; without waiting for the database this process serves from the
+    # instance's copy while it is away (state/sources.py)
+    store = SqlStore(store_url, MasterKey.load_or_create(data_dir), set_up=False)
     monitor = HealthMonitor(store, data_dir, frontend_address)
     monitor.start()
     with contextlib.suppress(FileNotFoundError):

@@ -187,14 +187,23 @@ class SqlStore:
     """
 
     def __init__(
-        self, url: str, master_key: MasterKey, *, keep_secret_versions: int | None = None
+        self,
+        url: str,
+        master_key: MasterKey,
+        *,
+        keep_secret_versions: int | None = None,
+        set_up: bool = True,
     ) -> None:
         """`keep_secret_versions`: a commit purges the secrets of a gateway's older versions
-        (None: it does not; processes that only read need not say)."""
+        (None: it does not; processes that only read need not say). `set_up`: create the
+        schema and check the master key now; serve's children pass False, since serve did
+        it, and they must start (and serve) even while the database is away."""
         self.url = url
         self._key = master_key
         self.keep_secret_versions = keep_secret_versions
         self._engine = _create_engine(url)
+        if not set_up:
+            return
         try:
             self._set_up()
         except StoreCorrupt:
@@ -330,17 +339,28 @@ class SqlStore:
     def secrets(self, version: GatewayVersion) -> dict[str, Any]:
         """The version's secrets; SecretsError for a version whose secrets were purged (only
         the newest versions keep theirs, and none of a deleted gateway)."""
+        return self.open_secrets(version, self.sealed_secrets(version))
+
+    def sealed_secrets(self, version: GatewayVersion) -> bytes:
+        """The version's secrets as stored: encrypted under the master key (what a copy of
+        the version outside the store keeps). SecretsError once purged."""
         with self._read() as conn:
-            blob = conn.execute(
-                sa.select(versions_table.c.secrets).where(versions_table.c.seq == version.seq)
-            ).scalar_one()
+            blob = bytes(
+                conn.execute(
+                    sa.select(versions_table.c.secrets).where(versions_table.c.seq == version.seq)
+                ).scalar_one()
+            )
         if blob == PURGED:
             raise SecretsError(
                 f"the secrets of version {version.version} of {version.resource_id} were "
                 "purged: a newer version is current"
             )
+        return blob
+
+    def open_secrets(self, version: GatewayVersion, sealed: bytes) -> dict[str, Any]:
+        """Secrets sealed by this store (see sealed_secrets), without reading the database."""
         return _decode_secrets(
-            self._key.decrypt(blob, _secrets_aad(version.resource_id, version.version))
+            self._key.decrypt(sealed, _secrets_aad(version.resource_id, version.version))
         )
 
     def commit(

@@ -57,6 +57,12 @@ if TYPE_CHECKING:  # imported when a PostgreSQL watch starts: SQLite-only comman
 
 log = logging.getLogger("appgw.store")
 
+
+def one_line(error: BaseException) -> str:
+    """An error as one line for a log: a database's reason often spans several."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
 # The channel commit() notifies on. Channels are per database, so stores in other databases of
 # one server never wake each other's watches.
 NOTIFY_CHANNEL = "appgw_versions"
@@ -276,13 +282,15 @@ class ListeningWatch(StoreWatch):
                 if self._listening:
                     self._listening = False
                     connected_once, delay, last_report = True, RECONNECT_DELAY_MIN, loop.time()
-                    log.warning("store watch: lost the LISTEN connection, reconnecting: %s", error)
+                    log.warning(
+                        "store watch: lost the LISTEN connection, reconnecting: %s", one_line(error)
+                    )
                     outage_logged = True
                 elif not outage_logged:  # once per outage: attempts repeat every few seconds
-                    log.warning("store watch: cannot LISTEN, retrying: %s", error)
+                    log.warning("store watch: cannot LISTEN, retrying: %s", one_line(error))
                     outage_logged = True
                 else:
-                    log.debug("store watch: cannot LISTEN, retrying: %s", error)
+                    log.debug("store watch: cannot LISTEN, retrying: %s", one_line(error))
             if loop.time() - last_report >= FALLBACK_POLL_INTERVAL:
                 last_report = loop.time()
                 self._report()  # still not listening: let the callers look for themselves
