@@ -107,6 +107,10 @@ def test_both_data_planes_ride_out_a_store_outage(tmp_path: Path) -> None:
                 lines_before = [len(log_lines(s)) for s in servers]
                 pg_ctl(cluster, "-m", "fast", "stop")
                 time.sleep(OUTAGE)
+                for api in (a, b):  # the API says why it cannot answer
+                    answer = api.get(gateway_url())
+                    assert answer.status_code == 503, answer.text
+                    assert answer.json()["error"]["code"] == "StoreUnavailable"
                 sent_during = load.sent
             assert load.failures == [], load.failures[:5]
             assert sent_during > 200, sent_during
