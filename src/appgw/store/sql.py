@@ -220,6 +220,9 @@ class SqlStore:
             self._engine.dispose()
             reason = _reason(error, self._engine.url)
             raise StoreError(f"cannot open the store {self.shown_url}: {reason}") from None
+        except StoreError:  # what _set_up found missing, saying how to fix it
+            self._engine.dispose()
+            raise
 
     @property
     def dialect(self) -> str:
@@ -239,8 +242,35 @@ class SqlStore:
         run DDL inside transactions, so the loser waits and then finds everything in place.
         """
         with self._write() as conn:
+            if conn.dialect.name == "postgresql":
+                self._check_create_privilege(conn)
             metadata.create_all(conn)
             self._check_master_key(conn)
+
+    def _check_create_privilege(self, conn: Connection) -> None:
+        """A StoreError saying which GRANT to run, when appgw's tables are still to be created
+        and this role may not create them (PostgreSQL 15 took CREATE on schema public from
+        PUBLIC: only the database's owner, or whom it grants it to, creates there now)."""
+        existing = set(sa.inspect(conn).get_table_names())
+        if all(table.name in existing for table in metadata.sorted_tables):
+            return
+        schema, role, allowed = conn.execute(
+            sa.text(
+                "SELECT current_schema(), current_user, "
+                "has_schema_privilege(current_schema(), 'CREATE')"
+            )
+        ).one()
+        if allowed:
+            return
+        quote = conn.dialect.identifier_preparer.quote
+        # No current schema: none on the search path exists or grants this role USAGE.
+        target = schema or "public"
+        raise StoreError(
+            f"cannot open the store {self.shown_url}: its tables do not exist yet and role "
+            f"{role} may not create them in schema {target} (PostgreSQL 15 and later let only "
+            "the database's owner create in schema public). As the owner or a superuser, run: "
+            f"GRANT USAGE, CREATE ON SCHEMA {quote(target)} TO {quote(role)};"
+        )
 
     def _check_master_key(self, conn: Connection) -> None:
         """Refuse to start with a key the stored secrets were not written with."""
