@@ -110,10 +110,35 @@ def running_postgres() -> Iterator[PostgresServer]:
 
 
 def pg_ctl(server: PostgresServer, *args: str) -> None:
-    """pg_ctl on the server's cluster, e.g. ("-m", "fast", "stop") to take the store away, and
-    ("-w", "restart") to bring it back with the options it ran with (postmaster.opts)."""
-    _run([*_as_server_user(), str(bin_dir() / "pg_ctl"), "-D", str(server.root / "data"),
-          "-l", str(server.root / "server.log"), *args])  # fmt: skip
+    """pg_ctl on the server's cluster, as the cluster's owner."""
+    _run([*_as_server_user(), str(bin_dir() / "pg_ctl"), "-D", str(server.root / "data"), *args])
+
+
+@contextmanager
+def stopped(server: PostgresServer) -> Iterator[None]:
+    """The server stopped for the block, then started again (with the options it ran with:
+    postmaster.opts). Fast: the test clusters commit lazily, so there is nothing to wait for."""
+    pg_ctl(server, "-m", "fast", "stop")
+    try:
+        yield
+    finally:
+        pg_ctl(server, "-l", str(server.root / "server.log"), "-w", "restart")
+
+
+def read_only(url: str, on: bool) -> None:
+    """Make every new transaction in the database of `url` read-only (as on a standby), or not
+    again, and end its other sessions, which would keep the old setting."""
+    database = url.rsplit("/", 1)[1]
+    setting = "on" if on else "off"
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("SET default_transaction_read_only = off")  # this session's own
+        statement = f'ALTER DATABASE "{database}" SET default_transaction_read_only = {setting}'
+        connection.execute(statement)
+        connection.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (database,),
+        )
 
 
 @pytest.fixture(scope="session", name="postgres")

@@ -5,3 +5,8 @@ DEFAULT_ADMIN_LISTEN = "127.0.0.1:7480"  # loopback: the API is not exposed unti
 # Secrets (listener keys) are kept for the newest 10 versions of a gateway: enough for a data
 # plane a few versions behind to compile what it reads; older ones lose them at the next commit.
 DEFAULT_KEEP_SECRET_VERSIONS = 10
+# A PostgreSQL server that works completes a connection (TCP, TLS, authentication) in well under
+# a second; 10 s allows a slow link or a busy server, and names a dead one long before psycopg's
+# own 130 s.
+DEFAULT_STORE_CONNECT_TIMEOUT = 10
+MIN_STORE_CONNECT_TIMEOUT = 2  # libpq and psycopg wait at least 2 s, whatever is asked

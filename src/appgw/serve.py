@@ -39,7 +39,11 @@ from appgw.core.limits import (
 from appgw.data_directory import UMASK, DataDirectoryError, prepare as prepare_data_dir
 from appgw.dataplane.access_log import DEFAULT_FILES, DEFAULT_MAX_BYTES
 from appgw.dataplane.worker import ACCESS_LOG_FILE
-from appgw.defaults import DEFAULT_ADMIN_LISTEN, DEFAULT_KEEP_SECRET_VERSIONS
+from appgw.defaults import (
+    DEFAULT_ADMIN_LISTEN,
+    DEFAULT_KEEP_SECRET_VERSIONS,
+    DEFAULT_STORE_CONNECT_TIMEOUT,
+)
 from appgw.demo import (
     DEMO_DIR,
     DEMO_GATEWAY,
@@ -54,7 +58,13 @@ from appgw.portal.common import Portal
 from appgw.state.applied import AppliedVersions
 from appgw.state.files import STATE_DIR, state_dir
 from appgw.store.secrets import MasterKey, SecretsError
-from appgw.store.sql import SqlStore, StoreError
+from appgw.store.sql import (
+    SqlStore,
+    StoreError,
+    connect_timeout,
+    shown_url,
+    with_connect_timeout,
+)
 from appgw.supervised import PARENT_PID_ENV
 from appgw.tls.server import OPENSSL_CONFIG
 
@@ -109,6 +119,8 @@ class ServeOptions:
     data_dir: Path
     admin_listen: str = DEFAULT_ADMIN_LISTEN
     store_url: str | None = None
+    # Seconds to wait for PostgreSQL to accept a connection (a connect_timeout in the URL wins).
+    store_connect_timeout: int = DEFAULT_STORE_CONNECT_TIMEOUT
     admin_cert: Path | None = None
     admin_key: Path | None = None
     workers: int = 0  # 0: one per CPU
@@ -236,7 +248,16 @@ def _serve(options: ServeOptions, environ: dict[str, str] | None) -> None:
     # Workers and the prober write metrics to files there; /metrics adds them up.
     configure_multiprocess(metrics_directory(data_dir), reset=True)
     master_key = MasterKey.load_or_create(data_dir, env)
-    store_url = options.store_url or f"sqlite:///{data_dir / DB_FILE}"
+    # With the connect timeout in it: the workers and the monitor are handed this URL.
+    store_url = with_connect_timeout(
+        options.store_url or f"sqlite:///{data_dir / DB_FILE}", options.store_connect_timeout
+    )
+    waited = connect_timeout(store_url)
+    if waited is not None:  # a server that may not answer: say what start-up waits for
+        print(
+            f"appgw: waiting for the store {shown_url(store_url)} (connect timeout {waited} s)",
+            flush=True,
+        )
     store = SqlStore(store_url, master_key, keep_secret_versions=options.keep_secret_versions)
     # A damaged page would otherwise surface later, as failed requests; before serving, the
     # operator learns which file and how to restore it.

@@ -29,7 +29,7 @@ from helpers import (
     serving,
     small_file_system,
 )
-from postgresql import PostgresServer, bin_dir, running_postgres
+from postgresql import PostgresServer, read_only, running_postgres, stopped
 
 pytestmark = pytest.mark.slow
 
@@ -150,32 +150,17 @@ def test_postgresql_disk_full_in_the_activity_insert_keeps_nothing(
 
 def test_a_read_only_postgresql_is_a_503(pg_server: tuple[ServeProcess, str]) -> None:
     server, url = pg_server
-    database = url.rsplit("/", 1)[1]
     port = free_port()
     with client(server) as api:
         assert api.put(GATEWAY, json=document(port)).status_code == 201
-        _sql(
-            url,
-            f'ALTER DATABASE "{database}" SET default_transaction_read_only = on',
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            f"WHERE datname = '{database}' AND pid <> pg_backend_pid()",
-        )
+        read_only(url, True)
         try:
             refused = api.put(GATEWAY, json=document(port, pools=2))
             assert refused.status_code == 503, refused.text
             assert refused.json()["error"]["code"] == "StoreUnavailable"
             assert api.get(GATEWAY).status_code == 200
         finally:
-            with psycopg.connect(url, autocommit=True) as connection:
-                connection.execute("SET default_transaction_read_only = off")
-                connection.execute(
-                    f'ALTER DATABASE "{database}" SET default_transaction_read_only = off'
-                )  # type: ignore[arg-type]
-        _sql(
-            url,
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            f"WHERE datname = '{database}' AND pid <> pg_backend_pid()",
-        )
+            read_only(url, False)
         assert history(api) == [1]
 
 
@@ -189,26 +174,11 @@ def test_an_unreachable_postgresql_is_a_503(tmp_path: Path) -> None:
             client(server) as api,
         ):
             assert api.put(GATEWAY, json=document(free_port())).status_code == 201
-            _pg_ctl(own, "-m", "fast", "stop")  # fast: this test cluster commits lazily
-            try:
+            with stopped(own):
                 for answer in (api.get(GATEWAY), api.put(GATEWAY, json=document(free_port()))):
                     assert answer.status_code == 503, answer.text
                     assert answer.json()["error"]["code"] == "StoreUnavailable"
-            finally:
-                # restart: started with the options it ran with (postmaster.opts)
-                _pg_ctl(own, "-l", str(own.root / "server.log"), "-w", "restart")
             assert api.get(GATEWAY).status_code == 200  # back once the database is
-
-
-def _pg_ctl(server: PostgresServer, *args: str) -> None:
-    as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    done = subprocess.run(
-        [*as_owner, str(bin_dir() / "pg_ctl"), "-D", str(server.root / "data"), *args],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
 
 
 # --- a damaged SQLite file --------------------------------------------------------------------

@@ -45,6 +45,15 @@ def test_the_same_wrong_token_again_is_no_new_guess() -> None:
     assert all(guess(throttle, "10.0.0.1", "stale") for _ in range(10 * BURST))
 
 
+def test_a_refused_token_is_remembered_per_address() -> None:
+    """What the service answers 401 without the store: this address was refused this token."""
+    throttle = AuthThrottle(clock=Clock())
+    guess(throttle, "10.0.0.1", "stale")
+    assert throttle.was_refused("10.0.0.1", "stale")
+    assert not throttle.was_refused("10.0.0.1", "another")
+    assert not throttle.was_refused("10.0.0.2", "stale")
+
+
 def test_an_ipv6_host_counts_by_its_64() -> None:
     throttle = AuthThrottle(clock=Clock())
     for n in range(BURST):

@@ -12,7 +12,12 @@ from appgw.cli.cert import cert_app
 from appgw.cli.children import register as register_child_groups
 from appgw.cli.gateway import register as register_gateway_commands
 from appgw.cli.transfer import register as register_transfer_commands
-from appgw.defaults import DEFAULT_ADMIN_LISTEN, DEFAULT_KEEP_SECRET_VERSIONS
+from appgw.defaults import (
+    DEFAULT_ADMIN_LISTEN,
+    DEFAULT_KEEP_SECRET_VERSIONS,
+    DEFAULT_STORE_CONNECT_TIMEOUT,
+    MIN_STORE_CONNECT_TIMEOUT,
+)
 
 app = typer.Typer(
     name="appgw",
@@ -54,6 +59,15 @@ def serve_command(
             "data directory.",
         ),
     ] = None,
+    store_connect_timeout: Annotated[
+        int,
+        typer.Option(
+            envvar="APPGW_STORE_CONNECT_TIMEOUT",
+            min=MIN_STORE_CONNECT_TIMEOUT,
+            help="Seconds to wait for a PostgreSQL store to accept a connection, at start and "
+            "after (then the API answers 503). A connect_timeout in --store-url wins.",
+        ),
+    ] = DEFAULT_STORE_CONNECT_TIMEOUT,
     admin_cert: Annotated[
         Path | None, typer.Option(help="PEM certificate (chain) for the HTTPS admin listener.")
     ] = None,
@@ -158,6 +172,7 @@ def serve_command(
                 data_dir=data_dir,
                 admin_listen=admin_listen,
                 store_url=store_url,
+                store_connect_timeout=store_connect_timeout,
                 admin_cert=admin_cert,
                 admin_key=admin_key,
                 workers=workers,

@@ -57,6 +57,10 @@ MAX_PAGE_SIZE = 100  # ARM pages lists; 100 keeps one page of full gateways to a
 AUTHENTICATE = "appgw/authenticate/action"
 SERVER_RESOURCE = "/"
 UNAUTHENTICATED = "unauthenticated"
+# Retry-After of a 503 StoreUnavailable: PostgreSQL restarts or fails over in seconds, and
+# clients asking sooner would only add load to a server that is coming back.
+STORE_RETRY_AFTER_SECONDS = 5
+STORE_UNAVAILABLE = "StoreUnavailable"  # the code of that 503: adapters tell it by this
 
 log = logging.getLogger("appgw.control")
 
@@ -103,8 +107,9 @@ R = TypeVar("R")
 
 def store_answers(method: Callable[P, R]) -> Callable[P, R]:
     """A method whose store cannot do what it asked raises the ARM error for it: 507
-    StorageFull (no room), 503 StoreUnavailable (unreachable, read-only, busy), 500
-    StoreCorrupt (a damaged file). The store kept nothing of a write that failed."""
+    StorageFull (no room), 503 StoreUnavailable (unreachable, read-only, busy) with
+    Retry-After, 500 StoreCorrupt (a damaged file). The store kept nothing of a write that
+    failed."""
 
     @functools.wraps(method)
     def answering(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -115,17 +120,25 @@ def store_answers(method: Callable[P, R]) -> Callable[P, R]:
         except StoreCorrupt as failure:
             raise ServiceError(500, "StoreCorrupt", str(failure)) from None
         except StoreFailure as failure:
-            raise ServiceError(
-                503,
-                "StoreUnavailable",
-                f"The store cannot be used now ({failure}); nothing was changed. Try again later.",
-            ) from None
+            raise _store_unavailable(failure) from None
         except OSError as error:
             if error.errno != errno.ENOSPC:
                 raise
             raise _storage_full(error.strerror or str(error)) from None
 
     return answering
+
+
+def _store_unavailable(failure: StoreFailure) -> ServiceError:
+    """The 503 of a store that cannot be used now: what API, portal and CLI show."""
+    return ServiceError(
+        503,
+        STORE_UNAVAILABLE,
+        f"The configuration store is unavailable: {failure.store} ({failure}). Changes cannot "
+        "be saved; traffic is still served with the last applied configuration. Try again in "
+        "a few seconds.",
+        retry_after=STORE_RETRY_AFTER_SECONDS,
+    )
 
 
 def _storage_full(reason: str) -> ServiceError:
@@ -251,7 +264,14 @@ class GatewayService:
                 f"for {wait} s. Retry after that with the right token.",
                 retry_after=wait,
             )
-        name = caller_for_token(self.store, token)
+        try:
+            name = caller_for_token(self.store, token)
+        except StoreFailure:
+            # Without the store only a token this address was refused for is known: still a
+            # 401 (a script resending a stale token learns it is wrong). Any other is a 503.
+            if not self.throttle.was_refused(source_ip, token):
+                raise
+            name = None
         if name is None:
             self._log_refusals(self.throttle.refused(source_ip, token, via, limited=False))
             raise ServiceError(

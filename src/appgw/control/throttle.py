@@ -105,11 +105,18 @@ class AuthThrottle:
                 return None
             return max(1, math.ceil((1 - found.allowance) * REFILL_SECONDS))
 
+    def was_refused(self, address: str | None, token: str) -> bool:
+        """Whether `address` presented `token` lately and it was refused (one of the last
+        REMEMBERED_TOKENS): a wrong token known without the store."""
+        with self._lock:
+            found = self._addresses.get(_key(address))
+            return found is not None and _digest(token) in found.tokens
+
     def refused(self, address: str | None, token: str, via: str, *, limited: bool) -> list[Entry]:
         """Count a refusal (`limited`: refused unchecked); what to write to the activity log."""
         key = _key(address)
         now = self.clock()
-        digest = int.from_bytes(hashlib.sha256(token.encode()).digest()[:8], "big")
+        digest = _digest(token)
         to_write: list[Entry] = []
         with self._lock:
             found = self._addresses.get(key)
@@ -159,6 +166,11 @@ class AuthThrottle:
         now = self.clock()
         found.allowance = min(BURST, found.allowance + (now - found.refilled) / REFILL_SECONDS)
         found.refilled = now
+
+
+def _digest(token: str) -> int:
+    """What is remembered of a refused token: 64 bits of its SHA-256."""
+    return int.from_bytes(hashlib.sha256(token.encode()).digest()[:8], "big")
 
 
 def _key(address: str | None) -> str:

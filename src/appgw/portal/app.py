@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from appgw.control.service import ServiceError
+from appgw.control.service import STORE_UNAVAILABLE, ServiceError
 from appgw.portal.common import (
     CsrfRejected,
     NotSignedIn,
@@ -98,7 +101,22 @@ def mount_portal(app: FastAPI, portal: Portal) -> None:
 
 
 def portal_router(portal: Portal) -> APIRouter:
-    router = APIRouter(include_in_schema=False)
+    class PortalRoute(APIRoute):
+        """A refusal of the service that a portal page does not handle itself (the store
+        being unavailable, most of all) is a portal page, not the API's JSON."""
+
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handle = super().get_route_handler()
+
+            async def answer(request: Request) -> Response:
+                try:
+                    return await handle(request)
+                except ServiceError as refusal:
+                    return portal.refused_page(request, refusal)
+
+            return answer
+
+    router = APIRouter(include_in_schema=False, route_class=PortalRoute)
 
     @router.get("/")
     def root() -> Response:
@@ -131,6 +149,10 @@ def portal_router(portal: Portal) -> APIRouter:
                     f"Too many wrong tokens came from your address. Wait {error.retry_after} "
                     "seconds, then sign in with the admin token.",
                     headers={"Retry-After": str(error.retry_after)},
+                )
+            if error.code == STORE_UNAVAILABLE:  # the form again, to sign in once it is back
+                return portal.refused_page(
+                    request, error, template="signin.html", next=target, error=None
                 )
             if error.status != 401:
                 raise

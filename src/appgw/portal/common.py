@@ -16,7 +16,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
-from appgw.control.service import Caller, GatewayService, ServiceError
+from appgw.control.service import STORE_UNAVAILABLE, Caller, GatewayService, ServiceError
 
 # Re-exported: the screens edit documents through these.
 from appgw.model.document import (
@@ -81,6 +81,8 @@ class FormErrors:
     general: list[str] = field(default_factory=list)
     # The gateway changed after the form was built (the service refused its If-Match).
     stale: bool = False
+    # Nothing was saved because the store is unavailable: the banner's text.
+    unavailable: str | None = None
 
     def add(self, name: str | None, message: str) -> None:
         if name is None:
@@ -89,7 +91,7 @@ class FormErrors:
             self.fields.setdefault(name, []).append(message)
 
     def __bool__(self) -> bool:
-        return bool(self.fields or self.general or self.stale)
+        return bool(self.fields or self.general or self.stale or self.unavailable)
 
 
 # (resource id, property path) -> the form field that shows the problem, or None (top of form)
@@ -176,6 +178,34 @@ class Portal:
         response.headers.update(headers or {})
         return response
 
+    def refused_page(
+        self,
+        request: Request,
+        refusal: ServiceError,
+        *,
+        template: str = "unavailable.html",
+        **context: Any,
+    ) -> HTMLResponse:
+        """A refusal of the service that no page shows in its own way: the store being
+        unavailable as a banner above `template` (which reloads itself on a GET until the
+        store is back), anything else as the portal's error page."""
+        headers = {"Retry-After": str(refusal.retry_after)} if refusal.retry_after else {}
+        if refusal.code != STORE_UNAVAILABLE:
+            return self.error_page(
+                request, refusal.status, "Request refused", refusal.message, headers=headers
+            )
+        response = self.render(
+            request,
+            template,
+            self.signed_in(request),
+            status=refusal.status,
+            store_unavailable=refusal.message,
+            refresh=refusal.retry_after if request.method == "GET" else None,
+            **context,
+        )
+        response.headers.update(headers)
+        return response
+
     # --- gateways --------------------------------------------------------------------------------
 
     def gateway(
@@ -232,6 +262,9 @@ class Portal:
             if error.status == 412:
                 errors.stale = True
                 return errors
+            if error.code == STORE_UNAVAILABLE:  # the form is shown again, as typed
+                errors.unavailable = error.message
+                return errors
             if not error.details:
                 errors.add(None, error.message)
             for detail in error.details:
@@ -259,9 +292,12 @@ class Blade:
 
     def page(self, template: str, *, status: int | None = None, **context: Any) -> HTMLResponse:
         """A page of the blade: the menu, the gateway and its SKU generation around it.
-        A form shown again with `errors` is a 400 unless the status says otherwise."""
+        A form shown again with `errors` is a 400 (503 when the store was unavailable) unless
+        the status says otherwise."""
+        errors = context.get("errors")
+        unavailable = errors.unavailable if isinstance(errors, FormErrors) else None
         if status is None:
-            status = 400 if context.get("errors") else 200
+            status = 503 if unavailable else 400 if errors else 200
         return self.portal.render(
             self.request,
             template,
@@ -272,6 +308,7 @@ class Blade:
             screen=self.screen,
             base=gateway_url(self.gateway_id, ""),
             v2=is_v2(self.view),
+            store_unavailable=unavailable,
             **context,
         )
 

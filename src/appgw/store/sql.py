@@ -27,8 +27,10 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from appgw.defaults import DEFAULT_STORE_CONNECT_TIMEOUT
 from appgw.store.secrets import MasterKey, SecretsError
 from appgw.store.watch import (
+    LISTENER_OPTIONS,
     NOTIFY_CHANNEL,
     ListeningWatch,
     PollingWatch,
@@ -46,6 +48,16 @@ WRITE_LOCK_ID = 0x61707067
 # the write lock until TCP notices, which can take hours; the server ends it after this instead.
 # Our own transactions never wait on anything but the database, for milliseconds.
 IDLE_IN_TRANSACTION_TIMEOUT_MS = 30_000
+# Our statements take milliseconds; one still running after this waits behind a lock (a writer
+# that froze) or on a server in trouble, and the server ends it, so an API request answers 503
+# instead of hanging. (A server that stops answering at all is the TCP options' part: see
+# CONNECTION_OPTIONS.)
+STATEMENT_TIMEOUT_MS = 30_000
+# libpq options of every PostgreSQL connection unless the URL sets them: the store watch's
+# keepalives and tcp_user_timeout, so a query on a connection to a host that is gone fails in
+# seconds rather than after the kernel's retransmissions (about 15 minutes), and the connect
+# timeout (psycopg's own default is 130 s).
+CONNECTION_OPTIONS = {**LISTENER_OPTIONS, "connect_timeout": str(DEFAULT_STORE_CONNECT_TIMEOUT)}
 WAL_SWITCH_TRIES = 300  # 10 ms apart: 3 s, far more than the switch takes a competitor
 
 metadata = sa.MetaData()
@@ -125,7 +137,10 @@ class StoreError(Exception):
 
 
 class StoreFailure(StoreError):
-    """The database could not do what was asked; nothing of it was kept. The text says why."""
+    """The database could not do what was asked; nothing of it was kept. The text says why;
+    `store` names the store (its URL without the password)."""
+
+    store = ""
 
 
 class StoreFull(StoreFailure):
@@ -199,6 +214,7 @@ class SqlStore:
         schema and check the master key now; serve's children pass False, since serve did
         it, and they must start (and serve) even while the database is away."""
         self.url = url
+        self.shown_url = shown_url(url)
         self._key = master_key
         self.keep_secret_versions = keep_secret_versions
         self._engine = _create_engine(url)
@@ -211,12 +227,11 @@ class SqlStore:
             raise
         except (sa.exc.DBAPIError, StoreFailure) as error:  # unreachable, no rights, ...
             self._engine.dispose()
-            shown = sa.engine.make_url(url).render_as_string(hide_password=True)  # as typed
-            if isinstance(error, sa.exc.DBAPIError) and error.orig is not None:
-                reason = str(error.orig).strip()
-            else:
-                reason = str(error)
-            raise StoreError(f"cannot open the store {shown}: {reason}") from None
+            reason = _reason(error, self._engine.url)
+            raise StoreError(f"cannot open the store {self.shown_url}: {reason}") from None
+        except StoreError:  # what _set_up found missing, saying how to fix it
+            self._engine.dispose()
+            raise
 
     @property
     def dialect(self) -> str:
@@ -236,8 +251,35 @@ class SqlStore:
         run DDL inside transactions, so the loser waits and then finds everything in place.
         """
         with self._write() as conn:
+            if conn.dialect.name == "postgresql":
+                self._check_create_privilege(conn)
             metadata.create_all(conn)
             self._check_master_key(conn)
+
+    def _check_create_privilege(self, conn: Connection) -> None:
+        """A StoreError saying which GRANT to run, when appgw's tables are still to be created
+        and this role may not create them (PostgreSQL 15 took CREATE on schema public from
+        PUBLIC: only the database's owner, or whom it grants it to, creates there now)."""
+        existing = set(sa.inspect(conn).get_table_names())
+        if all(table.name in existing for table in metadata.sorted_tables):
+            return
+        schema, role, allowed = conn.execute(
+            sa.text(
+                "SELECT current_schema(), current_user, "
+                "has_schema_privilege(current_schema(), 'CREATE')"
+            )
+        ).one()
+        if allowed:
+            return
+        quote = conn.dialect.identifier_preparer.quote
+        # No current schema: none on the search path exists or grants this role USAGE.
+        target = schema or "public"
+        raise StoreError(
+            f"cannot open the store {self.shown_url}: its tables do not exist yet and role "
+            f"{role} may not create them in schema {target} (PostgreSQL 15 and later let only "
+            "the database's owner create in schema public). As the owner or a superuser, run: "
+            f"GRANT USAGE, CREATE ON SCHEMA {quote(target)} TO {quote(role)};"
+        )
 
     def _check_master_key(self, conn: Connection) -> None:
         """Refuse to start with a key the stored secrets were not written with."""
@@ -274,14 +316,17 @@ class SqlStore:
         try:
             yield
         except sa.exc.DBAPIError as error:
-            failure = _failure(error)
+            failure = _failure(error, self._engine.url)
             if failure is None:
                 raise
             if isinstance(failure, StoreCorrupt) and self.dialect == "sqlite":
                 failure = self._damaged(str(failure))
+            failure.store = self.shown_url
             raise failure from error
         except sa.exc.TimeoutError as error:  # no pooled connection came free
-            raise StoreUnavailable(f"no database connection is free: {error}") from error
+            busy = StoreUnavailable(f"no database connection is free: {error}")
+            busy.store = self.shown_url
+            raise busy from error
 
     def check_integrity(self) -> None:
         """SQLite's quick check of every page; StoreCorrupt, saying how to restore, if any is
@@ -668,10 +713,10 @@ _PG_UNAVAILABLE_CLASSES = {"08", "53", "57", "58"}
 _PG_UNAVAILABLE = {"25006"}  # read_only_sql_transaction
 
 
-def _failure(error: sa.exc.DBAPIError) -> StoreFailure | None:
+def _failure(error: sa.exc.DBAPIError, url: sa.URL) -> StoreFailure | None:
     """The StoreFailure a database error is, or None for one that is our bug."""
     orig = error.orig
-    reason = str(orig).strip() if orig is not None else str(error)
+    reason = _reason(error, url)
     kind: type[StoreFailure] | None = None
     if isinstance(orig, sqlite3.Error):
         code = (getattr(orig, "sqlite_errorcode", 0) or 0) & 0xFF
@@ -696,7 +741,56 @@ def _failure(error: sa.exc.DBAPIError) -> StoreFailure | None:
     return kind(reason) if kind is not None else None
 
 
-def _create_engine(url: str) -> Engine:
+def shown_url(url: str) -> str:
+    """The store's URL as messages and logs may show it: without the password, and without the
+    query (libpq takes a password there too)."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return "(not a database URL)"
+    return parsed.set(query={}).render_as_string(hide_password=True)
+
+
+def with_connect_timeout(url: str, seconds: int) -> str:
+    """A PostgreSQL store URL with connect_timeout=`seconds`, unless it sets its own; any other
+    URL as it is. (Processes handed the URL then all wait the same.)"""
+    parsed = _parse(url)
+    if parsed.get_backend_name() != "postgresql" or "connect_timeout" in parsed.query:
+        return url
+    as_typed = sa.engine.make_url(url)  # the scheme too: messages show it as the user wrote it
+    return as_typed.update_query_dict({"connect_timeout": str(seconds)}).render_as_string(
+        hide_password=False
+    )
+
+
+def connect_timeout(url: str) -> str | None:
+    """The connect timeout (seconds, as written) a PostgreSQL store URL is opened with; None
+    for SQLite, whose file opens at once."""
+    return _connect_timeout(_parse(url))
+
+
+def _connect_timeout(parsed: sa.URL) -> str | None:
+    if parsed.get_backend_name() != "postgresql":
+        return None
+    value = parsed.query.get("connect_timeout", CONNECTION_OPTIONS["connect_timeout"])
+    return value if isinstance(value, str) else value[-1]
+
+
+def _reason(error: BaseException, url: sa.URL) -> str:
+    """What went wrong, in one line: the driver's message without libpq's hints (lines that
+    begin with a tab, e.g. "Is the server running on that host ...?")."""
+    orig = error.orig if isinstance(error, sa.exc.DBAPIError) and error.orig else error
+    if not isinstance(orig, sqlite3.Error):
+        from psycopg.errors import ConnectionTimeout  # loaded already: the error is psycopg's
+
+        if isinstance(orig, ConnectionTimeout):
+            return f"no answer within the connect timeout ({_connect_timeout(url)} s)"
+    lines = [line for line in str(orig).splitlines() if line.strip() and line[0] != "\t"]
+    return " ".join("; ".join(lines).split()) or type(orig).__name__
+
+
+def _parse(url: str) -> sa.URL:
+    """The URL with the driver appgw uses; a StoreError for what is no database URL."""
     try:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError:
@@ -707,8 +801,17 @@ def _create_engine(url: str) -> Engine:
     if parsed.drivername in {"postgresql", "postgres"}:
         # Users type the plain form; psycopg 3 is the driver appgw ships and is tested with.
         parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _create_engine(url: str) -> Engine:
+    parsed = _parse(url)
     backend = parsed.get_backend_name()
     if backend == "postgresql":
+        # In the URL, not connect_args (which would override it): what the URL sets wins.
+        parsed = parsed.update_query_dict(
+            {name: value for name, value in CONNECTION_OPTIONS.items() if name not in parsed.query}
+        )
         # pre_ping: a connection the server dropped (restart, failover) is replaced, not failed.
         pg_engine = sa.create_engine(parsed, pool_pre_ping=True)
 
@@ -719,12 +822,12 @@ def _create_engine(url: str) -> Engine:
                     "SET idle_in_transaction_session_timeout = "
                     f"{int(IDLE_IN_TRANSACTION_TIMEOUT_MS)}"
                 )
+                cursor.execute(f"SET statement_timeout = {int(STATEMENT_TIMEOUT_MS)}")
             dbapi_connection.commit()  # a SET in a rolled-back transaction would not stay
 
         return pg_engine
     if backend != "sqlite":
-        shown = parsed.render_as_string(hide_password=True)
-        raise StoreError(f"the store URL {shown} is neither sqlite:/// nor postgresql://")
+        raise StoreError(f"the store URL {shown_url(url)} is neither sqlite:/// nor postgresql://")
     engine = sa.create_engine(parsed, connect_args={"timeout": 30})
 
     @event.listens_for(engine, "connect")
