@@ -16,7 +16,7 @@ import trustme
 from backends import Backend, free_port, wait_until
 from builders import GatewayBuilder
 from e2e.harness import Gateway, backend_presenting, get, issued, self_signed_leaf
-from helpers import API_VERSION, cer_b64, gateway_id
+from helpers import API_VERSION, cer_b64, gateway_id, gateway_url
 
 pytestmark = pytest.mark.slow
 
@@ -123,6 +123,60 @@ def test_unhealthy_member_leaves_rotation_and_one_success_brings_it_back(
     assert response.status_code == 502
     access_log = gateway.server.log_path.parent / "data" / "access.log"
     wait_until(lambda: "ERRORINFO_UPSTREAM_NO_LIVE" in access_log.read_text(), what="log line")
+
+
+def test_log_lines_name_the_gateway_and_a_member_coming_back_is_info(
+    gateway: Gateway, up: Backend
+) -> None:
+    """Two gateways with Azure's default child names: every line about a backend says which
+    gateway it is about; losing a member is a WARNING, getting it back an INFO."""
+    member = "127.0.0.4"  # nothing listens on it at first: the probe's connection is refused
+    backend = f"backend http://{member}:{up.port}"
+    pair = "pool 'appGatewayBackendPool', settings 'appGatewayBackendHttpSettings'"
+    names = ("logged", "logged-twin")
+    ports: dict[str, int] = {}
+    before = len(gateway.log())
+    for name in names:
+        ports[name] = free_port()
+        builder = (
+            GatewayBuilder(name)
+            .pool("appGatewayBackendPool", member)
+            .settings("appGatewayBackendHttpSettings", up.port, "Http", requestTimeout=1)
+            .listener("appGatewayHttpListener", ports[name], "Http")
+            .rule("rule1", "appGatewayHttpListener", pool="appGatewayBackendPool",
+                  settings="appGatewayBackendHttpSettings")
+        )  # fmt: skip
+        builder.props["probes"] = [probe("fast")]
+        settings = builder.props["backendHttpSettingsCollection"][0]["properties"]
+        settings["probe"] = builder.ref("probes", "fast")
+        gateway.apply(builder.build(), name=name)
+
+    def logged(level: str, text: str) -> bool:
+        return any(
+            f" {level} " in line and text in line for line in gateway.log()[before:].splitlines()
+        )
+
+    def wait_logged(level: str, text: str) -> None:
+        wait_until(lambda: logged(level, text), what=f"the {level} line '{text}'")
+
+    for name in names:
+        wait_logged("WARNING", f"{backend} (gateway 'rg1/{name}', {pair}) is Unhealthy: ")
+    # It answers probes (timeout 4 s) but not within the settings' requestTimeout of 1 s.
+    slow = Backend("slow", bind=member, port=up.port, delay=2).start()
+    try:
+        for name in names:
+            wait_logged("INFO", f"{backend} (gateway 'rg1/{name}', {pair}) is Healthy: ")
+        assert not logged("WARNING", "is Healthy")
+        assert get(ports["logged"], "x").status_code == 504
+        wait_logged(
+            "ERROR",
+            f"{backend} (gateway 'rg1/logged', {pair}, rule 'rule1') did not answer within 1.0s",
+        )
+    finally:
+        slow.stop()
+        with gateway.api() as api:
+            for name in names:
+                assert api.delete(gateway_url(name)).status_code in (200, 202, 204)
 
 
 def test_probe_load_does_not_multiply_with_workers(gateway: Gateway) -> None:

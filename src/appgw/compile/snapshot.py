@@ -6,6 +6,7 @@ a request. Nothing here is validated again on the hot path.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ssl
 from collections.abc import Mapping
@@ -14,6 +15,7 @@ from typing import NamedTuple
 
 from appgw.compile.identity import BackendIdentity, ProbeHost, backend_identity
 from appgw.compile.matching import CertificateSelector, HostMatcher, PathMatcher
+from appgw.model.ids import GatewayId
 from appgw.tls.server import TlsPolicy
 from appgw.tls.trust import BackendTrust
 
@@ -43,6 +45,31 @@ class BackendSettings:
     drain_timeout: float  # seconds a removed member keeps its in-flight connections
     trust: BackendTrust | None  # Https only
     sni_name: str | None  # v2 explicit SNI / expected name
+
+
+@functools.lru_cache(maxsize=256)
+def gateway_label(gateway_id: str) -> str:
+    """'resource group/name' of a gateway id: enough to tell gateways apart in a log line, as
+    Azure's default child names (appGatewayBackendPool, ...) are the same in every gateway."""
+    parsed = GatewayId.parse(gateway_id)
+    return f"{parsed.resource_group}/{parsed.name}" if parsed is not None else gateway_id
+
+
+def backend_where(
+    gateway_id: str,
+    pool: str,
+    settings: BackendSettings,
+    address: str,
+    port: int,
+    rule: str | None = None,
+) -> str:
+    """How every log line about a backend names it (health probes and traffic alike):
+    "backend https://10.0.0.4:443 (gateway 'rg1/appgw', pool 'p', settings 's', rule 'r')"."""
+    scheme = "https" if settings.trust is not None else "http"
+    named = f"gateway '{gateway_label(gateway_id)}', pool '{pool}', settings '{settings.name}'"
+    if rule is not None:
+        named += f", rule '{rule}'"
+    return f"backend {scheme}://{address}:{port} ({named})"
 
 
 @dataclass(frozen=True, slots=True)

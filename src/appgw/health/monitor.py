@@ -17,7 +17,13 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from appgw.compile.snapshot import BackendMember, HealthKey, ProbeSpec, Snapshot
+from appgw.compile.snapshot import (
+    BackendMember,
+    HealthKey,
+    ProbeSpec,
+    Snapshot,
+    backend_where,
+)
 from appgw.health.probe import ProbeResult, run_probe
 from appgw.observability import HealthMetrics
 from appgw.state.board import BOARD_FILE, HealthBoard, publish
@@ -210,22 +216,21 @@ class HealthMonitor:
                 leaf.days_until_expiry(),
             )
         if changed:
-            scheme = "https" if member.spec.settings.trust is not None else "http"
             reason = (
                 describe_rejection(result.verdict, result.identity.sni)
                 if result.verdict is not None and not result.verdict.ok
                 else result.message
             )
-            log.warning(
-                "health probe: backend %s://%s:%d (pool '%s', settings '%s') is %s: %s",
-                scheme,
+            where = backend_where(
+                member.gateway_id,
+                member.spec.pool.name,
+                member.spec.settings,
                 member.member.address,
                 result.port,
-                member.spec.pool.name,
-                member.spec.settings.name,
-                member.state,
-                reason,
             )
+            # A member coming back is good news; only losing one needs attention.
+            level = logging.INFO if member.state == "Healthy" else logging.WARNING
+            log.log(level, "health probe: %s is %s: %s", where, member.state, reason)
             if self._board_due is None:
                 self._board_due = asyncio.get_running_loop().call_later(
                     BOARD_WRITE_DELAY, self._write_due_board
