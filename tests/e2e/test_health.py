@@ -179,6 +179,71 @@ def test_log_lines_name_the_gateway_and_a_member_coming_back_is_info(
                 assert api.delete(gateway_url(name)).status_code in (200, 202, 204)
 
 
+def test_a_settings_change_keeps_health_unless_it_changes_the_probe(
+    gateway: Gateway, up: Backend
+) -> None:
+    """The unhealthy threshold counts failures of one probe: a change that leaves a member's
+    probe as it was (the settings' request timeout, another member in the pool) keeps its
+    state and count; a change of what the probe sends (the settings' port) starts it afresh,
+    Unhealthy at its first failure, as Azure marks a backend unhealthy until a successful
+    probe."""
+    failing = Backend("failing-later").start()
+    builder = (
+        GatewayBuilder("threshold")
+        .pool("pool", "127.0.0.1")
+        .settings("settings", failing.port, "Http", requestTimeout=20)
+        .listener("listener", free_port(), "Http")
+        .rule("rule1", "listener", pool="pool", settings="settings")
+    )
+    builder.props["probes"] = [probe("eight", unhealthyThreshold=8)]
+    settings = builder.props["backendHttpSettingsCollection"][0]["properties"]
+    settings["probe"] = builder.ref("probes", "eight")
+    key = ("pool", "settings", "127.0.0.1")
+    gateway.apply(builder.build(), name="threshold")
+    wait_for_state(gateway, key, "Healthy", "threshold")
+    failing.stop()  # its port now refuses: every probe fails
+
+    def failures() -> int:
+        entry = servers(health(gateway, "threshold"))[key]
+        assert entry["health"] in ("Healthy", "Unhealthy"), entry  # never back to Unknown
+        return int(entry["appgwProbeDetails"]["consecutiveFailures"])
+
+    wait_until(lambda: failures() >= 1, what="a first failure")
+    # Not a change to the probe: the failures go on counting from where they were.
+    settings["requestTimeout"] = 30
+    builder.props["backendAddressPools"][0]["properties"]["backendAddresses"].append(
+        {"ipAddress": "127.0.0.5"}
+    )
+    counted = failures()
+    gateway.apply(builder.build(), name="threshold")
+    history: list[tuple[str, int]] = []
+
+    def gone() -> bool:
+        entry = servers(health(gateway, "threshold"))[key]
+        history.append((entry["health"], entry["appgwProbeDetails"]["consecutiveFailures"]))
+        return bool(entry["health"] == "Unhealthy")
+
+    wait_until(gone, timeout=20, what="the member to leave rotation after 8 failures")
+    assert history[0][1] >= counted, history
+    assert all(count >= 8 for state, count in history if state == "Unhealthy"), history
+    assert all(state != "Unknown" for state, _ in history), history
+    # The new member never answered: out at its first failure.
+    new = wait_for_state(gateway, ("pool", "settings", "127.0.0.5"), "Unhealthy", "threshold")
+    assert new["appgwProbeDetails"]["consecutiveFailures"] >= 1
+
+    # A change to the probe: the settings' port. The old results judged another port.
+    revived = Backend("revived-elsewhere").start()
+    settings["port"] = revived.port
+    gateway.apply(builder.build(), name="threshold")
+    wait_for_state(gateway, key, "Healthy", "threshold")
+    revived.stop()
+    settings["port"] = free_port()  # nothing listens there
+    gateway.apply(builder.build(), name="threshold")
+    afresh = wait_for_state(gateway, key, "Unhealthy", "threshold")
+    assert afresh["appgwProbeDetails"]["port"] == settings["port"]
+    assert afresh["appgwProbeDetails"]["consecutiveFailures"] < 8, afresh
+
+
 def test_probe_load_does_not_multiply_with_workers(gateway: Gateway) -> None:
     counted = Backend("counted").start()
     try:
@@ -387,8 +452,8 @@ def test_v1_health_messages(gateway: Gateway) -> None:
             gateway, ("pool-allowed", "settings-allowed", "127.0.0.1"), "Healthy", "version1"
         )
 
-        # The default probe (30 s, threshold 3) sees the failure at once but marks it Unhealthy
-        # only after three; its message is there from the first probe.
+        # Never allow-listed, it is Unhealthy at its first failure (the threshold protects only
+        # a member that has answered correctly); the message is there from the first probe.
         def explained() -> bool:
             entry = servers(health(gateway, "version1"))[
                 ("pool-impostor", "settings-impostor", "127.0.0.1")

@@ -195,6 +195,24 @@ class ProbeSpec:
         """What the probe says about names, for compile/identity.py's rule."""
         return ProbeHost(self.probe_name is not None, self.host, self.pick_host_from_settings)
 
+    def probe_of(self, member: BackendMember, *, sku_v1: bool) -> tuple[object, ...]:
+        """What probing `member` sends and how its answers are judged and counted. Equal
+        before and after a change (another member in the pool, the settings' request
+        timeout, affinity or path), the member is probed as before and keeps its health."""
+        identity = backend_identity(self.settings, member, sku_v1=sku_v1, probe=self.host_rule)
+        return (
+            identity,
+            member,
+            self.settings.trust,
+            self.path,
+            self.port,
+            self.interval,
+            self.timeout,
+            self.unhealthy_threshold,
+            self.status_ranges,
+            self.body,
+        )
+
     @property
     def fingerprint(self) -> str:
         """Stable across processes: the monitor and the workers compute the same value."""

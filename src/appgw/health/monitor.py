@@ -156,7 +156,19 @@ class HealthMonitor:
                 if key[0] != gateway_key:
                     continue
                 spec_member = wanted.get(key)
+                if spec_member is not None and snapshot is not None:
+                    spec, member = spec_member
+                    if spec != member_health.spec and _probed_alike(
+                        member_health, spec, member, snapshot.sku_v1
+                    ):
+                        # Probed as before: its results and failure count still hold, and
+                        # its loop probes with the new spec from the next round.
+                        member_health.spec = spec
+                        member_health.gateway_id = snapshot.gateway_id
+                        continue
                 if spec_member is None or spec_member[0] != member_health.spec:
+                    # Probed otherwise (or no more): its health starts afresh, as Azure marks
+                    # a backend unhealthy until a successful probe (see _record).
                     if member_health.task is not None:
                         member_health.task.cancel()
                     del self.members[key]
@@ -304,6 +316,14 @@ class HealthMonitor:
 
         future = asyncio.run_coroutine_threadsafe(all_members(), self.loop)
         return future.result(timeout + 5)
+
+
+def _probed_alike(
+    member: MemberHealth, spec: ProbeSpec, backend: BackendMember, sku_v1: bool
+) -> bool:
+    return member.sku_v1 == sku_v1 and member.spec.probe_of(
+        member.member, sku_v1=sku_v1
+    ) == spec.probe_of(backend, sku_v1=sku_v1)
 
 
 def down_of(group: list[MemberHealth]) -> list[MemberHealth]:
