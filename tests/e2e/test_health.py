@@ -12,6 +12,8 @@ from typing import Any
 import httpx
 import pytest
 import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from backends import Backend, free_port, wait_until
 from builders import GatewayBuilder
@@ -475,6 +477,58 @@ def test_v1_health_messages(gateway: Gateway) -> None:
     finally:
         allowed.stop()
         impostor.stop()
+
+
+def test_a_root_uploaded_on_v1_and_a_leaf_uploaded_on_v2_are_called_what_they_are(
+    gateway: Gateway, root: trustme.CA
+) -> None:
+    """The backend sends leaf then root. On v1 the root was uploaded as the authentication
+    certificate; on v2 the leaf as the trusted root: Backend health says so, instead of asking
+    to reorder a chain that is right."""
+    chain, key = issued(root, NAME)
+    root_pem = root.cert_pem.bytes()
+    backend = backend_presenting("leaf-then-root", [*chain, root_pem], key)
+    leaf = x509.load_pem_x509_certificate(chain[0])
+    leaf_subject = leaf.subject.rfc4514_string()
+    root_subject = x509.load_pem_x509_certificate(root_pem).subject.rfc4514_string()
+    leaf_cer = base64.b64encode(leaf.public_bytes(serialization.Encoding.DER)).decode()
+    try:
+        cases = {
+            "v1root": (
+                GatewayBuilder("v1root", v1=True).authentication_certificate(
+                    "backendRoot", cer_b64(root)
+                ),
+                {"authenticationCertificates": ["backendRoot"]},
+                f"you uploaded the CA certificate '{root_subject}' that issued the backend's "
+                f"certificate; Standard (v1) needs the backend's own certificate "
+                f"'{leaf_subject}' (its .cer) as the authentication certificate",
+            ),
+            "v2leaf": (
+                GatewayBuilder("v2leaf").trusted_root("backendLeaf", leaf_cer),
+                {"trustedRootCertificates": ["backendLeaf"], "hostName": NAME},
+                f"you uploaded the backend's own certificate '{leaf_subject}' as a trusted "
+                "root; Standard_v2 needs the root CA certificate that issued it "
+                f"('{root_subject}', the root the backend sends at the top of its chain)",
+            ),
+        }
+        for name, (builder, settings, _) in cases.items():
+            builder.pool("pool", "127.0.0.1").settings(
+                "settings", backend.port, "Https", **settings
+            )
+            builder.listener("listener", free_port(), "Http")
+            builder.rule("rule1", "listener", pool="pool", settings="settings")
+            gateway.apply(builder.build(), name=name)
+        for name, (_, _, expected) in cases.items():
+            entry = wait_for_state(gateway, ("pool", "settings", "127.0.0.1"), "Unhealthy", name)
+            assert expected in entry["healthProbeLog"], entry["healthProbeLog"]
+            assert "position" not in entry["healthProbeLog"]
+            # Azure's categories stay: v1 not allow-listed; v2 a root sent but not trusted.
+            assert entry["appgwProbeDetails"]["failedCheck"] == (
+                "LeafNotAllowListed" if name == "v1root" else "TrustedRootMismatchRootSent"
+            )
+        assert backend.seen == []  # refused before any request byte
+    finally:
+        backend.stop()
 
 
 def test_on_demand_probe_runs_now_without_changing_the_configuration(

@@ -49,6 +49,7 @@ __all__ = [
     "chain_order_problems",
     "decode_certificate_blob",
     "inspect_certificate",
+    "issued_by",
     "load_listener_certificate",
     "load_pfx",
     "load_public_certificate",
@@ -378,7 +379,8 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _issued_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
+def issued_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Whether `issuer` signed `child` (names and signature)."""
     # The cheap name comparison first: this runs for every pair of certificates.
     if child.issuer != issuer.subject:
         return False
@@ -395,7 +397,7 @@ def _issuer_path(certs: Sequence[x509.Certificate], leaf_index: int) -> tuple[li
     path: list[int] = []
     current = leaf_index
     while (
-        issuer := next((i for i in remaining if _issued_by(certs[current], certs[i])), None)
+        issuer := next((i for i in remaining if issued_by(certs[current], certs[i])), None)
     ) is not None:
         path.append(issuer)
         remaining.remove(issuer)
@@ -518,7 +520,7 @@ def inspect_certificate(cert: x509.Certificate) -> CertificateInfo:
         sha1_thumbprint=cert.fingerprint(hashes.SHA1()).hex().upper(),
         spki_sha256=base64.b64encode(hashlib.sha256(spki).digest()).decode("ascii"),
         is_ca=_is_ca(cert),
-        self_signed=_issued_by(cert, cert),
+        self_signed=issued_by(cert, cert),
         key_description=_describe_certificate_key(cert),
         signature_hash=_signature_hash_name(cert),
     )
@@ -605,7 +607,7 @@ def chain_order_problems(certs: Sequence[x509.Certificate]) -> tuple[ChainProble
         )
     path, unrelated = _issuer_path(certs, leaf_index)
     for child, parent in pairwise(sorted([leaf_index, *path])):
-        if not _issued_by(certs[child], certs[parent]):
+        if not issued_by(certs[child], certs[parent]):
             problems.append(
                 ChainProblem(
                     "ChainOutOfOrder",
