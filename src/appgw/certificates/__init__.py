@@ -46,6 +46,7 @@ __all__ = [
     "ChainProblem",
     "ListenerCertificate",
     "ListenerPrivateKey",
+    "bundle_leaf",
     "chain_order_problems",
     "decode_certificate_blob",
     "inspect_certificate",
@@ -55,6 +56,7 @@ __all__ = [
     "load_public_certificate",
     "name_matches_certificate",
     "public_cert_data_for_pfx",
+    "public_cert_data_leaf",
     "public_certificate_data",
 ]
 
@@ -434,6 +436,30 @@ def public_cert_data_for_pfx(cert: ListenerCertificate) -> str:
     """
     bundle = pkcs7.serialize_certificates(list(cert.full_chain()), serialization.Encoding.DER)
     return base64.b64encode(bundle).decode("ascii")
+
+
+def bundle_leaf(certs: Sequence[x509.Certificate]) -> x509.Certificate | None:
+    """The leaf of certificates in no particular order: the one that issued none of the
+    others (a non-CA one among several such). By linkage, not by the CA flag alone: `openssl
+    req -x509`, as Microsoft's tutorials make a listener certificate, marks its self-signed
+    certificate CA:TRUE, and that certificate is the leaf."""
+    ends = [
+        cert
+        for cert in certs
+        if not any(other != cert and issued_by(other, cert) for other in certs)
+    ]
+    return next((cert for cert in ends if not _is_ca(cert)), ends[0] if ends else None)
+
+
+def public_cert_data_leaf(data: str) -> CertificateInfo | None:
+    """The leaf of an sslCertificates entry's `publicCertData` (a PKCS#7 bundle whose DER
+    order is not the chain's), for display; None when the data holds no certificate."""
+    try:
+        certs = pkcs7.load_der_pkcs7_certificates(base64.b64decode(data, validate=True))
+    except ValueError:  # binascii.Error is one
+        return None
+    leaf = bundle_leaf(certs)
+    return inspect_certificate(leaf) if leaf is not None else None
 
 
 @dataclass(frozen=True, slots=True)
