@@ -172,7 +172,8 @@ def test_log_lines_name_the_gateway_and_a_member_coming_back_is_info(
         assert get(ports["logged"], "x").status_code == 504
         wait_logged(
             "ERROR",
-            f"{backend} (gateway 'rg1/logged', {pair}, rule 'rule1') did not answer within 1.0s",
+            f"{backend} (gateway 'rg1/logged', {pair}, rule 'rule1') did not answer within 1s "
+            "(the settings' request timeout)",
         )
     finally:
         slow.stop()

@@ -467,7 +467,7 @@ class Exchange:
         forward = self.forward
         if forward is not None and self.member is not None:
             log.error(
-                "%s did not answer within %ss",
+                "%s did not answer within %gs (the settings' request timeout)",
                 self._where(forward.target, self.member.address),
                 forward.target.settings.request_timeout,
             )
