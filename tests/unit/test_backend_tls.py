@@ -263,9 +263,11 @@ def test_v1_an_uploaded_root_above_an_intermediate_is_named_too(pki: Pki) -> Non
             "issued the intermediate 'CN=Backend Intermediate'); Standard (v1) needs the "
             "backend's own certificate 'CN=backend.test' (its .cer)"
         ) in verdict.message
-    # An unrelated CA is not blamed for it.
-    unrelated = verify(v1(pki.other_root), pki.leaf, pki.inter)
-    assert "you uploaded" not in unrelated.message and "CN=Other Root" in unrelated.message
+    # An unrelated CA is not blamed for it, sent or not, nor called a misplaced leaf.
+    for chain in ((pki.leaf, pki.inter), (pki.leaf, pki.inter, pki.other_root)):
+        unrelated = verify(v1(pki.other_root), *chain)
+        assert "you uploaded" not in unrelated.message and "CN=Other Root" in unrelated.message
+        assert "position" not in unrelated.message
 
 
 def test_v1_expired_allow_listed_leaf(pki: Pki) -> None:

@@ -456,7 +456,8 @@ class _Verdicts:
             (
                 index
                 for index, der in enumerate(self.ders[1:], start=2)
-                if der in self.trust.allowed_leaves_der
+                # A CA sent later is no server certificate out of place.
+                if der in self.trust.allowed_leaves_der and not self.presented[index - 1].is_ca
             ),
             None,
         )
