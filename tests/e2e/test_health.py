@@ -12,11 +12,13 @@ from typing import Any
 import httpx
 import pytest
 import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from backends import Backend, free_port, wait_until
 from builders import GatewayBuilder
 from e2e.harness import Gateway, backend_presenting, get, issued, self_signed_leaf
-from helpers import API_VERSION, cer_b64, gateway_id
+from helpers import API_VERSION, cer_b64, gateway_id, gateway_url
 
 pytestmark = pytest.mark.slow
 
@@ -123,6 +125,126 @@ def test_unhealthy_member_leaves_rotation_and_one_success_brings_it_back(
     assert response.status_code == 502
     access_log = gateway.server.log_path.parent / "data" / "access.log"
     wait_until(lambda: "ERRORINFO_UPSTREAM_NO_LIVE" in access_log.read_text(), what="log line")
+
+
+def test_log_lines_name_the_gateway_and_a_member_coming_back_is_info(
+    gateway: Gateway, up: Backend
+) -> None:
+    """Two gateways with Azure's default child names: every line about a backend says which
+    gateway it is about; losing a member is a WARNING, getting it back an INFO."""
+    member = "127.0.0.4"  # nothing listens on it at first: the probe's connection is refused
+    backend = f"backend http://{member}:{up.port}"
+    pair = "pool 'appGatewayBackendPool', settings 'appGatewayBackendHttpSettings'"
+    names = ("logged", "logged-twin")
+    ports: dict[str, int] = {}
+    before = len(gateway.log())
+    for name in names:
+        ports[name] = free_port()
+        builder = (
+            GatewayBuilder(name)
+            .pool("appGatewayBackendPool", member)
+            .settings("appGatewayBackendHttpSettings", up.port, "Http", requestTimeout=1)
+            .listener("appGatewayHttpListener", ports[name], "Http")
+            .rule("rule1", "appGatewayHttpListener", pool="appGatewayBackendPool",
+                  settings="appGatewayBackendHttpSettings")
+        )  # fmt: skip
+        builder.props["probes"] = [probe("fast")]
+        settings = builder.props["backendHttpSettingsCollection"][0]["properties"]
+        settings["probe"] = builder.ref("probes", "fast")
+        gateway.apply(builder.build(), name=name)
+
+    def logged(level: str, text: str) -> bool:
+        return any(
+            f" {level} " in line and text in line for line in gateway.log()[before:].splitlines()
+        )
+
+    def wait_logged(level: str, text: str) -> None:
+        wait_until(lambda: logged(level, text), what=f"the {level} line '{text}'")
+
+    for name in names:
+        wait_logged("WARNING", f"{backend} (gateway 'rg1/{name}', {pair}) is Unhealthy: ")
+    # It answers probes (timeout 4 s) but not within the settings' requestTimeout of 1 s.
+    slow = Backend("slow", bind=member, port=up.port, delay=2).start()
+    try:
+        for name in names:
+            wait_logged("INFO", f"{backend} (gateway 'rg1/{name}', {pair}) is Healthy: ")
+        assert not logged("WARNING", "is Healthy")
+        assert get(ports["logged"], "x").status_code == 504
+        wait_logged(
+            "ERROR",
+            f"{backend} (gateway 'rg1/logged', {pair}, rule 'rule1') did not answer within 1s "
+            "(the settings' request timeout)",
+        )
+    finally:
+        slow.stop()
+        with gateway.api() as api:
+            for name in names:
+                assert api.delete(gateway_url(name)).status_code in (200, 202, 204)
+
+
+def test_a_settings_change_keeps_health_unless_it_changes_the_probe(
+    gateway: Gateway, up: Backend
+) -> None:
+    """The unhealthy threshold counts failures of one probe: a change that leaves a member's
+    probe as it was (the settings' request timeout, another member in the pool) keeps its
+    state and count; a change of what the probe sends (the settings' port) starts it afresh,
+    Unhealthy at its first failure, as Azure marks a backend unhealthy until a successful
+    probe."""
+    failing = Backend("failing-later").start()
+    builder = (
+        GatewayBuilder("threshold")
+        .pool("pool", "127.0.0.1")
+        .settings("settings", failing.port, "Http", requestTimeout=20)
+        .listener("listener", free_port(), "Http")
+        .rule("rule1", "listener", pool="pool", settings="settings")
+    )
+    builder.props["probes"] = [probe("eight", unhealthyThreshold=8)]
+    settings = builder.props["backendHttpSettingsCollection"][0]["properties"]
+    settings["probe"] = builder.ref("probes", "eight")
+    key = ("pool", "settings", "127.0.0.1")
+    gateway.apply(builder.build(), name="threshold")
+    wait_for_state(gateway, key, "Healthy", "threshold")
+    failing.stop()  # its port now refuses: every probe fails
+
+    def failures() -> int:
+        entry = servers(health(gateway, "threshold"))[key]
+        assert entry["health"] in ("Healthy", "Unhealthy"), entry  # never back to Unknown
+        return int(entry["appgwProbeDetails"]["consecutiveFailures"])
+
+    wait_until(lambda: failures() >= 1, what="a first failure")
+    # Not a change to the probe: the failures go on counting from where they were.
+    settings["requestTimeout"] = 30
+    builder.props["backendAddressPools"][0]["properties"]["backendAddresses"].append(
+        {"ipAddress": "127.0.0.5"}
+    )
+    counted = failures()
+    gateway.apply(builder.build(), name="threshold")
+    history: list[tuple[str, int]] = []
+
+    def gone() -> bool:
+        entry = servers(health(gateway, "threshold"))[key]
+        history.append((entry["health"], entry["appgwProbeDetails"]["consecutiveFailures"]))
+        return bool(entry["health"] == "Unhealthy")
+
+    wait_until(gone, timeout=20, what="the member to leave rotation after 8 failures")
+    assert history[0][1] >= counted, history
+    assert all(count >= 8 for state, count in history if state == "Unhealthy"), history
+    assert all(state != "Unknown" for state, _ in history), history
+    # The new member never answered: out at its first failure.
+    new = wait_for_state(gateway, ("pool", "settings", "127.0.0.5"), "Unhealthy", "threshold")
+    assert new["appgwProbeDetails"]["consecutiveFailures"] >= 1
+
+    # A change to the probe: the settings' port. The old results judged another port.
+    revived = Backend("revived-elsewhere").start()
+    settings["port"] = revived.port
+    gateway.apply(builder.build(), name="threshold")
+    wait_for_state(gateway, key, "Healthy", "threshold")
+    revived.stop()
+    settings["port"] = free_port()  # nothing listens there
+    gateway.apply(builder.build(), name="threshold")
+    afresh = wait_for_state(gateway, key, "Unhealthy", "threshold")
+    assert afresh["appgwProbeDetails"]["port"] == settings["port"]
+    assert afresh["appgwProbeDetails"]["consecutiveFailures"] < 8, afresh
 
 
 def test_probe_load_does_not_multiply_with_workers(gateway: Gateway) -> None:
@@ -333,8 +455,8 @@ def test_v1_health_messages(gateway: Gateway) -> None:
             gateway, ("pool-allowed", "settings-allowed", "127.0.0.1"), "Healthy", "version1"
         )
 
-        # The default probe (30 s, threshold 3) sees the failure at once but marks it Unhealthy
-        # only after three; its message is there from the first probe.
+        # Never allow-listed, it is Unhealthy at its first failure (the threshold protects only
+        # a member that has answered correctly); the message is there from the first probe.
         def explained() -> bool:
             entry = servers(health(gateway, "version1"))[
                 ("pool-impostor", "settings-impostor", "127.0.0.1")
@@ -356,6 +478,58 @@ def test_v1_health_messages(gateway: Gateway) -> None:
     finally:
         allowed.stop()
         impostor.stop()
+
+
+def test_a_root_uploaded_on_v1_and_a_leaf_uploaded_on_v2_are_called_what_they_are(
+    gateway: Gateway, root: trustme.CA
+) -> None:
+    """The backend sends leaf then root. On v1 the root was uploaded as the authentication
+    certificate; on v2 the leaf as the trusted root: Backend health says so, instead of asking
+    to reorder a chain that is right."""
+    chain, key = issued(root, NAME)
+    root_pem = root.cert_pem.bytes()
+    backend = backend_presenting("leaf-then-root", [*chain, root_pem], key)
+    leaf = x509.load_pem_x509_certificate(chain[0])
+    leaf_subject = leaf.subject.rfc4514_string()
+    root_subject = x509.load_pem_x509_certificate(root_pem).subject.rfc4514_string()
+    leaf_cer = base64.b64encode(leaf.public_bytes(serialization.Encoding.DER)).decode()
+    try:
+        cases = {
+            "v1root": (
+                GatewayBuilder("v1root", v1=True).authentication_certificate(
+                    "backendRoot", cer_b64(root)
+                ),
+                {"authenticationCertificates": ["backendRoot"]},
+                f"you uploaded the CA certificate '{root_subject}' that issued the backend's "
+                f"certificate; Standard (v1) needs the backend's own certificate "
+                f"'{leaf_subject}' (its .cer) as the authentication certificate",
+            ),
+            "v2leaf": (
+                GatewayBuilder("v2leaf").trusted_root("backendLeaf", leaf_cer),
+                {"trustedRootCertificates": ["backendLeaf"], "hostName": NAME},
+                f"you uploaded the backend's own certificate '{leaf_subject}' as a trusted "
+                "root; Standard_v2 needs the root CA certificate that issued it "
+                f"('{root_subject}', the root the backend sends at the top of its chain)",
+            ),
+        }
+        for name, (builder, settings, _) in cases.items():
+            builder.pool("pool", "127.0.0.1").settings(
+                "settings", backend.port, "Https", **settings
+            )
+            builder.listener("listener", free_port(), "Http")
+            builder.rule("rule1", "listener", pool="pool", settings="settings")
+            gateway.apply(builder.build(), name=name)
+        for name, (_, _, expected) in cases.items():
+            entry = wait_for_state(gateway, ("pool", "settings", "127.0.0.1"), "Unhealthy", name)
+            assert expected in entry["healthProbeLog"], entry["healthProbeLog"]
+            assert "position" not in entry["healthProbeLog"]
+            # Azure's categories stay: v1 not allow-listed; v2 a root sent but not trusted.
+            assert entry["appgwProbeDetails"]["failedCheck"] == (
+                "LeafNotAllowListed" if name == "v1root" else "TrustedRootMismatchRootSent"
+            )
+        assert backend.seen == []  # refused before any request byte
+    finally:
+        backend.stop()
 
 
 def test_on_demand_probe_runs_now_without_changing_the_configuration(

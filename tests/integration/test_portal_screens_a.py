@@ -4,8 +4,11 @@ own form, CSRF token and all), every outcome checked through the REST API."""
 
 from __future__ import annotations
 
+import base64
 import html
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -13,6 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import pkcs7
 
 from helpers import RG, SUB, TOKEN, Api, Pfx, gateway_id, gateway_url, running_api, skeleton
 
@@ -408,6 +413,44 @@ def test_add_edit_and_delete_a_listener(portal: tuple[Api, Browser]) -> None:
     assert "Delete listener extra?" in confirm
     accepted(browser, confirm, screen("listeners/extra/delete"))
     assert child(stored(api), "httpListeners", "extra") is None
+
+
+def test_tls_certificates_table_shows_a_pfx_made_as_microsofts_cli_tutorial_makes_it(
+    portal: tuple[Api, Browser], tmp_path: Path
+) -> None:
+    """`openssl req -x509` then `openssl pkcs12 -export` (the system's openssl): a self-signed
+    certificate marked CA:TRUE, which is the listener's leaf all the same."""
+    api, browser = portal
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("no openssl command here")
+    key, cert, pfx = tmp_path / "k.pem", tmp_path / "c.pem", tmp_path / "a.pfx"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+         "-out", cert, "-subj", "/CN=www.contoso.com", "-days", "365"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    subprocess.run(
+        [openssl, "pkcs12", "-export", "-out", pfx, "-inkey", key, "-in", cert,
+         "-passout", "pass:Tutorial-Passw0rd"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    made = x509.load_pem_x509_certificate(cert.read_bytes())
+    assert made.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    document = stored(api)
+    certificate = properties(document, "sslCertificates", "appgwSslCert")
+    certificate["data"] = base64.b64encode(pfx.read_bytes()).decode()
+    certificate["password"] = "Tutorial-Passw0rd"
+    assert api.client.put(gateway_url(), json=document).status_code == 200
+    # The API's publicCertData holds that very certificate...
+    data = properties(stored(api), "sslCertificates", "appgwSslCert")["publicCertData"]
+    assert pkcs7.load_der_pkcs7_certificates(base64.b64decode(data)) == [made]
+    # ...and the portal shows its subject and expiry.
+    rows = re.findall(r"<tr>(.*?)</tr>", browser.get(screen("listeners")), re.S)
+    row = next(html.unescape(r) for r in rows if '<td data-label="Name">appgwSslCert<' in r)
+    assert '<td data-label="Subject">CN=www.contoso.com</td>' in row
+    expiry = made.not_valid_after_utc.date().isoformat()
+    assert f'<td data-label="Expiry date">{expiry}</td>' in row
 
 
 def test_add_and_delete_backend_settings(portal: tuple[Api, Browser]) -> None:

@@ -239,6 +239,37 @@ def test_v1_the_allow_listed_certificate_must_come_first(pki: Pki) -> None:
     assert "position 2" in verdict.message
 
 
+@pytest.mark.parametrize("sent_root", [True, False])
+def test_v1_an_uploaded_ca_that_issued_the_leaf_is_named_as_such(pki: Pki, sent_root: bool) -> None:
+    # Leaf then root, and the root uploaded (the v2 habit): not a misordered chain.
+    chain = (pki.leaf_direct, pki.root) if sent_root else (pki.leaf_direct,)
+    verdict = verify(v1(pki.root), *chain)
+    assert verdict.check == "LeafNotAllowListed"
+    assert "position" not in verdict.message
+    assert verdict.message.endswith(
+        "is not allow-listed with the gateway: you uploaded the CA certificate "
+        "'CN=Backend Root' that issued the backend's certificate; Standard (v1) needs the "
+        "backend's own certificate 'CN=backend.test' (its .cer) as the authentication "
+        "certificate of these backend settings."
+    )
+
+
+def test_v1_an_uploaded_root_above_an_intermediate_is_named_too(pki: Pki) -> None:
+    for chain in ((pki.leaf, pki.inter, pki.root), (pki.leaf, pki.inter)):
+        verdict = verify(v1(pki.root), *chain)
+        assert verdict.check == "LeafNotAllowListed"
+        assert (
+            "you uploaded the CA certificate 'CN=Backend Root' from the backend's chain (it "
+            "issued the intermediate 'CN=Backend Intermediate'); Standard (v1) needs the "
+            "backend's own certificate 'CN=backend.test' (its .cer)"
+        ) in verdict.message
+    # An unrelated CA is not blamed for it, sent or not, nor called a misplaced leaf.
+    for chain in ((pki.leaf, pki.inter), (pki.leaf, pki.inter, pki.other_root)):
+        unrelated = verify(v1(pki.other_root), *chain)
+        assert "you uploaded" not in unrelated.message and "CN=Other Root" in unrelated.message
+        assert "position" not in unrelated.message
+
+
 def test_v1_expired_allow_listed_leaf(pki: Pki) -> None:
     verdict = verify(v1(pki.expired_leaf), pki.expired_leaf)
     assert verdict.check == "Expired"
@@ -433,6 +464,31 @@ def test_v2_uploaded_intermediate_is_not_a_root(pki: Pki) -> None:
     verdict = verify(v2(pki.inter), pki.leaf, pki.inter)
     assert verdict.check == "TrustedRootMismatch" and verdict.openssl_error == 2
     assert "which is not a root" in verdict.message
+
+
+@pytest.mark.parametrize(
+    ("sent", "check", "which"),
+    [
+        ("leaf inter root", "TrustedRootMismatchRootSent",
+         "'CN=Backend Root', the root the backend sends at the top of its chain"),
+        ("leaf inter", "TrustedRootMismatch",
+         "'CN=Backend Root', which issued 'CN=Backend Intermediate'"),
+        ("leaf", "IntermediateMissing",
+         "'CN=Backend Intermediate', which issued 'CN=backend.test'"),
+    ],
+)  # fmt: skip
+def test_v2_the_backend_leaf_uploaded_as_a_trusted_root_is_named_as_such(
+    pki: Pki, sent: str, check: str, which: str
+) -> None:
+    certs = {"leaf": pki.leaf, "inter": pki.inter, "root": pki.root}
+    verdict = verify(v2(pki.leaf), *(certs[name] for name in sent.split()))
+    assert verdict.check == check  # Azure's category, as OpenSSL found it
+    assert verdict.message == (
+        "None of the trusted root certificates of these backend settings issued the backend's "
+        "certificate: you uploaded the backend's own certificate 'CN=backend.test' as a "
+        f"trusted root; Standard_v2 needs the root CA certificate that issued it ({which}) as "
+        "the trusted root certificate of these backend settings."
+    )
 
 
 def test_v2_other_openssl_errors_are_verification_failed(pki: Pki) -> None:

@@ -31,6 +31,7 @@ from appgw.certificates import (
     CODE_NOT_YET_VALID,
     CODE_UNSUPPORTED_KEY,
     CertificateError,
+    bundle_leaf,
     chain_order_problems,
     decode_certificate_blob,
     inspect_certificate,
@@ -38,6 +39,7 @@ from appgw.certificates import (
     load_public_certificate,
     name_matches_certificate,
     public_cert_data_for_pfx,
+    public_cert_data_leaf,
     public_certificate_data,
 )
 
@@ -495,6 +497,31 @@ def test_public_cert_data_for_pfx_is_a_pkcs7_bundle_of_the_full_chain(chain: Cha
 
     # DER sorts the SET OF certificates, so compare without order.
     assert sorted(map(der, bundle)) == sorted(map(der, listener.full_chain()))
+
+
+def test_the_leaf_of_public_cert_data_is_found_by_linkage(chain: Chain) -> None:
+    full = load_pfx(
+        make_pfx(chain.leaf.key, chain.leaf.cert, [chain.root.cert, chain.intermediate.cert]),
+        PASSWORD,
+        now=NOW,
+    )
+    shown = public_cert_data_leaf(public_cert_data_for_pfx(full))
+    assert shown is not None and shown.subject == "CN=www.contoso.com,O=Contoso"
+    # `openssl req -x509` (Microsoft's CLI tutorial): a self-signed leaf marked CA:TRUE.
+    tutorial = issue(LEAF_NAME, ca=True)
+    alone = load_pfx(make_pfx(tutorial.key, tutorial.cert), PASSWORD, now=NOW)
+    shown = public_cert_data_leaf(public_cert_data_for_pfx(alone))
+    assert (
+        shown is not None
+        and shown.sha256_fingerprint == inspect_certificate(tutorial.cert).sha256_fingerprint
+    )
+    assert shown.not_after == NOW + timedelta(days=365)
+    # Any order; an unrelated CA beside a chain does not hide the leaf.
+    for order in ([chain.root, chain.leaf, chain.intermediate], [tutorial, chain.leaf]):
+        assert bundle_leaf([issued.cert for issued in order]) == chain.leaf.cert
+    assert bundle_leaf([]) is None
+    assert public_cert_data_leaf("not base64!") is None
+    assert public_cert_data_leaf(base64.b64encode(b"not a bundle").decode()) is None
 
 
 # --- inspect_certificate ----------------------------------------------------------------------

@@ -46,14 +46,17 @@ __all__ = [
     "ChainProblem",
     "ListenerCertificate",
     "ListenerPrivateKey",
+    "bundle_leaf",
     "chain_order_problems",
     "decode_certificate_blob",
     "inspect_certificate",
+    "issued_by",
     "load_listener_certificate",
     "load_pfx",
     "load_public_certificate",
     "name_matches_certificate",
     "public_cert_data_for_pfx",
+    "public_cert_data_leaf",
     "public_certificate_data",
 ]
 
@@ -378,7 +381,8 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _issued_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
+def issued_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Whether `issuer` signed `child` (names and signature)."""
     # The cheap name comparison first: this runs for every pair of certificates.
     if child.issuer != issuer.subject:
         return False
@@ -395,7 +399,7 @@ def _issuer_path(certs: Sequence[x509.Certificate], leaf_index: int) -> tuple[li
     path: list[int] = []
     current = leaf_index
     while (
-        issuer := next((i for i in remaining if _issued_by(certs[current], certs[i])), None)
+        issuer := next((i for i in remaining if issued_by(certs[current], certs[i])), None)
     ) is not None:
         path.append(issuer)
         remaining.remove(issuer)
@@ -432,6 +436,30 @@ def public_cert_data_for_pfx(cert: ListenerCertificate) -> str:
     """
     bundle = pkcs7.serialize_certificates(list(cert.full_chain()), serialization.Encoding.DER)
     return base64.b64encode(bundle).decode("ascii")
+
+
+def bundle_leaf(certs: Sequence[x509.Certificate]) -> x509.Certificate | None:
+    """The leaf of certificates in no particular order: the one that issued none of the
+    others (a non-CA one among several such). By linkage, not by the CA flag alone: `openssl
+    req -x509`, as Microsoft's tutorials make a listener certificate, marks its self-signed
+    certificate CA:TRUE, and that certificate is the leaf."""
+    ends = [
+        cert
+        for cert in certs
+        if not any(other != cert and issued_by(other, cert) for other in certs)
+    ]
+    return next((cert for cert in ends if not _is_ca(cert)), ends[0] if ends else None)
+
+
+def public_cert_data_leaf(data: str) -> CertificateInfo | None:
+    """The leaf of an sslCertificates entry's `publicCertData` (a PKCS#7 bundle whose DER
+    order is not the chain's), for display; None when the data holds no certificate."""
+    try:
+        certs = pkcs7.load_der_pkcs7_certificates(base64.b64decode(data, validate=True))
+    except ValueError:  # binascii.Error is one
+        return None
+    leaf = bundle_leaf(certs)
+    return inspect_certificate(leaf) if leaf is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -518,7 +546,7 @@ def inspect_certificate(cert: x509.Certificate) -> CertificateInfo:
         sha1_thumbprint=cert.fingerprint(hashes.SHA1()).hex().upper(),
         spki_sha256=base64.b64encode(hashlib.sha256(spki).digest()).decode("ascii"),
         is_ca=_is_ca(cert),
-        self_signed=_issued_by(cert, cert),
+        self_signed=issued_by(cert, cert),
         key_description=_describe_certificate_key(cert),
         signature_hash=_signature_hash_name(cert),
     )
@@ -605,7 +633,7 @@ def chain_order_problems(certs: Sequence[x509.Certificate]) -> tuple[ChainProble
         )
     path, unrelated = _issuer_path(certs, leaf_index)
     for child, parent in pairwise(sorted([leaf_index, *path])):
-        if not _issued_by(certs[child], certs[parent]):
+        if not issued_by(certs[child], certs[parent]):
             problems.append(
                 ChainProblem(
                     "ChainOutOfOrder",

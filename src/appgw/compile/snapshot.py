@@ -6,6 +6,7 @@ a request. Nothing here is validated again on the hot path.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ssl
 from collections.abc import Mapping
@@ -14,6 +15,7 @@ from typing import NamedTuple
 
 from appgw.compile.identity import BackendIdentity, ProbeHost, backend_identity
 from appgw.compile.matching import CertificateSelector, HostMatcher, PathMatcher
+from appgw.model.ids import GatewayId
 from appgw.tls.server import TlsPolicy
 from appgw.tls.trust import BackendTrust
 
@@ -43,6 +45,31 @@ class BackendSettings:
     drain_timeout: float  # seconds a removed member keeps its in-flight connections
     trust: BackendTrust | None  # Https only
     sni_name: str | None  # v2 explicit SNI / expected name
+
+
+@functools.lru_cache(maxsize=256)
+def gateway_label(gateway_id: str) -> str:
+    """'resource group/name' of a gateway id: enough to tell gateways apart in a log line, as
+    Azure's default child names (appGatewayBackendPool, ...) are the same in every gateway."""
+    parsed = GatewayId.parse(gateway_id)
+    return f"{parsed.resource_group}/{parsed.name}" if parsed is not None else gateway_id
+
+
+def backend_where(
+    gateway_id: str,
+    pool: str,
+    settings: BackendSettings,
+    address: str,
+    port: int,
+    rule: str | None = None,
+) -> str:
+    """How every log line about a backend names it (health probes and traffic alike):
+    "backend https://10.0.0.4:443 (gateway 'rg1/appgw', pool 'p', settings 's', rule 'r')"."""
+    scheme = "https" if settings.trust is not None else "http"
+    named = f"gateway '{gateway_label(gateway_id)}', pool '{pool}', settings '{settings.name}'"
+    if rule is not None:
+        named += f", rule '{rule}'"
+    return f"backend {scheme}://{address}:{port} ({named})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +194,24 @@ class ProbeSpec:
     def host_rule(self) -> ProbeHost:
         """What the probe says about names, for compile/identity.py's rule."""
         return ProbeHost(self.probe_name is not None, self.host, self.pick_host_from_settings)
+
+    def probe_of(self, member: BackendMember, *, sku_v1: bool) -> tuple[object, ...]:
+        """What probing `member` sends and how its answers are judged and counted. Equal
+        before and after a change (another member in the pool, the settings' request
+        timeout, affinity or path), the member is probed as before and keeps its health."""
+        identity = backend_identity(self.settings, member, sku_v1=sku_v1, probe=self.host_rule)
+        return (
+            identity,
+            member,
+            self.settings.trust,
+            self.path,
+            self.port,
+            self.interval,
+            self.timeout,
+            self.unhealthy_threshold,
+            self.status_ranges,
+            self.body,
+        )
 
     @property
     def fingerprint(self) -> str:

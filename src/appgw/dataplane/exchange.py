@@ -19,6 +19,7 @@ from appgw.compile.snapshot import (
     Site,
     Snapshot,
     UpstreamKey,
+    backend_where,
 )
 from appgw.core.forward import backend_request_head
 from appgw.core.http import (
@@ -310,10 +311,7 @@ class Exchange:
         self.client.backend_deadline.set(settings.request_timeout, self._request_timed_out)
 
     def _backend_unusable(self, key: UpstreamKey, target: ForwardTarget, error: Exception) -> None:
-        where = (
-            f"backend {key.describe()} (pool '{target.pool.name}', settings "
-            f"'{target.settings.name}', rule '{target.rule_name}')"
-        )
+        where = self._where(target, key.address)
         if isinstance(error, BackendTlsRejected):
             log.error("%s rejected: %s", where, describe_rejection(error.verdict, key.sni))
             if self.member is not None:
@@ -321,6 +319,16 @@ class Exchange:
                 self.client.services.traffic.record(member_key, key, error.verdict)
         elif isinstance(error, UpstreamError):
             log.error("%s unusable: %s", where, error.message)
+
+    def _where(self, target: ForwardTarget, address: str) -> str:
+        return backend_where(
+            self.snapshot.gateway_id,
+            target.pool.name,
+            target.settings,
+            address,
+            target.settings.port,
+            target.rule_name,
+        )
 
     def _failed(self, failure: Failure, error_info: str, give_up_message: str = "") -> None:
         """The backend failed before a response started: retry once, or answer (and log
@@ -343,8 +351,9 @@ class Exchange:
             avoid = self.member if decision.avoid_failed_member else None
             self.client.loop.call_soon(self.send_to_backend, avoid)
             return
-        if give_up_message:
-            log.error("backend %s failed: %s", self.server_routed, give_up_message)
+        if give_up_message and self.member is not None:
+            where = self._where(forward.target, self.member.address)
+            log.error("%s failed: %s", where, give_up_message)
         self.answer(decision.status, decision.error_info, close=decision.close)
 
     # --- from the backend (ResponseConsumer) -----------------------------------------------------
@@ -456,12 +465,12 @@ class Exchange:
             self.client.close()
             return
         forward = self.forward
-        log.error(
-            "backend %s did not answer within %ss (settings %s)",
-            self.server_routed,
-            forward.target.settings.request_timeout if forward else "?",
-            forward.target.settings.name if forward else "?",
-        )
+        if forward is not None and self.member is not None:
+            log.error(
+                "%s did not answer within %gs (the settings' request timeout)",
+                self._where(forward.target, self.member.address),
+                forward.target.settings.request_timeout,
+            )
         self._failed(Failure.TIMEOUT, "ERRORINFO_UPSTREAM_TIMED_OUT")
 
     # --- answers from the gateway itself ---------------------------------------------------------

@@ -17,7 +17,13 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from appgw.compile.snapshot import BackendMember, HealthKey, ProbeSpec, Snapshot
+from appgw.compile.snapshot import (
+    BackendMember,
+    HealthKey,
+    ProbeSpec,
+    Snapshot,
+    backend_where,
+)
 from appgw.health.probe import ProbeResult, run_probe
 from appgw.observability import HealthMetrics
 from appgw.state.board import BOARD_FILE, HealthBoard, publish
@@ -150,7 +156,19 @@ class HealthMonitor:
                 if key[0] != gateway_key:
                     continue
                 spec_member = wanted.get(key)
+                if spec_member is not None and snapshot is not None:
+                    spec, member = spec_member
+                    if spec != member_health.spec and _probed_alike(
+                        member_health, spec, member, snapshot.sku_v1
+                    ):
+                        # Probed as before: its results and failure count still hold, and
+                        # its loop probes with the new spec from the next round.
+                        member_health.spec = spec
+                        member_health.gateway_id = snapshot.gateway_id
+                        continue
                 if spec_member is None or spec_member[0] != member_health.spec:
+                    # Probed otherwise (or no more): its health starts afresh, as Azure marks
+                    # a backend unhealthy until a successful probe (see _record).
                     if member_health.task is not None:
                         member_health.task.cancel()
                     del self.members[key]
@@ -210,22 +228,21 @@ class HealthMonitor:
                 leaf.days_until_expiry(),
             )
         if changed:
-            scheme = "https" if member.spec.settings.trust is not None else "http"
             reason = (
                 describe_rejection(result.verdict, result.identity.sni)
                 if result.verdict is not None and not result.verdict.ok
                 else result.message
             )
-            log.warning(
-                "health probe: backend %s://%s:%d (pool '%s', settings '%s') is %s: %s",
-                scheme,
+            where = backend_where(
+                member.gateway_id,
+                member.spec.pool.name,
+                member.spec.settings,
                 member.member.address,
                 result.port,
-                member.spec.pool.name,
-                member.spec.settings.name,
-                member.state,
-                reason,
             )
+            # A member coming back is good news; only losing one needs attention.
+            level = logging.INFO if member.state == "Healthy" else logging.WARNING
+            log.log(level, "health probe: %s is %s: %s", where, member.state, reason)
             if self._board_due is None:
                 self._board_due = asyncio.get_running_loop().call_later(
                     BOARD_WRITE_DELAY, self._write_due_board
@@ -299,6 +316,14 @@ class HealthMonitor:
 
         future = asyncio.run_coroutine_threadsafe(all_members(), self.loop)
         return future.result(timeout + 5)
+
+
+def _probed_alike(
+    member: MemberHealth, spec: ProbeSpec, backend: BackendMember, sku_v1: bool
+) -> bool:
+    return member.sku_v1 == sku_v1 and member.spec.probe_of(
+        member.member, sku_v1=sku_v1
+    ) == spec.probe_of(backend, sku_v1=sku_v1)
 
 
 def down_of(group: list[MemberHealth]) -> list[MemberHealth]:

@@ -34,6 +34,11 @@ Decisions beyond what Azure documents:
   no purpose/EKU check).
 * The "expired" check of v1 (the allow-listed leaf is outside its validity window) also
   follows `validate_chain_and_expiry`; Azure v1 has no such knob, so the compiler passes True.
+* A certificate uploaded in the wrong role is named as such, under Azure's check code: on v1 a
+  CA certificate of the backend's chain (sent or not) uploaded as the authentication
+  certificate, where v1 needs the backend's own certificate; on v2 the backend's own
+  certificate uploaded as a trusted root. Only an allow-listed leaf sent after another
+  certificate is called a misordered chain.
 * `verify_name=None` means "no name to check" (e.g. v1 IP member); an empty string is a name
   and matches nothing.
 """
@@ -44,7 +49,7 @@ import functools
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -59,6 +64,7 @@ from appgw.certificates import (
     CertificateInfo,
     chain_order_problems,
     inspect_certificate,
+    issued_by,
     name_matches_certificate,
 )
 
@@ -433,11 +439,25 @@ class _Verdicts:
             if same_subject
             else f"uploaded: {_list_subjects(allowed)}"
         )
+        issuer = self._uploaded_issuer(allowed)
+        if issuer is not None:
+            uploaded, issued = issuer
+            what = (
+                "that issued the backend's certificate"
+                if issued == leaf
+                else f"from the backend's chain (it issued the intermediate '{issued.subject}')"
+            )
+            return (
+                f"{head}: you uploaded the CA certificate '{uploaded.subject}' {what}; "
+                f"Standard (v1) needs the backend's own certificate '{leaf.subject}' (its .cer) "
+                "as the authentication certificate of these backend settings."
+            )
         later = next(
             (
                 index
                 for index, der in enumerate(self.ders[1:], start=2)
-                if der in self.trust.allowed_leaves_der
+                # A CA sent later is no server certificate out of place.
+                if der in self.trust.allowed_leaves_der and not self.presented[index - 1].is_ca
             ),
             None,
         )
@@ -450,6 +470,23 @@ class _Verdicts:
             f"{head} ({note}); upload the certificate the backend actually serves (.cer) as "
             "an authentication certificate of these backend settings."
         )
+
+    def _uploaded_issuer(
+        self, allowed: tuple[x509.Certificate, ...]
+    ) -> tuple[CertificateInfo, CertificateInfo] | None:
+        """(uploaded CA, the presented certificate it issued) when an authentication
+        certificate is a CA of the backend's chain, sent by the server or not: the v2 habit of
+        uploading the root, which v1 compares with the leaf and never matches. (A leaf that is
+        allow-listed but sent later is a misordered chain instead.)"""
+        for uploaded in allowed:
+            info = inspect_certificate(uploaded)
+            if not info.is_ca:
+                continue
+            der = uploaded.public_bytes(Encoding.DER)
+            for cert, presented, sent in zip(self.certs, self.presented, self.ders, strict=True):
+                if sent != der and issued_by(cert, uploaded):
+                    return info, presented
+        return None
 
     # -- v2: chain to trusted roots ----------------------------------------------------
 
@@ -508,7 +545,10 @@ class _Verdicts:
             verified = context.get_verified_chain()
         except crypto.X509StoreContextError as error:
             code, depth, text = int(error.errors[0]), int(error.errors[1]), str(error.errors[2])
-            return self._classify(code, depth, text, error.certificate.to_cryptography())
+            verdict = self._classify(code, depth, text, error.certificate.to_cryptography())
+            if self.ders[0] in self.trust.trusted_roots_der:
+                return replace(verdict, message=self._leaf_uploaded_as_root())
+            return verdict
         except crypto.Error as error:  # OpenSSL failed outside verification proper
             return self.fail(
                 CHECK_VERIFICATION_FAILED,
@@ -520,6 +560,26 @@ class _Verdicts:
             problem.message.rstrip(".") for problem in order if problem.code != CHECK_LEAF_NOT_FIRST
         )
         return f"chains to the {anchors.kind} '{top}'" + (f" (note: {notes})" if notes else "")
+
+    def _leaf_uploaded_as_root(self) -> str:
+        """The reverse of v1's habit: the backend's own certificate uploaded as a trusted
+        root. OpenSSL's error (which keeps Azure's category) depends on what else the server
+        sent; the cause is the same."""
+        leaf = self.leaf
+        root = next((info for info in self.presented[1:] if info.is_ca and info.self_signed), None)
+        if root is not None:
+            which = f"'{root.subject}', the root the backend sends at the top of its chain"
+        else:
+            # The highest certificate sent names the next one up: the root, or a CA under it.
+            top = self.presented[-1] if self.presented[-1].is_ca else leaf
+            which = f"'{top.issuer}', which issued '{top.subject}'"
+        return (
+            "None of the trusted root certificates of these backend settings issued the "
+            f"backend's certificate: you uploaded the backend's own certificate "
+            f"'{leaf.subject}' as a trusted root; Standard_v2 needs the root CA certificate "
+            f"that issued it ({which}) as the trusted root certificate of these backend "
+            "settings."
+        )
 
     def _classify(
         self, code: int, depth: int, text: str, failing: x509.Certificate

@@ -3,13 +3,11 @@ Multi site, HTTP or HTTPS with an uploaded PFX or an existing certificate)."""
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
-from cryptography.hazmat.primitives.serialization import pkcs7
 from starlette.datastructures import FormData
 
-from appgw.certificates import inspect_certificate
+from appgw.certificates import public_cert_data_leaf
 from appgw.model.ids import GatewayId
 from appgw.portal.common import (
     CertificateChoice,
@@ -228,13 +226,10 @@ def _certificates(view: dict[str, Any]) -> list[dict[str, Any]]:
     for cert in view["properties"]["sslCertificates"]:
         subject = expires = ""
         data = cert["properties"].get("publicCertData")
-        if data:
-            certificates = pkcs7.load_der_pkcs7_certificates(base64.b64decode(data))
-            leaf = next((c for c in certificates if not inspect_certificate(c).is_ca), None)
-            if leaf is not None:
-                info = inspect_certificate(leaf)
-                subject = info.subject
-                expires = info.not_after.date().isoformat()
+        info = public_cert_data_leaf(data) if data else None
+        if info is not None:
+            subject = info.subject
+            expires = info.not_after.date().isoformat()
         rows.append(
             {
                 "name": cert["name"],
