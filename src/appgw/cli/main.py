@@ -18,6 +18,8 @@ app = typer.Typer(
     name="appgw",
     help="A self-hosted application gateway managed like Azure Application Gateway.",
     no_args_is_help=True,
+    # Plain click help: rich's option table cuts long option names at 80 columns.
+    rich_markup_mode=None,
     add_completion=True,
 )
 app.add_typer(cert_app, name="cert")
