@@ -191,4 +191,5 @@ def _root() -> None:
 
 
 def main() -> None:
-    app()
+    # Named, so `python -m appgw` completes (_APPGW_COMPLETE) and shows usage as `appgw` too.
+    app(prog_name="appgw")

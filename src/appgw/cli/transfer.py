@@ -19,8 +19,8 @@ from typing import Annotated, Any
 import typer
 
 from appgw.cli.az_shape import AZ_ONLY, GATEWAY_ENVELOPE, unflatten
-from appgw.cli.client import API_VERSION, DEFAULT_SUBSCRIPTION, Api, emit, fail
-from appgw.cli.options import AzCommand, Output, Query, ResourceGroup, Server, Subscription
+from appgw.cli.client import API_VERSION, DEFAULT_SUBSCRIPTION, Api, await_operation, emit, fail
+from appgw.cli.options import AzCommand, NoWait, Output, Query, ResourceGroup, Server, Subscription
 from appgw.model.arm_template import (
     Deployment,
     Template,
@@ -554,6 +554,7 @@ def register(app: typer.Typer) -> None:
                 "hidden); store nothing."
             ),
         ] = False,
+        no_wait: NoWait = False,
         subscription: Subscription = None,
         server: Server = None,
         output: Output = "json",
@@ -642,7 +643,11 @@ def register(app: typer.Typer) -> None:
                 "add --overwrite to replace it, or choose another --name"
             )
         headers = {"If-Match": etag} if etag is not None else {"If-None-Match": "*"}
-        emit(api.call("PUT", path, body=document, headers=headers).json(), output, query)
+        response = api.call("PUT", path, body=document, headers=headers)
+        if no_wait:
+            return
+        await_operation(api, response)
+        emit(response.json(), output, query)
 
     @app.command("export", cls=AzCommand)
     def export_command(
