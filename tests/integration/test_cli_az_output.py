@@ -73,6 +73,7 @@ def test_az_style_queries_get_values(server: ServeProcess, api: httpx.Client) ->
     assert json.loads(printed(url, *query, "sku.name")) == "Standard_v2"
     assert printed(url, *query, "sku.name", "-o", "tsv") == "Standard_v2\n"
     assert printed(url, *query, "properties.sku.name") == ""  # az prints nothing for null
+    assert printed(url, "identity", "show", *GATEWAY) == ""  # appgw gateways have none
 
     shown = printed(
         url, "root-cert", "show", *CHILDREN, "-n", "backendRoot",
@@ -330,6 +331,7 @@ def test_wait_for_deleted_and_for_a_timeout(server: ServeProcess, api: httpx.Cli
         ("root-cert", "create", *CHILDREN, "-n", "kv", "--keyvault-secret", "https://v/s/x"),
         ("create", *GATEWAY, "--key-vault-secret-id", "https://v/s/x"),
         ("create", *GATEWAY, "--identity", "/subscriptions/s/resourceGroups/rg/providers/x/id"),
+        ("identity", "assign", *GATEWAY, "--identity", "myIdentity"),
     ],
 )
 def test_key_vault_flags_are_refused_by_name(server: ServeProcess, args: tuple[str, ...]) -> None:

@@ -135,6 +135,7 @@ def register(app: typer.Typer) -> None:
     register_create(app)
     register_update(app)
     register_wait(app)
+    app.add_typer(identity_app(), name="identity")
 
     for verb, help_text in (
         ("start", "Start a stopped application gateway (its listeners open again)."),
@@ -236,6 +237,15 @@ def _register_action(app: typer.Typer, verb: str, help_text: str) -> None:
     app.command(verb, cls=AzCommand)(action)
 
 
+# az's Key Vault and managed identity flags, accepted only to say why appgw refuses them.
+IDENTITY_REFUSAL = f"{MANAGED_IDENTITY}: upload the PFX with --cert-file"
+KeyVaultSecretId = Annotated[
+    str | None,
+    unsupported_option(
+        "--key-vault-secret-id", reason=f"{KEY_VAULT}: upload the PFX with --cert-file"
+    ),
+]
+Identity = Annotated[str | None, unsupported_option("--identity", reason=IDENTITY_REFUSAL)]
 Tags = Annotated[
     list[str] | None,
     typer.Option(help="Space-separated tags: key[=value]. Use '' to clear them (update)."),
@@ -309,18 +319,8 @@ def register_create(app: typer.Typer) -> None:
         subnet: Annotated[str, typer.Option(help="Subnet name.")] = "default",
         http2: Http2 = None,
         tags: Tags = None,
-        key_vault_secret_id: Annotated[
-            str | None,
-            unsupported_option(
-                "--key-vault-secret-id", reason=f"{KEY_VAULT}: upload the PFX with --cert-file"
-            ),
-        ] = None,
-        identity: Annotated[
-            str | None,
-            unsupported_option(
-                "--identity", reason=f"{MANAGED_IDENTITY}: upload the PFX with --cert-file"
-            ),
-        ] = None,
+        key_vault_secret_id: KeyVaultSecretId = None,
+        identity: Identity = None,
         no_wait: NoWait = False,
         subscription: Subscription = None,
         server: Server = None,
@@ -539,6 +539,51 @@ def register_wait(app: typer.Typer) -> None:
             if time.monotonic() + interval > deadline:
                 fail(f"--timeout: the condition did not hold within {timeout} seconds")
             time.sleep(interval)
+
+
+def identity_app() -> typer.Typer:
+    """az's `identity` group: appgw has no managed identities (Azure uses them to read Key
+    Vault), so assign and remove refuse their --identity by name and show prints none."""
+    identity = typer.Typer(
+        help="Managed identities (not supported: upload certificates instead).",
+        no_args_is_help=True,
+        rich_markup_mode=None,
+    )
+    for verb in ("assign", "remove"):
+
+        def change(
+            resource_group: ResourceGroup,
+            name: Name,
+            identity_id: Identity = None,
+            subscription: Subscription = None,
+            server: Server = None,
+        ) -> None:
+            fail(f"--identity: {IDENTITY_REFUSAL}", 2)
+
+        change.__doc__ = (
+            f"Not supported: appgw has no managed identities.\n\nExample: appgw identity {verb} "
+            "-g myResourceGroup -n myAppGateway --identity myIdentity"
+        )
+        identity.command(verb, cls=AzCommand)(change)
+
+    @identity.command("show", cls=AzCommand)
+    def show(
+        resource_group: ResourceGroup,
+        name: Name,
+        subscription: Subscription = None,
+        server: Server = None,
+        output: Output = "json",
+        query: Query = None,
+    ) -> None:
+        """Show the gateway's managed identity: appgw gateways have none, so nothing is printed.
+
+        Example: appgw identity show -g myResourceGroup -n myAppGateway
+        """
+        api = Api.connect(server, subscription)
+        gateway = api.call("GET", api.gateway_path(resource_group, name)).json()
+        emit(gateway.get("identity"), output, query)
+
+    return identity
 
 
 def _choice(value: str, choices: tuple[str, ...], flag: str) -> str:
