@@ -93,7 +93,7 @@ def test_certificate_groups_and_ssl_policy(
         server, "ssl-cert", "create", *GW, "-n", "siteCert", "--cert-file", str(pfx_file),
         "--cert-password-stdin", stdin=pfx.password + "\n",
     )  # fmt: skip
-    assert created["name"] == "siteCert" and created["properties"]["publicCertData"]
+    assert created["name"] == "siteCert" and created["publicCertData"]
     assert pfx.password not in json.dumps(stored(api)) + json.dumps(created)
     wrong = refused(
         server, "ssl-cert", "create", *GW, "-n", "other", "--cert-file", str(pfx_file),
@@ -115,15 +115,16 @@ def test_certificate_groups_and_ssl_policy(
     assert "no.pfx" in missing and "no such file" in missing
     renewed = make_pfx(ca, "www.contoso.com", password="Renewed1")
     pfx_file.write_bytes(base64.b64decode(renewed.b64))
-    before = ok(server, "ssl-cert", "show", *GW, "-n", "siteCert")["properties"]["publicCertData"]
+    before = ok(server, "ssl-cert", "show", *GW, "-n", "siteCert")["publicCertData"]
     updated = ok(
         server, "ssl-cert", "update", *GW, "-n", "siteCert", "--cert-file", str(pfx_file),
         "--cert-password", "Renewed1",
     )  # fmt: skip
-    assert updated["properties"]["publicCertData"] != before
+    assert updated["publicCertData"] != before
     table = appgw(server, "ssl-cert", "list", *GW, "-o", "table")
     header, rule, *rows = table.stdout.splitlines()
-    assert header.split()[0] == "name" and set(rule.replace(" ", "")) == {"-"}
+    assert header.split() == ["Name", "ProvisioningState", "PublicCertData", "ResourceGroup"]
+    assert set(rule.replace(" ", "")) == {"-"}
     assert [row.split()[0] for row in rows] == ["appgwSslCert", "siteCert"]
     assert ok(server, "ssl-cert", "delete", *GW, "-n", "siteCert") is None
     assert names(api, "sslCertificates") == ["appgwSslCert"]
@@ -145,7 +146,7 @@ def test_certificate_groups_and_ssl_policy(
         "--cert-file",
         str(tmp_path / "root.pem"),
     )
-    assert made["properties"]["data"] == expected
+    assert made["data"] == expected
     ok(
         server,
         "root-cert",
@@ -157,7 +158,7 @@ def test_certificate_groups_and_ssl_policy(
         str(tmp_path / "root.der"),
     )
     shown = ok(server, "root-cert", "show", *GW, "-n", "pemRoot")
-    assert shown["properties"]["data"] == expected
+    assert shown["data"] == expected
     listed = ok(server, "root-cert", "list", *GW, "--query", "[].name")
     assert listed == ["backendRoot", "pemRoot"]
     not_cer = refused(
@@ -194,11 +195,11 @@ def test_certificate_groups_and_ssl_policy(
     ok(server, "ssl-policy", "set", *GW, "--clear")
     assert "sslPolicy" not in stored(api)["properties"]
     options = ok(server, "ssl-policy", "list-options", "--subscription", "sub1")
-    assert "TLSv1_3" in options["properties"]["availableProtocols"]
+    assert "TLSv1_3" in options["availableProtocols"]
     listed_policies = ok(server, "ssl-policy", "predefined", "list", "--query", "[].name")
     assert "AppGwSslPolicy20220101" in listed_policies
     one = ok(server, "ssl-policy", "predefined", "show", "-n", "AppGwSslPolicy20220101")
-    assert one["properties"]["minProtocolVersion"] == "TLSv1_2"
+    assert one["minProtocolVersion"] == "TLSv1_2"
 
 
 def test_auth_cert_on_a_v1_gateway(
@@ -217,14 +218,12 @@ def test_auth_cert_on_a_v1_gateway(
     cer = tmp_path / "backend.cer"
     cer.write_bytes(backend_ca.cert_pem.bytes())
     made = ok(server, "auth-cert", "create", *GW, "-n", "backendCert", "--cert-file", str(cer))
-    assert base64.b64decode(made["properties"]["data"])[:1] == b"\x30"
+    assert base64.b64decode(made["data"])[:1] == b"\x30"
     settings = ok(
         server, "http-settings", "update", *GW, "-n", "appGatewayBackendHttpSettings",
         "--auth-certs", "backendCert",
     )  # fmt: skip
-    assert [last(r) for r in settings["properties"]["authenticationCertificates"]] == [
-        "backendCert"
-    ]
+    assert [last(r) for r in settings["authenticationCertificates"]] == ["backendCert"]
     ok(server, "auth-cert", "update", *GW, "-n", "backendCert", "--cert-file", str(cer))
     assert ok(server, "auth-cert", "show", *GW, "-n", "backendCert")["name"] == "backendCert"
     assert ok(server, "auth-cert", "list", *GW, "--query", "[].name") == ["backendCert"]
@@ -247,14 +246,12 @@ def test_auth_cert_on_a_v1_gateway(
 
 def test_routing_groups(server: ServeProcess, api: httpx.Client) -> None:
     port = str(free_port())
-    assert ok(server, "frontend-port", "create", *GW, "-n", "port2", "--port", port)["properties"][
-        "port"
-    ] == int(port)
+    assert ok(server, "frontend-port", "create", *GW, "-n", "port2", "--port", port)["port"] == int(
+        port
+    )
     other = str(free_port())
     ok(server, "frontend-port", "update", *GW, "-n", "port2", "--port", other)
-    assert ok(server, "frontend-port", "show", *GW, "-n", "port2")["properties"]["port"] == int(
-        other
-    )
+    assert ok(server, "frontend-port", "show", *GW, "-n", "port2")["port"] == int(other)
 
     pool = ok(
         server,
@@ -267,55 +264,51 @@ def test_routing_groups(server: ServeProcess, api: httpx.Client) -> None:
         "10.0.2.4",
         "api.contoso.com",
     )
-    assert pool["properties"]["backendAddresses"] == [
+    assert pool["backendAddresses"] == [
         {"ipAddress": "10.0.2.4"},
         {"fqdn": "api.contoso.com"},
     ]
     ok(server, "address-pool", "update", *GW, "-n", "pool2", "--servers", "10.0.2.5,10.0.2.6")
     table = appgw(server, "address-pool", "list", *GW, "-o", "table").stdout.splitlines()
-    assert table[0].split()[:2] == ["name", "backendAddresses"]
-    assert table[2].startswith("appGatewayBackendPool") and "10.0.1.4, app1.contoso.com" in table[2]
-    assert table[3].startswith("pool2") and "10.0.2.5, 10.0.2.6" in table[3]
+    # az's table: the scalar fields only (the addresses are a list), with ResourceGroup.
+    assert table[0].split() == ["Name", "ProvisioningState", "ResourceGroup"]
+    assert table[2].split() == ["appGatewayBackendPool", "Succeeded", "rg1"]
+    assert table[3].split() == ["pool2", "Succeeded", "rg1"]
 
     probe = ok(
         server, "probe", "create", *GW, "-n", "probe2", "--protocol", "Http", "--path", "/ready",
         "--host-name-from-http-settings", "true", "--match-status-codes", "200", "204",
     )  # fmt: skip
-    assert probe["properties"]["interval"] == 30 and probe["properties"]["timeout"] == 120
-    assert probe["properties"]["unhealthyThreshold"] == 8
-    assert probe["properties"]["match"]["statusCodes"] == ["200", "204"]
+    assert probe["interval"] == 30 and probe["timeout"] == 120
+    assert probe["unhealthyThreshold"] == 8
+    assert probe["match"]["statusCodes"] == ["200", "204"]
     updated = ok(
         server, "probe", "update", *GW, "-n", "probe2", "--interval", "10", "--match-body", "ok"
     )
-    assert updated["properties"]["interval"] == 10 and updated["properties"]["timeout"] == 120
-    assert updated["properties"]["match"] == {"statusCodes": ["200", "204"], "body": "ok"}
+    assert updated["interval"] == 10 and updated["timeout"] == 120
+    assert updated["match"] == {"statusCodes": ["200", "204"], "body": "ok"}
 
     settings = ok(
         server, "http-settings", "create", *GW, "-n", "settings2", "--port", "8080",
         "--probe", "probe2", "--enable-probe", "true", "--connection-draining-timeout", "30",
         "--host-name-from-backend-pool", "true",
     )  # fmt: skip
-    props = settings["properties"]
+    props = settings
     assert props["protocol"] == "Http" and props["cookieBasedAffinity"] == "Disabled"
     assert props["requestTimeout"] == 30 and last(props["probe"]) == "probe2"
     assert props["connectionDraining"] == {"enabled": True, "drainTimeoutInSec": 30}
-    no_host = refused(
-        server, "http-settings", "update", *GW, "-n", "settings2", "--root-certs", "backendRoot",
-        "--host-name-from-backend-pool", "false",
-    )  # fmt: skip
-    assert "--root-certs needs --host-name" in no_host
     https = ok(
         server, "http-settings", "update", *GW, "-n", "settings2", "--protocol", "Https",
         "--port", "443", "--root-certs", "backendRoot", "--probe", "", "--enable-probe", "false",
     )  # fmt: skip
-    assert https["properties"]["requestTimeout"] == 30 and https["properties"]["port"] == 443
-    assert [last(r) for r in https["properties"]["trustedRootCertificates"]] == ["backendRoot"]
-    assert "probe" not in https["properties"]
+    assert https["requestTimeout"] == 30 and https["port"] == 443
+    assert [last(r) for r in https["trustedRootCertificates"]] == ["backendRoot"]
+    assert "probe" not in https
 
     listener = ok(
         server, "http-listener", "create", *GW, "-n", "listener2", "--frontend-port", "port2"
     )
-    props = listener["properties"]
+    props = listener
     assert (
         props["protocol"] == "Http"
         and last(props["frontendIPConfiguration"]) == "appGatewayFrontendIP"
@@ -324,8 +317,8 @@ def test_routing_groups(server: ServeProcess, api: httpx.Client) -> None:
         server, "http-listener", "update", *GW, "-n", "listener2", "--ssl-cert", "appgwSslCert",
         "--host-name", "api.contoso.com",
     )  # fmt: skip
-    assert secure["properties"]["protocol"] == "Https"
-    assert secure["properties"]["requireServerNameIndication"] is True
+    assert secure["protocol"] == "Https"
+    assert secure["requireServerNameIndication"] is True
     wild = ok(
         server,
         "http-listener",
@@ -338,10 +331,7 @@ def test_routing_groups(server: ServeProcess, api: httpx.Client) -> None:
         "--host-names",
         "contoso.com",
     )
-    assert (
-        wild["properties"]["hostNames"] == ["*.contoso.com", "contoso.com"]
-        and "hostName" not in wild["properties"]
-    )
+    assert wild["hostNames"] == ["*.contoso.com", "contoso.com"] and "hostName" not in wild
 
     several = refused(server, "rule", "create", *GW, "-n", "rule2", "--priority", "200")
     assert "--http-listener is needed" in several and "appGatewayHttpListener, listener2" in several
@@ -349,16 +339,13 @@ def test_routing_groups(server: ServeProcess, api: httpx.Client) -> None:
         server, "rule", "create", *GW, "-n", "rule2", "--priority", "200",
         "--http-listener", "listener2", "--address-pool", "pool2", "--http-settings", "settings2",
     )  # fmt: skip
-    assert (
-        rule["properties"]["ruleType"] == "Basic"
-        and last(rule["properties"]["backendAddressPool"]) == "pool2"
-    )
+    assert rule["ruleType"] == "Basic" and last(rule["backendAddressPool"]) == "pool2"
 
     redirect = ok(
         server, "redirect-config", "create", *GW, "-n", "toSecure", "-t", "Permanent",
         "--target-listener", "appGatewayHttpListener", "--include-path", "true",
     )  # fmt: skip
-    assert redirect["properties"]["redirectType"] == "Permanent"
+    assert redirect["redirectType"] == "Permanent"
     to_url = ok(
         server,
         "redirect-config",
@@ -369,20 +356,18 @@ def test_routing_groups(server: ServeProcess, api: httpx.Client) -> None:
         "--target-url",
         "https://contoso.com",
     )
-    assert (
-        "targetListener" not in to_url["properties"] and to_url["properties"]["includePath"] is True
-    )
+    assert "targetListener" not in to_url and to_url["includePath"] is True
     assert ok(server, "redirect-config", "list", *GW, "--query", "[].name") == ["toSecure"]
 
     path_map = ok(
         server, "url-path-map", "create", *GW, "-n", "map1", "--paths", "/images/*",
         "--address-pool", "pool2", "--http-settings", "settings2",
     )  # fmt: skip
-    props = path_map["properties"]
+    props = path_map
     assert last(props["defaultBackendAddressPool"]) == "pool2"
-    assert props["pathRules"][0]["name"] == "default" and props["pathRules"][0]["properties"][
-        "paths"
-    ] == ["/images/*"]
+    assert props["pathRules"][0]["name"] == "default" and props["pathRules"][0]["paths"] == [
+        "/images/*"
+    ]
     ok(
         server,
         "url-path-map",
@@ -397,8 +382,8 @@ def test_routing_groups(server: ServeProcess, api: httpx.Client) -> None:
     video = ok(
         server, "url-path-map", "rule", "create", *GW, *in_map, "-n", "video", "--paths", "/video/*"
     )
-    assert last(video["properties"]["backendAddressPool"]) == "appGatewayBackendPool"
-    assert last(video["properties"]["backendHttpSettings"]) == "settings2"
+    assert last(video["backendAddressPool"]) == "appGatewayBackendPool"
+    assert last(video["backendHttpSettings"]) == "settings2"
     moved = ok(
         server,
         "url-path-map",
@@ -411,7 +396,7 @@ def test_routing_groups(server: ServeProcess, api: httpx.Client) -> None:
         "--paths",
         "/v/* /media/*",
     )
-    assert moved["properties"]["paths"] == ["/v/*", "/media/*"]
+    assert moved["paths"] == ["/v/*", "/media/*"]
     assert (
         ok(server, "url-path-map", "rule", "show", *GW, *in_map, "-n", "video")["name"] == "video"
     )
@@ -426,13 +411,10 @@ def test_routing_groups(server: ServeProcess, api: httpx.Client) -> None:
         server, "rule", "update", *GW, "-n", "rule2", "--rule-type", "PathBasedRouting",
         "--url-path-map", "map1", "--address-pool", "", "--http-settings", "",
     )  # fmt: skip
-    assert last(routed["properties"]["urlPathMap"]) == "map1"
-    assert "backendAddressPool" not in routed["properties"]
+    assert last(routed["urlPathMap"]) == "map1"
+    assert "backendAddressPool" not in routed
     assert ok(server, "url-path-map", "show", *GW, "-n", "map1")["name"] == "map1"
-    assert (
-        ok(server, "rule", "show", *GW, "-n", "rule2")["properties"]["ruleType"]
-        == "PathBasedRouting"
-    )
+    assert ok(server, "rule", "show", *GW, "-n", "rule2")["ruleType"] == "PathBasedRouting"
 
     # Delete in reverse order of reference; each step is its own GET -> PUT.
     for group, name in (
@@ -456,9 +438,9 @@ def test_frontend_ip(server: ServeProcess, api: httpx.Client) -> None:
         server, "frontend-ip", "create", *GW, "-n", "appGatewayPrivateFrontendIP",
         "--private-ip-address", "127.0.0.1", "--subnet", subnet,
     )  # fmt: skip
-    assert made["properties"]["privateIPAddress"] == "127.0.0.1"
-    assert made["properties"]["privateIPAllocationMethod"] == "Static"
-    assert made["properties"]["subnet"]["id"] == subnet
+    assert made["privateIPAddress"] == "127.0.0.1"
+    assert made["privateIPAllocationMethod"] == "Static"
+    assert made["subnet"]["id"] == subnet
     public = ok(
         server,
         "frontend-ip",
@@ -469,7 +451,7 @@ def test_frontend_ip(server: ServeProcess, api: httpx.Client) -> None:
         "--public-ip-address",
         "pip2",
     )
-    assert public["properties"]["publicIPAddress"]["id"].endswith(
+    assert public["publicIPAddress"]["id"].endswith(
         "/rg1/providers/Microsoft.Network/publicIPAddresses/pip2"
     )
     assert len(ok(server, "frontend-ip", "list", *GW)) == 2

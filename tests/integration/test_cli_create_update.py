@@ -101,7 +101,7 @@ def test_create_builds_azures_default_gateway(
     v1 = cli(
         server, tmp_path, "create", "-g", "rg-create", "-n", "gw-v1", "--priority", "5",
         "--private-ip-address", "127.0.0.2", "--frontend-port", str(free_port()),
-        "--query", "properties.requestRoutingRules[0].properties",
+        "--query", "requestRoutingRules[0]",
     )  # fmt: skip
     assert v1.code == 0, v1.stderr
     assert "priority" not in v1.json()  # type: ignore[operator]
@@ -164,7 +164,7 @@ def test_update_and_generic_arguments(server: ServeProcess, tmp_path: Path) -> N
     removed = cli(
         server, tmp_path, "update", *common,
         "--remove", "backendAddressPools[0].backendAddresses", "0", "--remove", "sslPolicy",
-        "--query", "properties.backendAddressPools[0].properties.backendAddresses",
+        "--query", "backendAddressPools[0].backendAddresses",
     )  # fmt: skip
     assert removed.code == 0, removed.stderr
     assert removed.json() == [{"fqdn": "app2.contoso.com"}]

@@ -40,20 +40,19 @@ def test_login_then_gateway_commands(
     common = ("-g", "rg1", "-n", "appgw", "--subscription", "sub1")
     shown = appgw("show", *common, config=config)
     assert shown.returncode == 0, shown.stderr
-    assert json.loads(shown.stdout)["properties"]["sku"]["name"] == "Standard_v2"
-    state = appgw(
-        "show", *common, "--query", "properties.operationalState", "-o", "tsv", config=config
-    )
+    assert json.loads(shown.stdout)["sku"]["name"] == "Standard_v2"
+    state = appgw("show", *common, "--query", "operationalState", "-o", "tsv", config=config)
     assert state.stdout.strip() == "Running"
     table = appgw("list", "--subscription", "sub1", "-o", "table", config=config)
     assert table.returncode == 0
     header, rule, row = table.stdout.splitlines()[:3]
-    assert "name" in header and set(rule.replace(" ", "")) == {"-"} and "appgw" in row
+    assert "Name" in header and "ResourceGroup" in header and "appgw" in row
+    assert set(rule.replace(" ", "")) == {"-"}
 
     assert appgw("stop", *common, config=config).returncode == 0
     assert (
         appgw(
-            "show", *common, "--query", "properties.operationalState", "-o", "tsv", config=config
+            "show", *common, "--query", "operationalState", "-o", "tsv", config=config
         ).stdout.strip()
         == "Stopped"
     )

@@ -43,7 +43,8 @@ def test_shell_completion_lists_groups_and_verbs() -> None:
             **os.environ,
             "_APPGW_COMPLETE": "complete_bash",
             "COMP_WORDS": words,
-            "COMP_CWORD": str(len(words.split()) - 1),
+            # The word being completed: a new one after a trailing space.
+            "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1)),
         }
         done = subprocess.run(
             [sys.executable, "-m", "appgw"], env=environment, capture_output=True, text=True

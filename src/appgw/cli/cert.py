@@ -85,6 +85,8 @@ cert_app = typer.Typer(
     "Base-64 .cer (v1: the backend's own certificate; v2: the root of its chain).\n\n"
     "Example: appgw cert create-root --name 'Contoso Root' --out-cert root.cer --out-key root.key",
     no_args_is_help=True,
+    # Plain click help: rich's option table cuts long option names at 80 columns.
+    rich_markup_mode=None,
 )
 
 

@@ -10,19 +10,27 @@ import json
 import os
 import stat
 import sys
-from collections.abc import Sequence
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 import httpx
 import jmespath
 import typer
 
+from appgw.cli.az_shape import flatten
+
 API_VERSION = "2024-05-01"  # what the CLI sends; appgw accepts every dated version up to today
 DEFAULT_SERVER = "http://127.0.0.1:7480"
 DEFAULT_SUBSCRIPTION = "default"
 TIMEOUT = 60.0  # seconds; an on-demand probe may take its whole probe timeout
+# Polling a long-running operation: appgw applies a change in well under a second, so poll
+# soon, then back off (the status answer carries no Retry-After).
+FIRST_POLL_SECONDS = 0.1
+LAST_POLL_SECONDS = 2.0
 
 
 def config_path() -> Path:
@@ -112,6 +120,29 @@ class Api:
         return response
 
 
+def await_operation(api: Api, accepted: httpx.Response) -> None:
+    """Wait, as az does for a long-running operation, until the operation the response's
+    Azure-AsyncOperation header names is done (every process of the server serves the change);
+    a failed operation fails the command with its error. No header: it was done at once."""
+    link = accepted.headers.get("Azure-AsyncOperation")
+    if not link:
+        return
+    # The path only: the CLI keeps talking to --server whatever host name the server saw.
+    path = urlsplit(link).path
+    pause = FIRST_POLL_SECONDS
+    while True:
+        status = api.call("GET", path).json()
+        state = status.get("status")
+        if state == "Succeeded":
+            return
+        if state in ("Failed", "Canceled"):
+            error = status.get("error") or {}
+            code = error.get("code", f"Operation{state}")
+            fail(f"({code}) {error.get('message', f'the operation ended {state}')}")
+        time.sleep(pause)
+        pause = min(pause * 2, LAST_POLL_SECONDS)
+
+
 def _precondition_hint(status: int, headers: dict[str, str]) -> str | None:
     """What a 412 means for a create (If-None-Match: *). Writes with If-Match go through
     `children.edit.edit_gateway`, which reports their conflict itself."""
@@ -133,67 +164,101 @@ def _api_error(response: httpx.Response, hint: str | None = None) -> NoReturn:
     fail("\n".join(lines))
 
 
-def emit(value: Any, output: str, query: str | None) -> None:
-    """Print like az: -o json (default), table or tsv, after an optional JMESPath --query."""
+def emit(value: Any, output: str, query: str | None, *, as_az: bool = True) -> None:
+    """Print an API result as az prints it: flattened (`az_shape.flatten`; `as_az` False for a
+    request body, which keeps the API's shape), then an optional JMESPath --query, then -o json
+    (default), table or tsv as az's formatters lay them out."""
+    if as_az:
+        value = flatten(value)
     if query:
         try:
-            value = jmespath.search(query, value)
+            # az's query results keep their keys in the query's order (OrderedDict); the
+            # formatters below sort the keys of plain objects only.
+            options = jmespath.Options(dict_cls=OrderedDict)
+            value = jmespath.search(query, value, options=options)
         except jmespath.exceptions.JMESPathError as error:
             fail(f"--query: {error}", 2)
+    if value is None:
+        return  # az prints nothing for a null result, in every format
     if output == "json":
         typer.echo(json.dumps(value, indent=2))
     elif output == "tsv":
-        for row in _rows(value):
-            typer.echo("\t".join(_cell(v) for v in row.values()))
+        for item in value if isinstance(value, list) else [value]:
+            typer.echo(_tsv_row(item))
     elif output == "table":
-        rows = _rows(value)
-        if not rows:
-            return
-        columns = list(rows[0])
-        widths = [max(len(c), *(len(_cell(r.get(c))) for r in rows)) for c in columns]
-        typer.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
-        typer.echo("  ".join("-" * w for w in widths))
-        for row in rows:
-            cells = (_cell(row.get(c)).ljust(w) for c, w in zip(columns, widths, strict=True))
-            typer.echo("  ".join(cells).rstrip())
+        typer.echo(_table(value if isinstance(value, list) else [value], sort=not query))
     else:
         fail(f"-o {output}: use json, table or tsv", 2)
 
 
-def _rows(value: Any) -> list[dict[str, Any]]:
-    items: Sequence[Any] = value if isinstance(value, list) else [value]
-    rows = []
-    for item in items:
-        if isinstance(item, dict):
-            rows.append(_summary(item))
-        else:
-            rows.append({"Result": item})
-    return rows
+def _tsv_row(item: Any) -> str:
+    """One line: an object's values (keys sorted unless the query ordered them), a list's
+    items; a nested list prints its length and a nested object nothing, as az does."""
+    if isinstance(item, OrderedDict):
+        values = list(item.values())
+    elif isinstance(item, dict):
+        values = [item[key] for key in sorted(item)]
+    elif isinstance(item, list):
+        values = item
+    else:
+        return _tsv_cell(str(item).lower() if isinstance(item, bool) else item)
+    return "\t".join(_tsv_cell(v) for v in values)
 
 
-def _summary(item: dict[str, Any]) -> dict[str, Any]:
-    """Table columns: scalar fields, and for a resource its name and main properties."""
-    flat = {k: v for k, v in item.items() if not isinstance(v, dict | list)}
-    properties = item.get("properties")
-    if isinstance(properties, dict):
-        for key in ("provisioningState", "operationalState"):
-            if key in properties:
-                flat[key] = properties[key]
-        sku = properties.get("sku")
-        if isinstance(sku, dict) and "name" in sku:
-            flat["sku"] = sku["name"]
-    flat.pop("etag", None)
-    if "name" in flat:
-        flat.pop("id", None)  # the name says it in a table; -o json keeps the id
-    return flat
-
-
-def _cell(value: Any) -> str:
-    if value is None:
+def _tsv_cell(value: Any) -> str:
+    if isinstance(value, list):
+        return str(len(value))
+    if isinstance(value, dict):
         return ""
-    if isinstance(value, dict | list):
-        return json.dumps(value)
     return str(value)
+
+
+# az leaves these out of a table: the name says what the id says, and the rest is noise.
+_TABLE_SKIPS = ("id", "type", "etag")
+_TABLE_PADDING = 2  # columns are at least this much wider than their heading
+
+
+def _table(items: list[Any], *, sort: bool) -> str:
+    """az's automatic table: each object's scalar fields (capitalised, keys sorted unless a
+    query ordered them); a list's items as Column1..N; anything else as Result."""
+    rows = [_table_row(item, sort=sort) for item in items]
+    columns = list(dict.fromkeys(column for row in rows for column in row))
+    if not columns:
+        if not rows:
+            return ""
+        fail(
+            "-o table: the result has no plain values to show in columns; pick some with "
+            "--query, or use -o json"
+        )
+    cells = [[_table_cell(row.get(column)) for column in columns] for row in rows]
+    widths = [
+        max(len(column) + _TABLE_PADDING, *(len(line[i]) for line in cells))
+        for i, column in enumerate(columns)
+    ]
+    lines = [
+        "  ".join(text.ljust(width) for text, width in zip(line, widths, strict=True))
+        for line in [columns, ["-" * width for width in widths], *cells]
+    ]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _table_row(item: Any, *, sort: bool) -> dict[str, Any]:
+    if isinstance(item, dict):
+        keys = sorted(item) if sort else list(item)
+        return {
+            key[:1].upper() + key[1:]: item[key]
+            for key in keys
+            if key not in _TABLE_SKIPS
+            and item[key] is not None
+            and not isinstance(item[key], dict | list)
+        }
+    if isinstance(item, list):
+        return {f"Column{index}": value for index, value in enumerate(item, start=1)}
+    return {"Result": item}
+
+
+def _table_cell(value: Any) -> str:
+    return "" if value is None else str(value)
 
 
 def read_secret_stdin() -> str:

@@ -3,14 +3,18 @@ list, delete, start, stop, show-backend-health; and `appgw login`."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import jmespath
 import typer
 
+from appgw.cli.az_shape import flatten
 from appgw.cli.children.edit import Edit, edit_gateway
 from appgw.cli.client import (
     Api,
+    await_operation,
     emit,
     fail,
     read_secret_stdin,
@@ -19,13 +23,17 @@ from appgw.cli.client import (
 from appgw.cli.generic_update import add_item, key_values, remove_item, set_value
 from appgw.cli.options import (
     GROUP_SEPARATOR,
+    KEY_VAULT,
+    MANAGED_IDENTITY,
     AzCommand,
     Name,
+    NoWait,
     Output,
     Query,
     ResourceGroup,
     Server,
     Subscription,
+    unsupported_option,
 )
 from appgw.cli.uploads import read_pfx
 from appgw.model.document import ref
@@ -70,7 +78,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show an application gateway.
 
-        Example: appgw show -g myResourceGroup -n myAppGateway --query properties.operationalState
+        Example: appgw show -g myResourceGroup -n myAppGateway --query operationalState
         """
         api = Api.connect(server, subscription)
         emit(api.call("GET", api.gateway_path(resource_group, name)).json(), output, query)
@@ -111,6 +119,7 @@ def register(app: typer.Typer) -> None:
     def delete(
         resource_group: ResourceGroup,
         name: Name,
+        no_wait: NoWait = False,
         subscription: Subscription = None,
         server: Server = None,
     ) -> None:
@@ -119,10 +128,14 @@ def register(app: typer.Typer) -> None:
         Example: appgw delete -g myResourceGroup -n myAppGateway
         """
         api = Api.connect(server, subscription)
-        api.call("DELETE", api.gateway_path(resource_group, name))
+        accepted = api.call("DELETE", api.gateway_path(resource_group, name))
+        if not no_wait:
+            await_operation(api, accepted)
 
     register_create(app)
     register_update(app)
+    register_wait(app)
+    app.add_typer(identity_app(), name="identity")
 
     for verb, help_text in (
         ("start", "Start a stopped application gateway (its listeners open again)."),
@@ -211,16 +224,28 @@ def _register_action(app: typer.Typer, verb: str, help_text: str) -> None:
     def action(
         resource_group: ResourceGroup,
         name: Name,
+        no_wait: NoWait = False,
         subscription: Subscription = None,
         server: Server = None,
     ) -> None:
         api = Api.connect(server, subscription)
-        api.call("POST", f"{api.gateway_path(resource_group, name)}/{verb}")
+        accepted = api.call("POST", f"{api.gateway_path(resource_group, name)}/{verb}")
+        if not no_wait:
+            await_operation(api, accepted)
 
     action.__doc__ = f"{help_text}\n\nExample: appgw {verb} -g myResourceGroup -n myAppGateway"
     app.command(verb, cls=AzCommand)(action)
 
 
+# az's Key Vault and managed identity flags, accepted only to say why appgw refuses them.
+IDENTITY_REFUSAL = f"{MANAGED_IDENTITY}: upload the PFX with --cert-file"
+KeyVaultSecretId = Annotated[
+    str | None,
+    unsupported_option(
+        "--key-vault-secret-id", reason=f"{KEY_VAULT}: upload the PFX with --cert-file"
+    ),
+]
+Identity = Annotated[str | None, unsupported_option("--identity", reason=IDENTITY_REFUSAL)]
 Tags = Annotated[
     list[str] | None,
     typer.Option(help="Space-separated tags: key[=value]. Use '' to clear them (update)."),
@@ -294,6 +319,9 @@ def register_create(app: typer.Typer) -> None:
         subnet: Annotated[str, typer.Option(help="Subnet name.")] = "default",
         http2: Http2 = None,
         tags: Tags = None,
+        key_vault_secret_id: KeyVaultSecretId = None,
+        identity: Identity = None,
+        no_wait: NoWait = False,
         subscription: Subscription = None,
         server: Server = None,
         output: Output = "json",
@@ -356,6 +384,9 @@ def register_create(app: typer.Typer) -> None:
             body=document,
             headers={"If-None-Match": "*"},
         )
+        if no_wait:
+            return  # az prints nothing then
+        await_operation(api, response)
         emit(response.json(), output, query)
 
 
@@ -384,6 +415,7 @@ def register_update(app: typer.Typer) -> None:
             list[str] | None,
             typer.Option(help="PATH, or LIST_PATH INDEX: remove a property or list item."),
         ] = None,
+        no_wait: NoWait = False,
         subscription: Subscription = None,
         server: Server = None,
         output: Output = "json",
@@ -435,8 +467,123 @@ def register_update(app: typer.Typer) -> None:
                 target, *index = group.split(GROUP_SEPARATOR)
                 remove_item(document, target, index[0] if index else None)
 
-        result = edit_gateway(api, resource_group, name, change)
-        emit(result, output, query)
+        result = edit_gateway(api, resource_group, name, change, no_wait=no_wait)
+        if not no_wait:
+            emit(result, output, query)
+
+
+def register_wait(app: typer.Typer) -> None:
+    @app.command("wait", cls=AzCommand)
+    def wait(
+        resource_group: ResourceGroup,
+        name: Name,
+        created: Annotated[
+            bool,
+            typer.Option("--created", help="Until it exists with provisioningState Succeeded."),
+        ] = False,
+        updated: Annotated[
+            bool, typer.Option("--updated", help="Until provisioningState is Succeeded.")
+        ] = False,
+        deleted: Annotated[bool, typer.Option("--deleted", help="Until it is gone.")] = False,
+        exists: Annotated[bool, typer.Option("--exists", help="Until it exists.")] = False,
+        custom: Annotated[
+            str | None,
+            typer.Option(
+                help="Until this JMESPath query over the gateway (as 'show' prints it) is "
+                "true, e.g. \"operationalState=='Stopped'\"."
+            ),
+        ] = None,
+        interval: Annotated[
+            int, typer.Option(min=1, help="Seconds between two reads of the gateway.")
+        ] = 30,
+        timeout: Annotated[
+            int, typer.Option(min=1, help="Seconds to wait before giving up (exit 1).")
+        ] = 3600,
+        subscription: Subscription = None,
+        server: Server = None,
+    ) -> None:
+        """Wait until a condition on the gateway holds (after a --no-wait command). Prints
+        nothing; exit 0 once it holds.
+
+        Example: appgw wait -g myResourceGroup -n myAppGateway --updated --interval 5
+        """
+        conditions = [created, updated, deleted, exists, custom is not None]
+        if conditions.count(True) != 1:
+            fail("give one of --created, --updated, --deleted, --exists or --custom", 2)
+        if custom is not None:
+            try:
+                compiled = jmespath.compile(custom)
+            except jmespath.exceptions.JMESPathError as error:
+                fail(f"--custom: {error}", 2)
+        api = Api.connect(server, subscription)
+        path = api.gateway_path(resource_group, name)
+        deadline = time.monotonic() + timeout
+        while True:
+            response = api.call("GET", path, allow=(404,))
+            if response.status_code == 404:
+                if deleted:
+                    return
+                if updated:  # az: nothing to wait for on a gateway that does not exist
+                    api.call("GET", path)
+            else:
+                gateway = flatten(response.json())
+                state = gateway.get("provisioningState")
+                if state == "Failed" and (created or updated):
+                    fail(f"the gateway's provisioningState is {state}")
+                if (
+                    exists
+                    or ((created or updated) and state == "Succeeded")
+                    or (custom is not None and compiled.search(gateway))
+                ):
+                    return
+            if time.monotonic() + interval > deadline:
+                fail(f"--timeout: the condition did not hold within {timeout} seconds")
+            time.sleep(interval)
+
+
+def identity_app() -> typer.Typer:
+    """az's `identity` group: appgw has no managed identities (Azure uses them to read Key
+    Vault), so assign and remove refuse their --identity by name and show prints none."""
+    identity = typer.Typer(
+        help="Managed identities (not supported: upload certificates instead).",
+        no_args_is_help=True,
+        rich_markup_mode=None,
+    )
+    for verb in ("assign", "remove"):
+
+        def change(
+            resource_group: ResourceGroup,
+            name: Name,
+            identity_id: Identity = None,
+            subscription: Subscription = None,
+            server: Server = None,
+        ) -> None:
+            fail(f"--identity: {IDENTITY_REFUSAL}", 2)
+
+        change.__doc__ = (
+            f"Not supported: appgw has no managed identities.\n\nExample: appgw identity {verb} "
+            "-g myResourceGroup -n myAppGateway --identity myIdentity"
+        )
+        identity.command(verb, cls=AzCommand)(change)
+
+    @identity.command("show", cls=AzCommand)
+    def show(
+        resource_group: ResourceGroup,
+        name: Name,
+        subscription: Subscription = None,
+        server: Server = None,
+        output: Output = "json",
+        query: Query = None,
+    ) -> None:
+        """Show the gateway's managed identity: appgw gateways have none, so nothing is printed.
+
+        Example: appgw identity show -g myResourceGroup -n myAppGateway
+        """
+        api = Api.connect(server, subscription)
+        gateway = api.call("GET", api.gateway_path(resource_group, name)).json()
+        emit(gateway.get("identity"), output, query)
+
+    return identity
 
 
 def _choice(value: str, choices: tuple[str, ...], flag: str) -> str:

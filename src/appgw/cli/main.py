@@ -23,6 +23,8 @@ app = typer.Typer(
     name="appgw",
     help="A self-hosted application gateway managed like Azure Application Gateway.",
     no_args_is_help=True,
+    # Plain click help: rich's option table cuts long option names at 80 columns.
+    rich_markup_mode=None,
     add_completion=True,
 )
 app.add_typer(cert_app, name="cert")
@@ -204,4 +206,5 @@ def _root() -> None:
 
 
 def main() -> None:
-    app()
+    # Named, so `python -m appgw` completes (_APPGW_COMPLETE) and shows usage as `appgw` too.
+    app(prog_name="appgw")

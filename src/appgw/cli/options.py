@@ -8,6 +8,8 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperCommand
 
+from appgw.cli.client import fail
+
 ResourceGroup = Annotated[str, typer.Option("--resource-group", "-g", help="Resource group.")]
 Name = Annotated[str, typer.Option("--name", "-n", help="Application gateway name.")]
 Subscription = Annotated[
@@ -20,6 +22,14 @@ Server = Annotated[
 ]
 Output = Annotated[str, typer.Option("--output", "-o", help="json, table or tsv.")]
 Query = Annotated[str | None, typer.Option(help="JMESPath query applied to the result.")]
+NoWait = Annotated[
+    bool,
+    typer.Option(
+        "--no-wait",
+        help="Return once the API accepted the change, without waiting until it is applied "
+        "(then 'appgw wait'); prints nothing.",
+    ),
+]
 
 # az's `--add LIST_PATH KEY=VALUE ...` and `--remove LIST_PATH INDEX` take several words that
 # belong together; they reach the command as one value, joined with this.
@@ -53,3 +63,29 @@ class AzCommand(TyperCommand):
 def _is_option(arg: str) -> bool:
     # "-5" is a value (a negative number), "-" is stdin.
     return arg.startswith("-") and len(arg) > 1 and not arg[1].isdigit()
+
+
+KEY_VAULT = "Key Vault is not supported by appgw, which keeps certificates in its own store"
+MANAGED_IDENTITY = (
+    "managed identities are not supported by appgw (Azure uses them to read Key Vault, which "
+    "appgw does not)"
+)
+
+
+def unsupported_option(*decls: str, reason: str) -> Any:
+    """An az option appgw takes only to say why it does not support it (rather than click's
+    'No such option'): given, it fails the command with `reason`, exit 2 like az's usage errors.
+    Eager, so it is reported before a required option the user left out for it."""
+
+    def refuse(param: typer.CallbackParam, value: Any) -> Any:
+        if value:
+            fail(f"{param.opts[0]}: {reason}", 2)
+        return value
+
+    return typer.Option(
+        *decls,
+        help=f"Not supported: {reason}.",
+        callback=refuse,
+        is_eager=True,
+        show_default=False,
+    )

@@ -18,8 +18,9 @@ from typing import Annotated, Any
 
 import typer
 
-from appgw.cli.client import API_VERSION, DEFAULT_SUBSCRIPTION, Api, emit, fail
-from appgw.cli.options import AzCommand, Output, Query, ResourceGroup, Server, Subscription
+from appgw.cli.az_shape import AZ_ONLY, GATEWAY_ENVELOPE, unflatten
+from appgw.cli.client import API_VERSION, DEFAULT_SUBSCRIPTION, Api, await_operation, emit, fail
+from appgw.cli.options import AzCommand, NoWait, Output, Query, ResourceGroup, Server, Subscription
 from appgw.model.arm_template import (
     Deployment,
     Template,
@@ -30,20 +31,15 @@ from appgw.model.arm_template import (
     quote,
 )
 from appgw.model.document import certificate_field
-from appgw.model.ids import CHILD_COLLECTIONS, GATEWAY_TYPE, PATH_RULES, GatewayId
+from appgw.model.ids import GATEWAY_TYPE, GatewayId
 
 TEMPLATE_SCHEMA = "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#"
 NAME_PARAMETER = "applicationGatewayName"
 GATEWAY_ID_VARIABLE = "applicationGatewayId"
 
-# Fields ARM puts around a resource (not in `properties`) in az's flattened output.
-_GATEWAY_ENVELOPE = {"id", "name", "type", "location", "tags", "etag", "zones", "identity"}
-_CHILD_ENVELOPE = {"id", "name", "etag", "type"}
 # Template resource fields that only steer the deployment (ordering, documentation, the API
 # version of the body), not the gateway.
 _DEPLOYMENT_ONLY = {"apiVersion", "type", "dependsOn", "comments", "metadata", "condition"}
-# What az adds that carries no information of its own.
-_AZ_ONLY = "resourceGroup"
 # Read-only fields the model accepts but a new gateway must not inherit: the server computes
 # its own resourceGuid and reads publicCertData off the PFX it is given.
 _SERVER_COMPUTED = ("resourceGuid",)
@@ -108,40 +104,6 @@ def gateway_from_azure_json(raw: Any, path: Path) -> Source:
     return Source(resource, source_id, name)
 
 
-def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
-    """az prints network resources flattened (`properties` merged into the object): undo it."""
-    gateway, properties = _split(flat, _GATEWAY_ENVELOPE | {_AZ_ONLY})
-    for collection in CHILD_COLLECTIONS:
-        children = properties.get(collection)
-        if not isinstance(children, list):
-            continue
-        unflattened = [_unflatten_child(child) for child in children]
-        if collection == "urlPathMaps":
-            for path_map in unflattened:
-                rules = path_map.get("properties", {}).get(PATH_RULES)
-                if isinstance(rules, list):
-                    path_map["properties"][PATH_RULES] = [_unflatten_child(r) for r in rules]
-        properties[collection] = unflattened
-    gateway["properties"] = properties
-    return gateway
-
-
-def _unflatten_child(child: Any) -> Any:
-    if not isinstance(child, dict):
-        return {"properties": {}}  # not an object: the server names the entry as invalid
-    if isinstance(child.get("properties"), dict):
-        return child
-    envelope, properties = _split(child, _CHILD_ENVELOPE | {_AZ_ONLY})
-    envelope["properties"] = properties
-    return envelope
-
-
-def _split(flat: dict[str, Any], envelope: set[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    outer = {k: v for k, v in flat.items() if k in envelope}
-    inner = {k: v for k, v in flat.items() if k not in envelope}
-    return outer, inner
-
-
 @dataclass
 class TemplateInput:
     values: dict[str, Any] = field(default_factory=dict)
@@ -182,10 +144,10 @@ def gateway_from_template(
         evaluated = {
             key: template.evaluate(value, f"{where}.{key}")
             for key, value in resource.items()
-            if key in _GATEWAY_ENVELOPE | {"properties", "sku"}
+            if key in GATEWAY_ENVELOPE | {"properties", "sku"}
         }
         ignored = sorted(
-            set(resource) - _GATEWAY_ENVELOPE - _DEPLOYMENT_ONLY - {"sku", "properties"}
+            set(resource) - GATEWAY_ENVELOPE - _DEPLOYMENT_ONLY - {"sku", "properties"}
         )
         if ignored:
             raise TransferError(
@@ -261,7 +223,7 @@ def desired_state(
     from appgw.model.wire import canonical_document, parse_gateway
 
     document = without_nulls(resource)
-    document.pop(_AZ_ONLY, None)
+    document.pop(AZ_ONLY, None)
     dropped: list[str] = []
     try:
         ApplicationGateway.model_validate(document)
@@ -592,6 +554,7 @@ def register(app: typer.Typer) -> None:
                 "hidden); store nothing."
             ),
         ] = False,
+        no_wait: NoWait = False,
         subscription: Subscription = None,
         server: Server = None,
         output: Output = "json",
@@ -669,7 +632,7 @@ def register(app: typer.Typer) -> None:
             if problems:
                 lines = "\n".join(f"  - {p}" for p in problems)
                 fail(f"{file}: the server would refuse this gateway:\n{lines}")
-            emit(masked(document), output, query)
+            emit(masked(document), output, query, as_az=False)
             return
         api = Api.connect(server, subscription)
         path = api.gateway_path(resource_group, target_name)
@@ -680,7 +643,11 @@ def register(app: typer.Typer) -> None:
                 "add --overwrite to replace it, or choose another --name"
             )
         headers = {"If-Match": etag} if etag is not None else {"If-None-Match": "*"}
-        emit(api.call("PUT", path, body=document, headers=headers).json(), output, query)
+        response = api.call("PUT", path, body=document, headers=headers)
+        if no_wait:
+            return
+        await_operation(api, response)
+        emit(response.json(), output, query)
 
     @app.command("export", cls=AzCommand)
     def export_command(

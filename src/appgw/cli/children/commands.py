@@ -18,7 +18,16 @@ import typer
 
 from appgw.cli.children.edit import NOUNS, Edit, edit_gateway, existing_child, read_gateway
 from appgw.cli.client import Api, emit, fail
-from appgw.cli.options import AzCommand, Output, Query, ResourceGroup, Server, Subscription
+from appgw.cli.options import (
+    AzCommand,
+    NoWait,
+    Output,
+    Query,
+    ResourceGroup,
+    Server,
+    Subscription,
+    unsupported_option,
+)
 from appgw.model.document import find_child, put_child, remove_child
 from appgw.model.enums import AzureEnum
 
@@ -50,6 +59,7 @@ class Flag:
     default: Any = None  # what create uses when the flag is left out
     update: bool = True  # also offered by update
     choices: type[Enum] | None = None
+    refused: str | None = None  # an az flag appgw does not support: why, shown when given
 
     @property
     def name(self) -> str:
@@ -184,6 +194,9 @@ def _apply_flags(change: Change) -> None:
 
 
 def option(flag: Flag, *, creating: bool) -> inspect.Parameter:
+    if flag.refused is not None:
+        refusal = unsupported_option(*flag.decls, reason=flag.refused)
+        return keyword(flag.name, Annotated[str | None, refusal], None)
     kind = list[str] if flag.kind is list else str if flag.choices else flag.kind
     help_text = flag.help
     if creating and flag.default is not None:
@@ -225,6 +238,11 @@ def target(noun: str | None = None, parent: Flag | None = None) -> list[inspect.
     return params
 
 
+def waiting() -> list[inspect.Parameter]:
+    """--no-wait, for the commands that write."""
+    return [keyword("no_wait", NoWait, False)]
+
+
 def connection(*, prints: bool) -> list[inspect.Parameter]:
     """--subscription and --server; -o and --query for commands that print."""
     params = [keyword("subscription", Subscription, None), keyword("server", Server, None)]
@@ -263,7 +281,13 @@ def connect(arguments: dict[str, Any]) -> Api:
 def edit(arguments: dict[str, Any], change: Callable[[Edit], None]) -> dict[str, Any]:
     """edit_gateway for the gateway the command's -g and --gateway-name name."""
     api = connect(arguments)
-    return edit_gateway(api, arguments["resource_group"], arguments["gateway_name"], change)
+    return edit_gateway(
+        api,
+        arguments["resource_group"],
+        arguments["gateway_name"],
+        change,
+        no_wait=arguments["no_wait"],
+    )
 
 
 def read(arguments: dict[str, Any]) -> dict[str, Any]:
@@ -309,6 +333,8 @@ def _write(group: Group, arguments: dict[str, Any], *, creating: bool) -> None:
         put_child(owner, group.collection, child)
 
     stored = edit(arguments, change)
+    if arguments["no_wait"]:
+        return  # az prints nothing then
     result = find_child(_owner(group, stored, arguments), group.collection, name)
     emit(result, arguments["output"], arguments["query"])
 
@@ -325,44 +351,13 @@ def _delete(group: Group, arguments: dict[str, Any]) -> None:
 def _show(group: Group, arguments: dict[str, Any]) -> None:
     owner = _owner(group, read(arguments), arguments)
     child = existing_child(owner, group.collection, arguments["name"], "--name")
-    print_children(child, arguments)
+    emit(child, arguments["output"], arguments["query"])
 
 
 def _list(group: Group, arguments: dict[str, Any]) -> None:
     owner = _owner(group, read(arguments), arguments)
-    print_children(owner["properties"].get(group.collection, []), arguments)
-
-
-def print_children(value: Any, arguments: dict[str, Any]) -> None:
-    """As the API returns them; a table or tsv shows each child's name and properties, with
-    references by name."""
-    output, query = arguments["output"], arguments["query"]
-    if output in ("table", "tsv") and not query:
-        rows = [
-            {"name": c["name"], **_cells(c.get("properties", {}))}
-            for c in (value if isinstance(value, list) else [value])
-        ]
-        columns = list(dict.fromkeys(column for row in rows for column in row))
-        value = [{column: row.get(column, "") for column in columns} for row in rows]
-    emit(value, output, query)
-
-
-def _cells(properties: dict[str, Any]) -> dict[str, str]:
-    return {key: _cell(value) for key, value in properties.items() if value not in (None, [])}
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, dict):
-        if "id" in value:
-            return str(value["id"]).rsplit("/", 1)[-1]
-        if "name" in value:
-            return str(value["name"])
-        if len(value) == 1:  # a backend address: {"fqdn": ...} or {"ipAddress": ...}
-            return _cell(next(iter(value.values())))
-        return " ".join(f"{k}={_cell(v)}" for k, v in value.items())
-    if isinstance(value, list):
-        return ", ".join(_cell(item) for item in value)
-    return str(value)
+    children = owner["properties"].get(group.collection, [])
+    emit(children, arguments["output"], arguments["query"])
 
 
 # --- registration -----------------------------------------------------------------------------
@@ -370,7 +365,7 @@ def _cell(value: Any) -> str:
 
 def group_app(group: Group, help_text: str) -> typer.Typer:
     """The group's typer app with create, update, delete, list and show."""
-    app = typer.Typer(help=help_text, no_args_is_help=True)
+    app = typer.Typer(help=help_text, no_args_is_help=True, rich_markup_mode=None)
     parent = group.parent.flag if group.parent is not None else None
     base = f"appgw {group.path}"
     where = "-g rg1 --gateway-name appgw1"
@@ -384,21 +379,21 @@ def group_app(group: Group, help_text: str) -> typer.Typer:
     verbs: list[tuple[str, list[inspect.Parameter], Callable[[dict[str, Any]], None], str]] = [
         (
             "create",
-            [*target(group.noun, parent), *flags(True), *connection(prints=True)],
+            [*target(group.noun, parent), *flags(True), *waiting(), *connection(prints=True)],
             lambda arguments: _write(group, arguments, creating=True),
             f"Create the {group.noun} -n NAME; prints it.\n\n"
             f"Example: {base} create {named} {group.example}",
         ),
         (
             "update",
-            [*target(group.noun, parent), *flags(False), *connection(prints=True)],
+            [*target(group.noun, parent), *flags(False), *waiting(), *connection(prints=True)],
             lambda arguments: _write(group, arguments, creating=False),
             f"Change the {group.noun} -n NAME: only what the flags give; prints it.\n\n"
             f"Example: {base} update {named} {group.update_example}",
         ),
         (
             "delete",
-            [*target(group.noun, parent), *connection(prints=False)],
+            [*target(group.noun, parent), *waiting(), *connection(prints=False)],
             lambda arguments: _delete(group, arguments),
             f"Delete the {group.noun} -n NAME.\n\nExample: {base} delete {named}",
         ),

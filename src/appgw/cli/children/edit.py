@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from appgw.cli.client import Api, fail
+from appgw.cli.client import Api, await_operation, fail
 from appgw.model.document import child_names, find_child, ref
 from appgw.model.ids import GatewayId
 
@@ -78,10 +78,16 @@ def read_gateway(api: Api, resource_group: str, name: str) -> dict[str, Any]:
 
 
 def edit_gateway(
-    api: Api, resource_group: str, name: str, change: Callable[[Edit], None]
+    api: Api,
+    resource_group: str,
+    name: str,
+    change: Callable[[Edit], None],
+    *,
+    no_wait: bool = False,
 ) -> dict[str, Any]:
     """GET the gateway, let `change` edit the document (it fails the command on bad input,
-    before anything is written), PUT it with If-Match; the gateway as the API stored it."""
+    before anything is written), PUT it with If-Match, wait until it is applied (unless
+    `no_wait`); the gateway as the API stored it."""
     view = read_gateway(api, resource_group, name)
     etag = view.get("etag")
     gateway = GatewayId.parse(str(view.get("id", "")))
@@ -92,5 +98,7 @@ def edit_gateway(
     response = api.call("PUT", path, body=view, headers={"If-Match": etag}, allow=(412,))
     if response.status_code == 412:
         fail(CONFLICT)
+    if not no_wait:
+        await_operation(api, response)
     stored: dict[str, Any] = response.json()
     return stored

@@ -8,6 +8,7 @@ from typing import Any
 
 from appgw.cli.children.commands import Change, Flag, Group, Parent, Switch
 from appgw.cli.client import fail
+from appgw.cli.options import KEY_VAULT
 from appgw.cli.uploads import read_file, read_pfx
 from appgw.hostnames import is_ip_address
 from appgw.model.enums import (
@@ -102,6 +103,11 @@ SSL_CERT = Group(
             "Read the PFX password from the first line of standard input.",
             kind=bool,
         ),
+        Flag(
+            ("--key-vault-secret-id",),
+            "",
+            refused=f"{KEY_VAULT}: upload the PFX with --cert-file",
+        ),
     ),
     example_name="contosoSslCert",
     example="--cert-file contoso.pfx --cert-password-stdin < password.txt",
@@ -124,7 +130,14 @@ AUTH_CERT = Group(
 ROOT_CERT = Group(
     "root-cert",
     ROOT_CERTS,
-    (_CERT_FILE,),
+    (
+        _CERT_FILE,
+        Flag(
+            ("--keyvault-secret",),
+            "",
+            refused=f"{KEY_VAULT}: upload the root certificate with --cert-file",
+        ),
+    ),
     example_name="backendRoot",
     example="--cert-file root.cer",
     update_example="--cert-file new-root.cer",
@@ -145,12 +158,6 @@ def _http_settings(change: Change) -> None:
             "enabled": seconds > 0,
             "drainTimeoutInSec": max(seconds, 1),
         }
-    named = properties.get("hostName") or properties.get("pickHostNameFromBackendAddress")
-    if change.given("root_certs") and properties.get("trustedRootCertificates") and not named:
-        fail(
-            "--root-certs needs --host-name or --host-name-from-backend-pool true: the "
-            "backend certificate is checked against that name"
-        )
 
 
 HTTP_SETTINGS = Group(

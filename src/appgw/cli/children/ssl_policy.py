@@ -18,6 +18,7 @@ from appgw.cli.children.commands import (
     option,
     read,
     target,
+    waiting,
 )
 from appgw.cli.children.edit import Edit
 from appgw.cli.client import emit, fail
@@ -71,6 +72,8 @@ def _set(arguments: dict[str, Any]) -> None:
             properties["sslPolicy"] = policy
 
     stored = edit(arguments, change)
+    if arguments["no_wait"]:
+        return
     emit(stored["properties"].get("sslPolicy"), arguments["output"], arguments["query"])
 
 
@@ -99,9 +102,10 @@ def _predefined_show(arguments: dict[str, Any]) -> None:
 
 
 def ssl_policy_app() -> typer.Typer:
-    app = typer.Typer(help="The gateway's TLS policy.", no_args_is_help=True)
+    app = typer.Typer(help="The gateway's TLS policy.", no_args_is_help=True, rich_markup_mode=None)
     printing = connection(prints=True)
-    set_params = [*target(), *(option(f, creating=False) for f in _SET_FLAGS), *printing]
+    flags = (option(f, creating=False) for f in _SET_FLAGS)
+    set_params = [*target(), *flags, *waiting(), *printing]
     add_command(
         app,
         "set",
@@ -126,7 +130,9 @@ def ssl_policy_app() -> typer.Typer:
         "The TLS options appgw offers: predefined policies, cipher suites, protocols.\n\n"
         "Example: appgw ssl-policy list-options --query availableProtocols",
     )
-    predefined = typer.Typer(help="Predefined TLS policies.", no_args_is_help=True)
+    predefined = typer.Typer(
+        help="Predefined TLS policies.", no_args_is_help=True, rich_markup_mode=None
+    )
     add_command(
         predefined,
         "list",
