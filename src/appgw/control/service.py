@@ -23,6 +23,7 @@ from appgw.compile.gateway import (
     endpoints_overlap,
     listening_endpoints,
 )
+from appgw.control import sessions
 from appgw.control.auth import caller_for_token
 from appgw.control.certificates import check_certificates
 from appgw.control.operations import Operations
@@ -247,6 +248,19 @@ class GatewayService:
         return self.health
 
     # --- callers --------------------------------------------------------------------------------
+
+    @store_answers
+    def start_session(self, caller: str) -> str:
+        """A portal session for a caller the portal authenticated; its id, for the cookie."""
+        return sessions.start(self.store, caller)
+
+    @store_answers
+    def session_caller(self, session_id: str) -> str | None:
+        return sessions.caller(self.store, session_id)
+
+    @store_answers
+    def end_session(self, session_id: str) -> None:
+        sessions.end(self.store, session_id)
 
     @store_answers
     def authenticate(self, token: str, source_ip: str | None, via: str) -> Caller:

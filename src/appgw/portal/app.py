@@ -165,7 +165,7 @@ def portal_router(portal: Portal) -> APIRouter:
                 error="That token is not valid. Use the admin token appgw printed on its "
                 "first start.",
             )
-        session_id, _session = portal.sessions.create(caller.name)
+        session_id = portal.sessions.create(caller.name)
         response = redirect(target)
         response.set_cookie(
             COOKIE,

@@ -105,7 +105,7 @@ def _nowhere(_resource: str, _path: str) -> str | None:
 class Portal:
     def __init__(self, service: GatewayService) -> None:
         self.service = service
-        self.sessions = Sessions()
+        self.sessions = Sessions(service)
         self.templates = Jinja2Templates(directory=str(TEMPLATES))
         self.templates.env.globals["menu"] = MENU
 
@@ -118,8 +118,12 @@ class Portal:
         return session
 
     def signed_in(self, request: Request) -> Session | None:
-        """The session, if any: pages anyone may see show who is signed in."""
-        return self.sessions.get(request.cookies.get(COOKIE))
+        """The session, if any: pages anyone may see show who is signed in (nobody while the
+        store, which keeps the sessions, cannot say: those pages explain why)."""
+        try:
+            return self.sessions.get(request.cookies.get(COOKIE))
+        except ServiceError:
+            return None
 
     async def form(self, request: Request, session: Session) -> FormData:
         """The posted form, after the CSRF token and the Origin were checked."""

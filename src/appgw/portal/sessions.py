@@ -1,26 +1,26 @@
-"""Portal sessions: server-side, random ids in an HttpOnly SameSite=Strict cookie, one CSRF
-token per session checked on every form."""
+"""Portal sessions: random ids in an HttpOnly SameSite=Strict cookie, kept in the store through
+the service (appgw.control.sessions: they survive a restart), one CSRF token per session checked
+on every form."""
 
 from __future__ import annotations
 
 import hmac
-import secrets
 import threading
-import time
 from dataclasses import dataclass, field
 
+from appgw.control.service import GatewayService
+from appgw.control.sessions import csrf_token
+
 COOKIE = "appgw_session"
-IDLE_TIMEOUT = 60 * 60  # an hour without a click signs the operator out
-ABSOLUTE_TIMEOUT = 12 * 60 * 60  # a working day at most, whatever the activity
-MAX_SESSIONS = 10_000  # bounds memory if someone scripts sign-ins
+# Messages shown once on the next page ("Saved ..."): kept in this process only, for at most
+# this many sessions (a restart may drop one, which costs nothing).
+MAX_FLASHED_SESSIONS = 1_000
 
 
 @dataclass
 class Session:
     caller: str
-    csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
-    created: float = field(default_factory=time.monotonic)
-    seen: float = field(default_factory=time.monotonic)
+    csrf: str
     flash: list[str] = field(default_factory=list)
 
     def csrf_matches(self, token: str | None) -> bool:
@@ -28,41 +28,32 @@ class Session:
 
 
 class Sessions:
-    def __init__(self) -> None:
-        self._sessions: dict[str, Session] = {}
+    def __init__(self, service: GatewayService) -> None:
+        self.service = service
+        self._flash: dict[str, list[str]] = {}  # session id -> messages not shown yet
         self._lock = threading.Lock()
 
-    def create(self, caller: str) -> tuple[str, Session]:
-        session_id = secrets.token_urlsafe(32)
-        session = Session(caller)
-        with self._lock:
-            self._expire()
-            if len(self._sessions) >= MAX_SESSIONS:
-                oldest = min(self._sessions, key=lambda key: self._sessions[key].seen)
-                del self._sessions[oldest]
-            self._sessions[session_id] = session
-        return session_id, session
+    def create(self, caller: str) -> str:
+        """A new session; its id, for the cookie."""
+        return self.service.start_session(caller)
 
     def get(self, session_id: str | None) -> Session | None:
         if not session_id:
             return None
+        caller = self.service.session_caller(session_id)
+        if caller is None:
+            return None
         with self._lock:
-            session = self._sessions.get(session_id)
-            now = time.monotonic()
-            if session is None:
-                return None
-            if now - session.seen > IDLE_TIMEOUT or now - session.created > ABSOLUTE_TIMEOUT:
-                del self._sessions[session_id]
-                return None
-            session.seen = now
-            return session
+            flash = self._flash.get(session_id)
+            if flash is None:
+                if len(self._flash) >= MAX_FLASHED_SESSIONS:
+                    self._flash.pop(next(iter(self._flash)))  # the oldest
+                flash = self._flash[session_id] = []
+        return Session(caller, csrf_token(session_id), flash)
 
     def end(self, session_id: str | None) -> None:
+        if not session_id:
+            return
         with self._lock:
-            self._sessions.pop(session_id or "", None)
-
-    def _expire(self) -> None:
-        now = time.monotonic()
-        for key, session in list(self._sessions.items()):
-            if now - session.seen > IDLE_TIMEOUT or now - session.created > ABSOLUTE_TIMEOUT:
-                del self._sessions[key]
+            self._flash.pop(session_id, None)
+        self.service.end_session(session_id)

@@ -132,6 +132,18 @@ tokens_table = sa.Table(
 )
 
 
+# Portal sign-ins: kept here so that they outlive a restart of `appgw serve` and are shared by
+# instances. Only the SHA-256 of a session id is stored, as for tokens.
+sessions_table = sa.Table(
+    "portal_sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("caller", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
 class StoreError(Exception):
     """The store URL is unusable or the database cannot be reached; the text says which."""
 
@@ -667,6 +679,61 @@ class SqlStore:
                 sa.select(tokens_table.c.name).where(tokens_table.c.token_hash == token_hash)
             ).first()
         return row.name if row is not None else None
+
+    # --- portal sessions (the policy: appgw.control.sessions) ------------------------------
+
+    def add_session(self, id_hash: str, caller: str, now: datetime, keep: int) -> None:
+        """A new session; the oldest beyond `keep` sessions go (sign-ins scripted in a loop
+        must not grow the table without bound)."""
+        with self._write() as conn:
+            conn.execute(
+                sessions_table.insert().values(
+                    id_hash=id_hash, caller=caller, created_at=now, seen_at=now
+                )
+            )
+            overflow = conn.execute(
+                sa.select(sessions_table.c.id_hash)
+                .order_by(sessions_table.c.seen_at.desc())
+                .offset(keep)
+            ).scalars()
+            stale = list(overflow)
+            if stale:
+                conn.execute(sessions_table.delete().where(sessions_table.c.id_hash.in_(stale)))
+
+    def session(self, id_hash: str) -> tuple[str, datetime, datetime] | None:
+        """(caller, created, last seen) of a session, or None."""
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(
+                    sessions_table.c.caller, sessions_table.c.created_at, sessions_table.c.seen_at
+                ).where(sessions_table.c.id_hash == id_hash)
+            ).first()
+        if row is None:
+            return None
+        return row.caller, _utc(row.created_at), _utc(row.seen_at)
+
+    def session_seen(self, id_hash: str, now: datetime) -> None:
+        with self._write() as conn:
+            conn.execute(
+                sessions_table.update()
+                .where(sessions_table.c.id_hash == id_hash)
+                .values(seen_at=now)
+            )
+
+    def end_sessions(self, *, id_hash: str | None = None, seen_before: datetime | None = None,
+                     created_before: datetime | None = None) -> None:  # fmt: skip
+        """End one session, or every session idle or old beyond the given times."""
+        condition: sa.ColumnElement[bool]
+        if id_hash is not None:
+            condition = sessions_table.c.id_hash == id_hash
+        else:
+            assert seen_before is not None and created_before is not None
+            condition = sa.or_(
+                sessions_table.c.seen_at < seen_before,
+                sessions_table.c.created_at < created_before,
+            )
+        with self._write() as conn:
+            conn.execute(sessions_table.delete().where(condition))
 
 
 # What a version's secrets column holds once they are purged (AES-GCM blobs are never empty).
