@@ -291,9 +291,6 @@ def assert_refusals(api: Api, browser: Browser, form: str, refusals: list[Refusa
                 "Autoscale",
                 "Manual",
                 "Instance count",
-                "HTTP2",
-                "Enabled",
-                "Disabled",
             ],
         ),
         (
@@ -698,7 +695,7 @@ def test_rule_errors_show_next_to_their_field(portal: tuple[Api, Browser]) -> No
 # --- configuration -------------------------------------------------------------------------------
 
 
-def test_configuration_capacity_and_http2(portal: tuple[Api, Browser]) -> None:
+def test_configuration_capacity(portal: tuple[Api, Browser]) -> None:
     api, browser = portal
     page = browser.get(screen("configuration"))
     autoscale = {"capacity_type": "Autoscale", "autoscale_min": "2", "autoscale_max": "10"}
@@ -719,17 +716,25 @@ def test_configuration_capacity_and_http2(portal: tuple[Api, Browser]) -> None:
         "autoscale_min": "5",
         "autoscale_max": "3",
     }
-    http2, _backwards, _too_many = assert_refusals(
+    _backwards, too_many = assert_refusals(
         api,
         browser,
         "configuration",
         [
-            ({"http2": "Enabled"}, "http2", "HTTP/2"),
             (backwards, "autoscale_max", "below minCapacity"),
             ({"instance_count": "126"}, "instance_count", "less than or equal to 125"),
         ],
     )
-    assert is_checked(http2, "http2", "Enabled"), "the choice is kept on the re-shown form"
+    assert is_checked(too_many, "capacity_type", "Manual"), "the choice is kept when re-shown"
+
+
+def test_configuration_does_not_offer_http2(portal: tuple[Api, Browser]) -> None:
+    """appgw does not serve HTTP/2: the choice is not offered, and saving leaves it as stored."""
+    api, browser = portal
+    page = browser.get(screen("configuration"))
+    assert "HTTP2" not in page and 'name="http2"' not in page
+    accepted(browser, page, screen("configuration"), http2="Enabled", instance_count="2")
+    assert not stored(api)["properties"].get("enableHttp2")
 
 
 # --- SSL settings --------------------------------------------------------------------------------
@@ -816,11 +821,11 @@ def test_ssl_policy_errors_show_next_to_their_field(portal: tuple[Api, Browser])
 def test_activity_log_lists_changes_and_refusals(portal: tuple[Api, Browser]) -> None:
     _api, browser = portal
     page = browser.get(screen("configuration"))
-    assert browser.submit(page, screen("configuration"), http2="Enabled").status_code == 400
+    assert browser.submit(page, screen("configuration"), instance_count="126").status_code == 400
     assert browser.submit(page, screen("configuration"), instance_count="4").status_code == 303
     log = browser.get(screen("activity"))
     assert "Failed" in log and "Succeeded" in log
-    assert "FeatureNotSupported" in log
+    assert re.search(r'<ul class="field-error"><li><code>\w+</code>', log), "the refusal's code"
     assert "Microsoft.Network/applicationGateways/write" in log
     caller = re.search(r'data-label="Event initiated by">([^<]+)', log)
     assert caller is not None and caller[1].strip(), "the caller is shown"
