@@ -692,6 +692,83 @@ def test_rule_errors_show_next_to_their_field(portal: tuple[Api, Browser]) -> No
     refused(browser, edit, screen("rules/rule1/edit"), "priority", "priority 200", priority="200")
 
 
+# --- overview: Start, Stop, Delete, Refresh ---------------------------------------------------
+
+
+def is_disabled(page: str, action: str) -> bool:
+    """Whether the button of the form posting to `action` is disabled."""
+    match = re.search(
+        rf'<form method="post" action="{re.escape(action)}">.*?<button([^>]*)>', page, re.S
+    )
+    assert match is not None, f"no button posting to {action}"
+    return "disabled" in match[1]
+
+
+def test_overview_stops_and_starts_the_gateway(portal: tuple[Api, Browser]) -> None:
+    api, browser = portal
+    page = browser.get(screen("overview"))
+    assert f'href="{screen("overview")}">Refresh</a>' in page
+    assert is_disabled(page, screen("overview/start")) and not is_disabled(
+        page, screen("overview/stop")
+    )
+    before = stored(api)["etag"]
+    assert browser.submit(page, screen("overview/stop"), csrf="").status_code == 403
+    assert stored(api)["etag"] == before, "a form without the CSRF token stopped the gateway"
+
+    stopped = accepted(browser, page, screen("overview/stop"))
+    assert stopped.headers["location"] == screen("overview")
+    assert stored(api)["properties"]["operationalState"] == "Stopped"
+    page = browser.get(screen("overview"))
+    assert "Application gateway &#39;appgw&#39; stopped." in page
+    assert not is_disabled(page, screen("overview/start")) and is_disabled(
+        page, screen("overview/stop")
+    )
+
+    accepted(browser, page, screen("overview/start"))
+    assert stored(api)["properties"]["operationalState"] == "Running"
+    log = browser.get(screen("activity"))
+    assert "Microsoft.Network/applicationGateways/stop/action" in log
+    assert "Microsoft.Network/applicationGateways/start/action" in log
+
+
+def test_overview_deletes_after_the_name_is_typed(portal: tuple[Api, Browser]) -> None:
+    api, browser = portal
+    overview = browser.get(screen("overview"))
+    assert f'href="{screen("overview/delete")}">Delete</a>' in overview
+    page = browser.get(screen("overview/delete"))
+    assert "Delete application gateway appgw?" in page and f"resource group '{RG}'" in page
+
+    shown = refused(
+        browser,
+        page,
+        screen("overview/delete"),
+        "confirm_name",
+        "Type the gateway's name",
+        confirm_name="appg",
+    )
+    assert 'value="appg"' in shown, "what was typed is shown again"
+    assert (
+        browser.submit(page, screen("overview/delete"), confirm_name="appgw", csrf="").status_code
+        == 403
+    )
+    assert stored(api)["name"] == "appgw", "nothing was deleted"
+
+    deleted = accepted(browser, page, screen("overview/delete"), confirm_name="appgw")
+    assert deleted.headers["location"] == "/portal/resources"
+    assert api.client.get(gateway_url()).status_code == 404
+    assert "Application gateway &#39;appgw&#39; deleted." in browser.get("/portal/resources")
+
+
+def test_overview_delete_of_a_changed_gateway_deletes_nothing(portal: tuple[Api, Browser]) -> None:
+    api, browser = portal
+    page = browser.get(screen("overview/delete"))
+    accepted(browser, browser.get(screen("overview")), screen("overview/stop"))
+    answer = browser.submit(page, screen("overview/delete"), confirm_name="appgw")
+    assert answer.status_code == 412, answer.text
+    assert "was changed since this page was shown" in answer.text
+    assert stored(api)["name"] == "appgw"
+
+
 # --- configuration -------------------------------------------------------------------------------
 
 

@@ -255,7 +255,7 @@ class Portal:
             self.service.put(
                 gateway_id,
                 document,
-                Caller(session.caller, request.client.host if request.client else None),
+                caller_of(session, request),
                 if_match=document.get("etag"),
             )
         except ServiceError as error:
@@ -272,6 +272,11 @@ class Portal:
                 resource, _, path = target.partition("#")
                 errors.add(mapping(resource, path), detail["message"])
         return errors
+
+
+def caller_of(session: Session, request: Request) -> Caller:
+    """Who makes a change, for the activity log: the signed-in operator and where from."""
+    return Caller(session.caller, request.client.host if request.client else None)
 
 
 @dataclass(frozen=True)
