@@ -164,7 +164,9 @@ def test_certificate_groups_and_ssl_policy(
     not_cer = refused(
         server, "root-cert", "create", *GW, "-n", "x", "--cert-file", str(tmp_path / "site.pfx")
     )
-    assert "site.pfx" in not_cer and "not a certificate" in not_cer
+    assert (
+        "site.pfx" in not_cer and "this is a PFX (PKCS#12); upload the certificate only" in not_cer
+    )
     ok(server, "root-cert", "delete", *GW, "-n", "pemRoot")
     assert names(api, "trustedRootCertificates") == ["backendRoot"]
 

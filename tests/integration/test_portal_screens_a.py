@@ -75,8 +75,15 @@ class Browser:
         assert response.status_code == 200, response.text
         return response.text
 
-    def submit(self, page: str, action: str, **overrides: str | list[str]) -> httpx.Response:
-        """Post the form `action` of `page` as shown, with some fields changed."""
+    def submit(
+        self,
+        page: str,
+        action: str,
+        files: dict[str, tuple[str, bytes]] | None = None,
+        **overrides: str | list[str],
+    ) -> httpx.Response:
+        """Post the form `action` of `page` as shown, with some fields changed (and `files`
+        chosen: name -> (file name, content))."""
         reader = _FormReader()
         reader.feed(page)
         assert action in reader.forms, f"no form posting to {action}: {list(reader.forms)}"
@@ -85,7 +92,7 @@ class Browser:
             data.setdefault(name, []).append(shown)
         for name, value in overrides.items():
             data[name] = value if isinstance(value, list) else [value]
-        return self.client.post(action, data=data)
+        return self.client.post(action, data=data, files=files)
 
 
 def field_error(page: str, name: str) -> str:
@@ -373,6 +380,18 @@ def test_unknown_portal_urls_get_the_portal_not_found_page(portal: tuple[Api, Br
     assert api_path.headers["content-type"] == "application/json"
 
 
+def test_pages_link_a_favicon_that_is_served(portal: tuple[Api, Browser]) -> None:
+    _api, browser = portal
+    icon = re.search(
+        r'<link rel="icon" href="([^"]+)" type="image/svg\+xml">', browser.get("/portal/resources")
+    )
+    assert icon is not None, "no favicon linked"
+    served = browser.client.get(icon[1])
+    assert served.status_code == 200
+    assert served.headers["content-type"].startswith("image/svg+xml")
+    assert served.text.startswith("<svg")
+
+
 # --- listeners and backend settings ------------------------------------------------------------
 
 
@@ -410,6 +429,25 @@ def test_add_edit_and_delete_a_listener(portal: tuple[Api, Browser]) -> None:
     assert "Delete listener extra?" in confirm
     accepted(browser, confirm, screen("listeners/extra/delete"))
     assert child(stored(api), "httpListeners", "extra") is None
+
+
+def test_a_port_another_gateway_uses_is_refused_on_the_port_field(
+    portal: tuple[Api, Browser], pfx: Pfx, root_cer: str
+) -> None:
+    api, browser = portal
+    other = api.client.put(gateway_url("other"), json=skeleton(pfx, root_cer, "other", 8443))
+    assert other.status_code in (200, 201), other.text
+    page = browser.get(screen("listeners/appGatewayHttpListener/edit"))
+    shown = refused(
+        browser,
+        page,
+        screen("listeners/appGatewayHttpListener/edit"),
+        "port",
+        "port 8443 on 0.0.0.0 (all addresses) is already used by listener 'appGatewayHttpListener' "
+        "of gateway 'rg1/other'",
+        port="8443",
+    )
+    assert "/subscriptions/" not in field_error(shown, "port"), "no resource ids"
 
 
 def test_tls_certificates_table_shows_a_pfx_made_as_microsofts_cli_tutorial_makes_it(
@@ -462,6 +500,26 @@ def test_add_and_delete_backend_settings(portal: tuple[Api, Browser]) -> None:
     assert "Rules using it: rule1" in general_error(used.text)
     accepted(browser, listed, screen("settings/s2/delete"))
     assert child(stored(api), "backendHttpSettingsCollection", "s2") is None
+
+
+def test_a_pfx_uploaded_as_the_trusted_root_is_named_a_pfx(
+    portal: tuple[Api, Browser], pfx: Pfx
+) -> None:
+    api, browser = portal
+    before = stored(api)["etag"]
+    edit = screen("settings/appGatewayBackendHttpSettings/edit")
+    answer = browser.submit(
+        browser.get(edit),
+        edit,
+        files={"cer_file": ("listener.pfx", base64.b64decode(pfx.b64))},
+        cer_choice="upload",
+        cer_name="fromPfx",
+    )
+    assert answer.status_code == 400, answer.text
+    error_only_at(
+        answer.text, "cer_file", "this is a PFX (PKCS#12); upload the certificate only (.cer)"
+    )
+    assert stored(api)["etag"] == before
 
 
 # --- backend pools -------------------------------------------------------------------------------

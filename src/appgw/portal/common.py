@@ -265,12 +265,12 @@ class Portal:
             if error.code == STORE_UNAVAILABLE:  # the form is shown again, as typed
                 errors.unavailable = error.message
                 return errors
-            if not error.details:
+            for diagnostic in error.diagnostics:
+                # Next to its field the problem needs no resource id to say where it is.
+                field = mapping(diagnostic.resource_id, diagnostic.field)
+                errors.add(field, diagnostic.text if field else diagnostic.message)
+            if not error.diagnostics:
                 errors.add(None, error.message)
-            for detail in error.details:
-                target = detail.get("target", "")
-                resource, _, path = target.partition("#")
-                errors.add(mapping(resource, path), detail["message"])
         return errors
 
 
