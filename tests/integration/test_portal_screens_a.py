@@ -502,6 +502,41 @@ def test_add_and_delete_backend_settings(portal: tuple[Api, Browser]) -> None:
     assert child(stored(api), "backendHttpSettingsCollection", "s2") is None
 
 
+def test_backend_settings_trust_several_roots(portal: tuple[Api, Browser], root_cer: str) -> None:
+    """The ticked roots of the gateway and one uploaded besides, all trusted, in that order."""
+    api, browser = portal
+    edit = screen("settings/appGatewayBackendHttpSettings/edit")
+    page = browser.get(edit)
+    assert is_checked(page, "existing_cer", "backendRoot")
+    accepted(
+        browser,
+        page,
+        edit,
+        files={"cer_file": ("second.cer", base64.b64decode(root_cer))},
+        cer_name="secondRoot",
+    )
+    settings = properties(
+        stored(api), "backendHttpSettingsCollection", "appGatewayBackendHttpSettings"
+    )
+    assert [r["id"].rsplit("/", 1)[1] for r in settings["trustedRootCertificates"]] == [
+        "backendRoot",
+        "secondRoot",
+    ]
+    page = browser.get(edit)
+    assert is_checked(page, "existing_cer", "backendRoot") and is_checked(
+        page, "existing_cer", "secondRoot"
+    )
+    # Untick one: the other is still trusted.
+    accepted(browser, page, edit, existing_cer=["secondRoot"])
+    settings = properties(
+        stored(api), "backendHttpSettingsCollection", "appGatewayBackendHttpSettings"
+    )
+    assert [r["id"].rsplit("/", 1)[1] for r in settings["trustedRootCertificates"]] == [
+        "secondRoot"
+    ]
+    refused(browser, page, edit, "existing_cer", "Tick a certificate", existing_cer=[])
+
+
 def test_a_pfx_uploaded_as_the_trusted_root_is_named_a_pfx(
     portal: tuple[Api, Browser], pfx: Pfx
 ) -> None:

@@ -741,6 +741,8 @@ class FieldsForm:
 
     values: dict[str, str]
     certificate: ChosenCertificate | None = None
+    # Certificates the gateway has that the form ticks (backend settings trust several).
+    selected: tuple[str, ...] = ()
 
 
 # --- a blade of the gateway's own properties: one form --------------------------------------------
