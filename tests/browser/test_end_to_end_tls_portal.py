@@ -73,7 +73,6 @@ def trust_uploaded_cer(page: Page, cer: Path) -> None:
     """On the backend settings form: HTTPS trusting a new uploaded root, backendRoot."""
     page.get_by_label("HTTPS").check()
     page.get_by_label("No").first.check()  # Use well known CA certificate: No
-    page.get_by_label("Create new").check()
     page.get_by_label("Name", exact=True).fill("backendRoot")
     page.get_by_label("Upload CER certificate").set_input_files(str(cer))
 
@@ -148,6 +147,56 @@ def test_enable_end_to_end_tls_for_an_existing_gateway(
         assert seen["backend"] == "secure" and seen["tls"] and seen["sni"] == BACKEND_NAME
     finally:
         plain.stop()
+        secure.stop()
+
+
+def test_settings_trust_several_roots(gateway: Gateway, page: Page) -> None:
+    """Azure allows several trusted roots: ticking a second one (the one that signed the
+    backend) next to the first makes the backend reachable, and both stay ticked."""
+    first, second = trustme.CA(), trustme.CA(organization_name="Second Root")
+    secure = backend_presenting("secure", *issued(second, BACKEND_NAME))
+    port = free_port()
+    try:
+        gateway.apply(
+            GatewayBuilder()
+            .trusted_root("rootA", cer_b64(first))
+            .trusted_root("rootB", cer_b64(second))
+            .pool("pool", "127.0.0.1")
+            .settings(
+                "settings",
+                secure.port,
+                "Https",
+                hostName=BACKEND_NAME,
+                trustedRootCertificates=["rootA"],
+            )
+            .listener("listener", port, "Http")
+            .rule("rule1", "listener", pool="pool", settings="settings")
+            .build()
+        )
+        assert get(port, SITE).status_code == 502, "rootA did not sign the backend"
+        sign_in(page, gateway)
+        page.goto(f"{gateway.server.base_url}{GATEWAY}/settings/settings/edit")
+        roots = page.get_by_role("group", name="Trusted root certificates")
+        expect(roots.get_by_label("rootA")).to_be_checked()
+        roots.get_by_label("rootB").check()
+        page.get_by_role("button", name="Save").click()
+        expect(page.get_by_role("status")).to_contain_text("saved")
+        gateway.wait_current()
+        with gateway.api() as api:
+            trusted = api.get(gateway_url()).json()["properties"]["backendHttpSettingsCollection"]
+        assert [
+            r["id"].rsplit("/", 1)[1] for r in trusted[0]["properties"]["trustedRootCertificates"]
+        ] == [
+            "rootA",
+            "rootB",
+        ]
+        response = get(port, SITE)
+        assert response.status_code == 200 and response.json()["backend"] == "secure"
+        page.goto(f"{gateway.server.base_url}{GATEWAY}/settings/settings/edit")
+        expect(roots.get_by_label("rootA")).to_be_checked()
+        expect(roots.get_by_label("rootB")).to_be_checked()
+        screenshot(page, "backend-settings-two-roots")
+    finally:
         secure.stop()
 
 

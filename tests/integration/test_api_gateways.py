@@ -167,7 +167,14 @@ def test_two_gateways_cannot_listen_on_one_port(api: Api, pfx: Pfx, root_cer: st
     assert clash.status_code == 400
     error = clash.json()["error"]
     assert error["code"] == "ApplicationGatewayFrontendPortInUse"
-    assert gateway_id("first") in error["message"] and gateway_id("second") in error["message"]
+    # Named as the operator knows them, on the listener whose port to change.
+    assert error["message"].startswith(
+        "port 8443 on 0.0.0.0 (all addresses) is already used by listener 'appGatewayHttpListener' "
+        "of gateway 'rg1/first'"
+    ), error["message"]
+    assert [d["target"] for d in error["details"]] == [
+        f"{gateway_id('second')}/httpListeners/appGatewayHttpListener#properties.frontendPort"
+    ]
     assert put(api, skeleton(pfx, root_cer, "second", 8444), "second").status_code == 201
 
 

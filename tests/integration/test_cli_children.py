@@ -164,7 +164,9 @@ def test_certificate_groups_and_ssl_policy(
     not_cer = refused(
         server, "root-cert", "create", *GW, "-n", "x", "--cert-file", str(tmp_path / "site.pfx")
     )
-    assert "site.pfx" in not_cer and "not a certificate" in not_cer
+    assert (
+        "site.pfx" in not_cer and "this is a PFX (PKCS#12); upload the certificate only" in not_cer
+    )
     ok(server, "root-cert", "delete", *GW, "-n", "pemRoot")
     assert names(api, "trustedRootCertificates") == ["backendRoot"]
 
@@ -200,6 +202,26 @@ def test_certificate_groups_and_ssl_policy(
     assert "AppGwSslPolicy20220101" in listed_policies
     one = ok(server, "ssl-policy", "predefined", "show", "-n", "AppGwSslPolicy20220101")
     assert one["minProtocolVersion"] == "TLSv1_2"
+
+
+def test_http_settings_trust_several_roots(
+    server: ServeProcess, api: httpx.Client, root_cer: str, tmp_path: Path
+) -> None:
+    """As az: `--root-certs a b` (one flag, several names) trusts both, in that order."""
+    cer = tmp_path / "second.cer"
+    cer.write_text(root_cer)
+    ok(server, "root-cert", "create", *GW, "-n", "secondRoot", "--cert-file", str(cer))
+    settings = ok(
+        server, "http-settings", "update", *GW, "-n", "appGatewayBackendHttpSettings",
+        "--root-certs", "backendRoot", "secondRoot",
+    )  # fmt: skip
+    assert [last(r) for r in settings["trustedRootCertificates"]] == ["backendRoot", "secondRoot"]
+    created = ok(
+        server, "http-settings", "create", *GW, "-n", "settings2", "--port", "443",
+        "--protocol", "Https", "--root-certs", "secondRoot", "backendRoot", "--timeout", "40",
+    )  # fmt: skip
+    assert [last(r) for r in created["trustedRootCertificates"]] == ["secondRoot", "backendRoot"]
+    assert created["requestTimeout"] == 40
 
 
 def test_auth_cert_on_a_v1_gateway(

@@ -75,8 +75,15 @@ class Browser:
         assert response.status_code == 200, response.text
         return response.text
 
-    def submit(self, page: str, action: str, **overrides: str | list[str]) -> httpx.Response:
-        """Post the form `action` of `page` as shown, with some fields changed."""
+    def submit(
+        self,
+        page: str,
+        action: str,
+        files: dict[str, tuple[str, bytes]] | None = None,
+        **overrides: str | list[str],
+    ) -> httpx.Response:
+        """Post the form `action` of `page` as shown, with some fields changed (and `files`
+        chosen: name -> (file name, content))."""
         reader = _FormReader()
         reader.feed(page)
         assert action in reader.forms, f"no form posting to {action}: {list(reader.forms)}"
@@ -85,7 +92,7 @@ class Browser:
             data.setdefault(name, []).append(shown)
         for name, value in overrides.items():
             data[name] = value if isinstance(value, list) else [value]
-        return self.client.post(action, data=data)
+        return self.client.post(action, data=data, files=files)
 
 
 def field_error(page: str, name: str) -> str:
@@ -291,9 +298,6 @@ def assert_refusals(api: Api, browser: Browser, form: str, refusals: list[Refusa
                 "Autoscale",
                 "Manual",
                 "Instance count",
-                "HTTP2",
-                "Enabled",
-                "Disabled",
             ],
         ),
         (
@@ -376,6 +380,18 @@ def test_unknown_portal_urls_get_the_portal_not_found_page(portal: tuple[Api, Br
     assert api_path.headers["content-type"] == "application/json"
 
 
+def test_pages_link_a_favicon_that_is_served(portal: tuple[Api, Browser]) -> None:
+    _api, browser = portal
+    icon = re.search(
+        r'<link rel="icon" href="([^"]+)" type="image/svg\+xml">', browser.get("/portal/resources")
+    )
+    assert icon is not None, "no favicon linked"
+    served = browser.client.get(icon[1])
+    assert served.status_code == 200
+    assert served.headers["content-type"].startswith("image/svg+xml")
+    assert served.text.startswith("<svg")
+
+
 # --- listeners and backend settings ------------------------------------------------------------
 
 
@@ -413,6 +429,25 @@ def test_add_edit_and_delete_a_listener(portal: tuple[Api, Browser]) -> None:
     assert "Delete listener extra?" in confirm
     accepted(browser, confirm, screen("listeners/extra/delete"))
     assert child(stored(api), "httpListeners", "extra") is None
+
+
+def test_a_port_another_gateway_uses_is_refused_on_the_port_field(
+    portal: tuple[Api, Browser], pfx: Pfx, root_cer: str
+) -> None:
+    api, browser = portal
+    other = api.client.put(gateway_url("other"), json=skeleton(pfx, root_cer, "other", 8443))
+    assert other.status_code in (200, 201), other.text
+    page = browser.get(screen("listeners/appGatewayHttpListener/edit"))
+    shown = refused(
+        browser,
+        page,
+        screen("listeners/appGatewayHttpListener/edit"),
+        "port",
+        "port 8443 on 0.0.0.0 (all addresses) is already used by listener 'appGatewayHttpListener' "
+        "of gateway 'rg1/other'",
+        port="8443",
+    )
+    assert "/subscriptions/" not in field_error(shown, "port"), "no resource ids"
 
 
 def test_tls_certificates_table_shows_a_pfx_made_as_microsofts_cli_tutorial_makes_it(
@@ -465,6 +500,61 @@ def test_add_and_delete_backend_settings(portal: tuple[Api, Browser]) -> None:
     assert "Rules using it: rule1" in general_error(used.text)
     accepted(browser, listed, screen("settings/s2/delete"))
     assert child(stored(api), "backendHttpSettingsCollection", "s2") is None
+
+
+def test_backend_settings_trust_several_roots(portal: tuple[Api, Browser], root_cer: str) -> None:
+    """The ticked roots of the gateway and one uploaded besides, all trusted, in that order."""
+    api, browser = portal
+    edit = screen("settings/appGatewayBackendHttpSettings/edit")
+    page = browser.get(edit)
+    assert is_checked(page, "existing_cer", "backendRoot")
+    accepted(
+        browser,
+        page,
+        edit,
+        files={"cer_file": ("second.cer", base64.b64decode(root_cer))},
+        cer_name="secondRoot",
+    )
+    settings = properties(
+        stored(api), "backendHttpSettingsCollection", "appGatewayBackendHttpSettings"
+    )
+    assert [r["id"].rsplit("/", 1)[1] for r in settings["trustedRootCertificates"]] == [
+        "backendRoot",
+        "secondRoot",
+    ]
+    page = browser.get(edit)
+    assert is_checked(page, "existing_cer", "backendRoot") and is_checked(
+        page, "existing_cer", "secondRoot"
+    )
+    # Untick one: the other is still trusted.
+    accepted(browser, page, edit, existing_cer=["secondRoot"])
+    settings = properties(
+        stored(api), "backendHttpSettingsCollection", "appGatewayBackendHttpSettings"
+    )
+    assert [r["id"].rsplit("/", 1)[1] for r in settings["trustedRootCertificates"]] == [
+        "secondRoot"
+    ]
+    refused(browser, page, edit, "existing_cer", "Tick a certificate", existing_cer=[])
+
+
+def test_a_pfx_uploaded_as_the_trusted_root_is_named_a_pfx(
+    portal: tuple[Api, Browser], pfx: Pfx
+) -> None:
+    api, browser = portal
+    before = stored(api)["etag"]
+    edit = screen("settings/appGatewayBackendHttpSettings/edit")
+    answer = browser.submit(
+        browser.get(edit),
+        edit,
+        files={"cer_file": ("listener.pfx", base64.b64decode(pfx.b64))},
+        cer_choice="upload",
+        cer_name="fromPfx",
+    )
+    assert answer.status_code == 400, answer.text
+    error_only_at(
+        answer.text, "cer_file", "this is a PFX (PKCS#12); upload the certificate only (.cer)"
+    )
+    assert stored(api)["etag"] == before
 
 
 # --- backend pools -------------------------------------------------------------------------------
@@ -695,10 +785,87 @@ def test_rule_errors_show_next_to_their_field(portal: tuple[Api, Browser]) -> No
     refused(browser, edit, screen("rules/rule1/edit"), "priority", "priority 200", priority="200")
 
 
+# --- overview: Start, Stop, Delete, Refresh ---------------------------------------------------
+
+
+def is_disabled(page: str, action: str) -> bool:
+    """Whether the button of the form posting to `action` is disabled."""
+    match = re.search(
+        rf'<form method="post" action="{re.escape(action)}">.*?<button([^>]*)>', page, re.S
+    )
+    assert match is not None, f"no button posting to {action}"
+    return "disabled" in match[1]
+
+
+def test_overview_stops_and_starts_the_gateway(portal: tuple[Api, Browser]) -> None:
+    api, browser = portal
+    page = browser.get(screen("overview"))
+    assert f'href="{screen("overview")}">Refresh</a>' in page
+    assert is_disabled(page, screen("overview/start")) and not is_disabled(
+        page, screen("overview/stop")
+    )
+    before = stored(api)["etag"]
+    assert browser.submit(page, screen("overview/stop"), csrf="").status_code == 403
+    assert stored(api)["etag"] == before, "a form without the CSRF token stopped the gateway"
+
+    stopped = accepted(browser, page, screen("overview/stop"))
+    assert stopped.headers["location"] == screen("overview")
+    assert stored(api)["properties"]["operationalState"] == "Stopped"
+    page = browser.get(screen("overview"))
+    assert "Application gateway &#39;appgw&#39; stopped." in page
+    assert not is_disabled(page, screen("overview/start")) and is_disabled(
+        page, screen("overview/stop")
+    )
+
+    accepted(browser, page, screen("overview/start"))
+    assert stored(api)["properties"]["operationalState"] == "Running"
+    log = browser.get(screen("activity"))
+    assert "Microsoft.Network/applicationGateways/stop/action" in log
+    assert "Microsoft.Network/applicationGateways/start/action" in log
+
+
+def test_overview_deletes_after_the_name_is_typed(portal: tuple[Api, Browser]) -> None:
+    api, browser = portal
+    overview = browser.get(screen("overview"))
+    assert f'href="{screen("overview/delete")}">Delete</a>' in overview
+    page = browser.get(screen("overview/delete"))
+    assert "Delete application gateway appgw?" in page and f"resource group '{RG}'" in page
+
+    shown = refused(
+        browser,
+        page,
+        screen("overview/delete"),
+        "confirm_name",
+        "Type the gateway's name",
+        confirm_name="appg",
+    )
+    assert 'value="appg"' in shown, "what was typed is shown again"
+    assert (
+        browser.submit(page, screen("overview/delete"), confirm_name="appgw", csrf="").status_code
+        == 403
+    )
+    assert stored(api)["name"] == "appgw", "nothing was deleted"
+
+    deleted = accepted(browser, page, screen("overview/delete"), confirm_name="appgw")
+    assert deleted.headers["location"] == "/portal/resources"
+    assert api.client.get(gateway_url()).status_code == 404
+    assert "Application gateway &#39;appgw&#39; deleted." in browser.get("/portal/resources")
+
+
+def test_overview_delete_of_a_changed_gateway_deletes_nothing(portal: tuple[Api, Browser]) -> None:
+    api, browser = portal
+    page = browser.get(screen("overview/delete"))
+    accepted(browser, browser.get(screen("overview")), screen("overview/stop"))
+    answer = browser.submit(page, screen("overview/delete"), confirm_name="appgw")
+    assert answer.status_code == 412, answer.text
+    assert "was changed since this page was shown" in answer.text
+    assert stored(api)["name"] == "appgw"
+
+
 # --- configuration -------------------------------------------------------------------------------
 
 
-def test_configuration_capacity_and_http2(portal: tuple[Api, Browser]) -> None:
+def test_configuration_capacity(portal: tuple[Api, Browser]) -> None:
     api, browser = portal
     page = browser.get(screen("configuration"))
     autoscale = {"capacity_type": "Autoscale", "autoscale_min": "2", "autoscale_max": "10"}
@@ -719,17 +886,25 @@ def test_configuration_capacity_and_http2(portal: tuple[Api, Browser]) -> None:
         "autoscale_min": "5",
         "autoscale_max": "3",
     }
-    http2, _backwards, _too_many = assert_refusals(
+    _backwards, too_many = assert_refusals(
         api,
         browser,
         "configuration",
         [
-            ({"http2": "Enabled"}, "http2", "HTTP/2"),
             (backwards, "autoscale_max", "below minCapacity"),
             ({"instance_count": "126"}, "instance_count", "less than or equal to 125"),
         ],
     )
-    assert is_checked(http2, "http2", "Enabled"), "the choice is kept on the re-shown form"
+    assert is_checked(too_many, "capacity_type", "Manual"), "the choice is kept when re-shown"
+
+
+def test_configuration_does_not_offer_http2(portal: tuple[Api, Browser]) -> None:
+    """appgw does not serve HTTP/2: the choice is not offered, and saving leaves it as stored."""
+    api, browser = portal
+    page = browser.get(screen("configuration"))
+    assert "HTTP2" not in page and 'name="http2"' not in page
+    accepted(browser, page, screen("configuration"), http2="Enabled", instance_count="2")
+    assert not stored(api)["properties"].get("enableHttp2")
 
 
 # --- SSL settings --------------------------------------------------------------------------------
@@ -816,11 +991,11 @@ def test_ssl_policy_errors_show_next_to_their_field(portal: tuple[Api, Browser])
 def test_activity_log_lists_changes_and_refusals(portal: tuple[Api, Browser]) -> None:
     _api, browser = portal
     page = browser.get(screen("configuration"))
-    assert browser.submit(page, screen("configuration"), http2="Enabled").status_code == 400
+    assert browser.submit(page, screen("configuration"), instance_count="126").status_code == 400
     assert browser.submit(page, screen("configuration"), instance_count="4").status_code == 303
     log = browser.get(screen("activity"))
     assert "Failed" in log and "Succeeded" in log
-    assert "FeatureNotSupported" in log
+    assert re.search(r'<ul class="field-error"><li><code>\w+</code>', log), "the refusal's code"
     assert "Microsoft.Network/applicationGateways/write" in log
     caller = re.search(r'data-label="Event initiated by">([^<]+)', log)
     assert caller is not None and caller[1].strip(), "the caller is shown"

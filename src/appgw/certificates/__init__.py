@@ -407,6 +407,9 @@ def _issuer_path(certs: Sequence[x509.Certificate], leaf_index: int) -> tuple[li
     return path, remaining
 
 
+PFX_NOT_CER = "this is a PFX (PKCS#12); upload the certificate only (.cer)"
+
+
 def load_public_certificate(data: str | bytes) -> x509.Certificate:
     """Parse .cer data (authentication / trusted root certificates): base64 DER, raw DER or
     PEM (the first certificate when the PEM holds several)."""
@@ -416,6 +419,9 @@ def load_public_certificate(data: str | bytes) -> x509.Certificate:
             return x509.load_pem_x509_certificates(raw)[0]
         return x509.load_der_x509_certificate(raw)
     except ValueError:
+        # The usual slip: the listener's .pfx chosen where the backend's .cer goes.
+        if _PEM_MARKER not in raw and is_pkcs12_pfx(raw):
+            raise CertificateError(CODE_INVALID_DATA, PFX_NOT_CER) from None
         raise CertificateError(
             CODE_INVALID_DATA,
             "The data is not a certificate in DER, base64 DER or PEM form (a .cer file).",

@@ -54,6 +54,7 @@ DEFAULT_PROBE_TIMEOUT = 30.0  # ... with a 30 s timeout ...
 DEFAULT_UNHEALTHY_THRESHOLD = 3  # ... and unhealthy after 3 consecutive failures
 AFFINITY_COOKIE = "ApplicationGatewayAffinity"
 ALL_ADDRESSES = "0.0.0.0"
+WILDCARDS = frozenset({ALL_ADDRESSES, "::"})  # addresses that bind every address
 
 _REDIRECT_STATUS = {
     RedirectType.PERMANENT: 301,
@@ -149,29 +150,39 @@ def compile_model(
     )
 
 
-def listening_endpoints(document: Mapping[str, Any], frontend_address: str) -> set[tuple[str, int]]:
-    """The (address, port) pairs a gateway document binds: listeners that a rule uses."""
-    props = ApplicationGateway.model_validate(document).properties
+def listening_endpoints(
+    document: Mapping[str, Any], frontend_address: str
+) -> dict[tuple[str, int], list[str]]:
+    """The (address, port) pairs a gateway document binds, each with the names of the
+    listeners bound there (listeners that a rule uses), in rule order."""
+    return bound_listeners(ApplicationGateway.model_validate(document), frontend_address)
+
+
+def bound_listeners(
+    gateway: ApplicationGateway, frontend_address: str
+) -> dict[tuple[str, int], list[str]]:
+    """As `listening_endpoints`, of a parsed gateway."""
+    props = gateway.properties
     listeners = {item.name.casefold(): item for item in props.http_listeners}
     frontends = {item.name.casefold(): item for item in props.frontend_ip_configurations}
     ports = {item.name.casefold(): item.properties.port or 0 for item in props.frontend_ports}
-    bound: set[tuple[str, int]] = set()
+    bound: dict[tuple[str, int], list[str]] = {}
     for rule in props.request_routing_rules:
-        listener = listeners[_name(rule.properties.http_listener)].properties
-        frontend = frontends[_name(listener.frontend_ip_configuration)].properties
-        bound.add(
-            (
-                frontend.private_ip_address or frontend_address,
-                ports[_name(listener.frontend_port)],
-            )
+        listener = listeners[_name(rule.properties.http_listener)]
+        frontend = frontends[_name(listener.properties.frontend_ip_configuration)].properties
+        key = (
+            frontend.private_ip_address or frontend_address,
+            ports[_name(listener.properties.frontend_port)],
         )
+        names = bound.setdefault(key, [])
+        if listener.name not in names:
+            names.append(listener.name)
     return bound
 
 
 def endpoints_overlap(a: tuple[str, int], b: tuple[str, int]) -> bool:
     """Two binds collide on one port when the addresses are equal or either is a wildcard."""
-    wildcard = {"0.0.0.0", "::"}
-    return a[1] == b[1] and (a[0] == b[0] or a[0] in wildcard or b[0] in wildcard)
+    return a[1] == b[1] and (a[0] == b[0] or a[0] in WILDCARDS or b[0] in WILDCARDS)
 
 
 def parse_status_range(text: str) -> tuple[int, int]:

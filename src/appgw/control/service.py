@@ -18,7 +18,9 @@ from typing import Any, ParamSpec, TypeVar
 
 from appgw.compile.gateway import (
     ALL_ADDRESSES,
+    WILDCARDS,
     CompileError,
+    bound_listeners,
     compile_model,
     endpoints_overlap,
     listening_endpoints,
@@ -77,12 +79,15 @@ class ServiceError(Exception):
         details: list[dict[str, str]] | None = None,
         *,
         retry_after: int | None = None,
+        diagnostics: list[Diagnostic] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details or []
+        # The problems `details` was made of, for adapters that show each where it belongs.
+        self.diagnostics = diagnostics or []
         self.retry_after = retry_after  # seconds, for a Retry-After header
 
     def to_json(self) -> dict[str, Any]:
@@ -92,18 +97,32 @@ class ServiceError(Exception):
     def invalid(cls, diagnostics: list[Diagnostic]) -> ServiceError:
         details = [diagnostic.to_json() for diagnostic in diagnostics]
         if len(diagnostics) == 1:
-            return cls(400, diagnostics[0].code, diagnostics[0].message, details)
+            return cls(
+                400, diagnostics[0].code, diagnostics[0].message, details, diagnostics=diagnostics
+            )
         codes = ", ".join(sorted({d.code for d in diagnostics}))
         return cls(
             400,
             "MultipleErrorsOccurred",
             f"{len(diagnostics)} problems ({codes}); see details. First: {diagnostics[0].message}",
             details,
+            diagnostics=diagnostics,
         )
 
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def port_in_use(endpoint: tuple[str, int], listener: str, gateway_resource_id: str) -> str:
+    """Why a port cannot be listened on: the listener and gateway already on it, by name."""
+    other = GatewayId.parse(gateway_resource_id)
+    gateway = f"{other.resource_group}/{other.name}" if other else gateway_resource_id
+    address = f"{endpoint[0]} (all addresses)" if endpoint[0] in WILDCARDS else endpoint[0]
+    return (
+        f"port {endpoint[1]} on {address} is already used by listener '{listener}' "
+        f"of gateway '{gateway}'"
+    )
 
 
 def store_answers(method: Callable[P, R]) -> Callable[P, R]:
@@ -553,7 +572,7 @@ class GatewayService:
     ) -> list[Diagnostic]:
         """Compile as every worker will, and check the ports against the other gateways."""
         try:
-            snapshot = compile_model(
+            compile_model(
                 gateway,
                 secrets,
                 gateway_id=str(gateway_id),
@@ -562,20 +581,25 @@ class GatewayService:
         except CompileError as error:
             return error.diagnostics
         problems: list[Diagnostic] = []
+        mine = bound_listeners(gateway, self.frontend_address)
         for other in self.store.current_all(excluding=gateway_id.key):
             taken = listening_endpoints(other.document, self.frontend_address)
-            for mine in snapshot.endpoints:
-                clash = next((t for t in taken if endpoints_overlap(mine, t)), None)
-                if clash is not None:
-                    problems.append(
-                        Diagnostic(
-                            "ApplicationGatewayFrontendPortInUse",
-                            str(gateway_id),
-                            "properties.frontendPorts",
-                            f"{mine[0]}:{mine[1]} collides with {clash[0]}:{clash[1]}, which "
-                            f"gateway '{other.resource_id}' listens on",
-                        )
+            for endpoint, listeners in mine.items():
+                clash = next((t for t in taken if endpoints_overlap(endpoint, t)), None)
+                if clash is None:
+                    continue
+                # Named as the operator knows them (not by resource id), on each listener's
+                # frontend port: that is the field to change.
+                text = port_in_use(clash, taken[clash][0], other.resource_id)
+                problems.extend(
+                    Diagnostic(
+                        "ApplicationGatewayFrontendPortInUse",
+                        f"{gateway_id}/httpListeners/{listener}",
+                        "properties.frontendPort",
+                        text,
                     )
+                    for listener in listeners
+                )
         return problems
 
     def _require(self, gateway_id: GatewayId) -> GatewayVersion:

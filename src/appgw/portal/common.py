@@ -259,7 +259,7 @@ class Portal:
             self.service.put(
                 gateway_id,
                 document,
-                Caller(session.caller, request.client.host if request.client else None),
+                caller_of(session, request),
                 if_match=document.get("etag"),
             )
         except ServiceError as error:
@@ -269,13 +269,18 @@ class Portal:
             if error.code == STORE_UNAVAILABLE:  # the form is shown again, as typed
                 errors.unavailable = error.message
                 return errors
-            if not error.details:
+            for diagnostic in error.diagnostics:
+                # Next to its field the problem needs no resource id to say where it is.
+                field = mapping(diagnostic.resource_id, diagnostic.field)
+                errors.add(field, diagnostic.text if field else diagnostic.message)
+            if not error.diagnostics:
                 errors.add(None, error.message)
-            for detail in error.details:
-                target = detail.get("target", "")
-                resource, _, path = target.partition("#")
-                errors.add(mapping(resource, path), detail["message"])
         return errors
+
+
+def caller_of(session: Session, request: Request) -> Caller:
+    """Who makes a change, for the activity log: the signed-in operator and where from."""
+    return Caller(session.caller, request.client.host if request.client else None)
 
 
 @dataclass(frozen=True)
@@ -740,6 +745,8 @@ class FieldsForm:
 
     values: dict[str, str]
     certificate: ChosenCertificate | None = None
+    # Certificates the gateway has that the form ticks (backend settings trust several).
+    selected: tuple[str, ...] = ()
 
 
 # --- a blade of the gateway's own properties: one form --------------------------------------------

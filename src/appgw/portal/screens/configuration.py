@@ -1,4 +1,7 @@
-"""Configuration blade: tier (read-only), capacity (manual or autoscale) and HTTP2."""
+"""Configuration blade: tier (read-only) and capacity (manual or autoscale).
+
+Azure's blade also has HTTP2; appgw does not serve HTTP/2, so that choice is not offered (and the
+stored `enableHttp2` is left as it is) rather than offered and always refused."""
 
 from __future__ import annotations
 
@@ -19,8 +22,6 @@ from appgw.portal.screens.rules import number_or_text
 
 MANUAL = "Manual"
 AUTOSCALE = "Autoscale"
-ENABLED = "Enabled"
-DISABLED = "Disabled"
 # Azure's instance limits: v2 scales to 125 instances (autoscale minimum 0, maximum 2-125).
 MAX_V2_INSTANCES = 125
 MIN_AUTOSCALE_MAXIMUM = 2
@@ -34,7 +35,6 @@ class ConfigurationForm:
     instance_count: str = ""
     minimum: str = ""
     maximum: str = ""
-    http2: str = DISABLED
 
     @classmethod
     def of_view(cls, view: dict[str, Any]) -> ConfigurationForm:
@@ -48,7 +48,6 @@ class ConfigurationForm:
             maximum=(
                 str(autoscale.get("maxCapacity", "")) if autoscale else str(DEFAULT_AUTOSCALE[1])
             ),
-            http2=ENABLED if props.get("enableHttp2") else DISABLED,
         )
 
     @classmethod
@@ -58,7 +57,6 @@ class ConfigurationForm:
             instance_count=text(form, "instance_count"),
             minimum=text(form, "autoscale_min"),
             maximum=text(form, "autoscale_max"),
-            http2=text(form, "http2", DISABLED),
         )
 
     def apply(self, document: dict[str, Any]) -> None:
@@ -76,7 +74,6 @@ class ConfigurationForm:
         else:
             props.pop("autoscaleConfiguration", None)
             sku["capacity"] = number_or_text(self.instance_count)
-        props["enableHttp2"] = self.http2 == ENABLED
 
 
 def _fields(gateway_id: GatewayId) -> FieldMapping:
@@ -85,7 +82,6 @@ def _fields(gateway_id: GatewayId) -> FieldMapping:
         "properties.autoscaleConfiguration": "capacity_type",
         "properties.autoscaleConfiguration.minCapacity": "autoscale_min",
         "properties.autoscaleConfiguration.maxCapacity": "autoscale_max",
-        "properties.enableHttp2": "http2",
     }
 
     def mapping(resource: str, path: str) -> str | None:

@@ -1,6 +1,7 @@
 """Backend settings (the older portal's "HTTP settings"): the list and Add/Edit/Delete, with the
-end-to-end TLS fields: HTTPS, well-known CA or an uploaded CER (trusted root on v2,
-authentication certificate on v1), host name override and SNI options."""
+end-to-end TLS fields: HTTPS, well-known CA or CER certificates (trusted roots on v2,
+authentication certificates on v1; several of the gateway's, and another uploaded), host name
+override and SNI options."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from appgw.portal.common import (
     GATEWAY_PATH,
     CertificateChoice,
     ChildScreen,
-    ChosenCertificate,
     FieldMapping,
     FieldsForm,
     FormErrors,
@@ -42,7 +42,7 @@ _FIELDS = (
     "protocol",
     "port",
     "well_known",
-    *CER.fields,
+    "cer_name",
     "affinity",
     "affinity_cookie_name",
     "draining",
@@ -91,7 +91,7 @@ def _blank(_view: dict[str, Any]) -> FieldsForm:
             "port": "80",
             # Azure's portal defaults the well-known CA toggle to No for v2 (spec §2.5).
             "well_known": "no",
-            **CER.values(""),
+            "cer_name": "",
             "affinity": "disable",
             "affinity_cookie_name": "",
             "draining": "disable",
@@ -113,12 +113,13 @@ def _of_settings(_view: dict[str, Any], settings: dict[str, Any]) -> FieldsForm:
     certificates = p.get("trustedRootCertificates", []) + p.get("authenticationCertificates", [])
     draining = p.get("connectionDraining") or {}
     return FieldsForm(
-        {
+        selected=tuple(name_of(certificate) for certificate in certificates),
+        values={
             "settings_name": settings["name"],
             "protocol": p.get("protocol", "Http"),
             "port": str(p.get("port", "")),
             "well_known": "no" if certificates else "yes",
-            **CER.values(name_of(certificates[0] if certificates else None)),
+            "cer_name": "",
             "affinity": "enable" if p.get("cookieBasedAffinity") == "Enabled" else "disable",
             "affinity_cookie_name": p.get("affinityCookieName", ""),
             "draining": "enable" if draining.get("enabled") else "disable",
@@ -133,7 +134,7 @@ def _of_settings(_view: dict[str, Any], settings: dict[str, Any]) -> FieldsForm:
             "sni_name": p.get("sniName", ""),
             "validate_chain": "" if p.get("validateCertChainAndExpiry") is False else "on",
             "validate_sni": "" if p.get("validateSNI") is False else "on",
-        }
+        },
     )
 
 
@@ -143,15 +144,22 @@ def _of_post(form: FormData, name: str | None) -> FieldsForm:
         values[flag] = "on" if text(form, flag) else ""
     if name is not None:
         values["settings_name"] = name
-    certificate = CER.posted(form) if values["protocol"] == "Https" else None
-    return FieldsForm(values, certificate)
+    selected = tuple(
+        value for value in form.getlist("existing_cer") if isinstance(value, str) and value
+    )
+    # A file or a name means another certificate is being added besides the ticked ones.
+    upload = CER.posted(form)
+    certificate = upload if upload.data is not None or upload.name else None
+    if values["protocol"] != "Https":
+        return FieldsForm(values)
+    return FieldsForm(values, certificate, selected)
 
 
-def _own_certificate(view: dict[str, Any], form: FieldsForm) -> ChosenCertificate | None:
-    """The certificate the settings trust, unless they trust the well-known CAs (v2 only)."""
-    if form.certificate is None or (is_v2(view) and form.values["well_known"] == "yes"):
-        return None
-    return form.certificate
+def _trusts_own(view: dict[str, Any], form: FieldsForm) -> bool:
+    """Whether the settings trust their own certificates (not the well-known CAs, v2 only)."""
+    return form.values["protocol"] == "Https" and not (
+        is_v2(view) and form.values["well_known"] == "yes"
+    )
 
 
 def _certificates_collection(view: dict[str, Any]) -> str:
@@ -162,7 +170,10 @@ def _editor_context(view: dict[str, Any], form: FieldsForm, _adding: bool) -> di
     props = view["properties"]
     return {
         "values": form.values,
-        "certificates": [(c["name"], c["name"]) for c in props[_certificates_collection(view)]],
+        "certificates": [
+            (c["name"], c["name"].casefold() in {s.casefold() for s in form.selected})
+            for c in props[_certificates_collection(view)]
+        ],
         "probes": [("", "No custom probe")] + [(p["name"], p["name"]) for p in props["probes"]],
     }
 
@@ -174,9 +185,11 @@ def _check(view: dict[str, Any], form: FieldsForm, _adding: bool) -> FormErrors:
     for field, label in (("port", "backend port"), ("request_timeout", "request time-out")):
         if not form.values[field].isdigit():
             errors.add(field, f"Enter the {label} as a whole number.")
-    certificate = _own_certificate(view, form)
-    if certificate is not None:
-        CER.check(certificate, errors)
+    if _trusts_own(view, form):
+        if form.certificate is not None:
+            CER.check(form.certificate, errors)
+        elif not form.selected:
+            errors.add("existing_cer", "Tick a certificate the gateway has, or upload one.")
     return errors
 
 
@@ -189,8 +202,13 @@ def _apply(
     values = form.values
     v2 = is_v2(document)
     collection = _certificates_collection(document)
-    certificate = _own_certificate(document, form)
-    certificate_name = CER.apply(certificate, document, collection) if certificate else None
+    own = _trusts_own(document, form)
+    certificate_name = (
+        CER.apply(form.certificate, document, collection) if own and form.certificate else None
+    )
+    trusted = list(form.selected) if own else []
+    if certificate_name and certificate_name.casefold() not in {t.casefold() for t in trusted}:
+        trusted.append(certificate_name)
     properties: dict[str, Any] = {
         key: value for key, value in (previous or {}).get("properties", {}).items() if key in _KEPT
     }
@@ -223,8 +241,8 @@ def _apply(
     else:
         properties.pop("probe", None)
     https = values["protocol"] == "Https"
-    if https and certificate_name:
-        properties[collection] = [ref(gateway_id, collection, certificate_name)]
+    if https and trusted:
+        properties[collection] = [ref(gateway_id, collection, name) for name in trusted]
     if https and v2:
         if not values["validate_chain"]:
             properties["validateCertChainAndExpiry"] = False
