@@ -322,6 +322,16 @@ def test_wizard_v1_ignores_v2_fields_and_takes_its_size(api: Api) -> None:
         assert [c["name"] for c in props["authenticationCertificates"]] == ["backendLeaf"]
         settings = props["backendHttpSettingsCollection"][0]["properties"]
         assert settings["authenticationCertificates"][0]["id"].endswith("/backendLeaf")
+        # WAF (v1) has no Small size; Medium makes WAF_Medium.
+        waf = {**v1, "gateway_name": "v1waf", "tier": "WAF", "size": "Small"}
+        waf["listener_port_http"] = str(free_port())
+        small = create(browser, None, leaf_der, backend_cer_name="backendLeaf", **waf)
+        assert small.status_code == 400 and "Medium" in field_error(small.text, "size")
+        waf["size"] = "Medium"
+        answer = create(browser, None, leaf_der, backend_cer_name="backendLeaf", **waf)
+        assert answer.status_code == 303, answer.text
+        sku = rest(api.client, "v1waf").json()["properties"]["sku"]
+        assert sku["name"] == "WAF_Medium" and sku["tier"] == "WAF"
 
 
 def test_health_screen_without_a_monitor_says_so(api: Api) -> None:

@@ -42,7 +42,9 @@ TIERS = (
     ("Standard_v2", "Standard V2"),
     ("WAF_v2", "WAF V2"),
     ("Standard", "Standard (v1)"),
+    ("WAF", "WAF (v1)"),
 )
+V1_TIERS = ("Standard", "WAF")
 # Standard (v1) comes in sizes (sku.name Standard_Small...); v2 has none. Azure preselects Medium.
 V1_SIZES = (("Small", "Small"), ("Medium", "Medium"), ("Large", "Large"))
 MIN_TARGET_ROWS = 4
@@ -98,7 +100,7 @@ class Wizard:
 
     @property
     def v2(self) -> bool:
-        return self.values["tier"] != "Standard"
+        return self.values["tier"] not in V1_TIERS
 
     def port_field(self, prefix: str) -> str:
         protocol = self.values[f"{prefix}_protocol"]
@@ -221,6 +223,8 @@ def _options(
     incomplete (errors say why)."""
     v = wizard.values
     _required(wizard, "region", "a region")
+    if v["tier"] == "WAF" and v["size"] == "Small":  # Azure has no WAF_Small
+        wizard.errors.add("size", "WAF (v1) comes in sizes Medium and Large; choose one.")
     capacity = _whole(wizard, "capacity", "instance count")
     listener_port = _whole(wizard, wizard.port_field("listener"), "port")
     settings_port = _whole(wizard, wizard.port_field("settings"), "backend port")
