@@ -16,7 +16,7 @@ from playwright.sync_api import Page, expect
 from backends import Backend, free_port, wait_until
 from browser.conftest import screenshot
 from builders import GatewayBuilder
-from e2e.harness import Gateway, backend_presenting, get, issued
+from e2e.harness import Gateway, backend_presenting, get, issued, self_signed_leaf
 from helpers import TOKEN, cer_b64, gateway_url, make_pfx, start_serve
 
 pytestmark = pytest.mark.slow
@@ -264,6 +264,51 @@ def test_create_a_new_gateway_with_end_to_end_tls(
         response = get(port, BACKEND_NAME, https=True, ca=None, sni=BACKEND_NAME)
         assert response.status_code == 200, response.text
         assert response.json()["backend"] == "secure" and response.json()["tls"]
+    finally:
+        secure.stop()
+
+
+def test_create_a_v1_gateway_shows_only_v1_fields(
+    gateway: Gateway, page: Page, tmp_path: Path
+) -> None:
+    """Standard (v1) in the wizard: a size instead of priority and the well-known CA choice; the
+    defaults create, and the backend's own certificate (authentication certificate) is trusted."""
+    chain, key, leaf_der = self_signed_leaf(BACKEND_NAME)
+    leaf = tmp_path / "backend.cer"
+    leaf.write_bytes(base64.b64encode(leaf_der))
+    secure = backend_presenting("secure-v1", chain, key)
+    port = free_port()
+    try:
+        sign_in(page, gateway)
+        page.get_by_role("link", name="Create application gateway").click()
+        expect(page.get_by_label("Priority")).to_be_visible()
+        page.get_by_label("Standard (v1)").check()
+        # The fields switch at once: v1 has sizes, no priority, no well-known CAs.
+        expect(page.get_by_label("Medium")).to_be_checked()
+        expect(page.get_by_label("Priority")).to_be_hidden()
+        page.get_by_label("Subscription").fill("sub1")
+        page.get_by_label("Resource group").fill("rg1")
+        page.get_by_label("Application gateway name").fill("myV1Gateway")
+        page.get_by_label("Private", exact=True).check()
+        page.locator("input[name=pool_empty][value=no]").check()
+        page.get_by_label("Target 1 (IP address or FQDN)").fill("127.0.0.1")
+        page.get_by_label("Port", exact=True).fill(str(port))
+        page.locator("input[name=settings_protocol][value=Https]").check()
+        expect(page.locator("input[name=well_known]").first).to_be_hidden()
+        page.get_by_label("Backend port (HTTPS)").fill(str(secure.port))
+        page.get_by_label("CER certificate").set_input_files(str(leaf))
+        page.locator("input[name=backend_cer_name]").fill("backendLeaf")
+        screenshot(page, "create-wizard-v1")
+        page.get_by_role("button", name="Create").click()
+        expect(page.get_by_role("heading", name="myV1Gateway")).to_be_visible()
+        gateway.wait_current("myV1Gateway")
+        with gateway.api() as api:
+            props = api.get(gateway_url("myV1Gateway")).json()["properties"]
+        assert props["sku"]["name"] == "Standard_Medium"
+        assert "priority" not in props["requestRoutingRules"][0]["properties"]
+        response = get(port, SITE)
+        assert response.status_code == 200, response.text
+        assert response.json()["backend"] == "secure-v1" and response.json()["tls"]
     finally:
         secure.stop()
 

@@ -19,6 +19,7 @@ import trustme
 
 from backends import Backend, free_port, wait_until
 from builders import GatewayBuilder
+from e2e.harness import self_signed_leaf
 from helpers import (
     API_VERSION,
     RG,
@@ -289,6 +290,48 @@ def test_wizard_v1_http_gateway_without_targets(api: Api) -> None:
         assert settings["port"] == 8080 and settings["requestTimeout"] == 20
         assert settings["connectionDraining"] == {"enabled": False, "drainTimeoutInSec": 1}
         assert "priority" not in props["requestRoutingRules"][0]["properties"]
+
+
+def test_wizard_v1_ignores_v2_fields_and_takes_its_size(api: Api) -> None:
+    """A browser without JavaScript submits every field: for Standard (v1) the server ignores
+    priority and the well-known CA choice (v1 has neither) and needs the backend's .cer."""
+    with portal_client(api.base_url) as browser:
+        v1 = {
+            "gateway_name": "v1sized",
+            "tier": "Standard",
+            "size": "Large",
+            "priority": "not a number",
+            "pool_empty": "yes",
+            "listener_protocol": "Http",
+            "listener_port_http": str(free_port()),
+            "settings_protocol": "Https",
+            "settings_port_https": "8443",
+            "well_known": "yes",
+        }
+        refused = create(browser, None, None, **v1)
+        assert refused.status_code == 400
+        assert "Standard (v1)" in field_error(refused.text, "backend_cer")
+        assert field_error(refused.text, "priority") == ""
+        assert "SKU size" in refused.text
+        _, _, leaf_der = self_signed_leaf("backend.contoso.test")
+        answer = create(browser, None, leaf_der, backend_cer_name="backendLeaf", **v1)
+        assert answer.status_code == 303, answer.text
+        props = rest(api.client, "v1sized").json()["properties"]
+        assert props["sku"]["name"] == "Standard_Large" and props["sku"]["tier"] == "Standard"
+        assert "priority" not in props["requestRoutingRules"][0]["properties"]
+        assert [c["name"] for c in props["authenticationCertificates"]] == ["backendLeaf"]
+        settings = props["backendHttpSettingsCollection"][0]["properties"]
+        assert settings["authenticationCertificates"][0]["id"].endswith("/backendLeaf")
+        # WAF (v1) has no Small size; Medium makes WAF_Medium.
+        waf = {**v1, "gateway_name": "v1waf", "tier": "WAF", "size": "Small"}
+        waf["listener_port_http"] = str(free_port())
+        small = create(browser, None, leaf_der, backend_cer_name="backendLeaf", **waf)
+        assert small.status_code == 400 and "Medium" in field_error(small.text, "size")
+        waf["size"] = "Medium"
+        answer = create(browser, None, leaf_der, backend_cer_name="backendLeaf", **waf)
+        assert answer.status_code == 303, answer.text
+        sku = rest(api.client, "v1waf").json()["properties"]["sku"]
+        assert sku["name"] == "WAF_Medium" and sku["tier"] == "WAF"
 
 
 def test_health_screen_without_a_monitor_says_so(api: Api) -> None:

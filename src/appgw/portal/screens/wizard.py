@@ -42,8 +42,11 @@ TIERS = (
     ("Standard_v2", "Standard V2"),
     ("WAF_v2", "WAF V2"),
     ("Standard", "Standard (v1)"),
+    ("WAF", "WAF (v1)"),
 )
-V1_SKU = "Standard_Medium"  # the v1 size the portal preselected
+V1_TIERS = ("Standard", "WAF")
+# Standard (v1) comes in sizes (sku.name Standard_Small...); v2 has none. Azure preselects Medium.
+V1_SIZES = (("Small", "Small"), ("Medium", "Medium"), ("Large", "Large"))
 MIN_TARGET_ROWS = 4
 
 DEFAULTS: dict[str, str] = {
@@ -52,6 +55,7 @@ DEFAULTS: dict[str, str] = {
     "gateway_name": "",
     "region": "local",
     "tier": "Standard_v2",
+    "size": "Medium",
     "capacity": "2",
     "frontend_type": "Private",
     "public_ip_name": "",
@@ -76,6 +80,7 @@ DEFAULTS: dict[str, str] = {
 }
 CHOICES: dict[str, tuple[str, ...]] = {
     "tier": tuple(value for value, _label in TIERS),
+    "size": tuple(value for value, _label in V1_SIZES),
     "frontend_type": ("Public", "Private"),
     "listener_protocol": ("Http", "Https"),
     "listener_type": ("Basic", "MultiSite"),
@@ -95,7 +100,7 @@ class Wizard:
 
     @property
     def v2(self) -> bool:
-        return self.values["tier"] != "Standard"
+        return self.values["tier"] not in V1_TIERS
 
     def port_field(self, prefix: str) -> str:
         protocol = self.values[f"{prefix}_protocol"]
@@ -154,6 +159,7 @@ def _page(
         errors=wizard.errors,
         targets=rows,
         tiers=TIERS,
+        sizes=V1_SIZES,
         action=URL,
     )
 
@@ -217,6 +223,8 @@ def _options(
     incomplete (errors say why)."""
     v = wizard.values
     _required(wizard, "region", "a region")
+    if v["tier"] == "WAF" and v["size"] == "Small":  # Azure has no WAF_Small
+        wizard.errors.add("size", "WAF (v1) comes in sizes Medium and Large; choose one.")
     capacity = _whole(wizard, "capacity", "instance count")
     listener_port = _whole(wizard, wizard.port_field("listener"), "port")
     settings_port = _whole(wizard, wizard.port_field("settings"), "backend port")
@@ -257,10 +265,18 @@ def _options(
                 "'Add backend pool without targets'.",
             )
 
-    own_ca = v["settings_protocol"] == "Https" and v["well_known"] == "no"
+    # v1 trusts no well-known CA: it allow-lists the backend's own certificate, so HTTPS to the
+    # backend needs one whatever the (v2-only) well-known choice says.
+    own_ca = v["settings_protocol"] == "Https" and (v["well_known"] == "no" or not wizard.v2)
     if own_ca:
         if cer is None:
-            wizard.errors.add("backend_cer", "Choose the CER certificate file.")
+            wizard.errors.add(
+                "backend_cer",
+                "Choose the CER certificate file."
+                if wizard.v2
+                else "Choose the backend's certificate (.cer): Standard (v1) connects over "
+                "HTTPS only to a backend whose certificate is uploaded.",
+            )
         _required(wizard, "backend_cer_name", "a name for the certificate")
 
     if wizard.errors or capacity is None or listener_port is None or settings_port is None:
@@ -279,7 +295,7 @@ def _options(
     tier = v["tier"]
     return QuickCreate(
         location=v["region"],
-        sku=V1_SKU if tier == "Standard" else tier,
+        sku=tier if wizard.v2 else f"{tier}_{v['size']}",
         capacity=capacity,
         frontend_port=listener_port,
         certificate=certificate,

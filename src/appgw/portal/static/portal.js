@@ -1,5 +1,6 @@
 // Show a form section only when the choice it belongs to is selected:
-// <div data-show-when="protocol=Https|Tls"> ... </div>. Without JavaScript every section shows.
+// <div data-show-when="protocol=Https|Tls"> ... </div>; "a=x;b=y" shows it when either holds.
+// Without JavaScript every section shows.
 (function () {
   function currentValue(form, name) {
     const checked = form.querySelector('input[name="' + name + '"]:checked');
@@ -11,9 +12,10 @@
   }
   function refresh(form) {
     form.querySelectorAll("[data-show-when]").forEach(function (section) {
-      const rule = section.getAttribute("data-show-when");
-      const [name, values] = rule.split("=");
-      const shown = values.split("|").includes(currentValue(form, name));
+      const shown = section.getAttribute("data-show-when").split(";").some(function (rule) {
+        const [name, values] = rule.split("=");
+        return values.split("|").includes(currentValue(form, name));
+      });
       section.hidden = !shown;
       section.querySelectorAll("input, select, textarea").forEach(function (el) {
         el.disabled = !shown;
