@@ -448,3 +448,9 @@ def run_cli(
         timeout=60,
         check=False,
     )
+
+
+def worker_pids(serve_log: str) -> dict[int, int]:
+    """Latest pid per worker index, from serve's 'appgw worker N (pid P) ready' lines."""
+    found = re.findall(r"appgw worker (\d+) \(pid (\d+)\) ready", serve_log)
+    return {int(index): int(pid) for index, pid in found}

@@ -17,7 +17,7 @@ import pytest
 from backends import Backend, free_port, wait_until
 from builders import GatewayBuilder
 from e2e.harness import Gateway
-from helpers import TOKEN, start_serve
+from helpers import TOKEN, start_serve, worker_pids
 
 pytestmark = pytest.mark.slow
 
@@ -108,11 +108,6 @@ def test_f_configuration_changes_under_load_fail_no_request(
     assert {backend for _, backend in load.results} == {"blue", "green"}
     # The switches took effect in order: the last answers come from green.
     assert load.results[-1][1] == "green"
-
-
-def worker_pids(log: str) -> dict[int, int]:
-    """Latest pid per worker index, from 'appgw worker N (pid P) ready' lines."""
-    return {int(i): int(p) for i, p in re.findall(r"appgw worker (\d+) \(pid (\d+)\) ready", log)}
 
 
 def test_g_a_killed_worker_is_replaced_and_traffic_continues(

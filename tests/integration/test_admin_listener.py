@@ -4,7 +4,6 @@ a request head that never ends, and the headers every answer carries."""
 from __future__ import annotations
 
 import json
-import re
 import socket
 import threading
 import time
@@ -15,6 +14,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from e2e.raw import RawClient
 from helpers import TOKEN, ServeProcess, serving
 
 pytestmark = pytest.mark.slow
@@ -185,35 +185,15 @@ def test_a_head_sent_a_byte_at_a_time_is_refused_at_the_deadline(server: ServePr
     assert watch.slowest < PROMPT
 
 
-def _read_one_response(sock: socket.socket) -> bytes:
-    """One response with a Content-Length body (head and body may come in separate reads)."""
-    answer = b""
-    while b"\r\n\r\n" not in answer:
-        chunk = sock.recv(65536)
-        assert chunk, answer
-        answer += chunk
-    head, _, body = answer.partition(b"\r\n\r\n")
-    length = int(re.search(rb"(?im)^content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        assert chunk, answer
-        body += chunk
-    return head + b"\r\n\r\n" + body
-
-
 def test_the_head_deadline_starts_again_with_each_request(server: ServeProcess) -> None:
     """Requests on one kept-alive connection, the last one sent after the first request's
     deadline would have passed: each head has a deadline of its own."""
     request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
-    sock = socket.create_connection(_address(server), timeout=5)
-    try:
+    with RawClient(_address(server)[1], timeout=5) as client:
         for pause in (0, HEAD_TIMEOUT * 0.7, HEAD_TIMEOUT * 0.7):
             time.sleep(pause)
-            sock.sendall(request)
-            answer = _read_one_response(sock)
-            assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
-    finally:
-        sock.close()
+            client.send(request)
+            assert client.reply().status == 200
 
 
 def test_heads_under_the_limits_are_served_and_the_connection_kept(server: ServeProcess) -> None:

@@ -6,7 +6,6 @@ a change made through one instance is served by the other."""
 from __future__ import annotations
 
 import os
-import re
 import signal
 import threading
 import time
@@ -18,7 +17,7 @@ import httpx
 import pytest
 
 from backends import Backend, free_port, wait_until
-from helpers import TOKEN, ServeProcess, gateway_url
+from helpers import TOKEN, ServeProcess, gateway_url, worker_pids
 from instances import ADDRESSES, answered_by, gateway_document, start_both
 from postgresql import running_postgres, stopped
 
@@ -72,12 +71,6 @@ def log_lines(server: ServeProcess) -> list[str]:
     return server.log_path.read_text().splitlines()
 
 
-def worker_pids(server: ServeProcess) -> dict[int, int]:
-    """Latest pid per worker index, from 'appgw worker N (pid P) ready' lines."""
-    found = re.findall(r"appgw worker (\d+) \(pid (\d+)\) ready", server.log_path.read_text())
-    return {int(index): int(pid) for index, pid in found}
-
-
 def serves(backend: str, port: int) -> None:
     """Wait until both instances' listeners on `port` answer from `backend`."""
     wait_until(
@@ -124,17 +117,15 @@ def test_both_data_planes_ride_out_a_store_outage(tmp_path: Path) -> None:
                         assert text.count("store is unreachable") == 3, text
 
                     # Every worker of instance A dies; their replacements start without a store.
-                    old = worker_pids(servers[0])
+                    old = worker_pids(servers[0].log_path.read_text())
                     for pid in old.values():
                         os.kill(pid, signal.SIGKILL)
-                    wait_until(
-                        lambda: (
-                            len(worker_pids(servers[0])) == 2
-                            and not set(worker_pids(servers[0]).values()) & set(old.values())
-                        ),
-                        timeout=30,
-                        what="replacement workers",
-                    )
+
+                    def replaced() -> bool:
+                        now = worker_pids(servers[0].log_path.read_text())
+                        return len(now) == 2 and not set(now.values()) & set(old.values())
+
+                    wait_until(replaced, timeout=30, what="replacement workers")
                     text = servers[0].log_path.read_text()
                     assert "serving the 1 gateway(s) this instance last applied" in text
                     served = [answered_by(ADDRESSES[0], port) for _ in range(20)]
