@@ -11,7 +11,7 @@ import pytest
 import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from backends import Backend, free_port, wait_until
 from browser.conftest import screenshot
@@ -118,7 +118,10 @@ def test_enable_end_to_end_tls_for_an_existing_gateway(
         with gateway.api() as api:
             stored = api.get(gateway_url()).json()
         assert stored["properties"]["sslCertificates"] == []
-        save_https_listener(page, uploads["pfx"], "Portal1Pass")
+        # The PFX is kept from that submit: the fix is the password alone.
+        expect(page.locator("#cert_file-kept")).to_contain_text("appgw.pfx")
+        page.get_by_label("Password").fill("Portal1Pass")
+        page.get_by_role("button", name="Save").click()
         expect(page.get_by_role("status")).to_contain_text("saved")
         assert gateway.wait_current() == 2
         response = get(port, SITE, https=True, ca=ca)
@@ -223,42 +226,93 @@ def test_a_form_without_its_csrf_token_is_refused(gateway: Gateway, page: Page) 
         assert api.get(gateway_url()).json()["etag"] == before
 
 
+def next_tab(page: Page, title: str) -> None:
+    """Next : `title`, and the wizard shows that tab."""
+    page.get_by_role("button", name=f"Next : {title}").click()
+    expect(page.locator("[aria-current=step]")).to_have_text(title)
+
+
+def footer_button(page: Page, name: str) -> Locator:
+    """A button of the wizard's footer (the tabs above have their own Review + create)."""
+    return page.locator(".wizard-footer").get_by_role("button", name=name, exact=True)
+
+
+def stopped_on_tab_with_errors(page: Page, title: str) -> None:
+    current = page.locator("[aria-current=step]")
+    expect(current).to_contain_text(title)
+    expect(current.locator(".tab-error")).to_be_visible()
+    expect(page.locator("#error-summary")).to_be_visible()
+
+
+def fill_create_wizard(page: Page, name: str, listener_port: int) -> None:
+    """Basics, Frontends and Backends as the article fills them; stops on Configuration."""
+    page.get_by_role("link", name="Create application gateway").click()
+    expect(page.locator("[aria-current=step]")).to_have_text("Basics")
+    page.get_by_label("Subscription").fill("sub1")
+    page.get_by_label("Resource group").fill("rg1")
+    page.get_by_label("Application gateway name").fill(name)
+    next_tab(page, "Frontends")
+    page.get_by_label("Private", exact=True).check()
+    page.get_by_label("Private IP address").fill("127.0.0.1")
+    next_tab(page, "Backends")
+    page.locator("input[name=pool_empty][value=no]").check()
+    page.get_by_label("Target 1 (IP address or FQDN)").fill("127.0.0.1")
+    next_tab(page, "Configuration")
+    page.get_by_label("Rule name").fill("rule1")
+    page.get_by_label("Listener name").fill("appGatewayHttpListener")
+    page.locator("input[name=listener_protocol][value=Https]").check()
+    page.get_by_label("Port (HTTPS)", exact=True).fill(str(listener_port))
+
+
 def test_create_a_new_gateway_with_end_to_end_tls(
     gateway: Gateway, page: Page, tmp_path: Path
 ) -> None:
-    """Article: create the gateway in the wizard with an HTTPS listener (PFX + password) and
-    HTTPS backend settings that trust the backend's root (.cer)."""
+    """Article: create the gateway in the wizard, tab by tab, with an HTTPS listener (PFX +
+    password) and HTTPS backend settings that trust the backend's root (.cer). A wrong
+    password is found at Review + create, on its field: the files stay chosen, so the fix is
+    the password alone."""
     ca, backend_ca = trustme.CA(), trustme.CA(organization_name="Backend Root")
     uploads = files(tmp_path, ca, backend_ca)
     secure = backend_presenting("secure", *issued(backend_ca, BACKEND_NAME))
     port = free_port()
     try:
         sign_in(page, gateway)
-        page.get_by_role("link", name="Create application gateway").click()
-        page.get_by_label("Subscription").fill("sub1")
-        page.get_by_label("Resource group").fill("rg1")
-        page.get_by_label("Application gateway name").fill("myAppGateway")
-        page.get_by_label("Private", exact=True).check()
-        page.get_by_label("Private IP address").fill("127.0.0.1")
-        page.locator("input[name=pool_empty][value=no]").check()
-        page.get_by_label("Target 1 (IP address or FQDN)").fill("127.0.0.1")
-        page.get_by_label("Rule name").fill("rule1")
-        page.get_by_label("Listener name").fill("appGatewayHttpListener")
-        page.locator("input[name=listener_protocol][value=Https]").check()
-        page.get_by_label("Port (HTTPS)", exact=True).fill(str(port))
+        fill_create_wizard(page, "myAppGateway", port)
         page.get_by_label("PFX certificate file").set_input_files(str(uploads["pfx"]))
         page.locator("input[name=cert_name]").fill("appGatewaySslCert")
-        page.get_by_label("Password").fill("Portal1Pass")
+        page.get_by_label("Password").fill("not-the-password")
         page.locator("input[name=settings_protocol][value=Https]").check()
         page.get_by_label("Backend port (HTTPS)").fill(str(secure.port))
         page.locator("input[name=well_known][value=no]").check()
         page.get_by_label("CER certificate").set_input_files(str(uploads["cer"]))
         page.locator("input[name=backend_cer_name]").fill("backendRoot")
         screenshot(page, "create-wizard")
-        page.get_by_role("button", name="Create").click()
+        next_tab(page, "Tags")
+        page.get_by_label("Name, row 1").fill("environment")
+        page.get_by_label("Value, row 1").fill("test")
+        page.get_by_role("button", name="Next : Review + create").click()
+        # Validation ran the PUT's checks: the password is refused, on Configuration.
+        stopped_on_tab_with_errors(page, "Configuration")
+        expect(page.locator("#cert_password-error")).to_be_visible()
+        expect(page.locator("#cert_file-kept")).to_contain_text("appgw.pfx")
+        expect(page.locator("#backend_cer-kept")).to_contain_text("backend-root.cer")
+        screenshot(page, "create-wizard-kept-files")
+        page.get_by_label("Password").fill("Portal1Pass")
+        footer_button(page, "Review + create").click()
+        expect(page.get_by_role("status")).to_contain_text("Validation passed")
+        summary = page.locator(".summary")
+        for text in ("myAppGateway", "appGatewaySslCert", "backendRoot", "environment", "test"):
+            expect(summary).to_contain_text(text)
+        screenshot(page, "create-wizard-review")
+        with gateway.api() as api:  # Review wrote nothing
+            assert api.get(gateway_url("myAppGateway")).status_code == 404
+        footer_button(page, "Create").click()
         expect(page.get_by_role("heading", name="myAppGateway")).to_be_visible()
         screenshot(page, "created-overview")
         gateway.wait_current("myAppGateway")
+        with gateway.api() as api:
+            created = api.get(gateway_url("myAppGateway")).json()
+        assert created["tags"] == {"environment": "test"}
         # The wizard's settings have no host name: SNI and the checked name come from the
         # request's Host, so the client asks for the backend's name here.
         response = get(port, BACKEND_NAME, https=True, ca=None, sni=BACKEND_NAME)
@@ -266,6 +320,34 @@ def test_create_a_new_gateway_with_end_to_end_tls(
         assert response.json()["backend"] == "secure" and response.json()["tls"]
     finally:
         secure.stop()
+
+
+def test_the_wizard_checks_each_tab_before_going_on(gateway: Gateway, page: Page) -> None:
+    """Next checks the tab it leaves; Previous checks nothing and keeps what was typed."""
+    sign_in(page, gateway)
+    page.get_by_role("link", name="Create application gateway").click()
+    page.get_by_label("Resource group").fill("rg1")
+    page.get_by_role("button", name="Next : Frontends").click()
+    stopped_on_tab_with_errors(page, "Basics")
+    expect(page.locator("#gateway_name-error")).to_contain_text("Enter a name")
+    page.get_by_label("Application gateway name").fill("bad name!")
+    page.get_by_role("button", name="Next : Frontends").click()
+    expect(page.locator("#gateway_name-error")).to_be_visible()
+    page.get_by_label("Application gateway name").fill("tabbed")
+    page.get_by_label("Application gateway name").press("Enter")  # Enter goes on, as Next
+    expect(page.locator("[aria-current=step]")).to_have_text("Frontends")
+    page.get_by_label("Private", exact=True).check()
+    page.get_by_label("Private IP address").fill("not an address")
+    page.get_by_role("button", name="Previous").click()
+    expect(page.locator("[aria-current=step]")).to_have_text("Basics")
+    expect(page.get_by_label("Application gateway name")).to_have_value("tabbed")
+    # Review + create from Basics checks every tab and stops at the first with a problem.
+    footer_button(page, "Review + create").click()
+    stopped_on_tab_with_errors(page, "Frontends")
+    expect(page.locator("#private_ip-error")).to_contain_text("not an IPv4 or IPv6 address")
+    screenshot(page, "create-wizard-tab-error")
+    with gateway.api() as api:
+        assert api.get(gateway_url("tabbed")).status_code == 404
 
 
 def test_create_a_v1_gateway_shows_only_v1_fields(
@@ -281,17 +363,20 @@ def test_create_a_v1_gateway_shows_only_v1_fields(
     try:
         sign_in(page, gateway)
         page.get_by_role("link", name="Create application gateway").click()
-        expect(page.get_by_label("Priority")).to_be_visible()
         page.get_by_label("Standard (v1)").check()
-        # The fields switch at once: v1 has sizes, no priority, no well-known CAs.
+        # The fields switch at once: v1 has sizes (and, on Configuration, no priority and no
+        # well-known CAs).
         expect(page.get_by_label("Medium")).to_be_checked()
-        expect(page.get_by_label("Priority")).to_be_hidden()
         page.get_by_label("Subscription").fill("sub1")
         page.get_by_label("Resource group").fill("rg1")
         page.get_by_label("Application gateway name").fill("myV1Gateway")
+        next_tab(page, "Frontends")
         page.get_by_label("Private", exact=True).check()
+        next_tab(page, "Backends")
         page.locator("input[name=pool_empty][value=no]").check()
         page.get_by_label("Target 1 (IP address or FQDN)").fill("127.0.0.1")
+        next_tab(page, "Configuration")
+        expect(page.get_by_label("Priority")).to_be_hidden()
         page.get_by_label("Port", exact=True).fill(str(port))
         page.locator("input[name=settings_protocol][value=Https]").check()
         expect(page.locator("input[name=well_known]").first).to_be_hidden()
@@ -299,7 +384,11 @@ def test_create_a_v1_gateway_shows_only_v1_fields(
         page.get_by_label("CER certificate").set_input_files(str(leaf))
         page.locator("input[name=backend_cer_name]").fill("backendLeaf")
         screenshot(page, "create-wizard-v1")
-        page.get_by_role("button", name="Create").click()
+        footer_button(page, "Review + create").click()
+        expect(page.get_by_role("status")).to_contain_text("Validation passed")
+        expect(page.locator(".summary")).to_contain_text("Standard_Medium")
+        expect(page.locator(".summary")).to_contain_text("Authentication certificate")
+        footer_button(page, "Create").click()
         expect(page.get_by_role("heading", name="myV1Gateway")).to_be_visible()
         gateway.wait_current("myV1Gateway")
         with gateway.api() as api:

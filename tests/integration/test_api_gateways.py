@@ -106,6 +106,18 @@ def test_patch_tags_delete_and_not_found(api: Api, pfx: Pfx, root_cer: str) -> N
     assert patched.status_code == 200 and patched.json()["tags"] == {"a": "b"}
     bad_patch = api.client.patch(gateway_url(), json={"tags": {"a": "b"}, "sku": {}})
     assert bad_patch.json()["error"]["code"] == "UnknownProperty"
+    # ARM's tag rules, on PATCH and PUT alike; nothing is stored.
+    for tags, code in (
+        ({"a/b": "x"}, "InvalidTagNameCharacters"),
+        ({"k" * 513: "x"}, "InvalidTagNameLength"),
+        ({"k": "v" * 257}, "InvalidTagValueLength"),
+        ({f"t{i}": "" for i in range(51)}, "InvalidTagsCount"),
+    ):
+        refused = api.client.patch(gateway_url(), json={"tags": tags})
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == code, tags
+        body = {**skeleton(pfx, root_cer), "tags": tags}
+        assert put(api, body).json()["error"]["code"] == code
+    assert api.client.get(gateway_url()).json()["tags"] == {"a": "b"}
 
     deleted = api.client.delete(gateway_url())
     assert deleted.status_code == 202

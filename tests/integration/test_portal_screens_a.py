@@ -16,10 +16,22 @@ from typing import Any
 
 import httpx
 import pytest
+import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs7
 
-from helpers import RG, SUB, TOKEN, Api, Pfx, gateway_id, gateway_url, running_api, skeleton
+from helpers import (
+    RG,
+    SUB,
+    TOKEN,
+    Api,
+    Pfx,
+    gateway_id,
+    gateway_url,
+    make_pfx,
+    running_api,
+    skeleton,
+)
 
 PORTAL = f"/portal/gateways/{SUB}/{RG}"
 G = gateway_id()
@@ -429,6 +441,58 @@ def test_add_edit_and_delete_a_listener(portal: tuple[Api, Browser]) -> None:
     assert "Delete listener extra?" in confirm
     accepted(browser, confirm, screen("listeners/extra/delete"))
     assert child(stored(api), "httpListeners", "extra") is None
+
+
+def test_a_refused_listener_keeps_its_pfx_and_password_for_the_session(
+    portal: tuple[Api, Browser], ca: trustme.CA
+) -> None:
+    """A failed submit does not make the operator choose the PFX again: it is kept (by name,
+    with "choose another"), with its password when that was not the problem; another form and
+    the form opened afresh start without it."""
+    api, browser = portal
+    pfx = make_pfx(ca, "www.contoso.com", password="Right-Passw0rd")
+    data = base64.b64decode(pfx.b64)
+    add = screen("listeners/add")
+    page = browser.get(add)
+    wrong = browser.submit(
+        page,
+        add,
+        files={"cert_file": ("contoso.pfx", data)},
+        listener_name="tls",
+        port="8445",
+        protocol="Https",
+        cert_choice="upload",
+        cert_name="tlsCert",
+        cert_password="wrong-password",
+    )
+    assert wrong.status_code == 400
+    assert "password" in field_error(wrong.text, "cert_password")
+    assert "contoso.pfx" in wrong.text and "kept from your last submit" in wrong.text
+    assert "Choose another file" in wrong.text
+    assert "wrong-password" not in wrong.text and "Right-Passw0rd" not in wrong.text
+    assert child(stored(api), "httpListeners", "tls") is None
+    # The fix is the password alone: no file is posted.
+    accepted(browser, wrong.text, add, cert_password=pfx.password)
+    assert properties(stored(api), "httpListeners", "tls")["sslCertificate"]["id"].endswith(
+        "/sslCertificates/tlsCert"
+    )
+    # Saved: the draft is gone, and so it is from a form opened afresh.
+    assert "kept from your last submit" not in browser.get(add)
+    refused_once = browser.submit(
+        browser.get(add),
+        add,
+        files={"cert_file": ("other.pfx", data)},
+        listener_name="tls2",
+        port="8446",
+        protocol="Https",
+        cert_choice="upload",
+        cert_name="",
+        cert_password=pfx.password,
+    )
+    assert refused_once.status_code == 400 and "other.pfx" in refused_once.text
+    assert "The password entered with other.pfx is kept" in refused_once.text
+    assert "other.pfx" not in browser.get(screen("settings/add"))
+    assert "other.pfx" not in browser.get(add)
 
 
 def test_a_port_another_gateway_uses_is_refused_on_the_port_field(

@@ -213,6 +213,108 @@ def test_wizard_creates_a_gateway_with_uploaded_pfx_and_root(
         assert rest(api.client, "other").status_code == 404
 
 
+def current_step(page: str) -> str:
+    match = re.search(r'<button [^>]*aria-current="step"[^>]*value="([a-z]+)"', page)
+    if match is None:
+        match = re.search(r'<button [^>]*value="([a-z]+)"[^>]*aria-current="step"', page)
+    assert match, "no current step"
+    return match[1]
+
+
+def test_wizard_steps_check_the_tabs_they_leave_and_review_writes_nothing(
+    api: Api, pfx: Pfx, root_cer: str
+) -> None:
+    """Azure's tabs: Next checks the tabs before the one it goes to (and stops at the first
+    with a problem), Previous checks nothing, Review + create runs every check of the create
+    (the PFX's password too) without writing, and Create uses the files chosen on an earlier
+    step."""
+    with portal_client(api.base_url) as browser:
+        token = csrf(browser, "/portal/create")
+
+        def post(step: str, go: str, files_: Any = None, **changes: str) -> httpx.Response:
+            form = wizard_form(token, step=step, go=go, **changes)
+            return browser.post("/portal/create", data=form, files=files_)
+
+        unnamed = post("basics", "frontends", gateway_name="")
+        assert unnamed.status_code == 400 and current_step(unnamed.text) == "basics"
+        assert "Enter a name" in field_error(unnamed.text, "gateway_name")
+        # Only the tabs left behind are checked: the missing PFX is for later.
+        on = post("basics", "configuration", private_ip="nowhere")
+        assert on.status_code == 400 and current_step(on.text) == "frontends"
+        assert "not an IPv4 or IPv6 address" in field_error(on.text, "private_ip")
+        assert not field_error(on.text, "cert_file")
+        back = post("configuration", "backends", private_ip="nowhere", capacity="many")
+        assert back.status_code == 200 and current_step(back.text) == "backends"
+        assert "field-error" not in back.text
+        ahead = post("basics", "configuration")
+        assert ahead.status_code == 200 and current_step(ahead.text) == "configuration"
+
+        # Tags: a row per tag, ARM's rules per row.
+        tags = post(
+            "tags",
+            "review",
+            tag_name_0="env",
+            tag_value_0="test",
+            tag_name_1="ENV",
+            tag_value_1="again",
+            tag_name_2="a/b",
+            tag_value_2="",
+            tag_name_3="",
+            tag_value_3="orphan",
+        )
+        assert tags.status_code == 400 and current_step(tags.text) == "configuration"
+        assert "Choose the PFX" in field_error(tags.text, "cert_file")
+
+        pem = base64.b64decode(pfx.b64)
+        files_ = files(pem, base64.b64decode(root_cer))
+        checked = post("configuration", "review", files_, cert_password="not-the-password")
+        assert checked.status_code == 400 and current_step(checked.text) == "configuration"
+        assert "password" in field_error(checked.text, "cert_password")
+        assert "listener.pfx" in checked.text and "root.cer" in checked.text  # kept
+        tagged = post(
+            "tags",
+            "review",
+            cert_password=pfx.password,
+            tag_name_0="env",
+            tag_value_0="test",
+            tag_name_1="ENV",
+            tag_value_1="again",
+            tag_name_2="a/b",
+            tag_value_2="",
+            tag_name_3="",
+            tag_value_3="orphan",
+        )
+        assert tagged.status_code == 400 and current_step(tagged.text) == "tags"
+        assert "already on row 1" in field_error(tagged.text, "tag_name_1")
+        assert "reserved character" in field_error(tagged.text, "tag_name_2")
+        assert "Enter a name" in field_error(tagged.text, "tag_name_3")
+
+        review = post("tags", "review", tag_name_0="env", tag_value_0="test")
+        assert review.status_code == 200, re.findall(r"<li>([^<]*?)</li>", review.text)
+        assert current_step(review.text) == "review"
+        assert "Validation passed" in review.text
+        for shown in ("wizgw", "westeurope", "Standard_v2", "app1.contoso.test", "backendRoot"):
+            assert shown in review.text
+        assert rest(api.client, "wizgw").status_code == 404  # Review wrote nothing
+        # Create posts no file: the ones chosen on Configuration are kept for the session.
+        created = post("review", "create", tag_name_0="env", tag_value_0="test")
+        assert created.status_code == 303, field_error(created.text, "cert_file") or created.text
+        view = rest(api.client, "wizgw").json()
+        assert view["tags"] == {"env": "test"}
+        assert view["properties"]["sslCertificates"][0]["properties"]["publicCertData"]
+        # Review's refusals (the wrong password) were checks, not failed writes: the activity
+        # log has the create alone.
+        log = browser.get(f"{PORTAL}/wizgw/activity").text
+        assert log.count('class="status-Healthy">Succeeded') == 1
+        assert "Failed" not in log.split("</thead>", 1)[1]
+
+        # Basics says a taken name before anything else is filled.
+        token = csrf(browser, "/portal/create")
+        taken = post("basics", "frontends")
+        assert taken.status_code == 400 and current_step(taken.text) == "basics"
+        assert "already exists" in field_error(taken.text, "gateway_name")
+
+
 def test_wizard_wrong_pfx_password_is_shown_on_the_password_field(
     api: Api, pfx: Pfx, root_cer: str
 ) -> None:
@@ -250,8 +352,13 @@ def test_wizard_garbage_cer_is_shown_on_the_cer_field(api: Api, pfx: Pfx) -> Non
         assert not field_error(answer.text, "cert_password")
         assert rest(api.client, "badcer").status_code == 404
 
-        # A form missing the files says so before asking the service.
-        empty = browser.post("/portal/create", data=wizard_form(csrf_of(answer.text)))
+        # Posted again without files: the kept ones are used (the CER still is not one).
+        again = browser.post("/portal/create", data=wizard_form(csrf_of(answer.text)))
+        assert again.status_code == 400
+        assert field_error(again.text, "backend_cer") and not field_error(again.text, "cert_file")
+        # The form opened afresh forgets them: a form missing the files says so before asking
+        # the service.
+        empty = browser.post("/portal/create", data=wizard_form(csrf(browser, "/portal/create")))
         assert empty.status_code == 400
         assert field_error(empty.text, "cert_file")
         assert field_error(empty.text, "backend_cer")

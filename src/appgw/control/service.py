@@ -36,7 +36,7 @@ from appgw.model.diagnostics import Diagnostic, ValidationFailed
 from appgw.model.enums import OperationalState
 from appgw.model.ids import RESOURCE_GROUP_NAME, SUBSCRIPTION_ID, GatewayId, shown_name
 from appgw.model.resource import ApplicationGateway, OnDemandProbe, TagsObject
-from appgw.model.validate import is_v1, validate_gateway
+from appgw.model.validate import is_v1, tag_problems, validate_gateway
 from appgw.model.wire import canonical_document, parse_gateway, parse_model, read_view
 from appgw.store.sql import (
     # Re-exported: adapters read activity events through the service, never from the store.
@@ -449,6 +449,15 @@ class GatewayService:
         with collector_paused():
             return self._put(gateway_id, body, caller, if_match, if_none_match)
 
+    @store_answers
+    def validate(self, gateway_id: GatewayId, body: object) -> None:
+        """Every check a PUT of `body` makes (shape, rules, certificates and their passwords,
+        the compile every worker runs, ports of the other gateways), without writing or
+        recording anything: the portal's Review + create runs it."""
+        _refuse_names(gateway_id.problems())
+        with collector_paused():
+            self._prepared(gateway_id, body, None)
+
     def _put(
         self,
         gateway_id: GatewayId,
@@ -457,10 +466,34 @@ class GatewayService:
         if_match: str | None,
         if_none_match: str | None,
     ) -> WriteResult:
+        document, secrets = self._prepared(gateway_id, body, caller)
+        # Azure: any PUT on a stopped gateway starts it.
+        return self._commit(
+            gateway_id,
+            WRITE,
+            caller,
+            document,
+            secrets,
+            OperationalState.RUNNING.value,
+            if_match=if_match,
+            if_none_match=if_none_match,
+        )
+
+    def _prepared(
+        self, gateway_id: GatewayId, body: object, caller: Caller | None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The document and secrets to store for `body`, or the ServiceError that refuses it
+        (recorded in the activity log when a `caller` wrote it)."""
+
+        def refused(diagnostics: list[Diagnostic]) -> ServiceError:
+            if caller is None:
+                return ServiceError.invalid(diagnostics)
+            return self._refused(gateway_id, WRITE, caller, diagnostics)
+
         try:
             gateway = parse_gateway(body, gateway_id)
         except ValidationFailed as failed:
-            raise self._refused(gateway_id, WRITE, caller, failed.diagnostics) from None
+            raise refused(failed.diagnostics) from None
         current = self.store.current(gateway_id.key)
         previous_secrets = self.store.secrets(current) if current is not None else {}
         diagnostics = validate_gateway(gateway, gateway_id)
@@ -469,7 +502,7 @@ class GatewayService:
         )
         diagnostics += outcome.diagnostics
         if diagnostics:
-            raise self._refused(gateway_id, WRITE, caller, diagnostics)
+            raise refused(diagnostics)
         # Certificates as stored (base64 DER), in the model itself: the stored document is
         # made from it, and the dry run compiles exactly what every worker will.
         for collection, certs in (
@@ -491,18 +524,8 @@ class GatewayService:
             cert["properties"]["publicCertData"] = outcome.public_cert_data[cert["name"].casefold()]
         diagnostics = self._dry_run(gateway_id, gateway, outcome.secrets)
         if diagnostics:
-            raise self._refused(gateway_id, WRITE, caller, diagnostics)
-        # Azure: any PUT on a stopped gateway starts it.
-        return self._commit(
-            gateway_id,
-            WRITE,
-            caller,
-            document,
-            outcome.secrets,
-            OperationalState.RUNNING.value,
-            if_match=if_match,
-            if_none_match=if_none_match,
-        )
+            raise refused(diagnostics)
+        return document, outcome.secrets
 
     @store_answers
     def patch_tags(
@@ -513,6 +536,9 @@ class GatewayService:
             tags = parse_model(TagsObject, body, str(gateway_id))
         except ValidationFailed as failed:
             raise self._refused(gateway_id, WRITE, caller, failed.diagnostics) from None
+        problems = tag_problems(tags.tags or {}, str(gateway_id))
+        if problems:
+            raise self._refused(gateway_id, WRITE, caller, problems)
         current = self._require(gateway_id)
         document = dict(current.document)
         document["tags"] = tags.tags or {}

@@ -66,6 +66,11 @@ MAX_V1_INSTANCES = 32  # Azure v1 instance limit
 FRONTEND_PORT_MAX_V1 = 65502  # above are v1 management ports
 FRONTEND_PORT_MAX_V2 = 65199  # above are v2 management ports
 MAX_HOST_NAME_LENGTH = 253  # DNS name length limit (RFC 1035)
+# Azure Resource Manager's tag limits: the same tags must be accepted by both.
+MAX_TAGS = 50
+MAX_TAG_NAME_LENGTH = 512
+MAX_TAG_VALUE_LENGTH = 256
+TAG_NAME_RESERVED = "<>%&\\?/"
 
 _TARGET_FIELDS = ("backendAddressPool", "backendHttpSettings", "redirectConfiguration")
 _DEFAULT_TARGET_FIELDS = (
@@ -87,6 +92,55 @@ def is_v1(gateway: ApplicationGateway) -> bool:
 
 def validate_gateway(gateway: ApplicationGateway, gateway_id: GatewayId) -> list[Diagnostic]:
     return _Validator(gateway, gateway_id).run()
+
+
+def tag_problems(tags: dict[str, str], resource_id: str) -> list[Diagnostic]:
+    """ARM's rules for a resource's tags (a PUT's and a PATCH's alike)."""
+    found: list[Diagnostic] = []
+    if len(tags) > MAX_TAGS:
+        found.append(
+            Diagnostic(
+                "InvalidTagsCount",
+                resource_id,
+                "tags",
+                f"{len(tags)} tags given; a resource has at most {MAX_TAGS}",
+            )
+        )
+    for name, value in tags.items():
+        where = f"tags.{name}"
+        if not name.strip():
+            found.append(Diagnostic("InvalidTagName", resource_id, where, "a tag needs a name"))
+        elif len(name) > MAX_TAG_NAME_LENGTH:
+            found.append(
+                Diagnostic(
+                    "InvalidTagNameLength",
+                    resource_id,
+                    where,
+                    f"tag name '{name[:40]}...' has {len(name)} characters; "
+                    f"at most {MAX_TAG_NAME_LENGTH} are allowed",
+                )
+            )
+        elif any(c in TAG_NAME_RESERVED or ord(c) < 0x20 for c in name):
+            found.append(
+                Diagnostic(
+                    "InvalidTagNameCharacters",
+                    resource_id,
+                    where,
+                    f"tag name '{name}' has a reserved character "
+                    f"({' '.join(TAG_NAME_RESERVED)}) or a control character",
+                )
+            )
+        if len(value) > MAX_TAG_VALUE_LENGTH:
+            found.append(
+                Diagnostic(
+                    "InvalidTagValueLength",
+                    resource_id,
+                    where,
+                    f"the value of tag '{name[:40]}' has {len(value)} characters; "
+                    f"at most {MAX_TAG_VALUE_LENGTH} are allowed",
+                )
+            )
+    return found
 
 
 class _Validator:
@@ -227,6 +281,7 @@ class _Validator:
             self.add("LocationRequired", gid, "location", "a location is required")
         if self.props.sku is None or self.props.sku.name is None:
             self.add("MissingRequiredProperty", gid, "properties.sku.name", "the SKU is required")
+        self.found += tag_problems(self.gateway.tags or {}, gid)
 
     def check_children_names(self) -> None:
         for collection in LIMITS | {"sslProfiles": 0, "trustedClientCertificates": 0}:

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from appgw.control.service import STORE_UNAVAILABLE, ServiceError
+from appgw.control.sessions import csrf_token
 from appgw.portal.common import (
     CsrfRejected,
     NotSignedIn,
@@ -110,9 +111,14 @@ def portal_router(portal: Portal) -> APIRouter:
 
             async def answer(request: Request) -> Response:
                 try:
-                    return await handle(request)
+                    response = await handle(request)
                 except ServiceError as refusal:
                     return portal.refused_page(request, refusal)
+                session_id = request.cookies.get(COOKIE)
+                if request.method == "POST" and response.status_code == 303 and session_id:
+                    # Saved: the form's kept files (private keys among them) are not needed.
+                    portal.drafts.forget(csrf_token(session_id), request.url.path)
+                return response
 
             return answer
 
@@ -181,6 +187,7 @@ def portal_router(portal: Portal) -> APIRouter:
     async def signout(request: Request) -> Response:
         session = portal.session(request)
         await portal.form(request, session)
+        portal.drafts.forget(session.csrf)
         portal.sessions.end(request.cookies.get(COOKIE))
         response = redirect("/portal/signin")
         response.delete_cookie(COOKIE, path="/")

@@ -29,6 +29,7 @@ from appgw.model.document import (
     remove_child,
 )
 from appgw.model.ids import GatewayId, parse_child_ref
+from appgw.portal.drafts import DraftStore, KeptFile
 from appgw.portal.sessions import COOKIE, Session, Sessions
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -106,6 +107,7 @@ class Portal:
     def __init__(self, service: GatewayService) -> None:
         self.service = service
         self.sessions = Sessions(service)
+        self.drafts = DraftStore()
         self.templates = Jinja2Templates(directory=str(TEMPLATES))
         self.templates.env.globals["menu"] = MENU
 
@@ -136,7 +138,8 @@ class Portal:
         token = form.get("csrf")
         if not session.csrf_matches(token if isinstance(token, str) else None):
             raise CsrfRejected
-        return form
+        # Files come back from the session's drafts when the operator does not choose them again.
+        return self.drafts.keep(session.csrf, request.url.path, form)
 
     # --- rendering --------------------------------------------------------------------------------
 
@@ -150,12 +153,17 @@ class Portal:
         **context: Any,
     ) -> HTMLResponse:
         flash = list(session.flash) if session is not None else []
+        kept: dict[str, KeptFile] = {}
         if session is not None:
             session.flash.clear()
+            if request.method == "GET":  # a form opened afresh starts without drafts
+                self.drafts.forget(session.csrf, request.url.path)
+            else:
+                kept = self.drafts.kept(session.csrf, request.url.path)
         response = self.templates.TemplateResponse(
             request,
             template,
-            {"session": session, "flash": flash, **context},
+            {"session": session, "flash": flash, "kept": kept, **context},
             status_code=status,
         )
         response.headers["Cache-Control"] = "no-store"
@@ -269,13 +277,18 @@ class Portal:
             if error.code == STORE_UNAVAILABLE:  # the form is shown again, as typed
                 errors.unavailable = error.message
                 return errors
-            for diagnostic in error.diagnostics:
-                # Next to its field the problem needs no resource id to say where it is.
-                field = mapping(diagnostic.resource_id, diagnostic.field)
-                errors.add(field, diagnostic.text if field else diagnostic.message)
-            if not error.diagnostics:
-                errors.add(None, error.message)
+            place_problems(errors, error, mapping)
         return errors
+
+
+def place_problems(errors: FormErrors, refusal: ServiceError, mapping: FieldMapping) -> None:
+    """The service's problems next to the fields `mapping` names (the rest above the form)."""
+    for diagnostic in refusal.diagnostics:
+        # Next to its field the problem needs no resource id to say where it is.
+        field = mapping(diagnostic.resource_id, diagnostic.field)
+        errors.add(field, diagnostic.text if field else diagnostic.message)
+    if not refusal.diagnostics:
+        errors.add(None, refusal.message)
 
 
 def caller_of(session: Session, request: Request) -> Caller:

@@ -1,6 +1,9 @@
-"""Create application gateway: Azure's wizard tabs (spec §5.1) as sections of one form, with the
-default names of spec §5.4. The gateway is the quick-create document (as `appgw create` makes
-it) of what the form says, in one PUT through the service with If-None-Match "*"."""
+"""Create application gateway: Azure's wizard (spec §5.1), tab by tab, with the default names of
+spec §5.4. The tabs are sections of one form, posted at each step: Next checks the tabs it
+leaves behind, Previous checks nothing, Review + create runs every check of a PUT without
+writing and shows what will be created, and Create writes the gateway: the quick-create
+document (as `appgw create` makes it) of what the form says, in one PUT through the service with
+If-None-Match "*". Uploaded files stay as the session's drafts between steps (portal.drafts)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import base64
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -24,11 +28,13 @@ from appgw.model.ids import (
     parse_child_ref,
 )
 from appgw.model.quick_create import ListenerCertificate, QuickCreate, quick_create_document
+from appgw.model.validate import MAX_TAGS, tag_problems
 from appgw.portal.common import (
     FormErrors,
     Portal,
     certificate_field,
     gateway_url,
+    place_problems,
     redirect,
     text,
     upload,
@@ -48,6 +54,26 @@ V1_TIERS = ("Standard", "WAF")
 # Standard (v1) comes in sizes (sku.name Standard_Small...); v2 has none. Azure preselects Medium.
 V1_SIZES = (("Small", "Small"), ("Medium", "Medium"), ("Large", "Large"))
 MIN_TARGET_ROWS = 4
+MIN_TAG_ROWS = 3
+
+# Azure's tabs, in order: (step, title).
+TABS = (
+    ("basics", "Basics"),
+    ("frontends", "Frontends"),
+    ("backends", "Backends"),
+    ("configuration", "Configuration"),
+    ("tags", "Tags"),
+    ("review", "Review + create"),
+)
+STEPS = tuple(step for step, _title in TABS)
+_FIELD_STEPS = {
+    **dict.fromkeys(
+        ("subscription", "resource_group", "gateway_name", "region", "tier", "size", "capacity"),
+        "basics",
+    ),
+    **dict.fromkeys(("frontend_type", "public_ip_name", "private_ip"), "frontends"),
+    **dict.fromkeys(("pool_name", "pool_empty", "targets"), "backends"),
+}
 
 DEFAULTS: dict[str, str] = {
     "subscription": "default",
@@ -95,6 +121,7 @@ class Wizard:
 
     values: dict[str, str]
     targets: list[str]
+    tags: list[tuple[str, str]] = field(default_factory=list)  # (name, value) rows as typed
     errors: FormErrors = field(default_factory=FormErrors)
     target_rows: list[int] = field(default_factory=list)  # backendAddresses[i] -> row
 
@@ -106,62 +133,251 @@ class Wizard:
         protocol = self.values[f"{prefix}_protocol"]
         return f"{prefix}_port_{'https' if protocol == 'Https' else 'http'}"
 
+    def tag_row(self, name: str) -> str:
+        """The name field of the row that typed tag `name`."""
+        for row, (typed, _value) in enumerate(self.tags):
+            if typed.strip() == name:
+                return f"tag_name_{row}"
+        return "tags"
+
+    def steps_with_errors(self) -> list[str]:
+        """The tabs that show a problem, in the wizard's order."""
+        found = {step_of(name) for name in self.errors.fields}
+        if self.errors.general:
+            found.add("review")
+        return [step for step in STEPS if step in found]
+
+    def keep_errors_before(self, step: str) -> None:
+        """Only the problems of the tabs before `step`: those it takes to go there."""
+        limit = STEPS.index(step)
+        for name in [n for n in self.errors.fields if STEPS.index(step_of(n)) >= limit]:
+            del self.errors.fields[name]
+        self.errors.general.clear()  # the service's, which only Create and Review ask
+
+
+def step_of(field_name: str) -> str:
+    """The tab that holds form field `field_name`."""
+    if field_name.startswith("target_"):
+        return "backends"
+    if field_name.startswith("tag_") or field_name == "tags":
+        return "tags"
+    return _FIELD_STEPS.get(field_name, "configuration")
+
 
 def register(router: APIRouter, portal: Portal) -> None:
     @router.get(URL)
     def wizard_page(request: Request) -> Response:
         session = portal.session(request)
         wizard = Wizard(dict(DEFAULTS), [])
-        return _page(portal, request, session, wizard)
+        return _page(_Step(portal, request, session, FormData()), wizard, "basics")
 
     @router.post(URL)
-    async def wizard_create(request: Request) -> Response:
+    async def wizard_step(request: Request) -> Response:
         session = portal.session(request)
         form = await portal.form(request, session)
-        # The uploads are read and the gateway is written in a worker thread: both block.
-        return await run_in_threadpool(_create, portal, request, session, form)
+        # The uploads are read and the service asked in a worker thread: both block.
+        return await run_in_threadpool(_step, portal, request, session, form)
 
 
-def _create(portal: Portal, request: Request, session: Session, form: FormData) -> Response:
+@dataclass(frozen=True)
+class _Step:
+    """One post of the wizard: its form and what came with it."""
+
+    portal: Portal
+    request: Request
+    session: Session
+    form: FormData
+
+    @property
+    def caller(self) -> Caller:
+        client = self.request.client
+        return Caller(self.session.caller, client.host if client else None)
+
+
+def _step(portal: Portal, request: Request, session: Session, form: FormData) -> Response:
+    post = _Step(portal, request, session, form)
     wizard = _read(form)
-    pfx = upload(form, "cert_file")
-    cer = upload(form, "backend_cer")
-    gateway_id = _gateway_id(wizard)
-    options = _options(wizard, form, pfx, cer)
-    if wizard.errors or gateway_id is None or options is None:
-        return _page(portal, request, session, wizard, status=400)
-    caller = Caller(session.caller, request.client.host if request.client else None)
+    shown = text(form, "step")
+    shown = shown if shown in STEPS else "basics"
+    # A form posted without a step button (a script, or a browser's Enter before the page had
+    # one) asks to create, as the one-page form did.
+    go = text(form, "go") or "create"
+    if go == "create":
+        return _create(post, wizard)
+    target = go if go in STEPS else shown
+    if STEPS.index(target) <= STEPS.index(shown):  # Previous, or a tab already passed
+        return _page(post, wizard, target)
+    gateway_id, document = _checked(wizard, form)
+    wizard.keep_errors_before(target)
+    if not wizard.errors and gateway_id is not None and STEPS.index(target) > 0:
+        _name_is_free(post, wizard, gateway_id)
+    if wizard.errors:
+        return _page(post, wizard, wizard.steps_with_errors()[0], status=400)
+    if target != "review":
+        return _page(post, wizard, target)
+    assert gateway_id is not None and document is not None, "checked above"
     try:
-        portal.service.put(
-            gateway_id, quick_create_document(gateway_id, options), caller, if_none_match="*"
-        )
+        post.portal.service.validate(gateway_id, document)
     except ServiceError as error:
         _explain(wizard, gateway_id, error)
-        return _page(portal, request, session, wizard, status=error.status)
-    session.flash.append(
+        return _page(post, wizard, wizard.steps_with_errors()[0], status=error.status)
+    return _page(post, wizard, "review", summary=review_summary(gateway_id, document))
+
+
+def _create(post: _Step, wizard: Wizard) -> Response:
+    gateway_id, document = _checked(wizard, post.form)
+    if wizard.errors or gateway_id is None or document is None:
+        return _page(post, wizard, wizard.steps_with_errors()[0], status=400)
+    try:
+        post.portal.service.put(gateway_id, document, post.caller, if_none_match="*")
+    except ServiceError as error:
+        _explain(wizard, gateway_id, error)
+        return _page(post, wizard, wizard.steps_with_errors()[0], status=error.status)
+    post.session.flash.append(
         f"Created application gateway '{gateway_id.name}' in resource group "
         f"'{gateway_id.resource_group}'."
     )
     return redirect(gateway_url(gateway_id, "overview"))
 
 
+def _checked(wizard: Wizard, form: FormData) -> tuple[GatewayId | None, dict[str, Any] | None]:
+    """The gateway and the document the form describes, after the form's own checks (every
+    tab's; `wizard.errors` says what is missing or malformed)."""
+    gateway_id = _gateway_id(wizard)
+    options = _options(wizard, form, upload(form, "cert_file"), upload(form, "backend_cer"))
+    if wizard.errors or gateway_id is None or options is None:
+        return gateway_id, None
+    return gateway_id, quick_create_document(gateway_id, options)
+
+
+def _name_is_free(post: _Step, wizard: Wizard, gateway_id: GatewayId) -> None:
+    """Azure checks the name on Basics: a taken one is said there, not at the end."""
+    try:
+        post.portal.service.get(gateway_id)
+    except ServiceError as error:
+        if error.status == 404:
+            return
+        raise
+    _explain(wizard, gateway_id, ServiceError(412, "PreconditionFailed", "exists"))
+
+
 def _page(
-    portal: Portal, request: Request, session: Session, wizard: Wizard, *, status: int = 200
+    post: _Step,
+    wizard: Wizard,
+    step: str,
+    *,
+    status: int = 200,
+    summary: Summary | None = None,
 ) -> Response:
     filled = [target for target in wizard.targets if target]
     rows = filled + [""] * max(MIN_TARGET_ROWS - len(filled), 1)
-    return portal.render(
-        request,
+    tags = [(n, v) for n, v in wizard.tags if n or v]
+    tags += [("", "")] * max(MIN_TAG_ROWS - len(tags), 1)
+    index = STEPS.index(step)
+    return post.portal.render(
+        post.request,
         "wizard.html",
-        session,
+        post.session,
         status=status,
         values=wizard.values,
         errors=wizard.errors,
         targets=rows,
+        tags=tags[: MAX_TAGS + 1],
         tiers=TIERS,
         sizes=V1_SIZES,
         action=URL,
+        tabs=TABS,
+        step=step,
+        previous_step=STEPS[index - 1] if index > 0 else None,
+        next_step=TABS[index + 1] if index + 1 < len(TABS) else None,
+        steps_with_errors=wizard.steps_with_errors(),
+        # The tab of each field with a problem, for those the summary cannot link to.
+        error_tabs={name: dict(TABS)[step_of(name)] for name in wizard.errors.fields},
+        summary=summary,
     )
+
+
+# --- Review + create: what will be created -----------------------------------------------------
+
+Summary = list[tuple[str, list[tuple[str, str]]]]  # (tab, [(label, value)])
+
+
+def review_summary(gateway_id: GatewayId, document: dict[str, Any]) -> Summary:
+    """Everything the Create button writes, tab by tab, read back from the document itself (not
+    from the form): the review shows what will be stored."""
+    props = document["properties"]
+    sku = props["sku"]
+    tiers = dict(TIERS)
+    frontend = props["frontendIPConfigurations"][0]
+    address = frontend["properties"].get("privateIPAddress")
+    public = frontend["properties"].get("publicIPAddress")
+    pool = props["backendAddressPools"][0]
+    targets = [
+        a.get("ipAddress") or a.get("fqdn", "") for a in pool["properties"]["backendAddresses"]
+    ]
+    listener = props["httpListeners"][0]
+    lp = listener["properties"]
+    hosts = lp.get("hostNames") or ([lp["hostName"]] if lp.get("hostName") else [])
+    settings = props["backendHttpSettingsCollection"][0]
+    sp = settings["properties"]
+    rule = props["requestRoutingRules"][0]
+    basics = [
+        ("Subscription", gateway_id.subscription),
+        ("Resource group", gateway_id.resource_group),
+        ("Name", gateway_id.name),
+        ("Region", document["location"]),
+        ("Tier", tiers.get(sku["tier"], sku["tier"])),
+        ("SKU", sku["name"]),
+        ("Instance count", str(sku.get("capacity", ""))),
+    ]
+    frontends = [
+        ("Frontend IP configuration", frontend["name"]),
+        (
+            "Private IP address" if address else "Public IP address",
+            address or _last_segment(public["id"]),
+        ),
+        ("Frontend port", f"{props['frontendPorts'][0]['properties']['port']}"),
+    ]
+    backends = [
+        ("Backend pool", pool["name"]),
+        ("Targets", ", ".join(targets) if targets else "None (added without targets)"),
+    ]
+    configuration = [("Routing rule", rule["name"])]
+    if "priority" in rule["properties"]:
+        configuration.append(("Priority", str(rule["properties"]["priority"])))
+    configuration += [
+        ("Listener", f"{listener['name']} ({lp['protocol'].upper()})"),
+        ("Listener type", f"Multiple sites: {', '.join(hosts)}" if hosts else "Basic"),
+    ]
+    if "sslCertificate" in lp:
+        configuration.append(("Listener certificate", _last_segment(lp["sslCertificate"]["id"])))
+    configuration += [
+        ("Backend settings", f"{settings['name']} ({sp['protocol'].upper()}, port {sp['port']})"),
+        ("Request time-out", f"{sp['requestTimeout']} seconds"),
+        ("Cookie-based affinity", sp["cookieBasedAffinity"]),
+    ]
+    if sp["protocol"] == "Https":
+        for key, label in (
+            ("trustedRootCertificates", "Trusted root certificate"),
+            ("authenticationCertificates", "Authentication certificate"),
+        ):
+            for reference in sp.get(key, []):
+                configuration.append((label, _last_segment(reference["id"])))
+        if not sp.get("trustedRootCertificates") and not sp.get("authenticationCertificates"):
+            configuration.append(("Trusted root certificate", "Well-known CA certificates"))
+    configuration.append(("Health probe", "The default probe of the backend settings"))
+    tags = [(name, value) for name, value in sorted(document.get("tags", {}).items())]
+    return [
+        ("Basics", basics),
+        ("Frontends", frontends),
+        ("Backends", backends),
+        ("Configuration", configuration),
+        ("Tags", tags or [("Tags", "None")]),
+    ]
+
+
+def _last_segment(resource_id: str) -> str:
+    return resource_id.rsplit("/", 1)[-1]
 
 
 # --- reading the form -----------------------------------------------------------------------
@@ -178,7 +394,14 @@ def _read(form: FormData) -> Wizard:
     while f"target_{index}" in form and index < 1200:
         targets.append(text(form, f"target_{index}"))
         index += 1
-    return Wizard(values, targets)
+    tags: list[tuple[str, str]] = []
+    # One row more than a gateway may have tags: the rule says so instead of a lost row.
+    while f"tag_name_{len(tags)}" in form and len(tags) <= MAX_TAGS:
+        row = len(tags)
+        raw = form.get(f"tag_value_{row}")
+        # A tag's value is kept as typed (spaces included), as ARM keeps it.
+        tags.append((text(form, f"tag_name_{row}"), raw if isinstance(raw, str) else ""))
+    return Wizard(values, targets, tags)
 
 
 def _whole(wizard: Wizard, key: str, label: str) -> int | None:
@@ -279,6 +502,7 @@ def _options(
             )
         _required(wizard, "backend_cer_name", "a name for the certificate")
 
+    tags = _tags(wizard)
     if wizard.errors or capacity is None or listener_port is None or settings_port is None:
         return None
     certificate = None
@@ -313,7 +537,35 @@ def _options(
         http_settings_name=v["settings_name"],
         listener_name=v["listener_name"],
         rule_name=v["rule_name"],
+        tags=tags,
     )
+
+
+def _tags(wizard: Wizard) -> dict[str, str]:
+    """The Tags tab's rows as the gateway's tags; ARM's rules on the rows that break them."""
+    tags: dict[str, str] = {}
+    rows: dict[str, int] = {}  # tag names are case-insensitive in ARM
+    for row, (name, value) in enumerate(wizard.tags):
+        if not name:
+            if value:
+                wizard.errors.add(
+                    f"tag_name_{row}", "Enter a name for this tag, or clear its value."
+                )
+            continue
+        if name.casefold() in rows:
+            wizard.errors.add(
+                f"tag_name_{row}", f"Tag '{name}' is already on row {rows[name.casefold()] + 1}."
+            )
+            continue
+        rows[name.casefold()] = row
+        tags[name] = value
+    for problem in tag_problems(tags, "wizard"):
+        _, _, name = problem.field.partition(".")
+        wizard.errors.add(
+            wizard.tag_row(name) if name else "tags",
+            f"{problem.text[:1].upper()}{problem.text[1:]}.",
+        )
+    return tags
 
 
 # --- the service's answer, next to the fields --------------------------------------------------
@@ -327,13 +579,7 @@ def _explain(wizard: Wizard, gateway_id: GatewayId, error: ServiceError) -> None
             f"'{gateway_id.resource_group}'. Choose another name.",
         )
         return
-    if not error.details:
-        wizard.errors.add(None, error.message)
-        return
-    mapping = _mapping(wizard, gateway_id)
-    for detail in error.details:
-        resource, _, path = detail.get("target", "").partition("#")
-        wizard.errors.add(mapping(resource, path), detail["message"])
+    place_problems(wizard.errors, error, _mapping(wizard, gateway_id))
 
 
 def _mapping(wizard: Wizard, gateway_id: GatewayId) -> Callable[[str, str], str | None]:
@@ -351,6 +597,10 @@ def _mapping(wizard: Wizard, gateway_id: GatewayId) -> Callable[[str, str], str 
 
     def mapping(resource: str, path: str) -> str | None:
         if resource.casefold() == gateway_id.key:
+            if path.startswith("tags."):
+                return wizard.tag_row(path.removeprefix("tags."))
+            if path == "tags":
+                return "tags"
             if path == "location":
                 return "region"
             if path == "name":
