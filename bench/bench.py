@@ -15,7 +15,8 @@ Cases (what each measures exactly):
   resumed    a new TLS connection per request, resumed session      wrk -c32 + Connection: close
              (wrk 4.1 offers the previous connection's session on every reconnect: checked
              with nginx's $ssl_session_reused; every proxy's resumption is also checked with
-             s_time -reuse, which prints 'r' per resumed connection)
+             s_time -reuse, which prints 'r' per resumed connection; so is a second appgw
+             with 2 workers, which resumes every connection only if they share ticket keys)
   paced-1k   ~1k req/s paced (10 conns x 10 ms think time), ~100 B  wrk -c10 + delay()
   http-small HTTP->HTTP (plain both legs), keep-alive, ~100 B      wrk -c32
 
@@ -556,13 +557,19 @@ API_ADDRESS = re.compile(r"API:\s+(http://127\.0\.0\.1:\d+)/")  # as `appgw serv
 
 
 def start_appgw(
-    processes: Processes, work: Path, certs: Certs, ports: Ports, cpus: str, workers: int
+    processes: Processes,
+    work: Path,
+    certs: Certs,
+    ports: Ports,
+    cpus: str,
+    workers: int,
+    name: str = "appgw",
 ) -> subprocess.Popen[bytes]:
     import httpx  # appgw's own dependency; imported late so `--help` needs nothing
 
-    data_dir = work / "appgw"
+    data_dir = work / name
     data_dir.mkdir()
-    log = work / "appgw.log"
+    log = work / f"{name}.log"
     process = processes.start(
         serve_command(data_dir, workers),
         cpus=cpus,
@@ -671,6 +678,30 @@ def run_s_time(
         "p50": None,
         "p99": None,
     }
+
+
+# Seconds of `s_time -reuse` for the 2-worker resumption line: a few thousand connections.
+TWO_WORKER_CHECK_SECONDS = 2
+
+
+def check_two_worker_resumption(
+    processes: Processes, work: Path, certs: Certs, ports: Ports, proxy_cpus: str, load_cpus: str
+) -> str:
+    """Session resumption with 2 appgw workers (a second appgw, same origin): the kernel
+    spreads s_time's connections over both, so every one resumes only if the workers share
+    ticket keys; with per-worker keys (APPGW_SHARED_SESSION_TICKETS=0) about half do."""
+    two = Ports(
+        ports.origin_tls, ports.origin_http, {**ports.proxies, "appgw": (free_port(), free_port())}
+    )
+    start_appgw(processes, work, certs, two, proxy_cpus, 2, name="appgw-2-workers")
+    check = run_s_time(
+        two.proxies["appgw"][0], TWO_WORKER_CHECK_SECONDS, load_cpus, reuse=True, clients=1
+    )
+    share = check["resumed"] / check["requests"] if check["requests"] else 0.0
+    return (
+        f"session resumption: appgw, 2 workers: s_time -reuse resumed {check['resumed']} of "
+        f"{check['requests']} connections ({share:.0%})."
+    )
 
 
 @dataclass
@@ -939,6 +970,12 @@ def main() -> int:
                 print(
                     f"session resumption: {name}: s_time -reuse resumed {check['resumed']} of "
                     f"{check['requests']} connections."
+                )
+            if "appgw" in running:
+                print(
+                    check_two_worker_resumption(
+                        processes, work, certs, ports, proxy_cpus, load_cpus
+                    )
                 )
             for (name, case), samples in results.items():
                 if case == "full-hs":

@@ -9,6 +9,7 @@ socket client sees only EOF).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import socket
@@ -22,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import trustme
@@ -36,7 +37,14 @@ from appgw.compile.matching import CertificateSelector
 from appgw.dataplane.sni import dispatcher_context
 from appgw.model.enums import SslCipherSuite as C, SslPolicyName
 from appgw.model.resource import SslPolicy
-from appgw.tls.server import OPENSSL_CIPHER_NAMES, TlsPolicy, policy_from_model, server_context
+from appgw.tls import server as tls_server, tickets
+from appgw.tls.server import (
+    OPENSSL_CIPHER_NAMES,
+    TlsPolicy,
+    new_context,
+    policy_from_model,
+    server_context,
+)
 
 PFX_PASSWORD = "Pfx4Frontend"
 HANDSHAKE_TIMEOUT = 5  # seconds; a local handshake takes milliseconds
@@ -118,10 +126,22 @@ def server_loop() -> Iterator[asyncio.AbstractEventLoop]:
     loop.close()
 
 
+class _Hello(asyncio.Protocol):
+    """Sends one byte: a client reading it takes in the TLS 1.3 tickets sent before it."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's TLS transport is no asyncio.Transport subclass, but it writes as one.
+        cast(asyncio.WriteTransport, transport).write(b"!")
+
+
 @contextmanager
-def serving(loop: asyncio.AbstractEventLoop, dispatcher: ssl.SSLContext) -> Iterator[int]:
+def serving(
+    loop: asyncio.AbstractEventLoop,
+    dispatcher: ssl.SSLContext,
+    protocol: type[asyncio.Protocol] = _Idle,
+) -> Iterator[int]:
     async def start() -> asyncio.AbstractServer:
-        return await loop.create_server(_Idle, "127.0.0.1", 0, ssl=dispatcher)
+        return await loop.create_server(protocol, "127.0.0.1", 0, ssl=dispatcher)
 
     server = asyncio.run_coroutine_threadsafe(start(), loop).result(HANDSHAKE_TIMEOUT)
     try:
@@ -403,6 +423,86 @@ def test_versions_follow_the_dispatcher_and_suites_the_certificate_context(
     with serving(server_loop, dispatcher) as port:
         result = handshake(port, "rsa.test", client_context(root))
     assert (result.version, result.cipher) == ("TLSv1.2", "ECDHE-RSA-AES256-GCM-SHA384")
+
+
+# --- session tickets across SNI switches ------------------------------------------------------
+
+
+def resumed_handshake(
+    port: int, client: ssl.SSLContext, session: ssl.SSLSession | None
+) -> tuple[ssl.SSLSession, bool]:
+    """A connection to a `_Hello` server: the session to offer next time, and whether this one
+    resumed the offered session."""
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=HANDSHAKE_TIMEOUT) as raw,
+        client.wrap_socket(raw, server_hostname="a.test", session=session) as tls,
+    ):
+        assert tls.recv(1) == b"!"
+        assert tls.session is not None
+        return tls.session, tls.session_reused
+
+
+def certificate_context(site: Site, tmp_path: Path) -> ssl.SSLContext:
+    """A certificate context of its own (server_context would share a memoized one)."""
+    pem = tmp_path / f"{site.host}-{time.monotonic_ns()}.pem"
+    pem.write_bytes(site.certificate.chain_pem() + site.key_pem)
+    context = new_context(DEFAULT_POLICY)
+    context.load_cert_chain(pem)
+    return context
+
+
+@pytest.mark.parametrize("version", [_TLS_V12, _TLS_V13], ids=["TLSv1_2", "TLSv1_3"])
+@pytest.mark.parametrize("keys_on", ["dispatcher", "certificate context"])
+def test_the_dispatchers_ticket_keys_are_the_ones_openssl_uses(
+    server_loop: asyncio.AbstractEventLoop,
+    root: trustme.CA,
+    sites: dict[str, Site],
+    tmp_path: Path,
+    version: ssl.TLSVersion,
+    keys_on: str,
+) -> None:
+    """Two listening sockets (as two workers) with independent dispatchers and certificate
+    contexts: a ticket one issues resumes on the other when their dispatchers share keys, and
+    not when only the certificate contexts the SNI callback switches to do."""
+    keys = tickets.TicketKeys(os.urandom(tickets.SECRET_BYTES))
+    ports = []
+    with contextlib.ExitStack() as stack:
+        for _ in range(2):
+            chosen = certificate_context(sites["a.test"], tmp_path)
+            dispatcher = dispatcher_context(DEFAULT_POLICY, lambda _name, c=chosen: c)
+            tickets.install(dispatcher if keys_on == "dispatcher" else chosen, keys)
+            ports.append(stack.enter_context(serving(server_loop, dispatcher, _Hello)))
+        client = client_context(root)
+        client.maximum_version = version
+        session, resumed = resumed_handshake(ports[0], client, None)
+        assert not resumed
+        _, resumed_on_first = resumed_handshake(ports[0], client, session)
+        assert resumed_on_first  # a control: the same socket always resumes
+        _, resumed_on_second = resumed_handshake(ports[1], client, session)
+    assert resumed_on_second == (keys_on == "dispatcher")
+
+
+def test_with_process_keys_every_new_context_shares_tickets(
+    server_loop: asyncio.AbstractEventLoop,
+    root: trustme.CA,
+    sites: dict[str, Site],
+    tmp_path: Path,
+) -> None:
+    """What a worker does: use_ticket_keys, then dispatchers made as the data plane makes them."""
+    tls_server.use_ticket_keys(tickets.TicketKeys(os.urandom(tickets.SECRET_BYTES)))
+    try:
+        # Each with a certificate context of its own, as two workers have.
+        chosen = [certificate_context(sites["a.test"], tmp_path) for _ in range(2)]
+        contexts = [dispatcher_context(DEFAULT_POLICY, lambda _name, c=c: c) for c in chosen]
+    finally:
+        tls_server.use_ticket_keys(None)
+    with (
+        serving(server_loop, contexts[0], _Hello) as first,
+        serving(server_loop, contexts[1], _Hello) as second,
+    ):
+        client = client_context(root)
+        session, _ = resumed_handshake(first, client, None)
+        assert resumed_handshake(second, client, session)[1]
 
 
 def test_contexts_carry_the_hardening_options(sites: dict[str, Site]) -> None:

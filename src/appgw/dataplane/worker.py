@@ -38,6 +38,8 @@ from appgw.store.secrets import MasterKey
 from appgw.store.sql import SqlStore
 from appgw.supervised import supervisor_gone, supervisor_pid
 from appgw.tasks import spawn
+from appgw.tls import tickets
+from appgw.tls.server import use_ticket_keys
 
 # How often the health board is checked (a stat): a member leaves rotation within this.
 BOARD_POLL_INTERVAL = 0.25
@@ -46,6 +48,11 @@ SHUTDOWN_GRACE = 10.0
 ACCESS_LOG_FILE = "access.log"
 # How soon an orphaned worker notices and stops; also how often refusals are published.
 MAINTENANCE_INTERVAL = 1.0
+# "0" (or off/false/no) keeps OpenSSL's own per-worker ticket keys: a switch to compare
+# resumption with and without sharing, and a way out should the ctypes path misbehave.
+SHARED_TICKETS_ENV = "APPGW_SHARED_SESSION_TICKETS"
+# HKDF info of the ticket secret: the key derived for this one purpose, never the master key.
+TICKET_SECRET_PURPOSE = b"appgw tls session tickets v1"
 
 log = logging.getLogger("appgw.dataplane")
 
@@ -113,6 +120,34 @@ class Worker:
             self.services.traffic.publish(self.state, self.instance)
 
 
+def share_session_tickets(master_key: MasterKey, environ: dict[str, str] | None = None) -> bool:
+    """Give this worker's TLS contexts the session-ticket keys every worker and every instance
+    of the store derives from the master key (appgw.tls.tickets), once a self-test shows they
+    work here; else OpenSSL keeps its own keys, said in one WARNING. Never raises."""
+    env = os.environ if environ is None else environ
+    if env.get(SHARED_TICKETS_ENV, "").strip().lower() in {"0", "off", "false", "no"}:
+        log.info("session tickets: per-worker keys (%s is off)", SHARED_TICKETS_ENV)
+        return False
+    try:
+        keys = tickets.TicketKeys(master_key.derive(TICKET_SECRET_PURPOSE))
+        problem = tickets.self_test(keys)
+    except Exception as error:  # whatever goes wrong here, the worker serves on
+        problem = f"{type(error).__name__}: {error}"
+    if problem is not None:
+        log.warning(
+            "session tickets are not shared between workers (%s): each worker uses OpenSSL's "
+            "own keys, so a returning client resumes only on the worker that served it",
+            problem,
+        )
+        return False
+    use_ticket_keys(keys)
+    log.info(
+        "session tickets: keys shared with every worker of the store, rotated every %d s",
+        keys.rotation_seconds,
+    )
+    return True
+
+
 async def run(
     data_dir: Path,
     store_url: str,
@@ -123,7 +158,10 @@ async def run(
 ) -> None:
     # serve set the store up; without waiting for the database this process serves from the
     # instance's copy while it is away (state/sources.py)
-    store = SqlStore(store_url, MasterKey.load_or_create(data_dir), set_up=False)
+    master_key = MasterKey.load_or_create(data_dir)
+    # Before any TLS context is made: every one of them gets the shared keys.
+    share_session_tickets(master_key)
+    store = SqlStore(store_url, master_key, set_up=False)
     worker = Worker(data_dir, store, frontend_address, instance_id, limits, rotation)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -14,6 +14,7 @@ TLS_AES_128_GCM_SHA256; X25519, P-256, P-384).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import ssl
 import threading
@@ -27,6 +28,7 @@ from cryptography.hazmat.primitives import serialization
 
 from appgw.model.enums import SslCipherSuite as C, SslPolicyName, SslPolicyType, SslProtocol
 from appgw.model.ssl_policies import PREDEFINED_POLICIES, PredefinedPolicy
+from appgw.tls import tickets
 
 if TYPE_CHECKING:
     from appgw.certificates import ListenerCertificate
@@ -43,7 +45,10 @@ __all__ = [
     "new_context",
     "policy_from_model",
     "server_context",
+    "use_ticket_keys",
 ]
+
+log = logging.getLogger("appgw.tls")
 
 # Azure's default for gateways created with API >= 2023-02-01 (spec §4.2).
 DEFAULT_POLICY_NAME = SslPolicyName.POLICY_20220101
@@ -187,7 +192,8 @@ def server_context(certificate: ListenerCertificate, policy: TlsPolicy) -> ssl.S
     The key and chain reach OpenSSL through an anonymous memory file (memfd), never a file on
     disk. Raises ssl.SSLError when the local OpenSSL supports none of the policy's suites.
     Session tickets: for connections switched here by a dispatcher, OpenSSL encrypts tickets
-    with the dispatcher's keys (the session context stays the listening socket's context).
+    with the dispatcher's keys (the session context stays the listening socket's context);
+    this context gets the shared keys too (use_ticket_keys), should it ever listen itself.
     """
     key = (_fingerprint(certificate), policy)
     with _server_contexts_lock:
@@ -230,6 +236,18 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+# The session-ticket keys every server context of this process gets (None: OpenSSL's own,
+# random per context). Set once at start, before any context is made (use_ticket_keys).
+_ticket_keys: tickets.TicketKeys | None = None
+
+
+def use_ticket_keys(keys: tickets.TicketKeys | None) -> None:
+    """Give every server context made from now on these session-ticket keys (appgw.tls.tickets);
+    the data plane calls this once, before it makes any, after `tickets.self_test` passed."""
+    global _ticket_keys
+    _ticket_keys = keys
+
+
 def new_context(policy: TlsPolicy) -> ssl.SSLContext:
     if policy.maximum_version < _EFFECTIVE_MINIMUM_FLOOR:
         raise ValueError(f"policy {policy.name!r} allows only TLS versions OpenSSL refuses")
@@ -238,7 +256,13 @@ def new_context(policy: TlsPolicy) -> ssl.SSLContext:
     context.maximum_version = policy.maximum_version
     if policy.openssl_ciphers:
         context.set_ciphers(policy.openssl_ciphers)
-    # Session tickets stay on (OpenSSL's default): resumption saves clients a full handshake.
+    # Session tickets stay on (OpenSSL's default): resumption saves clients a full handshake;
+    # with shared keys (use_ticket_keys) on any worker and any instance of the store.
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE | _NO_RENEGOTIATION
     context.set_alpn_protocols(_ALPN_PROTOCOLS)
+    if _ticket_keys is not None:
+        try:
+            tickets.install(context, _ticket_keys)
+        except tickets.TicketKeysUnavailable as error:  # the self-test passed: not expected
+            log.warning("session tickets of a new TLS context use OpenSSL's own keys: %s", error)
     return context
