@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -20,6 +21,7 @@ from pathlib import Path
 import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from fastapi import FastAPI
 
 from appgw import __version__
@@ -38,7 +40,7 @@ from appgw.core.limits import (
 )
 from appgw.data_directory import UMASK, DataDirectoryError, prepare as prepare_data_dir
 from appgw.dataplane.access_log import DEFAULT_FILES, DEFAULT_MAX_BYTES
-from appgw.dataplane.worker import ACCESS_LOG_FILE
+from appgw.dataplane.worker import ACCESS_LOG_FILE, TICKET_KEYS_FD_ENV
 from appgw.defaults import (
     DEFAULT_ADMIN_LISTEN,
     DEFAULT_KEEP_SECRET_VERSIONS,
@@ -66,6 +68,7 @@ from appgw.store.sql import (
     with_connect_timeout,
 )
 from appgw.supervised import PARENT_PID_ENV
+from appgw.tls import tickets
 from appgw.tls.server import OPENSSL_CONFIG
 
 DB_FILE = "appgw.db"
@@ -92,6 +95,15 @@ WORKER_STOP_TIMEOUT = 15.0  # in-flight requests get the worker's own grace peri
 OPENSSL_CONF = "OPENSSL_CONF"  # the variable OpenSSL reads its configuration file from
 READY_TIMEOUT = 60.0
 READY_CHECK_INTERVAL = 0.05  # how often serve looks whether every process serves yet
+# The operator's opt-in to share session tickets between instances: a file of random bytes
+# every instance reads (like nginx's ssl_session_ticket_key). Without it each instance's
+# workers share keys from a random chain of its own, held in memory only.
+TICKET_SECRET_FILE_ENV = "APPGW_SESSION_TICKET_SECRET_FILE"
+# The least the file must hold: 256 bits, the strength of the keys derived from it.
+TICKET_SECRET_FILE_MIN_BYTES = 32
+# Read no more: a secret file is small; a wrong path (a disk image, /dev/zero) is refused.
+TICKET_SECRET_FILE_MAX_BYTES = 4096
+_TICKET_FILE_INFO = b"appgw session ticket secret file v1"  # HKDF info for the file's bytes
 
 
 class ServeError(Exception):
@@ -154,8 +166,11 @@ class Supervisor:
         *,
         name: str = "data-plane worker",
         environment: dict[str, str] | None = None,
+        ticket_keys: tickets.TicketKeys | None = None,
     ) -> None:
         self.command = command
+        # Handed to each process at spawn through a pipe, moved on every period by _watch.
+        self.ticket_keys = ticket_keys
         self.names = names  # each process's name in state/applied.py
         self.count = len(names)
         self.name = name
@@ -172,10 +187,27 @@ class Supervisor:
         # The child compares its parent with this pid: reading its own parent once started
         # would miss a serve killed while the child was still starting.
         env = {**os.environ, **(self.environment or {}), PARENT_PID_ENV: str(os.getpid())}
-        return subprocess.Popen([*self.command, "--instance-id", f"{index}"], env=env)
+        command = [*self.command, "--instance-id", f"{index}"]
+        if self.ticket_keys is None:
+            return subprocess.Popen(command, env=env)
+        # The chain's current values reach the child through an inherited pipe, never argv,
+        # the environment (only the fd number goes there) or a file. A handover is far below
+        # the pipe's buffer, so the write cannot block before the child reads.
+        read_end, write_end = os.pipe()
+        try:
+            try:
+                os.write(write_end, tickets.encode_handover(self.ticket_keys))
+            finally:
+                os.close(write_end)
+            env[TICKET_KEYS_FD_ENV] = str(read_end)
+            return subprocess.Popen(command, env=env, pass_fds=(read_end,))
+        finally:
+            os.close(read_end)
 
     def _watch(self) -> None:
         while not self.stopping.wait(WORKER_CHECK_INTERVAL):
+            if self.ticket_keys is not None:
+                self.ticket_keys.advance()  # a past period's chain value leaves memory
             for index, worker in enumerate(self.workers):
                 code = worker.poll()
                 if code is not None and not self.stopping.is_set():
@@ -305,6 +337,7 @@ def _serve(options: ServeOptions, environ: dict[str, str] | None) -> None:
         ],
         [f"worker-{index}" for index in range(workers)],
         environment={OPENSSL_CONF: str(OPENSSL_CONFIG)},
+        ticket_keys=instance_ticket_keys(env),
     )
     access_log = data_dir / ACCESS_LOG_FILE
     lines.append(f"  data plane:     {workers} worker(s); access log {access_log}")
@@ -375,6 +408,36 @@ def _serve(options: ServeOptions, environ: dict[str, str] | None) -> None:
         channel.remove()
         service.write_pending_activity()
         store.close()
+
+
+def instance_ticket_keys(environ: dict[str, str]) -> tickets.TicketKeys:
+    """The session-ticket chain this instance's workers share: from random bytes made now (in
+    memory only), or, when the operator names one, from the shared secret file."""
+    path_text = environ.get(TICKET_SECRET_FILE_ENV, "").strip()
+    if not path_text:
+        return tickets.TicketKeys(secrets.token_bytes(tickets.SECRET_BYTES))
+    path = Path(path_text).expanduser()
+    try:
+        mode = path.stat().st_mode & 0o777
+        with path.open("rb") as handle:
+            content = handle.read(TICKET_SECRET_FILE_MAX_BYTES + 1)
+    except OSError as error:
+        raise ServeError(f"{TICKET_SECRET_FILE_ENV}: cannot read {path}: {error}") from None
+    if mode & 0o077:
+        raise ServeError(
+            f"{TICKET_SECRET_FILE_ENV}: {path} is readable by others (mode {mode:o}); "
+            f"run 'chmod 600 {path}'"
+        )
+    if not TICKET_SECRET_FILE_MIN_BYTES <= len(content) <= TICKET_SECRET_FILE_MAX_BYTES:
+        raise ServeError(
+            f"{TICKET_SECRET_FILE_ENV}: {path} must hold {TICKET_SECRET_FILE_MIN_BYTES} to "
+            f"{TICKET_SECRET_FILE_MAX_BYTES} random bytes (e.g. 'head -c 48 /dev/urandom > "
+            f"{path}'), not {len(content)}"
+        )
+    secret = HKDF(
+        algorithm=hashes.SHA256(), length=tickets.SECRET_BYTES, salt=None, info=_TICKET_FILE_INFO
+    ).derive(content)
+    return tickets.TicketKeys(secret, static=True)
 
 
 def _announce_ready(applied: AppliedVersions, workers: int) -> None:

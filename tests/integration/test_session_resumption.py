@@ -1,12 +1,16 @@
 """TLS session resumption across the workers of `appgw serve`: the kernel spreads connections
 over the workers (SO_REUSEPORT), and a returning client resumes whichever worker answers,
-because every worker derives the same ticket keys from the master key. With sharing switched
-off each worker has OpenSSL's own keys and about half of the connections resume; that case
-runs too, so the assertion is seen to be able to fail. Real processes, real sockets."""
+because serve hands every worker (a replacement too) the instance's ticket-key chain. With
+sharing switched off each worker has OpenSSL's own keys and about half of the connections
+resume; that case runs too, so the assertion is seen to be able to fail. Real processes, real
+sockets."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
 import socket
 import ssl
 from collections import Counter
@@ -137,3 +141,60 @@ def test_returning_clients_resume_on_either_of_two_workers(
     # Each worker passed its self-test (or was told not to share).
     assert log.count("session tickets: keys shared") == (2 if shared else 0), log
     assert "session tickets are not shared" not in log, log
+
+
+# Hex or base64 of 32 bytes or more: what a chain value would look like in an environment,
+# an argument or a log line.
+KEY_LIKE = re.compile(r"[0-9a-fA-F]{64}|[A-Za-z0-9+/_-]{43}=")
+
+
+def process_texts(pid: int) -> list[str]:
+    """The environment values and arguments of a live process, as `ps e` would show them."""
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    values = [entry.partition(b"=")[2].decode(errors="replace") for entry in environ]
+    return values + Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+
+
+def test_a_respawned_worker_resumes_tickets_issued_before_it_started(
+    tmp_path: Path, ca: trustme.CA, backend: Backend
+) -> None:
+    """serve hands a replacement worker the instance's current ticket chain: a session issued
+    before worker 0 was killed resumes on its replacement. The chain shows nowhere a process
+    listing or the log would show it."""
+    data_dir = tmp_path / "data"
+    access_log = data_dir / "access.log"
+    with serving(data_dir, {"APPGW_ADMIN_TOKEN": TOKEN}, workers=2) as server:
+        port = put_https_gateway(server.base_url, ca, backend)
+        sessions = {}
+        for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ca.configure_trust(client)
+            client.minimum_version = client.maximum_version = version
+            sessions[version] = (client, request(port, client, None)[0])
+        # Written before the kill: a killed worker's unwritten lines are lost.
+        wait_until(lambda: sum(requests_by_worker(access_log).values()) == len(sessions))
+        before = requests_by_worker(access_log)
+        old = worker_pids(server.log_path.read_text())
+        os.kill(old[0], signal.SIGKILL)
+
+        def replaced() -> bool:
+            return worker_pids(server.log_path.read_text()).get(0, old[0]) != old[0]
+
+        wait_until(replaced, timeout=60, what="a replacement for worker 0")
+        new = worker_pids(server.log_path.read_text())[0]
+        resumed = Counter[str]()
+        for version, (client, session) in sessions.items():
+            for _ in range(RECONNECTIONS):  # always the session issued before the kill
+                resumed[version.name] += request(port, client, session)[1]
+        sent = len(sessions) * (RECONNECTIONS + 1)
+        wait_until(lambda: sum(requests_by_worker(access_log).values()) == sent)
+        by_new_worker = requests_by_worker(access_log)["0"] - before["0"]
+        texts = [*process_texts(new), *process_texts(old[1])]
+        log = server.log_path.read_text()
+    print(f"resumed after the respawn: {dict(resumed)}; new worker 0 answered {by_new_worker}")
+    # Every connection resumed, and the new worker answered a good share of them.
+    for version, count in resumed.items():
+        assert count >= SHARED_MINIMUM * RECONNECTIONS, (version, count, by_new_worker)
+    assert by_new_worker >= RECONNECTIONS // 10, by_new_worker
+    assert log.count("session tickets: keys shared") == 3, log
+    assert not [text for text in [*texts, log] if KEY_LIKE.search(text)]

@@ -1,23 +1,35 @@
-"""Session tickets under keys derived from a shared secret (appgw.tls.tickets): independent
-contexts resume each other's tickets in TLS 1.2 and 1.3, keys rotate by period with the
-previous one still accepted, and a worker falls back to OpenSSL's own keys when the ctypes
-path fails. Handshakes run over memory BIOs; the certificate is generated here."""
+"""Session tickets under keys derived from a one-way chain (appgw.tls.tickets): independent
+contexts given the same chain value resume each other's tickets in TLS 1.2 and 1.3, keys
+rotate by period with the previous one still accepted, keys of older periods cannot be derived
+from what a process holds once it moved on, a worker started later from serve's chain resumes
+the tickets of one started earlier, and a worker falls back to OpenSSL's own keys when the
+ctypes path fails. Handshakes run over memory BIOs; the certificate is generated here."""
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import os
 import ssl
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from appgw.certificates.factory import certificate_pem, create_server_certificate, private_key_pem
 from appgw.dataplane import worker
-from appgw.store.secrets import MasterKey
+from appgw.serve import TICKET_SECRET_FILE_ENV, ServeError, Supervisor, instance_ticket_keys
 from appgw.tls import server, tickets
 from appgw.tls.server import new_context, policy_from_model
-from appgw.tls.tickets import ROTATION_SECONDS, TicketKeys, memory_handshake
+from appgw.tls.tickets import (
+    ROTATION_SECONDS,
+    TicketKeys,
+    decode_handover,
+    encode_handover,
+    memory_handshake,
+)
 
 VERSIONS = [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3]
 START = 1_800_000_000.0  # any instant; periods are counted from the epoch
@@ -139,9 +151,10 @@ def test_a_clock_one_period_behind_accepts_tickets_of_the_next() -> None:
     """Instances on different machines turn the period at slightly different moments."""
     secret = os.urandom(32)
     ahead, behind = Clock(), Clock()
+    start = behind.now // ROTATION_SECONDS
     ahead.advance_periods(1)
-    issued = TicketKeys(secret, clock=ahead).encrypting()
-    found = TicketKeys(secret, clock=behind).decrypting(issued.name)
+    issued = TicketKeys(secret, int(start), clock=ahead).encrypting()
+    found = TicketKeys(secret, int(start), clock=behind).decrypting(issued.name)
     assert found is not None and found[0].aes_key == issued.aes_key and not found[1]
 
 
@@ -161,28 +174,157 @@ def test_the_self_test_passes_here() -> None:
     assert tickets.self_test(TicketKeys(os.urandom(32))) is None
 
 
-def test_the_ticket_secret_comes_from_the_master_key_but_is_not_it() -> None:
-    raw = os.urandom(32)
-    master, again = MasterKey(raw), MasterKey(raw)
-    secret = master.derive(worker.TICKET_SECRET_PURPOSE)
-    assert secret == again.derive(worker.TICKET_SECRET_PURPOSE)  # another process, same key
-    assert len(secret) == tickets.SECRET_BYTES and secret != raw
-    assert secret != master.derive(b"another purpose")
-    assert secret != MasterKey(os.urandom(32)).derive(worker.TICKET_SECRET_PURPOSE)
+def test_keys_of_a_period_before_the_previous_cannot_be_derived_once_moved_on() -> None:
+    clock = Clock()
+    secret = os.urandom(tickets.SECRET_BYTES)
+    keys = TicketKeys(secret, clock=clock)
+    start = keys.period()
+    old = keys.encrypting()
+    clock.advance_periods(1)
+    keys.advance()
+    assert keys.held_periods() == [start, start + 1]
+    assert keys.decrypting(old.name) is not None  # the previous period's still decrypts
+    clock.advance_periods(1)
+    keys.advance()
+    assert keys.held_periods() == [start + 1, start + 2]
+    with pytest.raises(KeyError):
+        keys.key(start)
+    assert keys.decrypting(old.name) is None
+    # Nothing the object holds is the start's chain value or any of its keys, and what it
+    # hands a new process does not give them either.
+    held = [*keys._chains.values()]
+    for key in keys._keys.values():
+        held += [key.name, key.aes_key, key.hmac_key]
+    assert not {secret, old.name, old.aes_key, old.hmac_key} & set(held)
+    handed = decode_handover(encode_handover(keys), clock=clock)
+    assert secret not in encode_handover(keys)
+    with pytest.raises(KeyError):
+        handed.key(start)
+    # A later value does not give an earlier one: a fresh chain from the start's successor
+    # matches the moved-on object, and knows nothing before it.
+    successor = TicketKeys(keys._chains[start + 1], start + 1, clock=clock)
+    assert successor.key(start + 2) == keys.key(start + 2)
+    with pytest.raises(KeyError):
+        successor.key(start)
+
+
+def test_two_processes_given_the_same_period_and_chain_value_agree() -> None:
+    clock = Clock()
+    chain_value = os.urandom(tickets.SECRET_BYTES)
+    period = int(clock() // ROTATION_SECONDS)
+    first, second = (TicketKeys(chain_value, period, clock=clock) for _ in range(2))
+    assert first.encrypting() == second.encrypting()
+    clock.advance_periods(3)  # each moves on by itself and still agrees
+    assert first.encrypting() == second.encrypting()
+    data = encode_handover(first)
+    assert decode_handover(data, clock=clock).encrypting() == first.encrypting()
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=lambda v: v.name)
+def test_a_worker_started_later_from_serves_chain_resumes_an_earlier_workers_tickets(
+    chain: str, version: ssl.TLSVersion
+) -> None:
+    clock = Clock()
+    serve = TicketKeys(os.urandom(tickets.SECRET_BYTES), clock=clock)  # as `appgw serve`
+    earlier = server_context(chain, version, decode_handover(encode_handover(serve), clock=clock))
+    c = client()
+    issued = ticket(earlier, c)
+    clock.advance_periods(1)
+    serve.advance()  # as serve's supervisor does every half second
+    later_keys = decode_handover(encode_handover(serve), clock=clock)
+    later = server_context(chain, version, later_keys)
+    assert resumes(later, c, issued)  # issued in the previous period, before it started
+    assert resumes(later, c, ticket(earlier, c))
+    assert resumes(earlier, c, ticket(later, c))
+
+
+def test_a_handover_is_checked_and_never_holds_more_than_two_chain_values() -> None:
+    keys = TicketKeys(os.urandom(tickets.SECRET_BYTES))
+    data = encode_handover(keys)
+    assert len(data) <= 16 + 2 * tickets.SECRET_BYTES
+    for bad in (
+        b"",
+        data[:-1],
+        b"XX" + data[2:],
+        data + b"\0",
+        data + bytes(2 * tickets.SECRET_BYTES),
+    ):
+        with pytest.raises(ValueError):
+            decode_handover(bad)
+
+
+def test_a_static_secret_gives_every_instance_the_same_keys_whenever_it_started() -> None:
+    secret = os.urandom(tickets.SECRET_BYTES)
+    early, late = Clock(), Clock()
+    first = TicketKeys(secret, static=True, clock=early)
+    late.advance_periods(5)
+    second = TicketKeys(secret, static=True, clock=late)
+    early.advance_periods(5)
+    assert first.encrypting() == second.encrypting()
+    handed = decode_handover(encode_handover(second), clock=late)
+    assert handed.static and handed.encrypting() == second.encrypting()
+
+
+def test_serve_makes_a_random_chain_per_instance_or_reads_the_shared_file(
+    tmp_path: Path,
+) -> None:
+    assert instance_ticket_keys({}).encrypting() != instance_ticket_keys({}).encrypting()
+    path = tmp_path / "tickets.key"
+    path.write_bytes(os.urandom(48))
+    path.chmod(0o600)
+    env = {TICKET_SECRET_FILE_ENV: str(path)}
+    first, second = instance_ticket_keys(env), instance_ticket_keys(env)
+    assert first.static and first.encrypting() == second.encrypting()
+    path.chmod(0o644)
+    with pytest.raises(ServeError, match="readable by others"):
+        instance_ticket_keys(env)
+    path.chmod(0o600)
+    path.write_bytes(os.urandom(16))
+    with pytest.raises(ServeError, match="random bytes"):
+        instance_ticket_keys(env)
+
+
+def test_a_spawned_worker_reads_the_chain_from_an_inherited_pipe_only(tmp_path: Path) -> None:
+    """Supervisor._spawn with a child that reports what it was given: the chain arrives
+    through the pipe and appears neither in its argv nor in its environment."""
+    keys = TicketKeys(os.urandom(tickets.SECRET_BYTES))
+    report = tmp_path / "report.json"
+    child = (
+        "import json, os, sys\n"
+        "from appgw.dataplane import worker\n"
+        "keys = worker.receive_ticket_keys()\n"
+        "environ = open('/proc/self/environ', 'rb').read()\n"
+        f"json.dump({{'key': keys.encrypting().aes_key.hex(), 'environ': environ.hex(), "
+        f"'argv': sys.argv}}, open({str(report)!r}, 'w'))\n"
+    )
+    supervisor = Supervisor(
+        [sys.executable, "-c", child], ["worker-0"], ticket_keys=keys, environment={}
+    )
+    process = supervisor._spawn(0)
+    assert process.wait(60) == 0
+    seen = json.loads(report.read_text())
+    assert seen["key"] == keys.encrypting().aes_key.hex()
+    _, values = keys.handover()
+    shown = seen["environ"] + bytes.fromhex(seen["environ"]).decode(errors="replace")
+    shown += " ".join(seen["argv"])
+    for value in values:
+        for text in (value.hex(), base64.b64encode(value).decode(), value.hex().upper()):
+            assert text not in shown
 
 
 @pytest.mark.usefixtures("no_process_keys")
 def test_a_worker_gives_every_new_server_context_the_shared_keys(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    master = MasterKey(os.urandom(32))
+    serve = TicketKeys(os.urandom(32))
+    handover = encode_handover(serve)
     with caplog.at_level(logging.INFO, "appgw.dataplane"):
-        assert worker.share_session_tickets(master, {})
+        assert worker.share_session_tickets(decode_handover(handover), {})
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
-    # Two workers: each derives the keys itself; contexts of either resume the other's.
+    # Two workers: each handed the chain; contexts of either resume the other's.
     first = new_context(policy_from_model(None))
     server.use_ticket_keys(None)
-    assert worker.share_session_tickets(master, {})
+    assert worker.share_session_tickets(decode_handover(handover), {})
     second = new_context(policy_from_model(None))
     cert, key = create_server_certificate(["tickets.test"], 1)
     fd = os.memfd_create("chain")
@@ -200,7 +342,7 @@ def test_a_failed_self_test_leaves_openssls_own_keys_with_one_warning(
 ) -> None:
     monkeypatch.setattr(tickets, "self_test", lambda _keys: "the test's own failure")
     with caplog.at_level(logging.INFO, "appgw.dataplane"):
-        assert not worker.share_session_tickets(MasterKey(os.urandom(32)), {})
+        assert not worker.share_session_tickets(TicketKeys(os.urandom(32)), {})
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "the test's own failure" in warnings[0].getMessage()
     assert server._ticket_keys is None
@@ -214,7 +356,7 @@ def test_an_exception_in_the_ctypes_path_never_reaches_the_worker(
         raise RuntimeError("boom")
 
     monkeypatch.setattr(tickets, "self_test", broken)
-    assert not worker.share_session_tickets(MasterKey(os.urandom(32)), {})
+    assert not worker.share_session_tickets(TicketKeys(os.urandom(32)), {})
     assert "RuntimeError: boom" in caplog.text and server._ticket_keys is None
 
 
@@ -222,7 +364,7 @@ def test_an_exception_in_the_ctypes_path_never_reaches_the_worker(
 def test_sharing_can_be_switched_off(caplog: pytest.LogCaptureFixture) -> None:
     environ = {worker.SHARED_TICKETS_ENV: "0"}
     with caplog.at_level(logging.INFO, "appgw.dataplane"):
-        assert not worker.share_session_tickets(MasterKey(os.urandom(32)), environ)
+        assert not worker.share_session_tickets(TicketKeys(os.urandom(32)), environ)
     assert server._ticket_keys is None and "per-worker keys" in caplog.text
 
 
@@ -232,3 +374,23 @@ def test_an_unusable_libssl_is_reported_not_raised(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(tickets, "_load", unavailable)
     assert tickets.self_test(TicketKeys(os.urandom(32))) == "no libssl in this test"
+
+
+def test_a_worker_reads_the_pipe_serve_passed_and_closes_it() -> None:
+    keys = TicketKeys(os.urandom(32))
+    read_end, write_end = os.pipe()
+    os.write(write_end, encode_handover(keys))
+    os.close(write_end)
+    environ = {worker.TICKET_KEYS_FD_ENV: str(read_end)}
+    received = worker.receive_ticket_keys(environ)
+    assert received is not None and received.encrypting() == keys.encrypting()
+    assert worker.TICKET_KEYS_FD_ENV not in environ
+    with pytest.raises(OSError):
+        os.fstat(read_end)  # closed
+
+
+def test_a_worker_without_a_pipe_keeps_openssls_keys(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, "appgw.dataplane"):
+        assert worker.receive_ticket_keys({}) is None
+        assert not worker.share_session_tickets(None, {})
+    assert "no key chain from appgw serve" in caplog.text

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import faulthandler
 import logging
 import os
@@ -51,8 +52,11 @@ MAINTENANCE_INTERVAL = 1.0
 # "0" (or off/false/no) keeps OpenSSL's own per-worker ticket keys: a switch to compare
 # resumption with and without sharing, and a way out should the ctypes path misbehave.
 SHARED_TICKETS_ENV = "APPGW_SHARED_SESSION_TICKETS"
-# HKDF info of the ticket secret: the key derived for this one purpose, never the master key.
-TICKET_SECRET_PURPOSE = b"appgw tls session tickets v1"
+# Names the inherited pipe (its fd number, never the bytes: an environment is readable in
+# /proc/<pid>/environ) through which `appgw serve` hands a new worker the ticket-key chain.
+TICKET_KEYS_FD_ENV = "APPGW_TICKET_KEYS_FD"
+# A handover is under 100 bytes; the bound keeps a wrong fd from being read without end.
+_TICKET_HANDOVER_MAX_BYTES = 4096
 
 log = logging.getLogger("appgw.dataplane")
 
@@ -79,6 +83,8 @@ class Worker:
         )
         self.runtime = Runtime(self.services)
         self.board = BoardReader(self.state / BOARD_FILE)
+        # The session-ticket chain, moved on by `maintain` (None: OpenSSL's own keys).
+        self.ticket_keys: tickets.TicketKeys | None = None
         self.follower = Follower(
             store,
             frontend_address,
@@ -118,18 +124,53 @@ class Worker:
                 return
             self.services.pool.close_expired()
             self.services.traffic.publish(self.state, self.instance)
+            if self.ticket_keys is not None:
+                # Even with no handshake to do it: a past period's chain value leaves memory.
+                self.ticket_keys.advance()
 
 
-def share_session_tickets(master_key: MasterKey, environ: dict[str, str] | None = None) -> bool:
-    """Give this worker's TLS contexts the session-ticket keys every worker and every instance
-    of the store derives from the master key (appgw.tls.tickets), once a self-test shows they
-    work here; else OpenSSL keeps its own keys, said in one WARNING. Never raises."""
+def receive_ticket_keys(environ: dict[str, str] | None = None) -> tickets.TicketKeys | None:
+    """The ticket-key chain `appgw serve` wrote into the pipe named by TICKET_KEYS_FD_ENV, the
+    pipe then closed; None, said in the log, without one. Never raises."""
+    env = os.environ if environ is None else environ
+    text = env.pop(TICKET_KEYS_FD_ENV, None)
+    if text is None:
+        log.info("session tickets: no key chain from appgw serve; OpenSSL's own keys")
+        return None
+    try:
+        fd = int(text)
+    except ValueError:
+        log.warning("session tickets: %s=%r is not a file descriptor", TICKET_KEYS_FD_ENV, text)
+        return None
+    data = bytearray()
+    try:
+        while chunk := os.read(fd, _TICKET_HANDOVER_MAX_BYTES - len(data)):
+            data += chunk
+            if len(data) >= _TICKET_HANDOVER_MAX_BYTES:
+                break
+        return tickets.decode_handover(bytes(data))
+    except (OSError, ValueError) as error:
+        log.warning("session tickets: the key chain from appgw serve is unusable (%s)", error)
+        return None
+    finally:
+        data[:] = bytes(len(data))  # this copy at least does not outlive the read
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def share_session_tickets(
+    keys: tickets.TicketKeys | None, environ: dict[str, str] | None = None
+) -> bool:
+    """Give this worker's TLS contexts the session-ticket keys of `keys` (the chain every worker
+    of this `appgw serve` was handed, appgw.tls.tickets), once a self-test shows they work here;
+    else OpenSSL keeps its own keys, said in one WARNING. Never raises."""
     env = os.environ if environ is None else environ
     if env.get(SHARED_TICKETS_ENV, "").strip().lower() in {"0", "off", "false", "no"}:
         log.info("session tickets: per-worker keys (%s is off)", SHARED_TICKETS_ENV)
         return False
+    if keys is None:
+        return False
     try:
-        keys = tickets.TicketKeys(master_key.derive(TICKET_SECRET_PURPOSE))
         problem = tickets.self_test(keys)
     except Exception as error:  # whatever goes wrong here, the worker serves on
         problem = f"{type(error).__name__}: {error}"
@@ -142,7 +183,8 @@ def share_session_tickets(master_key: MasterKey, environ: dict[str, str] | None 
         return False
     use_ticket_keys(keys)
     log.info(
-        "session tickets: keys shared with every worker of the store, rotated every %d s",
+        "session tickets: keys shared with every worker of %s, rotated every %d s",
+        "every instance given the same secret file" if keys.static else "this instance",
         keys.rotation_seconds,
     )
     return True
@@ -160,9 +202,11 @@ async def run(
     # instance's copy while it is away (state/sources.py)
     master_key = MasterKey.load_or_create(data_dir)
     # Before any TLS context is made: every one of them gets the shared keys.
-    share_session_tickets(master_key)
+    ticket_keys = receive_ticket_keys()
+    share_session_tickets(ticket_keys)
     store = SqlStore(store_url, master_key, set_up=False)
     worker = Worker(data_dir, store, frontend_address, instance_id, limits, rotation)
+    worker.ticket_keys = ticket_keys
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -14,9 +14,7 @@ import secrets
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 MASTER_KEY_ENV = "APPGW_MASTER_KEY"
 MASTER_KEY_FILE = "master.key"
@@ -34,15 +32,6 @@ class MasterKey:
         if len(key) != KEY_BYTES:
             raise SecretsError(f"the master key must be {KEY_BYTES} bytes, got {len(key)}")
         self._aead = AESGCM(key)
-        self._key = key  # for derive(); never leaves this object otherwise
-
-    def derive(self, purpose: bytes, length: int = KEY_BYTES) -> bytes:
-        """A key for another use than encryption at rest (HKDF-SHA256, `purpose` as info): every
-        process with this master key derives the same one, and it reveals nothing of the
-        master key or of keys derived for other purposes."""
-        return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=purpose).derive(
-            self._key
-        )
 
     def __repr__(self) -> str:
         return "MasterKey(<hidden>)"

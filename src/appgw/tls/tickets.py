@@ -1,13 +1,17 @@
-"""Session-ticket keys shared by every process that holds the same secret.
+"""Session-ticket keys shared by every process that holds the same chain value.
 
 OpenSSL gives each SSL_CTX random ticket keys, so a ticket issued by one worker does not
 decrypt on another: with N workers behind SO_REUSEPORT only about 1/N of returning clients
-resume. Here every period's keys (key name, AES-256-CBC key, HMAC-SHA256 key) are derived with
-HKDF from a secret and the period number (hours since the epoch), so every process holding the
-secret computes the same keys without talking to the others, and they change every period.
-Tickets are issued under the current period's key; the previous period's key (and the next
-one, for clocks a little ahead across a period boundary) still decrypts, and OpenSSL is told
-to renew such a ticket. Keys live in this process's memory only.
+resume. Here the keys of each period (key name, AES-256-CBC key, HMAC-SHA256 key; a period is
+an hour since the epoch) are derived with HKDF from that period's chain value, and each chain
+value is a one-way HKDF step from the previous one. `appgw serve` starts the chain from random
+bytes in memory and hands its current values to each worker it spawns (through a pipe), so its
+workers compute the same keys without talking to each other. A process keeps the chain values
+of the previous and current periods only: once the clock moves on, older keys cannot be
+derived again from anything in memory, and the rotation has forward secrecy. Tickets are
+issued under the current period's key; the previous period's key (and the next one, for clocks
+a little ahead across a period boundary) still decrypts, and OpenSSL is told to renew such a
+ticket. Nothing of this is written to disk.
 
 Python's ssl module has no API for ticket keys, so the keys reach OpenSSL through ctypes: the
 ticket-key callback (SSL_CTX_set_tlsext_ticket_key_cb) on the SSL_CTX of an ssl.SSLContext,
@@ -26,6 +30,7 @@ import ctypes
 import hmac
 import os
 import ssl
+import struct
 import sys
 import threading
 import time
@@ -38,19 +43,28 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from appgw.certificates.factory import certificate_pem, create_server_certificate, private_key_pem
 
-__all__ = ["ROTATION_SECONDS", "TicketKeys", "TicketKeysUnavailable", "install", "self_test"]
+__all__ = [
+    "ROTATION_SECONDS",
+    "TicketKeys",
+    "TicketKeysUnavailable",
+    "decode_handover",
+    "encode_handover",
+    "install",
+    "self_test",
+]
 
 # How long one key issues tickets: an hour bounds what a leaked key decrypts, and with the
 # previous key still accepted a ticket stays usable for 1-2 hours, like OpenSSL's 2 h timeout.
 ROTATION_SECONDS = 3600
-SECRET_BYTES = 32  # HKDF-SHA256 input; the derived secret callers hand in
+SECRET_BYTES = 32  # a chain value: HKDF-SHA256 output and input, 256 bits
 KEY_NAME_BYTES = 16  # fixed by OpenSSL's ticket format (the callback's key_name)
 AES_KEY_BYTES = 32  # AES-256-CBC, the cipher OpenSSL's own ticket keys use
 HMAC_KEY_BYTES = 32  # HMAC-SHA256 over the ticket, as OpenSSL's own
 IV_BYTES = 16  # the AES block size; EVP_MAX_IV_LENGTH is 16, the buffer OpenSSL passes
 _INFO = b"appgw tls session ticket keys v1 period "  # HKDF info; the period number follows
-# Periods whose keys are kept derived: previous, current, next, and one spare for the turn.
-_CACHED_PERIODS = 4
+_NEXT = b"appgw tls session ticket chain v1 next"  # HKDF info of the one-way step between periods
+# HKDF info of a period's chain value from a static shared secret; the period number follows.
+_STATIC_INFO = b"appgw tls session ticket static v1 period "
 
 # OpenSSL constants (ssl.h / tls1.h, stable ABI since 1.0).
 _SSL_CTRL_SET_TLSEXT_TICKET_KEY_CB = 72
@@ -89,63 +103,201 @@ class PeriodKey:
 
 
 class TicketKeys:
-    """The ticket keys of every period, derived from `secret` (32 bytes that every process
-    sharing tickets holds; never the store's master key itself)."""
+    """The ticket keys of the current period and its neighbours, from a one-way chain.
+
+    `secret` is the chain value of `period` (default: the clock's current period). Each
+    period's chain value is HKDF(the previous one, "next"), and a period's keys are derived from
+    its chain value; the object keeps the chain values of the previous and current periods only
+    and drops older ones as the clock moves on, so keys of a period before the previous one
+    cannot be computed again from anything this process holds (forward secrecy of the
+    rotation). Every process given the same (period, chain value) derives the same keys.
+
+    `static=True` (the operator's shared ticket-secret file): every period's chain value is
+    derived from `secret` directly, so instances started at any time agree, and whoever holds
+    the secret can compute every period's keys (no forward secrecy, as with nginx's
+    ssl_session_ticket_key)."""
 
     def __init__(
         self,
         secret: bytes,
+        period: int | None = None,
         *,
+        previous: bytes | None = None,
+        static: bool = False,
         rotation_seconds: int = ROTATION_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if len(secret) != SECRET_BYTES:
-            raise ValueError(f"the ticket secret must be {SECRET_BYTES} bytes")
-        self._secret = secret
+        if len(secret) != SECRET_BYTES or (previous is not None and len(previous) != SECRET_BYTES):
+            raise ValueError(f"a ticket secret must be {SECRET_BYTES} bytes")
         self.rotation_seconds = rotation_seconds
         self.clock = clock
-        self._cache: dict[int, PeriodKey] = {}
         self._lock = threading.Lock()  # the callback may run on any thread holding a handshake
+        self._static = secret if static else None
+        start = self.period() if period is None else period
+        # Chain values by period: the current one and, when known, the previous one.
+        self._chains: dict[int, bytes] = {start: secret if not static else _chain_of(secret, start)}
+        if previous is not None and not static:
+            self._chains[start - 1] = previous
+        self._keys: dict[int, PeriodKey] = {}  # derived keys of the periods above and the next
+        self.advance()
 
     def __repr__(self) -> str:
         return "TicketKeys(<hidden>)"
 
+    @property
+    def static(self) -> bool:
+        return self._static is not None
+
     def period(self) -> int:
         return int(self.clock() // self.rotation_seconds)
 
-    def key(self, period: int) -> PeriodKey:
+    def advance(self) -> int:
+        """Move the chain to the clock's period, forgetting every chain value and key older than
+        the previous period's; the current period. Call it at least once a period."""
+        now = self.period()
         with self._lock:
-            found = self._cache.get(period)
+            newest = max(self._chains)
+            while newest < now:
+                self._chains[newest + 1] = self._next(newest)
+                newest += 1
+                self._forget_before(newest - 1)
+            return now
+
+    def held_periods(self) -> list[int]:
+        """The periods whose chain values this object holds (the previous and current)."""
+        with self._lock:
+            return sorted(self._chains)
+
+    def handover(self) -> tuple[int, list[bytes]]:
+        """What a process started now needs to derive the same keys: the period of the first
+        value and the chain values (previous and current period, or the static secret)."""
+        now = self.advance()
+        with self._lock:
+            if self._static is not None:
+                return now, [self._static]
+            periods = sorted(self._chains)
+            return periods[0], [self._chains[p] for p in periods]
+
+    def key(self, period: int) -> PeriodKey:
+        """The keys of `period`: the previous, current or next one. Raises KeyError for a period
+        whose chain value is gone (or not yet reached beyond the next)."""
+        with self._lock:
+            found = self._keys.get(period)
             if found is None:
-                material = HKDF(
-                    algorithm=hashes.SHA256(),
-                    length=KEY_NAME_BYTES + AES_KEY_BYTES + HMAC_KEY_BYTES,
-                    salt=None,
-                    info=_INFO + str(period).encode(),
-                ).derive(self._secret)
-                found = PeriodKey(
-                    period,
-                    material[:KEY_NAME_BYTES],
-                    material[KEY_NAME_BYTES : KEY_NAME_BYTES + AES_KEY_BYTES],
-                    material[KEY_NAME_BYTES + AES_KEY_BYTES :],
-                )
-                if len(self._cache) >= _CACHED_PERIODS:
-                    self._cache = {p: k for p, k in self._cache.items() if abs(p - period) <= 1}
-                self._cache[period] = found
+                found = _period_key(period, self._chain(period))
+                self._keys[period] = found
             return found
 
     def encrypting(self) -> PeriodKey:
-        """The key new tickets are issued under."""
-        return self.key(self.period())
+        """The key new tickets are issued under: the current period's, or the oldest held when
+        this process was handed a chain value of a period its clock has not reached."""
+        now = self.advance()
+        with self._lock:
+            oldest = min(self._chains)
+        return self.key(max(now, oldest))
 
     def decrypting(self, name: bytes) -> tuple[PeriodKey, bool] | None:
         """The key named `name` if it may still decrypt, and whether it is the current one."""
-        current = self.period()
+        current = self.advance()
         for period in (current, current - 1, current + 1):
-            key = self.key(period)
+            try:
+                key = self.key(period)
+            except KeyError:  # a chain value this process never had (or no longer has)
+                continue
             if hmac.compare_digest(key.name, name):
                 return key, period == current
         return None
+
+    # Under self._lock.
+    def _next(self, period: int) -> bytes:
+        if self._static is not None:
+            return _chain_of(self._static, period + 1)
+        return _ratchet(self._chains[period])
+
+    def _chain(self, period: int) -> bytes:
+        if period in self._chains:
+            return self._chains[period]
+        if period - 1 in self._chains:  # the next period, for a clock a little ahead
+            return self._next(period - 1)
+        if self._static is not None:
+            return _chain_of(self._static, period)
+        raise KeyError(period)
+
+    def _forget_before(self, period: int) -> None:
+        self._chains = {p: c for p, c in self._chains.items() if p >= period}
+        self._keys = {p: k for p, k in self._keys.items() if p >= period}
+
+
+def _ratchet(chain: bytes) -> bytes:
+    """The next period's chain value; one-way, so the current one does not give the previous."""
+    return HKDF(algorithm=hashes.SHA256(), length=SECRET_BYTES, salt=None, info=_NEXT).derive(chain)
+
+
+def _chain_of(static: bytes, period: int) -> bytes:
+    """A period's chain value from a static shared secret (the opt-in file)."""
+    return HKDF(
+        algorithm=hashes.SHA256(),
+        length=SECRET_BYTES,
+        salt=None,
+        info=_STATIC_INFO + str(period).encode(),
+    ).derive(static)
+
+
+def _period_key(period: int, chain: bytes) -> PeriodKey:
+    material = HKDF(
+        algorithm=hashes.SHA256(),
+        length=KEY_NAME_BYTES + AES_KEY_BYTES + HMAC_KEY_BYTES,
+        salt=None,
+        info=_INFO + str(period).encode(),
+    ).derive(chain)
+    return PeriodKey(
+        period,
+        material[:KEY_NAME_BYTES],
+        material[KEY_NAME_BYTES : KEY_NAME_BYTES + AES_KEY_BYTES],
+        material[KEY_NAME_BYTES + AES_KEY_BYTES :],
+    )
+
+
+# --- handing the chain to another process -------------------------------------------------------
+
+_HANDOVER_FORMAT = b"T1"  # version tag of the bytes below, so the layout can change
+_RATCHET, _STATIC = b"R", b"S"
+_PERIOD = struct.Struct(">q")  # the first value's period, a signed 64-bit big-endian integer
+
+
+def encode_handover(keys: TicketKeys) -> bytes:
+    """`keys.handover()` as bytes for a pipe to a new process (never for a file)."""
+    period, values = keys.handover()
+    kind = _STATIC if keys.static else _RATCHET
+    return _HANDOVER_FORMAT + kind + _PERIOD.pack(period) + b"".join(values)
+
+
+def decode_handover(
+    data: bytes, *, rotation_seconds: int = ROTATION_SECONDS, clock: Callable[[], float] = time.time
+) -> TicketKeys:
+    """The TicketKeys `encode_handover` described. Raises ValueError on malformed bytes."""
+    head = len(_HANDOVER_FORMAT) + 1 + _PERIOD.size
+    body = data[head:]
+    kind = data[len(_HANDOVER_FORMAT) : len(_HANDOVER_FORMAT) + 1]
+    if (
+        not data.startswith(_HANDOVER_FORMAT)
+        or kind not in (_RATCHET, _STATIC)
+        or len(body) not in (SECRET_BYTES, 2 * SECRET_BYTES)
+        or (kind == _STATIC and len(body) != SECRET_BYTES)
+    ):
+        raise ValueError("malformed ticket-key handover")
+    (period,) = _PERIOD.unpack_from(data, len(_HANDOVER_FORMAT) + 1)
+    if kind == _STATIC:
+        return TicketKeys(body, static=True, rotation_seconds=rotation_seconds, clock=clock)
+    if len(body) == SECRET_BYTES:
+        return TicketKeys(body, period, rotation_seconds=rotation_seconds, clock=clock)
+    return TicketKeys(
+        body[SECRET_BYTES:],
+        period + 1,
+        previous=body[:SECRET_BYTES],
+        rotation_seconds=rotation_seconds,
+        clock=clock,
+    )
 
 
 # --- OpenSSL through ctypes ---------------------------------------------------------------------
