@@ -75,9 +75,9 @@ done = function(summary, latency, requests)
   local errors = summary.errors.connect + summary.errors.read + summary.errors.write
     + summary.errors.status + summary.errors.timeout
   io.write(string.format(
-    'RESULT {"requests": %d, "seconds": %f, "errors": %d, "p50": %d, "p99": %d}\\n',
+    'RESULT {"requests": %d, "seconds": %f, "errors": %d, "p50": %d, "p99": %d, "p999": %d}\\n',
     summary.requests, summary.duration / 1e6, errors,
-    latency:percentile(50), latency:percentile(99)))
+    latency:percentile(50), latency:percentile(99), latency:percentile(99.9)))
 end
 """
 PACED_LUA = REPORT_LUA + "\nfunction delay() return 10 end\n"
@@ -300,7 +300,9 @@ def origin_config(work: Path, certs: Certs, ports: Ports) -> Path:
 worker_processes 1;
 http {{
   {nginx_temp_paths(prefix)}
-  access_log off;
+  # $connection_requests is 1 on a new connection: the proxies' backend connection reuse.
+  log_format reuse '$connection_requests';
+  access_log {prefix}/access.log reuse buffer=64k flush=100ms;
   keepalive_requests 10000000;
   keepalive_timeout 120s;
   default_type application/octet-stream;
@@ -613,9 +615,13 @@ class Sample:
     errors: int
     p50_us: float | None
     p99_us: float | None
+    p999_us: float | None
     cpu_seconds: float
     cpu_serve_seconds: float  # appgw: the serve process's share (API, health monitor)
     resumed: int | None = None  # connections s_time saw resumed (resumed case only)
+    # What reached the origin meanwhile: requests, and those on a new connection.
+    origin_requests: int = 0
+    origin_new_connections: int = 0
 
     @property
     def rate(self) -> float:
@@ -677,6 +683,7 @@ def run_s_time(
         "errors": 0,
         "p50": None,
         "p99": None,
+        "p999": None,
     }
 
 
@@ -712,10 +719,17 @@ class Target:
 
 
 def measure(
-    target: Target, case: str, ports: Ports, scripts: dict[str, Path], seconds: int, cpus: str
+    target: Target,
+    case: str,
+    ports: Ports,
+    scripts: dict[str, Path],
+    seconds: int,
+    cpus: str,
+    origin_log: Path | None = None,
 ) -> Sample:
     https, http = ports.proxies[target.name]
     pids = target.pids()
+    origin_from = origin_log.stat().st_size if origin_log and origin_log.exists() else 0
     before = cpu_ticks(pids)
     if case == "full-hs":
         result = run_s_time(https, seconds, cpus, reuse=False)
@@ -732,6 +746,7 @@ def measure(
         )
     after = cpu_ticks(pids)
     used = {pid: after.get(pid, 0) - before.get(pid, 0) for pid in after}
+    origin = origin_requests_since(origin_log, origin_from) if origin_log else []
     serve = used.get(target.serve_pid, 0) if target.serve_pid is not None else 0
     return Sample(
         requests=int(result["requests"]),
@@ -739,10 +754,23 @@ def measure(
         errors=int(result["errors"]),
         p50_us=result["p50"],
         p99_us=result["p99"],
+        p999_us=result["p999"],
         cpu_seconds=sum(used.values()) / TICK,
         cpu_serve_seconds=serve / TICK,
         resumed=result.get("resumed"),
+        origin_requests=len(origin),
+        origin_new_connections=origin.count("1"),
     )
+
+
+def origin_requests_since(log: Path, offset: int) -> list[str]:
+    """The origin's `$connection_requests` of each request logged after `offset`."""
+    time.sleep(0.3)  # the origin flushes its buffered log every 100 ms
+    if not log.exists():
+        return []
+    with log.open("rb") as handle:
+        handle.seek(offset)
+        return handle.read().decode(errors="replace").split()
 
 
 # --- set-up and report --------------------------------------------------------------------------
@@ -806,9 +834,9 @@ def report(
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()) + ".",  # type: ignore[attr-defined]
         "",
-        "| case | proxy | req/s | p50 ms | p99 ms | CPU µs/req | req/s vs nginx "
-        "| CPU/req: nginx ÷ this | CPU util | errors |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| case | proxy | req/s | p50 ms | p99 ms | p99.9 ms | CPU µs/req | req/s vs nginx "
+        "| CPU/req: nginx ÷ this | CPU util | backend reuse | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for case in cases:
         baseline = baseline_cpu = None
@@ -822,6 +850,11 @@ def report(
             rate = statistics.median(s.rate for s in samples)
             p50s = [s.p50_us for s in samples if s.p50_us is not None]
             p99s = [s.p99_us for s in samples if s.p99_us is not None]
+            p999s = [s.p999_us for s in samples if s.p999_us is not None]
+            origin = sum(s.origin_requests for s in samples)
+            fresh = sum(s.origin_new_connections for s in samples)
+            # Share of the backend requests sent on a connection that served one before.
+            reuse = f"{1 - fresh / origin:.1%}" if origin else "-"
             cpu = statistics.median(s.cpu_us_per_request for s in samples)
             util = statistics.median(s.cpu_seconds / s.seconds for s in samples if s.seconds)
             serve = statistics.median(
@@ -840,8 +873,10 @@ def report(
             lines.append(
                 f"| {case} | {target} | {fmt(rate)} | "
                 f"{fmt(statistics.median(p50s) / 1000, 2) if p50s else '-'} | "
-                f"{fmt(statistics.median(p99s) / 1000, 2) if p99s else '-'} | {cpu_text} | "
-                f"{ratio} | {efficiency} | {util:.0%} | {sum(s.errors for s in samples)} |"
+                f"{fmt(statistics.median(p99s) / 1000, 2) if p99s else '-'} | "
+                f"{fmt(statistics.median(p999s) / 1000, 2) if p999s else '-'} | {cpu_text} | "
+                f"{ratio} | {efficiency} | {util:.0%} | {reuse} | "
+                f"{sum(s.errors for s in samples)} |"
             )
     return "\n".join(lines)
 
@@ -940,7 +975,15 @@ def main() -> int:
                     shift = repeat % len(order)
                     order = order[shift:] + order[:shift]
                     for name in order:
-                        sample = measure(running[name], case, ports, scripts, seconds, load_cpus)
+                        sample = measure(
+                            running[name],
+                            case,
+                            ports,
+                            scripts,
+                            seconds,
+                            load_cpus,
+                            origin_log=work / "origin" / "access.log",
+                        )
                         results.setdefault((name, case), []).append(sample)
                         print(
                             f"bench: {case:<10} {name:<7} {sample.rate:9,.0f} req/s "

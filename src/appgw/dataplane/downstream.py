@@ -28,7 +28,7 @@ from appgw.core.request import Reject, framing
 from appgw.dataplane.deadline import Deadline
 from appgw.dataplane.exchange import Exchange
 from appgw.dataplane.services import Listener, Services
-from appgw.dataplane.upstream import UpstreamConnection
+from appgw.dataplane.upstream import UpstreamConnection, write_pieces
 
 # A request head (request line and header section) may not be longer than its two limits allow,
 # plus room for the request line's method and version and the line ends.
@@ -40,9 +40,6 @@ HEAD_PIECE = 8 * 1024
 # Requests parsed ahead of the one being answered (pipelining) that are kept; one read can
 # hold thousands of tiny ones, and no real client pipelines this deep.
 MAX_PIPELINED = 64
-# Held writes up to this size are joined into one buffer (one TLS record); larger ones are
-# passed as a list, which costs no copy. 16 KiB is TLS's maximum record payload.
-JOIN_WRITES_BELOW = 16 * 1024
 
 
 class ClientConnection(asyncio.Protocol):
@@ -296,12 +293,7 @@ class ClientConnection(asyncio.Protocol):
         held, self.held = self.held, None
         if not held or self.transport is None or self.transport.is_closing():
             return
-        if len(held) == 1:
-            self.transport.write(held[0])
-        elif sum(map(len, held)) <= JOIN_WRITES_BELOW:
-            self.transport.write(b"".join(held))
-        else:
-            self.transport.writelines(held)  # large bodies: no copy
+        write_pieces(self.transport, held)
 
     def pause_reading(self) -> None:
         if not self.read_paused and self.transport is not None and not self.transport.is_closing():

@@ -285,7 +285,8 @@ class Exchange:
             upstream.pause_reading()
         if host_header is None:
             host_header = header_value(self.head.headers, b"host") or upstream.key.address.encode()
-        upstream.write(
+        # The head and whatever of the body is here go out as one write (one TLS record).
+        pieces = [
             backend_request_head(
                 self.head,
                 self.framing,
@@ -299,15 +300,16 @@ class Exchange:
                 port=self.endpoint.port,
                 trace_id=self.trace_id,
             )
-        )
+        ]
         if self.body_buffer:
             self.body_sent = True
             body = b"".join(self.body_buffer)
             self.body_buffer.clear()
-            upstream.write(chunk(body) if self.framing.chunked and body else body)
+            pieces.append(chunk(body) if self.framing.chunked and body else body)
             self.client.resume_reading()
         if self.body_done and self.framing.chunked:
-            upstream.write(LAST_CHUNK)
+            pieces.append(LAST_CHUNK)
+        upstream.write_all(pieces)
         self.client.backend_deadline.set(settings.request_timeout, self._request_timed_out)
 
     def _backend_unusable(self, key: UpstreamKey, target: ForwardTarget, error: Exception) -> None:

@@ -40,6 +40,10 @@ MAX_RESPONSE_HEADERS = 400
 # noticed within one piece (llhttp buffers a header value it has not seen the end of).
 RESPONSE_HEAD_PIECE = 8 * 1024
 WEBSOCKET_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3
+# Pieces written together up to this size are joined into one buffer (one TLS record, one
+# send); larger ones are passed as a list, which costs no copy. 16 KiB is TLS's maximum record
+# payload.
+JOIN_WRITES_BELOW = 16 * 1024
 # TCP connect plus TLS handshake to a backend; Azure does not publish one, 10 s is nginx's
 # proxy_connect_timeout order of magnitude (60 s there is generous for a LAN).
 CONNECT_TIMEOUT = 10.0
@@ -77,6 +81,16 @@ class ResponseConsumer(TypingProtocol):
     def response_end(self, reusable: bool) -> None: ...
     def upstream_lost(self, error: UpstreamError) -> None: ...
     def upstream_paused(self, paused: bool) -> None: ...
+
+
+def write_pieces(transport: asyncio.WriteTransport, pieces: list[bytes]) -> None:
+    """Write `pieces` with as few TLS records and sends as copying allows."""
+    if len(pieces) == 1:
+        transport.write(pieces[0])
+    elif sum(map(len, pieces)) <= JOIN_WRITES_BELOW:
+        transport.write(b"".join(pieces))
+    elif pieces:
+        transport.writelines(pieces)  # large bodies: no copy
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -286,6 +300,11 @@ class UpstreamConnection(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
             self.transport.write(data)
+
+    def write_all(self, pieces: list[bytes]) -> None:
+        """`pieces` as one write: each TLS write is a record and a send, whatever its size."""
+        if self.transport is not None and not self.closed:
+            write_pieces(self.transport, pieces)
 
     def pause_reading(self) -> None:
         """The client cannot take more: stop reading the backend (backpressure)."""
