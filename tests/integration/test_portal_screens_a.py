@@ -453,18 +453,21 @@ def test_a_refused_listener_keeps_its_pfx_and_password_for_the_session(
     pfx = make_pfx(ca, "www.contoso.com", password="Right-Passw0rd")
     data = base64.b64decode(pfx.b64)
     add = screen("listeners/add")
-    page = browser.get(add)
-    wrong = browser.submit(
-        page,
-        add,
-        files={"cert_file": ("contoso.pfx", data)},
-        listener_name="tls",
-        port="8445",
-        protocol="Https",
-        cert_choice="upload",
-        cert_name="tlsCert",
-        cert_password="wrong-password",
-    )
+
+    def add_https(file_name: str, name: str, port: str, cert_name: str, password: str) -> Any:
+        return browser.submit(
+            browser.get(add),
+            add,
+            files={"cert_file": (file_name, data)},
+            listener_name=name,
+            port=port,
+            protocol="Https",
+            cert_choice="upload",
+            cert_name=cert_name,
+            cert_password=password,
+        )
+
+    wrong = add_https("contoso.pfx", "tls", "8445", "tlsCert", "wrong-password")
     assert wrong.status_code == 400
     assert "password" in field_error(wrong.text, "cert_password")
     assert "contoso.pfx" in wrong.text and "kept from your last submit" in wrong.text
@@ -478,17 +481,7 @@ def test_a_refused_listener_keeps_its_pfx_and_password_for_the_session(
     )
     # Saved: the draft is gone, and so it is from a form opened afresh.
     assert "kept from your last submit" not in browser.get(add)
-    refused_once = browser.submit(
-        browser.get(add),
-        add,
-        files={"cert_file": ("other.pfx", data)},
-        listener_name="tls2",
-        port="8446",
-        protocol="Https",
-        cert_choice="upload",
-        cert_name="",
-        cert_password=pfx.password,
-    )
+    refused_once = add_https("other.pfx", "tls2", "8446", "", pfx.password)
     assert refused_once.status_code == 400 and "other.pfx" in refused_once.text
     assert "The password entered with other.pfx is kept" in refused_once.text
     assert "other.pfx" not in browser.get(screen("settings/add"))

@@ -250,18 +250,17 @@ def test_wizard_steps_check_the_tabs_they_leave_and_review_writes_nothing(
         assert ahead.status_code == 200 and current_step(ahead.text) == "configuration"
 
         # Tags: a row per tag, ARM's rules per row.
-        tags = post(
-            "tags",
-            "review",
-            tag_name_0="env",
-            tag_value_0="test",
-            tag_name_1="ENV",
-            tag_value_1="again",
-            tag_name_2="a/b",
-            tag_value_2="",
-            tag_name_3="",
-            tag_value_3="orphan",
-        )
+        bad_tags = {
+            "tag_name_0": "env",
+            "tag_value_0": "test",
+            "tag_name_1": "ENV",
+            "tag_value_1": "again",
+            "tag_name_2": "a/b",
+            "tag_value_2": "",
+            "tag_name_3": "",
+            "tag_value_3": "orphan",
+        }
+        tags = post("tags", "review", **bad_tags)
         assert tags.status_code == 400 and current_step(tags.text) == "configuration"
         assert "Choose the PFX" in field_error(tags.text, "cert_file")
 
@@ -271,19 +270,7 @@ def test_wizard_steps_check_the_tabs_they_leave_and_review_writes_nothing(
         assert checked.status_code == 400 and current_step(checked.text) == "configuration"
         assert "password" in field_error(checked.text, "cert_password")
         assert "listener.pfx" in checked.text and "root.cer" in checked.text  # kept
-        tagged = post(
-            "tags",
-            "review",
-            cert_password=pfx.password,
-            tag_name_0="env",
-            tag_value_0="test",
-            tag_name_1="ENV",
-            tag_value_1="again",
-            tag_name_2="a/b",
-            tag_value_2="",
-            tag_name_3="",
-            tag_value_3="orphan",
-        )
+        tagged = post("tags", "review", cert_password=pfx.password, **bad_tags)
         assert tagged.status_code == 400 and current_step(tagged.text) == "tags"
         assert "already on row 1" in field_error(tagged.text, "tag_name_1")
         assert "reserved character" in field_error(tagged.text, "tag_name_2")
