@@ -11,7 +11,7 @@
 set -euo pipefail
 before=$(cd "$1" && pwd)
 after=$(cd "$2" && pwd)
-python=${PYTHON:-$(dirname "$0")/../.venv/bin/python}
+python=${PYTHON:-$(cd "$(dirname "$0")/.." && pwd)/.venv/bin/python}  # absolute: each tree is entered below
 for round in $(seq "${ROUNDS:-3}"); do
   for tree in "$before" "$after"; do
     (

@@ -31,7 +31,6 @@ from appgw.dataplane.access_log import DEFAULT_FILES, DEFAULT_MAX_BYTES, AccessL
 from appgw.dataplane.runtime import Runtime
 from appgw.dataplane.services import Services
 from appgw.dataplane.upstream import UpstreamPool
-from appgw.gc_pause import settle_long_lived
 from appgw.state.board import BOARD_FILE, BoardReader
 from appgw.state.files import state_dir
 from appgw.state.follower import Follower
@@ -102,7 +101,6 @@ class Worker:
         urls = {url for snap in self.runtime.snapshots.values() for url in snap.custom_error_urls}
         spawn(self.services.error_pages.refresh(urls))
         log.info("serving %s version %d", snapshot.gateway_id, snapshot.version)
-        settle_long_lived()  # the new configuration lives until the next one
 
     def load_board(self) -> None:
         """Take members in and out of rotation as the health monitor decided."""
