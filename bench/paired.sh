@@ -6,7 +6,8 @@
 #
 #   bench/paired.sh BEFORE_TREE AFTER_TREE        # e.g. a `git worktree` of the old commit
 #
-# BENCH_CASES (default ka-small,ka-64k), ROUNDS (default 3), BENCH_SECONDS (default 15).
+# BENCH_CASES (default ka-small,ka-64k; any of bench.py's cases), ROUNDS (default 3),
+# BENCH_SECONDS (default 15).
 # Absolute figures are about twice a lone run's (one core for two); compare the pair.
 set -euo pipefail
 before=$(cd "$1" && pwd)
@@ -18,7 +19,7 @@ for round in $(seq "${ROUNDS:-3}"); do
       cd "$tree"
       BENCH_CASES=${BENCH_CASES:-ka-small,ka-64k} BENCH_TARGETS=appgw BENCH_REPEATS=1 \
         BENCH_SECONDS=${BENCH_SECONDS:-15} PYTHONPATH="$tree/src" \
-        "$python" bench/bench.py 2>&1 | grep '^| ka' | sed "s|^|$tree round $round |"
+        "$python" bench/bench.py 2>&1 | grep -E '^\| [a-z0-9-]+ \| appgw' | sed "s|^|$tree round $round |"
     ) &
   done
   wait

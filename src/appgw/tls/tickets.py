@@ -71,8 +71,8 @@ _SSL_CTRL_SET_TLSEXT_TICKET_KEY_CB = 72
 # The callback's answers (SSL_CTX_set_tlsext_ticket_key_cb(3)).
 _TICKET_FAILED = -1  # an internal error: abort the handshake
 _TICKET_UNKNOWN = 0  # decrypt: no such key; the client gets a full handshake
-_TICKET_OK = 1  # encrypt: set up; decrypt: valid under the current key
-_TICKET_RENEW = 2  # decrypt: valid under an older key; OpenSSL issues a fresh ticket
+_TICKET_OK = 1  # encrypt: set up (decrypt: valid, and OpenSSL issues no new ticket)
+_TICKET_RENEW = 2  # decrypt: valid; OpenSSL issues a fresh ticket
 
 # int cb(SSL *s, unsigned char key_name[16], unsigned char *iv, EVP_CIPHER_CTX *ctx,
 #        HMAC_CTX *hctx, int enc)
@@ -418,12 +418,16 @@ def _callback_for(lib: _LibSsl, keys: TicketKeys) -> CFuncPtr:
                 found = keys.decrypting(ctypes.string_at(key_name, KEY_NAME_BYTES))
                 if found is None:
                     return _TICKET_UNKNOWN
-                key, current = found
+                key, _current = found
                 if not lib.hmac_init(hmac_ctx, key.hmac_key, HMAC_KEY_BYTES, lib.digest, None):
                     return _TICKET_FAILED
                 if not lib.decrypt_init(cipher_ctx, lib.cipher, None, key.aes_key, iv):
                     return _TICKET_FAILED
-                return _TICKET_OK if current else _TICKET_RENEW
+                # Always a fresh ticket, as OpenSSL's own keys give: TLS 1.3 clients use each
+                # ticket once (RFC 8446 C.4), and without one after a resumed handshake the
+                # server sends nothing after the client's Finished, so a client's request
+                # waits on Nagle for the server's delayed ACK: 40 ms per connection, measured.
+                return _TICKET_RENEW
             except Exception:  # see above; a full handshake is the safe answer
                 return _TICKET_FAILED if enc else _TICKET_UNKNOWN
 
