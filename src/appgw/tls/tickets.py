@@ -10,8 +10,8 @@ workers compute the same keys without talking to each other. A process keeps the
 of the previous and current periods only: once the clock moves on, older keys cannot be
 derived again from anything in memory, and the rotation has forward secrecy. Tickets are
 issued under the current period's key; the previous period's key (and the next one, for clocks
-a little ahead across a period boundary) still decrypts, and OpenSSL is told to renew such a
-ticket. Nothing of this is written to disk.
+a little ahead across a period boundary) still decrypts, and every resumption gets a fresh
+ticket under the current key. Nothing of this is written to disk.
 
 Python's ssl module has no API for ticket keys, so the keys reach OpenSSL through ctypes: the
 ticket-key callback (SSL_CTX_set_tlsext_ticket_key_cb) on the SSL_CTX of an ssl.SSLContext,
