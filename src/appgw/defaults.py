@@ -10,3 +10,8 @@ DEFAULT_KEEP_SECRET_VERSIONS = 10
 # own 130 s.
 DEFAULT_STORE_CONNECT_TIMEOUT = 10
 MIN_STORE_CONNECT_TIMEOUT = 2  # libpq and psycopg wait at least 2 s, whatever is asked
+# The operator's opt-in to share TLS session tickets between instances
+# (--session-ticket-secret-file or this variable): a file of random bytes every instance reads,
+# like nginx's ssl_session_ticket_key. Without it each instance's workers share keys from a
+# random chain of its own, held in memory only.
+TICKET_SECRET_FILE_ENV = "APPGW_SESSION_TICKET_SECRET_FILE"

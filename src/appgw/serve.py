@@ -95,10 +95,7 @@ WORKER_STOP_TIMEOUT = 15.0  # in-flight requests get the worker's own grace peri
 OPENSSL_CONF = "OPENSSL_CONF"  # the variable OpenSSL reads its configuration file from
 READY_TIMEOUT = 60.0
 READY_CHECK_INTERVAL = 0.05  # how often serve looks whether every process serves yet
-# The operator's opt-in to share session tickets between instances: a file of random bytes
-# every instance reads (like nginx's ssl_session_ticket_key). Without it each instance's
-# workers share keys from a random chain of its own, held in memory only.
-TICKET_SECRET_FILE_ENV = "APPGW_SESSION_TICKET_SECRET_FILE"
+TICKET_SECRET_FILE_OPTION = "--session-ticket-secret-file"  # named in its errors
 # The least the file must hold: 256 bits, the strength of the keys derived from it.
 TICKET_SECRET_FILE_MIN_BYTES = 32
 # Read no more: a secret file is small; a wrong path (a disk image, /dev/zero) is refused.
@@ -146,6 +143,8 @@ class ServeOptions:
     access_log_max_bytes: int = DEFAULT_MAX_BYTES
     access_log_files: int = DEFAULT_FILES
     keep_secret_versions: int = DEFAULT_KEEP_SECRET_VERSIONS
+    # Shared by the instances that should share session tickets; None: this instance's own.
+    session_ticket_secret_file: Path | None = None
 
     def client_limits(self) -> ClientLimits:
         return ClientLimits(
@@ -337,7 +336,7 @@ def _serve(options: ServeOptions, environ: dict[str, str] | None) -> None:
         ],
         [f"worker-{index}" for index in range(workers)],
         environment={OPENSSL_CONF: str(OPENSSL_CONFIG)},
-        ticket_keys=instance_ticket_keys(env),
+        ticket_keys=instance_ticket_keys(options.session_ticket_secret_file),
     )
     access_log = data_dir / ACCESS_LOG_FILE
     lines.append(f"  data plane:     {workers} worker(s); access log {access_log}")
@@ -410,27 +409,26 @@ def _serve(options: ServeOptions, environ: dict[str, str] | None) -> None:
         store.close()
 
 
-def instance_ticket_keys(environ: dict[str, str]) -> tickets.TicketKeys:
+def instance_ticket_keys(secret_file: Path | None) -> tickets.TicketKeys:
     """The session-ticket chain this instance's workers share: from random bytes made now (in
     memory only), or, when the operator names one, from the shared secret file."""
-    path_text = environ.get(TICKET_SECRET_FILE_ENV, "").strip()
-    if not path_text:
+    if secret_file is None:
         return tickets.TicketKeys(secrets.token_bytes(tickets.SECRET_BYTES))
-    path = Path(path_text).expanduser()
+    path = secret_file.expanduser()
     try:
         mode = path.stat().st_mode & 0o777
         with path.open("rb") as handle:
             content = handle.read(TICKET_SECRET_FILE_MAX_BYTES + 1)
     except OSError as error:
-        raise ServeError(f"{TICKET_SECRET_FILE_ENV}: cannot read {path}: {error}") from None
+        raise ServeError(f"{TICKET_SECRET_FILE_OPTION}: cannot read {path}: {error}") from None
     if mode & 0o077:
         raise ServeError(
-            f"{TICKET_SECRET_FILE_ENV}: {path} is readable by others (mode {mode:o}); "
+            f"{TICKET_SECRET_FILE_OPTION}: {path} is readable by others (mode {mode:o}); "
             f"run 'chmod 600 {path}'"
         )
     if not TICKET_SECRET_FILE_MIN_BYTES <= len(content) <= TICKET_SECRET_FILE_MAX_BYTES:
         raise ServeError(
-            f"{TICKET_SECRET_FILE_ENV}: {path} must hold {TICKET_SECRET_FILE_MIN_BYTES} to "
+            f"{TICKET_SECRET_FILE_OPTION}: {path} must hold {TICKET_SECRET_FILE_MIN_BYTES} to "
             f"{TICKET_SECRET_FILE_MAX_BYTES} random bytes (e.g. 'head -c 48 /dev/urandom > "
             f"{path}'), not {len(content)}"
         )

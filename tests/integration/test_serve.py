@@ -26,6 +26,7 @@ from helpers import (
     ServeProcess,
     gateway_id,
     gateway_url,
+    run_cli,
     skeleton,
     start_serve,
 )
@@ -308,3 +309,27 @@ for name, store_url, environ in (
     assert lines[0].startswith("key ServeError:") and "base64" in lines[0]
     assert lines[1].startswith("store ServeError:") and "not a database URL" in lines[1]
     assert lines[2].startswith("token ServeError:") and "at least 24" in lines[2]
+
+
+def test_a_session_ticket_secret_file_others_can_read_is_refused_by_option_and_variable(
+    tmp_path: Path,
+) -> None:
+    """`appgw serve` exits 2 with one line naming the option, before it serves anything."""
+    secret = tmp_path / "tickets.key"
+    secret.write_bytes(os.urandom(48))
+    secret.chmod(0o644)
+    base = ["serve", "--admin-listen", "127.0.0.1:0", "--workers", "1"]
+    for args, env in (
+        (
+            [*base, "--data-dir", str(tmp_path / "a"), "--session-ticket-secret-file", str(secret)],
+            {},
+        ),
+        (
+            [*base, "--data-dir", str(tmp_path / "b")],
+            {"APPGW_SESSION_TICKET_SECRET_FILE": str(secret)},
+        ),
+    ):
+        done = run_cli(*args, config=tmp_path / "cli.json", env=env)
+        assert done.returncode == 2, done.stderr
+        assert f"--session-ticket-secret-file: {secret} is readable by others" in done.stderr
+        assert f"chmod 600 {secret}" in done.stderr

@@ -20,7 +20,7 @@ import pytest
 
 from appgw.certificates.factory import certificate_pem, create_server_certificate, private_key_pem
 from appgw.dataplane import worker
-from appgw.serve import TICKET_SECRET_FILE_ENV, ServeError, Supervisor, instance_ticket_keys
+from appgw.serve import ServeError, Supervisor, instance_ticket_keys
 from appgw.tls import server, tickets
 from appgw.tls.server import new_context, policy_from_model
 from appgw.tls.tickets import (
@@ -285,20 +285,19 @@ def test_a_static_secret_gives_every_instance_the_same_keys_whenever_it_started(
 def test_serve_makes_a_random_chain_per_instance_or_reads_the_shared_file(
     tmp_path: Path,
 ) -> None:
-    assert instance_ticket_keys({}).encrypting() != instance_ticket_keys({}).encrypting()
+    assert instance_ticket_keys(None).encrypting() != instance_ticket_keys(None).encrypting()
     path = tmp_path / "tickets.key"
     path.write_bytes(os.urandom(48))
     path.chmod(0o600)
-    env = {TICKET_SECRET_FILE_ENV: str(path)}
-    first, second = instance_ticket_keys(env), instance_ticket_keys(env)
+    first, second = instance_ticket_keys(path), instance_ticket_keys(path)
     assert first.static and first.encrypting() == second.encrypting()
     path.chmod(0o644)
     with pytest.raises(ServeError, match="readable by others"):
-        instance_ticket_keys(env)
+        instance_ticket_keys(path)
     path.chmod(0o600)
     path.write_bytes(os.urandom(16))
     with pytest.raises(ServeError, match="random bytes"):
-        instance_ticket_keys(env)
+        instance_ticket_keys(path)
 
 
 def test_a_spawned_worker_reads_the_chain_from_an_inherited_pipe_only(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from appgw.defaults import (
     DEFAULT_KEEP_SECRET_VERSIONS,
     DEFAULT_STORE_CONNECT_TIMEOUT,
     MIN_STORE_CONNECT_TIMEOUT,
+    TICKET_SECRET_FILE_ENV,
 )
 
 app = typer.Typer(
@@ -159,6 +160,14 @@ def serve_command(
             "gateway; older versions keep their documents (revisions) but lose their secrets.",
         ),
     ] = DEFAULT_KEEP_SECRET_VERSIONS,
+    session_ticket_secret_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar=TICKET_SECRET_FILE_ENV,
+            help="A file of 32+ random bytes (mode 0600) that every instance sharing TLS "
+            "session tickets is given; default: this instance's own keys, in memory only.",
+        ),
+    ] = None,
 ) -> None:
     """Run the gateway: the management API on --admin-listen.
 
@@ -188,6 +197,7 @@ def serve_command(
                 access_log_max_bytes=access_log_max_mb * 1024 * 1024,
                 access_log_files=access_log_files,
                 keep_secret_versions=keep_secret_versions,
+                session_ticket_secret_file=session_ticket_secret_file,
             )
         )
     except ServeError as error:
