@@ -248,6 +248,19 @@ def skeleton(pfx: Pfx, root_cer: str, name: str = "appgw", port: int = 443) -> d
     }
 
 
+@contextmanager
+def fresh_gateway(base_url: str, pfx: Pfx, root_cer: str, port: int) -> Iterator[httpx.Client]:
+    """An admin API client of `base_url`, with the skeleton gateway created afresh on `port`
+    (one of that name is deleted first)."""
+    with httpx.Client(
+        base_url=base_url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
+    ) as client:
+        client.delete(gateway_url())
+        created = client.put(gateway_url(), json=skeleton(pfx, root_cer, port=port))
+        assert created.status_code == 201, created.text
+        yield client
+
+
 def child(document: dict[str, Any], collection: str, index: int = 0) -> dict[str, Any]:
     return document["properties"][collection][index]  # type: ignore[no-any-return]
 

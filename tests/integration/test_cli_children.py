@@ -21,7 +21,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from backends import free_port
-from helpers import TOKEN, Pfx, ServeProcess, gateway_url, make_pfx, run_cli, skeleton
+from helpers import (
+    TOKEN,
+    Pfx,
+    ServeProcess,
+    fresh_gateway,
+    gateway_url,
+    make_pfx,
+    run_cli,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -31,12 +39,7 @@ GW = ("-g", "rg1", "--gateway-name", "appgw", "--subscription", "sub1")
 @pytest.fixture
 def api(server: ServeProcess, pfx: Pfx, root_cer: str) -> Iterator[httpx.Client]:
     """A fresh gateway for each test, on a free port."""
-    with httpx.Client(
-        base_url=server.base_url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
-    ) as client:
-        client.delete(gateway_url())
-        created = client.put(gateway_url(), json=skeleton(pfx, root_cer, port=free_port()))
-        assert created.status_code == 201, created.text
+    with fresh_gateway(server.base_url, pfx, root_cer, free_port()) as client:
         yield client
 
 

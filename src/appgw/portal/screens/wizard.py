@@ -258,7 +258,7 @@ def _name_is_free(post: _Step, wizard: Wizard, gateway_id: GatewayId) -> None:
         if error.status == 404:
             return
         raise
-    _explain(wizard, gateway_id, ServiceError(412, "PreconditionFailed", "exists"))
+    _name_taken(wizard, gateway_id)
 
 
 def _page(
@@ -572,14 +572,18 @@ def _tags(wizard: Wizard) -> dict[str, str]:
 
 
 def _explain(wizard: Wizard, gateway_id: GatewayId, error: ServiceError) -> None:
-    if error.status == 412:
-        wizard.errors.add(
-            "gateway_name",
-            f"An application gateway named '{gateway_id.name}' already exists in resource group "
-            f"'{gateway_id.resource_group}'. Choose another name.",
-        )
+    if error.status == 412:  # If-None-Match "*": the name was taken meanwhile
+        _name_taken(wizard, gateway_id)
         return
     place_problems(wizard.errors, error, _mapping(wizard, gateway_id))
+
+
+def _name_taken(wizard: Wizard, gateway_id: GatewayId) -> None:
+    wizard.errors.add(
+        "gateway_name",
+        f"An application gateway named '{gateway_id.name}' already exists in resource group "
+        f"'{gateway_id.resource_group}'. Choose another name.",
+    )
 
 
 def _mapping(wizard: Wizard, gateway_id: GatewayId) -> Callable[[str, str], str | None]:
