@@ -106,22 +106,28 @@ def counting_backend(
     counts: list[tuple[bytes, int]] = []
     stop = threading.Event()
 
+    def answer_on(conn: socket.socket) -> None:
+        with conn:
+            try:
+                tls = RecordCountingTls(conn, context, server=True)
+                tls.handshake()
+                while not stop.is_set():
+                    request = tls.receive_message()
+                    counts.append((request.split(b"\r\n", 1)[0], tls.records))
+                    tls.send(answer)
+            except (OSError, ConnectionError, ssl.SSLError):
+                return
+
     def serve() -> None:
+        # A connection of its own per thread: a probe's must not hold up the gateway's.
         while not stop.is_set():
             try:
                 conn, _ = listener.accept()
+            except TimeoutError:
+                continue  # no connection yet: look at `stop` again
             except OSError:
-                return
-            with conn:
-                try:
-                    tls = RecordCountingTls(conn, context, server=True)
-                    tls.handshake()
-                    while not stop.is_set():
-                        request = tls.receive_message()
-                        counts.append((request.split(b"\r\n", 1)[0], tls.records))
-                        tls.send(answer)
-                except (OSError, ConnectionError, ssl.SSLError):
-                    continue
+                return  # closed
+            threading.Thread(target=answer_on, args=(conn,), daemon=True).start()
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
