@@ -18,7 +18,16 @@ from pathlib import Path
 SOURCE = Path(__file__).resolve().parents[2] / "src" / "appgw"
 
 # Modules at the top of the package that import nothing of appgw beyond each other.
-BASICS = {"hostnames", "memo", "gc_pause", "defaults", "supervised", "tasks", "__init__"}
+BASICS = {
+    "hostnames",
+    "json_text",
+    "memo",
+    "gc_pause",
+    "defaults",
+    "supervised",
+    "tasks",
+    "__init__",
+}
 BASE = {"basics"}
 
 # Package -> the packages it may import (itself always). A package not listed may import none.

@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from appgw import json_text
 from appgw.control.service import Caller, GatewayService, ServiceError
 from appgw.model.ids import GatewayId
 from appgw.model.json_body import InvalidJson, parse_json_body
@@ -38,6 +39,14 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 # ARM api-versions are dates; the oldest Azure service versions date from 2014.
 OLDEST_API_VERSION = date(2014, 1, 1)
 _API_VERSION = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(-preview)?$")
+
+
+class ArmJson(JSONResponse):
+    """A JSON answer written by orjson (json_text): a gateway at Azure's limits is 14 MB as the
+    API shows it, ~0.15 s for Starlette's encoder on the event loop's thread."""
+
+    def render(self, content: Any) -> bytes:
+        return json_text.dumps(content)
 
 
 def configure(app: FastAPI, service: GatewayService, routers: Sequence[APIRouter]) -> None:

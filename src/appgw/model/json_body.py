@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 import math
 import re
+from typing import Any
+
+import orjson
 
 # The deepest gateway document nests about 10 levels (a path rule's pool reference); 64 leaves
 # room for any ARM body and stays far below Python's recursion limit of 1000.
@@ -28,6 +31,18 @@ class InvalidJson(ValueError):
 def parse_json_body(raw: bytes) -> object:
     if not raw.strip():
         raise InvalidJson("The request content is empty.")
+    # The fast path (an 8 MB gateway: 0.09 s instead of 0.26 s). orjson refuses all that the
+    # standard library's path below refuses except depth (its limit is 1024) and numbers: it
+    # reads an integer past 64 bits, and a number of any length, as a float. So a body it
+    # refuses, or one with a float (gateway documents have none), takes that path, whose
+    # error says what is wrong as it always has.
+    try:
+        fast = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
+    else:
+        if _depth_checked_without_floats(fast):
+            return fast
     try:
         # Strict UTF-8 (RFC 8259): json.loads would let UTF-8-encoded surrogates through.
         text = raw.decode("utf-8")
@@ -91,6 +106,28 @@ def _check_values(value: object) -> None:
                 stack.append((child, depth + 1))
         elif isinstance(node, str):
             _check_string(node)
+
+
+def _depth_checked_without_floats(value: object) -> bool:
+    """Refuse a value nested too deep; False when it holds a float (orjson's reading of a
+    number may differ from Python's). Strings need no look: orjson refuses unpaired
+    surrogates."""
+    if type(value) is float:
+        return False
+    if type(value) not in (dict, list):
+        return True
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise _too_deep()
+        for child in node.values() if type(node) is dict else node:
+            kind = type(child)
+            if kind is dict or kind is list:
+                stack.append((child, depth + 1))
+            elif kind is float:
+                return False
+    return True
 
 
 def _check_string(text: str) -> None:

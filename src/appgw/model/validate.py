@@ -552,29 +552,30 @@ class _Validator:
                     f"{len(addresses)} targets; a pool allows at most "
                     f"{MAX_BACKEND_TARGETS_PER_POOL}",
                 )
+            # 120,000 members at Azure's limits: the field's name is made only for a problem.
             for index, address in enumerate(addresses):
-                field = f"properties.backendAddresses[{index}]"
-                if (address.fqdn is None) == (address.ip_address is None):
+                ip, fqdn = address.ip_address, address.fqdn
+                if (fqdn is None) == (ip is None):
                     self.add(
                         "ApplicationGatewayInvalidBackendAddress",
                         owner,
-                        field,
+                        f"properties.backendAddresses[{index}]",
                         "each backend address has exactly one of 'fqdn' and 'ipAddress'",
                     )
-                elif address.ip_address is not None:
-                    if not is_ip_address(address.ip_address):
+                elif ip is not None:
+                    if not is_ip_address(ip):
                         self.add(
                             "ApplicationGatewayInvalidBackendAddress",
                             owner,
-                            field + ".ipAddress",
-                            f"'{address.ip_address}' is not an IP address",
+                            f"properties.backendAddresses[{index}].ipAddress",
+                            f"'{ip}' is not an IP address",
                         )
-                elif address.fqdn is not None and not _is_dns_name(address.fqdn):
+                elif fqdn is not None and not _is_dns_name(fqdn):
                     self.add(
                         "ApplicationGatewayInvalidBackendAddress",
                         owner,
-                        field + ".fqdn",
-                        f"'{address.fqdn}' is not a valid DNS name",
+                        f"properties.backendAddresses[{index}].fqdn",
+                        f"'{fqdn}' is not a valid DNS name",
                     )
 
     def check_settings(self) -> None:

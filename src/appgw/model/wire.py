@@ -7,12 +7,12 @@ adds on every read: ids, types, etags, provisioning states and back-references.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from appgw import json_text
 from appgw.model.diagnostics import Diagnostic, ValidationFailed
 from appgw.model.ids import CHILD_COLLECTIONS, PATH_RULES, GatewayId, child_type
 from appgw.model.resource import ApplicationGateway
@@ -200,8 +200,7 @@ def read_view(
 ) -> dict[str, Any]:
     """The gateway as GET returns it. `owned`: the caller hands `document` over (it is changed
     into the view instead of copied; 0.1 s at Azure's limits)."""
-    # A JSON round trip copies a JSON document about 3x faster than copy.deepcopy.
-    view: dict[str, Any] = document if owned else json.loads(json.dumps(document))
+    view: dict[str, Any] = document if owned else json_text.copied(document)
     view["id"] = str(gateway_id)
     view["name"] = gateway_id.name
     view["type"] = "Microsoft.Network/applicationGateways"

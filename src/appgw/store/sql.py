@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from appgw import json_text
 from appgw.defaults import DEFAULT_STORE_CONNECT_TIMEOUT
 from appgw.store.secrets import MasterKey, SecretsError
 from appgw.store.watch import (
@@ -457,9 +458,9 @@ class SqlStore:
                     gateway_key=key,
                     version=version,
                     etag=etag,
-                    document=json.dumps(document, separators=(",", ":"), sort_keys=True),
+                    document=json_text.dumps_text(document, sort_keys=True),
                     secrets=self._key.encrypt(
-                        json.dumps(secrets, sort_keys=True).encode(),
+                        json_text.dumps(secrets, sort_keys=True),
                         _secrets_aad(resource_id, version),
                     ),
                     operational_state=operational_state,

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from appgw.api.common import (
     GATEWAY,
@@ -17,6 +16,7 @@ from appgw.api.common import (
     RESOURCE_GROUP,
     SUBSCRIPTION,
     ApiVersion,
+    ArmJson,
     Authenticated,
     Gateway,
     Service,
@@ -37,10 +37,9 @@ router = APIRouter()
 
 
 @router.get(GATEWAY, tags=TAGS, response_model=None)
-def get_gateway(
-    _v: ApiVersion, _c: Authenticated, target: Gateway, service: Service
-) -> dict[str, Any]:
-    return service.get(target)
+def get_gateway(_v: ApiVersion, _c: Authenticated, target: Gateway, service: Service) -> ArmJson:
+    # Not through FastAPI's jsonable_encoder: the view is JSON already, 14 MB at Azure's limits.
+    return ArmJson(service.get(target))
 
 
 @router.put(
@@ -65,7 +64,7 @@ async def put_gateway(
     )
     headers = operation_links(request, version, result.operation_id, result.location)
     del headers["Location"]
-    return JSONResponse(result.view, status_code=201 if result.created else 200, headers=headers)
+    return ArmJson(result.view, status_code=201 if result.created else 200, headers=headers)
 
 
 @router.patch(GATEWAY, tags=TAGS, response_model=None, openapi_extra=body_schema("TagsObject"))
