@@ -209,6 +209,7 @@ SCALED = Shape(
 # which the health monitor probes its 120,000 members (~4,000 probes a second).
 AZURE_REAPPLIES = 2
 REAPPLY_PAUSE = 5.0
+QUIET_PUTS = 3  # warm PUTs of that gateway to an API alone, for the PUT's own cost
 # --breakdown: which of the dimensions costs what.
 SITES_ONLY = Shape("100 listeners/certificates (SNI), 100 path rules, 1 member", 100, 100, 1)
 MEMBERS_ONLY = Shape("1 listener, 1 path rule, 1,200 members", 1, 1, AZURE_POOL_MEMBERS)
@@ -439,6 +440,50 @@ def compile_seconds(document: dict[str, Any], repeat: int) -> tuple[float, float
         compiler.compile_gateway(document, secrets, gateway_id=GATEWAY_ID)
         warm.append(time.perf_counter() - start)
     return validate, cold, min(warm)
+
+
+def quiet_put_seconds(document: dict[str, Any], work: Path, runs: int) -> list[float]:
+    """PUTs of `document` (a changed tag each, as an operator's edits) over HTTP to an API alone
+    in this process: no workers, no health monitor. The first, cold PUT is not counted."""
+    import threading
+
+    import httpx
+    import uvicorn
+
+    from appgw.control.auth import ensure_admin_token
+    from appgw.control.service import GatewayService
+    from appgw.serve import create_app
+    from appgw.store.secrets import MasterKey
+    from appgw.store.sql import SqlStore
+
+    data_dir = work / "quiet-api"
+    data_dir.mkdir()
+    store = SqlStore(f"sqlite:///{data_dir / 'appgw.db'}", MasterKey.load_or_create(data_dir))
+    ensure_admin_token(store, {"APPGW_ADMIN_TOKEN": TOKEN})
+    listening = socket.create_server(("127.0.0.1", 0))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(GatewayService(store)), log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, "the in-process API", 10)
+    url = f"http://127.0.0.1:{listening.getsockname()[1]}{GATEWAY_ID}?api-version={API_VERSION}"
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    seconds = []
+    try:
+        for index in range(runs + 1):
+            body = json.dumps({**document, "tags": {"edit": str(index)}}).encode()
+            start = time.perf_counter()
+            response = httpx.put(url, content=body, headers=headers, timeout=120)
+            if response.status_code not in (200, 201):
+                raise RuntimeError(f"PUT refused ({response.status_code}): {response.text[:2000]}")
+            if index:
+                seconds.append(time.perf_counter() - start)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        listening.close()
+    return seconds
 
 
 # --- the gateway under test -----------------------------------------------------------------------
@@ -844,6 +889,10 @@ def run(
         validate, cold, warm = compile_seconds(document, 1 if shape is AZURE_MAX else 3)
         size = len(json.dumps(document))
         compile_rows.append((shape, size, validate, cold, warm))
+    quiet_puts: list[float] = []
+    if not args.skip_azure_max_apply:
+        progress("PUT at Azure's limits to an API alone in this process")
+        quiet_puts = quiet_put_seconds(documents[AZURE_MAX], work, QUIET_PUTS)
     progress("starting appgw serve --workers 1")
     serve = start_serve(processes, work)
     measured = (ONE_SITE, SCALED, *((SITES_ONLY, MEMBERS_ONLY) if args.breakdown else ()))
@@ -977,7 +1026,10 @@ def run(
             f"next {AZURE_REAPPLIES} change a tag, each after {REAPPLY_PAUSE:g} s in which the "
             "health monitor used "
             + ", ".join(f"{share:.0%}" for share in probing)
-            + " of a CPU probing the 120,000 members."
+            + " of a CPU probing the 120,000 members. The same re-apply to an API alone in "
+            "the bench's process (no workers, no monitor, a CPU of its own): "
+            + ", ".join(f"{put:.2f}" for put in quiet_puts)
+            + " s."
         )
     report.add()
     report.add(
