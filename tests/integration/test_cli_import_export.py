@@ -384,18 +384,14 @@ def test_refusals_store_nothing(
 
     # A feature appgw does not implement is refused by the server, never silently dropped.
     document = az_show_document()
-    document["rewriteRuleSets"] = [
+    document["privateLinkConfigurations"] = [
         {
-            "name": "strip-server-header",
-            "rewriteRules": [
+            "name": "contoso-private-link",
+            "ipConfigurations": [
                 {
-                    "name": "no-server",
-                    "ruleSequence": 100,
-                    "actionSet": {
-                        "responseHeaderConfigurations": [
-                            {"headerName": "Server", "headerValue": ""}
-                        ]
-                    },
+                    "name": "private-link-ip",
+                    "privateIPAllocationMethod": "Dynamic",
+                    "primary": True,
                 }
             ],
         }
@@ -405,9 +401,9 @@ def test_refusals_store_nothing(
     checked = appgw(server, "import", str(rewrites), "-g", "refused", "--dry-run", *secret,
                     stdin=pfx.password + "\n")  # fmt: skip
     assert checked.returncode == 1 and "the server would refuse" in checked.stderr
-    assert "rewrite rule sets" in checked.stderr
+    assert "Private Link" in checked.stderr
     refused = appgw(server, "import", str(rewrites), "-g", "refused", *secret,
                     stdin=pfx.password + "\n")  # fmt: skip
     assert refused.returncode == 1
-    assert "rewrite rule sets" in refused.stderr and "FeatureNotSupported" in refused.stderr
+    assert "Private Link" in refused.stderr and "FeatureNotSupported" in refused.stderr
     assert api.get(group + "applicationGateways").json()["value"] == []

@@ -14,6 +14,7 @@ from typing import Any
 from appgw import certificates
 from appgw.compile import stored_certificates
 from appgw.compile.matching import CertificateSelector, HostMatcher, PathMatcher
+from appgw.compile.rewrite import compile_rewrite_set
 from appgw.compile.snapshot import (
     BackendMember,
     BackendPool,
@@ -270,6 +271,9 @@ class _Compiler:
             item.name.casefold(): self._settings(item)
             for item in self.props.backend_http_settings_collection
         }
+        self.rewrite_sets = {
+            item.name.casefold(): compile_rewrite_set(item) for item in self.props.rewrite_rule_sets
+        }
 
     def build(self, *, seq: int, version: int, running: bool) -> Snapshot:
         rules = list(self.props.request_routing_rules)
@@ -369,6 +373,7 @@ class _Compiler:
                 path_map.default_backend_http_settings,
                 path_map.default_redirect_configuration,
                 None,
+                path_map.default_rewrite_rule_set,
             )
             route = PathRoute(
                 rule.name,
@@ -382,6 +387,7 @@ class _Compiler:
                                 path_rule.properties.backend_http_settings,
                                 path_rule.properties.redirect_configuration,
                                 path_rule.name,
+                                path_rule.properties.rewrite_rule_set,
                             ),
                         )
                         for path_rule in path_map.path_rules
@@ -396,6 +402,7 @@ class _Compiler:
                 p.backend_http_settings,
                 p.redirect_configuration,
                 None,
+                p.rewrite_rule_set,
             )
         certificate = listener.properties.ssl_certificate
         return Site(
@@ -414,8 +421,9 @@ class _Compiler:
         settings: SubResource | None,
         redirect: SubResource | None,
         path_rule_name: str | None,
+        rewrite: SubResource | None,
     ) -> Target:
-        if redirect is not None:
+        if redirect is not None:  # Azure: rewrites do not apply to redirects
             return self._redirect(rule_name, self.redirects[_name(redirect)], path_rule_name)
         backend_pool, backend_settings = self.pools[_name(pool)], self.settings[_name(settings)]
         pair = (backend_pool.name, backend_settings.name)
@@ -429,7 +437,12 @@ class _Compiler:
             )
         self.request_hosts.setdefault(pair, set()).update(self.listener_hosts)
         target = ForwardTarget(
-            rule_name, backend_pool, backend_settings, path_rule_name, upstreams=upstreams
+            rule_name,
+            backend_pool,
+            backend_settings,
+            path_rule_name,
+            upstreams=upstreams,
+            rewrite=self.rewrite_sets[_name(rewrite)] if rewrite is not None else None,
         )
         if first:
             self.backend_addresses.update(

@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 from appgw.compile.identity import BackendIdentity, ProbeHost, backend_identity
 from appgw.compile.matching import CertificateSelector, HostMatcher, PathMatcher
+from appgw.compile.rewrite import RewriteSet
 from appgw.model.ids import GatewayId
 from appgw.tls.server import TlsPolicy
 from appgw.tls.trust import BackendTrust
@@ -117,6 +118,7 @@ class ForwardTarget:
     path_rule_name: str | None = None
     # member address -> how traffic reaches it; shared by every rule using this pool + settings
     upstreams: Mapping[str, UpstreamSpec] = field(default_factory=dict, compare=False)
+    rewrite: RewriteSet | None = field(default=None, compare=False)  # the rule's rewrite set
 
     def upstream(self, member: BackendMember, *, sku_v1: bool) -> UpstreamSpec:
         """How traffic reaches `member`: precompiled, or made now for a member that left the

@@ -38,6 +38,7 @@ from appgw.model.ssl_policies import (
     RETIRED_CUSTOM_SUITES,
     TLS13_CIPHER_SUITES,
 )
+from appgw.model.validate_rewrite import check_rewrite_rule_sets
 
 # Azure's per-gateway limits (spec §8); "why" is always the same: a gateway built for Azure must
 # fit on appgw and vice versa, so the numbers are Azure's.
@@ -171,6 +172,7 @@ class _Validator:
         self.check_path_maps()
         self.check_rules()
         self.check_ssl_policies()
+        check_rewrite_rule_sets(self)
         return self.found
 
     # --- helpers ------------------------------------------------------------------------------
@@ -416,7 +418,6 @@ class _Validator:
                 ),
                 "the web application firewall",
             ),
-            ("rewriteRuleSets", bool(self.props.rewrite_rule_sets), "rewrite rule sets"),
             (
                 "sslProfiles",
                 bool(self.props.ssl_profiles),
