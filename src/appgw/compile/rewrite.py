@@ -5,9 +5,8 @@ response), so a request pays only for the rules that can apply to it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from appgw.model.resource import HeaderConfiguration, RewriteRule, RewriteRuleSet
 from appgw.model.rewrite import (
     Reference,
     Template,
@@ -15,6 +14,9 @@ from appgw.model.rewrite import (
     parse_template,
     parse_variable,
 )
+
+if TYPE_CHECKING:  # the data plane imports this module, and never pydantic
+    from appgw.model.resource import HeaderConfiguration, RewriteRule, RewriteRuleSet
 
 
 @dataclass(frozen=True, slots=True)
