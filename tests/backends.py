@@ -38,6 +38,8 @@ class Backend:
     context: ssl.SSLContext | None = None
     delay: float = 0.0
     status: int = 200
+    # Extra headers of every answer (a Server banner, a Location to rewrite, ...).
+    response_headers: list[tuple[str, str]] = field(default_factory=list)
     seen: list[Seen] = field(default_factory=list)
     port: int = 0  # 0: any free port
     bind: str = "127.0.0.1"
@@ -130,6 +132,7 @@ class Backend:
                                 headers=[
                                     ("Content-Type", "application/json"),
                                     ("Content-Length", str(len(payload))),
+                                    *self.response_headers,
                                 ],
                             )
                         )

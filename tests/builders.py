@@ -145,6 +145,7 @@ class GatewayBuilder:
         redirect: str | None = None,
         path_map: str | None = None,
         priority: int | None = None,
+        rewrite_set: str | None = None,
     ) -> GatewayBuilder:
         properties: Doc = {
             "ruleType": "PathBasedRouting" if path_map else "Basic",
@@ -158,6 +159,8 @@ class GatewayBuilder:
             properties["redirectConfiguration"] = self.ref("redirectConfigurations", redirect)
         if path_map:
             properties["urlPathMap"] = self.ref("urlPathMaps", path_map)
+        if rewrite_set:
+            properties["rewriteRuleSet"] = self.ref("rewriteRuleSets", rewrite_set)
         if priority is None and not self.v1:
             priority = 100 * (len(self.props["requestRoutingRules"]) + 1)
         if priority is not None:
@@ -214,6 +217,13 @@ class GatewayBuilder:
         if target_url:
             properties["targetUrl"] = target_url
         self.props["redirectConfigurations"].append({"name": name, "properties": properties})
+        return self
+
+    def rewrite_set(self, name: str, rules: list[Doc]) -> GatewayBuilder:
+        """Rules in Azure's shape: {"name", "ruleSequence", "conditions", "actionSet"}."""
+        self.props.setdefault("rewriteRuleSets", []).append(
+            {"name": name, "properties": {"rewriteRules": rules}}
+        )
         return self
 
     def build(self) -> Doc:

@@ -12,10 +12,12 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from appgw.compile.rewrite import RewriteSet
 from appgw.compile.snapshot import (
     BackendMember,
     Endpoint,
     ForwardTarget,
+    PathRoute,
     Site,
     Snapshot,
     UpstreamKey,
@@ -37,7 +39,14 @@ from appgw.core.path import normalize_path
 from appgw.core.request import NO_BODY, Framing, Reject, RequestHead, admit
 from appgw.core.response import interim_head, response_head, upgrade_head
 from appgw.core.retry import Attempt, Failure, Retry, after_failure
-from appgw.core.routing import Forward, Redirect, route
+from appgw.core.rewrite import (
+    RequestFacts,
+    ResponseFacts,
+    edited_headers,
+    rewrite_and_route,
+    rewrite_response,
+)
+from appgw.core.routing import Decision, Forward, Redirect, route
 from appgw.dataplane.access_log import AccessRecord, utc_timestamp
 from appgw.dataplane.upstream import BackendTlsRejected, UpstreamConnection, UpstreamError
 from appgw.tasks import spawn
@@ -80,10 +89,12 @@ class Exchange:
         "path",
         "query",
         "refused",
+        "request_edits",
         "response_chunked",
         "response_close",
         "response_started",
         "retried",
+        "rewrite_facts",
         "rule_name",
         "sent_at_start",
         "server_routed",
@@ -139,6 +150,9 @@ class Exchange:
         self.error_info = "ERRORINFO_NO_ERROR"
         self.sent_at_start = client.sent
         self.set_cookie: tuple[Header, ...] = ()
+        # Rewrite rule sets: the request header edits, and what the rules read of the request.
+        self.request_edits: dict[bytes, tuple[bytes, bytes | None]] | None = None
+        self.rewrite_facts: RequestFacts | None = None
 
     # --- request side -----------------------------------------------------------------------------
 
@@ -165,6 +179,8 @@ class Exchange:
             query,
             self.client.tls_certificate,
         )
+        if isinstance(decision, Forward) and decision.target.rewrite is not None:
+            decision = self._rewrite_request(decision)
         if isinstance(decision, Reject):
             self.answer(decision.status, decision.error_info, close=decision.close)
             return
@@ -175,6 +191,55 @@ class Exchange:
             return
         self.forward = decision
         self.send_to_backend()
+
+    def _rewrite_request(self, decision: Forward) -> Decision:
+        """The target's rewrite rule set on the request: header edits kept for the backend's
+        head, a rewritten URL, and Azure's reroute (the path map evaluated again)."""
+        facts = self._facts()
+        final: list[Decision] = [decision]
+
+        def route_again(path: bytes, query: bytes) -> tuple[RewriteSet | None, bool]:
+            site = final[-1].site if not isinstance(final[-1], Reject) else None
+            again = route(self.endpoint, self.host, path, query, self.client.tls_certificate)
+            final.append(again)
+            rerouted = isinstance(site.route, PathRoute) if site is not None else False
+            if isinstance(again, Forward):
+                return again.target.rewrite, rerouted
+            return None, False
+
+        assert decision.target.rewrite is not None
+        outcome = rewrite_and_route(decision.target.rewrite, facts, route_again)
+        if isinstance(outcome, Reject):
+            return outcome
+        if outcome is not None:
+            self.request_edits = outcome.headers or None
+            if outcome.path is not None:
+                self.path = outcome.path
+            if outcome.query is not None:
+                self.query = outcome.query
+        return final[-1]
+
+    def _facts(self) -> RequestFacts:
+        facts = self.rewrite_facts
+        if facts is None:
+            head, client = self.head, self.client
+            facts = self.rewrite_facts = RequestFacts(
+                method=head.method,
+                target=head.target,
+                path=self.path,
+                query=self.query,
+                host=self.host,
+                headers=head.headers,
+                client_ip=client.client_ip,
+                client_port=client.client_port,
+                server_port=self.endpoint.port,
+                https=self.endpoint.https,
+                tls_version=client.tls_version,
+                tls_cipher=client.tls_cipher,
+                http_version=head.http_version,
+                received_bytes=self._received_bytes(),
+            )
+        return facts
 
     def request_body(self, data: bytes) -> None:
         if self.gone or self.finished:
@@ -299,6 +364,7 @@ class Exchange:
                 https=self.endpoint.https,
                 port=self.endpoint.port,
                 trace_id=self.trace_id,
+                edits=self.request_edits,
             )
         ]
         if self.body_buffer:
@@ -390,6 +456,15 @@ class Exchange:
             self.client.active = None
             self.client.start_tunnel(upstream, self.early_tunnel_data)
             return
+        rewrite = self.forward.target.rewrite if self.forward is not None else None
+        if rewrite is not None and rewrite.response_rules:
+            edits = rewrite_response(
+                rewrite,
+                self._facts(),
+                ResponseFacts(status, headers, self.client.sent - self.sent_at_start),
+            )
+            if edits is not None:
+                headers = edited_headers(headers, edits)
         framed = response_head(
             status,
             reason,
@@ -513,6 +588,11 @@ class Exchange:
         self._log()
         self.client.exchange_done(self, close=close)
 
+    def _received_bytes(self) -> int:
+        """Request line + headers + body as received so far (chunk framing not counted)."""
+        head = self.head
+        return len(head.method) + len(head.target) + 12 + head.header_bytes + 2 + self.body_bytes
+
     def _log(self) -> None:
         now = time.monotonic()
         head = self.head
@@ -520,9 +600,7 @@ class Exchange:
         target = self.forward.target if self.forward is not None else None
         pool = target.pool.name if target else ""
         settings = target.settings.name if target else ""
-        # request line + headers + body as received (chunk framing not counted)
-        received = len(head.method) + len(head.target) + 12 + head.header_bytes + 2
-        received += self.body_bytes
+        received = self._received_bytes()
         client = self.client
         sent = client.sent - self.sent_at_start
         listener = self.site.listener_name if self.site else ""
