@@ -142,9 +142,7 @@ def test_request_headers_from_conditions_and_server_variables(
                 rule(
                     "no-debug",
                     120,
-                    conditions=[
-                        {"variable": "http_req_X-Debug", "pattern": ".*", "negate": False}
-                    ],
+                    conditions=[{"variable": "http_req_X-Debug", "pattern": ".*", "negate": False}],
                     request={"X-Debug": "", "X-Had-Debug": "yes"},
                 ),
                 rule(
