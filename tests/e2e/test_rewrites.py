@@ -8,13 +8,15 @@ import concurrent.futures
 import json
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from backends import Backend, free_port
+from backends import Backend, free_port, wait_until
 from builders import GatewayBuilder
 from e2e.harness import Gateway, get
+from helpers import SUB, TOKEN, gateway_url, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -309,8 +311,6 @@ def test_an_invalid_rewrite_is_refused_and_the_served_gateway_stays(
         ],
     )
     with gateway.api() as api:
-        from helpers import gateway_url
-
         refused = api.put(gateway_url(), json=bad)
     assert refused.status_code == 400
     codes = {d["code"] for d in refused.json()["error"]["details"]}
@@ -319,3 +319,45 @@ def test_an_invalid_rewrite_is_refused_and_the_served_gateway_stays(
         "ApplicationGatewayRewriteInvalidHeaderValue",
     } <= codes, json.dumps(refused.json(), indent=1)
     assert get(port, "www.contoso.test").headers["x-frame-options"] == "DENY"
+
+
+AZ_SHOW = Path(__file__).parents[1] / "data" / "azure" / "az-show-v2-rewrites.json"
+
+
+def test_an_azure_gateway_with_rewrite_sets_is_imported_and_served(
+    gateway: Gateway, backend: Backend, tmp_path: Path
+) -> None:
+    """`az network application-gateway show` output of a gateway with a rewrite set (security
+    headers, X-Forwarded-For without ports, pretty URLs), imported with `appgw import`."""
+    document = json.loads(AZ_SHOW.read_text())
+    port = free_port()
+    document["frontendPorts"][0]["port"] = port
+    document["backendAddressPools"][0]["backendAddresses"] = [{"ipAddress": "127.0.0.1"}]
+    document["backendHttpSettingsCollection"][0]["port"] = backend.port
+    exported = tmp_path / "contoso-rewrites.json"
+    exported.write_text(json.dumps(document))
+    done = run_cli(
+        "import",
+        str(exported),
+        "-g",
+        "contoso-web-rg",
+        config=tmp_path / "config.json",
+        env={
+            "APPGW_SERVER": gateway.server.base_url,
+            "APPGW_TOKEN": TOKEN,
+            "APPGW_SUBSCRIPTION": SUB,
+        },
+    )
+    assert done.returncode == 0, done.stderr
+    wait_until(
+        lambda: "contoso-rewrites version 1" in gateway.log(),
+        what="the imported gateway to be served",
+    )
+    response = get(port, "www.contoso.test", path="/fashion/shirts")
+    assert response.status_code == 200
+    assert response.headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "server" not in response.headers
+    seen = response.json()
+    assert seen["target"] == "/buy.aspx?category=fashion&product=shirts"
+    assert seen["headers"]["x-forwarded-for"] == "127.0.0.1"
