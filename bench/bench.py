@@ -19,6 +19,11 @@ Cases (what each measures exactly):
              with 2 workers, which resumes every connection only if they share ticket keys)
   paced-1k   ~1k req/s paced (10 conns x 10 ms think time), ~100 B  wrk -c10 + delay()
   http-small HTTP->HTTP (plain both legs), keep-alive, ~100 B      wrk -c32
+  ka-rewrite5 ka-small to a second site (Host rw.bench.test) whose responses get five header
+             rewrites: four set (HSTS, X-Content-Type-Options, X-Frame-Options,
+             Referrer-Policy) and the origin's Server removed (nginx: add_header +
+             proxy_hide_header; HAProxy: http-response set-header/del-header; appgw: a rewrite
+             rule set on that site's rule)                         wrk -c32
 
 CPU us/req comes from /proc/<pid>/stat (utime+stime) of every process of the proxy: nginx
 master+worker, the haproxy process, `appgw serve` + its children (workers and the health
@@ -65,7 +70,16 @@ LARGE_BODY = os.urandom(32 * 1024).hex().encode()  # 64 KiB, incompressible
 TOKEN = "appgw_bench-token-0123456789abcdef"
 PFX_PASSWORD = "bench-pfx-password"
 TICK = os.sysconf("SC_CLK_TCK")
-CASES = ("ka-small", "ka-64k", "full-hs", "resumed", "paced-1k", "http-small")
+CASES = ("ka-small", "ka-64k", "full-hs", "resumed", "paced-1k", "http-small", "ka-rewrite5")
+REWRITE_HOST = "rw.bench.test"  # the ka-rewrite5 site
+# The five rewrites of ka-rewrite5: header -> value; None: removed.
+REWRITES: dict[str, str | None] = {
+    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Server": None,
+}
 TARGETS = ("nginx", "haproxy", "appgw")
 APT_PACKAGES = {"nginx": "nginx-light", "haproxy": "haproxy", "wrk": "wrk", "openssl": "openssl"}
 
@@ -82,6 +96,7 @@ end
 """
 PACED_LUA = REPORT_LUA + "\nfunction delay() return 10 end\n"
 CLOSE_LUA = REPORT_LUA + '\nwrk.headers["Connection"] = "close"\n'
+REWRITE_LUA = REPORT_LUA + f'\nwrk.headers["Host"] = "{REWRITE_HOST}"\n'
 
 
 # --- processes ----------------------------------------------------------------------------------
@@ -324,6 +339,12 @@ def nginx_proxy_config(work: Path, certs: Certs, ports: Ports) -> Path:
     prefix.mkdir()
     https, http = ports.proxies["nginx"]
     config = prefix / "nginx.conf"
+    nginx_rewrites = "\n      ".join(
+        f'add_header {name} "{value}" always;'
+        if value is not None
+        else f"proxy_hide_header {name};"
+        for name, value in REWRITES.items()
+    )
     proxy_common = """
       proxy_http_version 1.1;
       proxy_set_header Connection "";
@@ -361,6 +382,23 @@ http {{
     }}
   }}
   server {{
+    listen 127.0.0.1:{https} ssl;
+    server_name {REWRITE_HOST};
+    ssl_certificate {certs.front_cert};
+    ssl_certificate_key {certs.front_key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location / {{
+      proxy_pass https://origin_tls;
+      {proxy_common}
+      proxy_ssl_verify on;
+      proxy_ssl_trusted_certificate {certs.root_pem};
+      proxy_ssl_name {ORIGIN_NAME};
+      proxy_ssl_server_name on;
+      proxy_ssl_session_reuse on;
+      {nginx_rewrites}
+    }}
+  }}
+  server {{
     listen 127.0.0.1:{http};
     location / {{ proxy_pass http://origin_http; {proxy_common} }}
   }}
@@ -375,6 +413,12 @@ def haproxy_config(work: Path, certs: Certs, ports: Ports) -> Path:
     prefix.mkdir()
     https, http = ports.proxies["haproxy"]
     config = prefix / "haproxy.cfg"
+    haproxy_rewrites = "\n  ".join(
+        f'http-response set-header {name} "{value}" if {{ var(txn.rewrite) -m bool }}'
+        if value is not None
+        else f"http-response del-header {name} if {{ var(txn.rewrite) -m bool }}"
+        for name, value in REWRITES.items()
+    )
     config.write_text(
         f"""
 global
@@ -395,7 +439,9 @@ frontend fe_tls
   bind 127.0.0.1:{https} ssl crt {certs.front_combined} alpn http/1.1
   option forwardfor
   http-request set-header X-Forwarded-Proto https
+  http-request set-var(txn.rewrite) bool(true) if {{ hdr(host) -i {REWRITE_HOST} }}
   http-request set-header Host {ORIGIN_NAME}
+  {haproxy_rewrites}
   default_backend be_tls
 frontend fe_http
   bind 127.0.0.1:{http}
@@ -462,17 +508,22 @@ def appgw_document(certs: Certs, ports: Ports) -> dict[str, Any]:
             properties["sslCertificate"] = ref("sslCertificates", "front")
         return {"name": name, "properties": properties}
 
-    def rule(name: str, priority: int, listener_name: str, settings_name: str) -> dict[str, Any]:
-        return {
-            "name": name,
-            "properties": {
-                "ruleType": "Basic",
-                "priority": priority,
-                "httpListener": ref("httpListeners", listener_name),
-                "backendAddressPool": ref("backendAddressPools", "origin"),
-                "backendHttpSettings": ref("backendHttpSettingsCollection", settings_name),
-            },
+    def rule(
+        name: str, priority: int, listener_name: str, settings_name: str, rewrites: bool = False
+    ) -> dict[str, Any]:
+        properties: dict[str, Any] = {
+            "ruleType": "Basic",
+            "priority": priority,
+            "httpListener": ref("httpListeners", listener_name),
+            "backendAddressPool": ref("backendAddressPools", "origin"),
+            "backendHttpSettings": ref("backendHttpSettingsCollection", settings_name),
         }
+        if rewrites:
+            properties["rewriteRuleSet"] = ref("rewriteRuleSets", "fiveRewrites")
+        return {"name": name, "properties": properties}
+
+    rewrite_site = listener("rewriteListener", "Https", "https")
+    rewrite_site["properties"]["hostName"] = REWRITE_HOST
 
     return {
         "location": "local",
@@ -528,10 +579,32 @@ def appgw_document(certs: Certs, ports: Ports) -> dict[str, Any]:
             "httpListeners": [
                 listener("httpsListener", "Https", "https"),
                 listener("httpListener", "Http", "http"),
+                rewrite_site,
             ],
             "requestRoutingRules": [
+                # The multi-site listener first: the basic one takes every other host.
+                rule("rewriteRule", 50, "rewriteListener", "originTls", rewrites=True),
                 rule("tlsRule", 100, "httpsListener", "originTls"),
                 rule("httpRule", 200, "httpListener", "originHttp"),
+            ],
+            "rewriteRuleSets": [
+                {
+                    "name": "fiveRewrites",
+                    "properties": {
+                        "rewriteRules": [
+                            {
+                                "name": "securityHeaders",
+                                "ruleSequence": 100,
+                                "actionSet": {
+                                    "responseHeaderConfigurations": [
+                                        {"headerName": name, "headerValue": value or ""}
+                                        for name, value in REWRITES.items()
+                                    ]
+                                },
+                            }
+                        ]
+                    },
+                }
             ],
         },
     }
@@ -731,6 +804,8 @@ def measure(
     pids = target.pids()
     origin_from = origin_log.stat().st_size if origin_log and origin_log.exists() else 0
     before = cpu_ticks(pids)
+    if case == "ka-rewrite5":
+        check_rewrites(target.name, https)
     if case == "full-hs":
         result = run_s_time(https, seconds, cpus, reuse=False)
     else:
@@ -740,6 +815,7 @@ def measure(
             "resumed": ("close", "/small?resumed", 32, "https", https),
             "paced-1k": ("paced", "/small", 10, "https", https),
             "http-small": ("report", "/small", 32, "http", http),
+            "ka-rewrite5": ("rewrite", "/small", 32, "https", https),
         }[case]
         result = run_wrk(
             scripts[script], f"{scheme}://127.0.0.1:{port}{path}", connections, seconds, cpus
@@ -761,6 +837,30 @@ def measure(
         origin_requests=len(origin),
         origin_new_connections=origin.count("1"),
     )
+
+
+def check_rewrites(name: str, port: int) -> None:
+    """One request to the rewrite site before ka-rewrite5 measures it: the four headers set.
+    (nginx adds its own Server header whatever is hidden; the others remove the origin's.)"""
+    import ssl
+    from http.client import HTTPSConnection
+
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    connection = HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
+    try:
+        connection.request("GET", "/small", headers={"Host": REWRITE_HOST})
+        response = connection.getresponse()
+        response.read()
+        headers = {key.lower(): value for key, value in response.getheaders()}
+    finally:
+        connection.close()
+    wanted = {key.lower(): value for key, value in REWRITES.items() if value is not None}
+    missing = {key: value for key, value in wanted.items() if headers.get(key) != value}
+    if response.status != 200 or missing:
+        raise SystemExit(f"bench: {name} did not rewrite ({response.status}): {missing}")
+    if name != "nginx" and "server" in headers:
+        raise SystemExit(f"bench: {name} kept the origin's Server header: {headers['server']}")
 
 
 def origin_requests_since(log: Path, offset: int) -> list[str]:
@@ -934,7 +1034,12 @@ def main() -> int:
             certs = make_certs(work)
             ports = Ports()
             scripts = {}
-            for name, text in (("report", REPORT_LUA), ("paced", PACED_LUA), ("close", CLOSE_LUA)):
+            for name, text in (
+                ("report", REPORT_LUA),
+                ("paced", PACED_LUA),
+                ("close", CLOSE_LUA),
+                ("rewrite", REWRITE_LUA),
+            ):
                 scripts[name] = work / f"{name}.lua"
                 scripts[name].write_text(text)
             processes.start(

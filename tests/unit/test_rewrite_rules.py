@@ -300,7 +300,7 @@ def test_a_value_with_a_control_character_is_never_sent() -> None:
             )
         ]
     )
-    edits = rewrite_response(response_rules, facts(), ResponseFacts(200, [(b"X-In", b"a\x00b")], 0))
+    edits = rewrite_response(response_rules, facts, ResponseFacts(200, [(b"X-In", b"a\x00b")], 0))
     assert edits == {b"x-copy": (b"X-Copy", None)}  # left out, never split
 
 

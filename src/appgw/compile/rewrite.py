@@ -4,7 +4,7 @@ response), so a request pays only for the rules that can apply to it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from appgw.model.rewrite import (
@@ -47,6 +47,9 @@ class CompiledRewriteRule:
     request_headers: tuple[HeaderAction, ...]
     response_headers: tuple[HeaderAction, ...]
     url: UrlAction | None
+    # A rule without conditions whose response values are plain text (security headers, a
+    # banner removed: the common case) has its edits made here, once, not per response.
+    static_response_edits: dict[bytes, tuple[bytes, bytes | None]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,25 @@ def compile_rewrite_set(rule_set: RewriteRuleSet) -> RewriteSet:
 
 
 def _rule(rule: RewriteRule) -> CompiledRewriteRule:
+    compiled = _dynamic_rule(rule)
+    if compiled.conditions or not all(
+        action.value is None or all(isinstance(part, bytes) for part in action.value)
+        for action in compiled.response_headers
+    ):
+        return compiled
+    static = {
+        action.lowered: (
+            action.name,
+            b"".join(part for part in action.value if isinstance(part, bytes))
+            if action.value is not None
+            else None,
+        )
+        for action in compiled.response_headers
+    }
+    return replace(compiled, static_response_edits=static)
+
+
+def _dynamic_rule(rule: RewriteRule) -> CompiledRewriteRule:
     actions = rule.action_set
     url = actions.url_configuration if actions is not None else None
     return CompiledRewriteRule(

@@ -143,23 +143,27 @@ def rewrite_and_route(
 
 
 def rewrite_response(
-    rules: RewriteSet, request: RequestFacts, response: ResponseFacts
+    rules: RewriteSet, request: Callable[[], RequestFacts], response: ResponseFacts
 ) -> dict[bytes, tuple[bytes, bytes | None]] | None:
-    """Response header edits; None when none applied. A value that would be unsafe is not
-    set (the header is left out): it came from the backend, and the response is already on its
-    way."""
+    """Response header edits; None when none applied. `request` gives the request's facts
+    when a rule needs them (a rule of plain values without conditions does not). A value that
+    would be unsafe is not set (the header is left out): it came from the backend, and the
+    response is already on its way."""
     edits: dict[bytes, tuple[bytes, bytes | None]] | None = None
     for rule in rules.response_rules:
-        captures = _matched(rule, request, response)
+        if rule.static_response_edits is not None:
+            edits = {**edits, **rule.static_response_edits} if edits else rule.static_response_edits
+            continue
+        facts = request()
+        captures = _matched(rule, facts, response)
         if captures is None:
             continue
-        if edits is None:
-            edits = {}
+        edits = dict(edits) if edits else {}
         for action in rule.response_headers:
             if action.value is None:
                 edits[action.lowered] = (action.name, None)
                 continue
-            value = _render(action.value, request, response, captures)
+            value = _render(action.value, facts, response, captures)
             edits[action.lowered] = (action.name, value)  # unsafe: None, so deleted
     return edits
 

@@ -460,7 +460,7 @@ class Exchange:
         if rewrite is not None and rewrite.response_rules:
             edits = rewrite_response(
                 rewrite,
-                self._facts(),
+                self._facts,
                 ResponseFacts(status, headers, self.client.sent - self.sent_at_start),
             )
             if edits is not None:
