@@ -43,6 +43,9 @@ _PROPERTIES = [
     "originalHost",
     "host",
     "error_info",
+    "sslClientVerify",
+    "sslClientCertificateFingerprint",
+    "sslClientCertificateIssuerName",
 ]
 
 
@@ -60,7 +63,7 @@ def _record(text: str, number: int, seconds: float, latency: float | None) -> Ac
         "2026-01-01T00:00:00Z", text, text, "rule", "pool", "settings", "0", "::1", number,
         "GET", text, text, text, text, number, "HTTP/1.1", number, number, seconds, "ab" * 16,
         "on", "TLS_AES_256_GCM_SHA384", "TLSv1.3", "10.0.0.1:443", "200", latency, text,
-        text, "ERRORINFO_NO_ERROR",
+        text, "ERRORINFO_NO_ERROR", "FAILED:" + text, text, text,
     )  # fmt: skip
 
 

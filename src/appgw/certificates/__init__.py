@@ -428,6 +428,22 @@ def load_public_certificate(data: str | bytes) -> x509.Certificate:
         ) from None
 
 
+def load_certificate_chain(data: str | bytes) -> list[x509.Certificate]:
+    """Parse a .cer/.pem upload that may hold several certificates (trusted client CA
+    chains): PEM with one or more blocks, base64 of such a PEM file, base64 DER or raw DER
+    (one certificate)."""
+    raw = decode_certificate_blob(data)  # base64 of a PEM file comes back as the PEM text
+    try:
+        if _PEM_MARKER in raw:
+            return x509.load_pem_x509_certificates(raw)
+        return [x509.load_der_x509_certificate(raw)]
+    except ValueError:
+        raise CertificateError(
+            CODE_INVALID_DATA,
+            "The data is not certificates in PEM, base64 or DER form (a .cer or .pem file).",
+        ) from None
+
+
 def public_certificate_data(cert: x509.Certificate) -> str:
     """Base64 (standard alphabet, no newlines) of the DER encoding: Azure's `data` for .cer."""
     return base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode("ascii")

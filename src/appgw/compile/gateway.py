@@ -11,6 +11,8 @@ import ssl
 from collections.abc import Mapping
 from typing import Any
 
+from cryptography.hazmat.primitives.serialization import Encoding
+
 from appgw import certificates
 from appgw.compile import stored_certificates
 from appgw.compile.matching import CertificateSelector, HostMatcher, PathMatcher
@@ -21,6 +23,7 @@ from appgw.compile.snapshot import (
     BackendSettings,
     Endpoint,
     ForwardTarget,
+    ListenerTls,
     PathRoute,
     ProbeSpec,
     RedirectTarget,
@@ -33,7 +36,14 @@ from appgw.compile.snapshot import (
 )
 from appgw.memo import BoundedMemo
 from appgw.model.diagnostics import Diagnostic
-from appgw.model.enums import CookieBasedAffinity, Protocol, RedirectType, RuleType
+from appgw.model.enums import (
+    ClientAuthMode,
+    ClientRevocationOptions,
+    CookieBasedAffinity,
+    Protocol,
+    RedirectType,
+    RuleType,
+)
 from appgw.model.resource import (
     ApplicationGateway,
     BackendHttpSettings,
@@ -41,9 +51,11 @@ from appgw.model.resource import (
     HttpListener,
     RedirectConfiguration,
     RequestRoutingRule,
+    SslProfile,
     SubResource,
 )
 from appgw.model.validate import is_v1
+from appgw.tls.client_auth import ClientAuth, issuer_dn_of_upload
 from appgw.tls.server import TlsPolicy, policy_from_model, server_context
 from appgw.tls.trust import BackendTrust
 
@@ -70,7 +82,9 @@ _REDIRECT_STATUS = {
 # though most new versions keep their certificates. Contexts are remembered by (stored entry's
 # digest, TLS policy); the bound holds two gateways at Azure's 100 certificates, so a dry run
 # and the next version of the largest one both find theirs.
-_listener_contexts: BoundedMemo[tuple[bytes, TlsPolicy], ssl.SSLContext] = BoundedMemo(200)
+_listener_contexts: BoundedMemo[tuple[bytes, TlsPolicy, ClientAuth | None], ssl.SSLContext] = (
+    BoundedMemo(200)
+)
 
 
 # Member tuples by their (address, is FQDN) pairs: most versions keep most pools, and making
@@ -237,7 +251,7 @@ class _Compiler:
                 )
             )
             self.policy = policy_from_model(None)
-        self.contexts: dict[str, ssl.SSLContext] = {}
+        self.contexts: dict[tuple[str, str | None], ssl.SSLContext] = {}
         self.pools = {
             pool.name.casefold(): BackendPool(
                 pool.name,
@@ -271,6 +285,10 @@ class _Compiler:
             item.name.casefold(): self._settings(item)
             for item in self.props.backend_http_settings_collection
         }
+        self.ssl_profiles = {item.name.casefold(): item for item in self.props.ssl_profiles}
+        self.trusted_client_certificates = {
+            item.name.casefold(): item for item in self.props.trusted_client_certificates
+        }
         self.rewrite_sets = {
             item.name.casefold(): compile_rewrite_set(item) for item in self.props.rewrite_rule_sets
         }
@@ -290,17 +308,22 @@ class _Compiler:
                 [(self._hosts(listener), self._site(listener, rule)) for listener, rule in pairs]
             )
             selector: CertificateSelector[ssl.SSLContext] | None = None
-            names: dict[ssl.SSLContext, str] = {}
+            names: dict[ssl.SSLContext, ListenerTls] = {}
+            auths: dict[ssl.SSLContext, ClientAuth] = {}
             if https:
                 for listener, _rule in pairs:
-                    name = _name(listener.properties.ssl_certificate)
-                    names[self._context(name)] = name
+                    tls = self._listener_tls(listener)
+                    context = self._listener_context(listener)
+                    names[context] = tls
+                    auth = self._profile(tls.ssl_profile)[1]
+                    if auth is not None:
+                        auths[context] = auth
                 selector = CertificateSelector(
                     [
                         (
                             self._hosts(listener),
                             bool(listener.properties.require_server_name_indication),
-                            self._context(_name(listener.properties.ssl_certificate)),
+                            self._listener_context(listener),
                         )
                         for listener, _rule in pairs
                     ],
@@ -314,6 +337,7 @@ class _Compiler:
                 certificates=selector,
                 tls_policy=self.policy if https else None,
                 certificate_names=names,
+                client_auths=auths,
             )
         if self.problems:
             raise CompileError(self.problems)
@@ -404,14 +428,15 @@ class _Compiler:
                 None,
                 p.rewrite_rule_set,
             )
-        certificate = listener.properties.ssl_certificate
+        https = listener.properties.protocol == Protocol.HTTPS
+        tls = self._listener_tls(listener) if https else None
         return Site(
             listener.name,
             route,
             _custom_errors(listener.properties.custom_error_configurations),
-            _name(certificate)
-            if listener.properties.protocol == Protocol.HTTPS and certificate is not None
-            else None,
+            tls.certificate if tls is not None else None,
+            tls.ssl_profile if tls is not None else None,
+            self._profile(tls.ssl_profile)[1] if tls is not None else None,
         )
 
     def _target(
@@ -562,9 +587,69 @@ class _Compiler:
             sni_name=p.sni_name,
         )
 
-    def _context(self, certificate_name: str) -> ssl.SSLContext:
-        if certificate_name in self.contexts:
-            return self.contexts[certificate_name]
+    def _listener_tls(self, listener: HttpListener) -> ListenerTls:
+        p = listener.properties
+        return ListenerTls(
+            _name(p.ssl_certificate), _name(p.ssl_profile) if p.ssl_profile is not None else None
+        )
+
+    def _listener_context(self, listener: HttpListener) -> ssl.SSLContext:
+        tls = self._listener_tls(listener)
+        return self._context(tls.certificate, tls.ssl_profile)
+
+    def _profile(self, profile_name: str | None) -> tuple[TlsPolicy, ClientAuth | None]:
+        """The TLS policy and client authentication of a listener's SSL profile (none: the
+        gateway's policy, no client certificates)."""
+        profile = self.ssl_profiles.get(profile_name) if profile_name is not None else None
+        if profile is None:
+            return self.policy, None
+        p = profile.properties
+        policy = self.policy
+        if p.ssl_policy is not None:
+            try:
+                policy = policy_from_model(p.ssl_policy)
+            except ValueError as error:
+                self.problems.append(
+                    Diagnostic(
+                        "ApplicationGatewayInvalidSslPolicy",
+                        f"{self.gateway_id}/sslProfiles/{profile.name}",
+                        "properties.sslPolicy",
+                        str(error),
+                    )
+                )
+        return policy, self._client_auth(profile)
+
+    def _client_auth(self, profile: SslProfile) -> ClientAuth | None:
+        p = profile.properties
+        entries = [
+            self.trusted_client_certificates[_name(reference)]
+            for reference in p.trusted_client_certificates or []
+            if _name(reference) in self.trusted_client_certificates
+        ]
+        if not entries:
+            return None  # a profile of TLS policy only
+        settings = p.client_auth_configuration
+        der: list[bytes] = []
+        issuers: list[str] = []
+        for entry in entries:
+            chain = certificates.load_certificate_chain(entry.properties.data or "")
+            der += (cert.public_bytes(Encoding.DER) for cert in chain)
+            issuers.append(issuer_dn_of_upload(chain))
+        return ClientAuth(
+            tuple(der),
+            tuple(issuers)
+            if settings is not None and settings.verify_client_cert_issuer_dn
+            else (),
+            verify_chain=settings is None
+            or settings.verify_client_auth_mode != ClientAuthMode.PASSTHROUGH,
+            ocsp=settings is not None
+            and settings.verify_client_revocation == ClientRevocationOptions.OCSP,
+        )
+
+    def _context(self, certificate_name: str, profile_name: str | None = None) -> ssl.SSLContext:
+        if (certificate_name, profile_name) in self.contexts:
+            return self.contexts[(certificate_name, profile_name)]
+        policy, auth = self._profile(profile_name)
         stored = self.secrets.get("sslCertificates", {}).get(certificate_name)
         resource = f"{self.gateway_id}/sslCertificates/{certificate_name}"
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # placeholder on failure; never served
@@ -577,8 +662,8 @@ class _Compiler:
         else:
             try:
                 context = _listener_contexts.get(
-                    (stored_certificates.digest(stored), self.policy),
-                    lambda: server_context(stored_certificates.load(stored), self.policy),
+                    (stored_certificates.digest(stored), policy, auth),
+                    lambda: server_context(stored_certificates.load(stored), policy, auth),
                 )
             except certificates.CertificateError as error:
                 self.problems.append(
@@ -594,5 +679,5 @@ class _Compiler:
                         f"policy: {error.reason or error}",
                     )
                 )
-        self.contexts[certificate_name] = context
+        self.contexts[(certificate_name, profile_name)] = context
         return context

@@ -17,6 +17,7 @@ from appgw.compile.identity import BackendIdentity, ProbeHost, backend_identity
 from appgw.compile.matching import CertificateSelector, HostMatcher, PathMatcher
 from appgw.compile.rewrite import RewriteSet
 from appgw.model.ids import GatewayId
+from appgw.tls.client_auth import ClientAuth
 from appgw.tls.server import TlsPolicy
 from appgw.tls.trust import BackendTrust
 
@@ -250,10 +251,21 @@ class Site:
     listener_name: str
     route: Route
     custom_errors: Mapping[int, str] = field(default_factory=dict)
-    # HTTPS: the name of the sslCertificates entry the listener presents; a request whose
-    # connection negotiated another one is misdirected. By name: a certificate renewed under
-    # the same name keeps its open connections valid.
+    # HTTPS: the name of the sslCertificates entry the listener presents, and of its SSL
+    # profile; a request whose connection negotiated another pair is misdirected (a request
+    # for a listener that requires client certificates on a connection that was not asked for
+    # one, too). By name: a certificate renewed under the same name keeps its open
+    # connections valid.
     certificate: str | None = None
+    ssl_profile: str | None = None
+    client_auth: ClientAuth | None = None  # the profile asks clients for certificates
+
+
+class ListenerTls(NamedTuple):
+    """What a listener's TLS context is: its certificate's and SSL profile's names."""
+
+    certificate: str
+    ssl_profile: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,8 +278,12 @@ class Endpoint:
     sites: HostMatcher[Site]
     certificates: CertificateSelector[ssl.SSLContext] | None  # Https only
     tls_policy: TlsPolicy | None  # Https only; changing it re-creates the listening socket
-    # The sslCertificates entry each certificate context presents (what SNI chose).
-    certificate_names: Mapping[ssl.SSLContext, str] = field(default_factory=dict, compare=False)
+    # The listener TLS (certificate and SSL profile) of each context SNI may choose.
+    certificate_names: Mapping[ssl.SSLContext, ListenerTls] = field(
+        default_factory=dict, compare=False
+    )
+    # The contexts that ask clients for a certificate, and how to judge it.
+    client_auths: Mapping[ssl.SSLContext, ClientAuth] = field(default_factory=dict, compare=False)
 
     @property
     def key(self) -> tuple[str, int]:

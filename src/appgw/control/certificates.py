@@ -13,19 +13,25 @@ import base64
 import binascii
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
+
+from cryptography.hazmat.primitives import serialization
 
 from appgw import certificates
 from appgw.compile import stored_certificates
 from appgw.model.diagnostics import Diagnostic
 from appgw.model.ids import GatewayId
 from appgw.model.resource import ApplicationGateway
+from appgw.tls.client_auth import issuer_dn_of_upload
 
 # Azure's maximum listener certificate (PFX) size: 10 KB on v1, 16 KB on v2.
 MAX_PFX_BYTES_V1 = 10 * 1024
 MAX_PFX_BYTES_V2 = 16 * 1024
+# Azure: a trusted client CA certificate file (root and intermediates together) is at most 25 KB.
+MAX_TRUSTED_CLIENT_CHAIN_BYTES = 25 * 1024
+_CLIENT_CA_CODE = "ApplicationGatewayTrustedClientCertificateInvalidData"
 
 _PFX_CODES = {
     certificates.CODE_INVALID_DATA: "ApplicationGatewaySslCertificateInvalidData",
@@ -56,6 +62,8 @@ class CertificateOutcome:
     secrets: dict[str, Any] = field(default_factory=lambda: {"sslCertificates": {}})
     public_cert_data: dict[str, str] = field(default_factory=dict)  # folded ssl cert name -> data
     normalized_data: dict[tuple[str, str], str] = field(default_factory=dict)  # .cer -> base64 DER
+    # folded trusted client certificate name -> (data as stored, clientCertIssuerDN)
+    client_chains: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def check_certificates(
@@ -154,4 +162,57 @@ def check_certificates(
             outcome.normalized_data[(collection, child.name.casefold())] = (
                 certificates.public_certificate_data(parsed)
             )
+    for entry in gateway.properties.trusted_client_certificates:
+        if entry.properties.data:
+            _check_client_chain(
+                outcome,
+                gateway_id.child("trustedClientCertificates", entry.name),
+                entry.name,
+                entry.properties.data,
+                now or datetime.now(UTC),
+            )
     return outcome
+
+
+def _check_client_chain(
+    outcome: CertificateOutcome, owner: str, name: str, data: str, now: datetime
+) -> None:
+    """A trusted client CA upload (Azure: the root, and optionally intermediates, in one
+    file): CA certificates only, a root among them, within 25 KB; stored as a PEM bundle."""
+
+    def refuse(message: str) -> None:
+        outcome.diagnostics.append(Diagnostic(_CLIENT_CA_CODE, owner, "properties.data", message))
+
+    try:
+        chain = certificates.load_certificate_chain(data)
+    except certificates.CertificateError as error:
+        refuse(error.message)
+        return
+    pem = b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in chain)
+    if len(pem) > MAX_TRUSTED_CLIENT_CHAIN_BYTES:
+        refuse(
+            f"the chain is {len(pem)} bytes; a trusted client certificate file holds at most "
+            f"{MAX_TRUSTED_CLIENT_CHAIN_BYTES} bytes"
+        )
+        return
+    for cert in chain:
+        info = certificates.inspect_certificate(cert)
+        if not info.is_ca:
+            refuse(
+                f"'{info.subject}' is not a CA certificate: upload the CA that issues the "
+                "clients' certificates (its root, and intermediates if any), not a client's own"
+            )
+            return
+        if info.not_after < now:
+            refuse(f"the CA certificate '{info.subject}' expired on {info.not_after:%Y-%m-%d}")
+            return
+    if not any(cert.issuer == cert.subject for cert in chain):
+        refuse(
+            "the chain has no root certificate (self-signed CA); Azure needs the root, with "
+            "the intermediates optional"
+        )
+        return
+    outcome.client_chains[name.casefold()] = (
+        base64.b64encode(pem).decode("ascii"),
+        issuer_dn_of_upload(chain),
+    )

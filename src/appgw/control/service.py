@@ -522,6 +522,13 @@ class GatewayService:
         )
         for cert in properties.get("sslCertificates", []):
             cert["properties"]["publicCertData"] = outcome.public_cert_data[cert["name"].casefold()]
+        for entry in properties.get("trustedClientCertificates", []):
+            # Azure's read-only fields: the chain as validated, and the issuer DN checked by
+            # verifyClientCertIssuerDN.
+            stored_chain, issuer_dn = outcome.client_chains[entry["name"].casefold()]
+            entry["properties"].update(
+                data=stored_chain, validatedCertData=stored_chain, clientCertIssuerDN=issuer_dn
+            )
         diagnostics = self._dry_run(gateway_id, gateway, outcome.secrets)
         if diagnostics:
             raise refused(diagnostics)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from appgw.compile.snapshot import (
     Endpoint,
     ForwardTarget,
+    ListenerTls,
     PathRoute,
     RedirectTarget,
     Site,
@@ -39,15 +40,23 @@ Decision = Forward | Redirect | Reject
 
 
 def route(
-    endpoint: Endpoint, host: str, path: bytes, query: bytes, negotiated: str | None = None
+    endpoint: Endpoint,
+    host: str,
+    path: bytes,
+    query: bytes,
+    negotiated: ListenerTls | None = None,
 ) -> Decision:
-    """`negotiated`: the sslCertificates entry the TLS handshake chose (None: plain HTTP, or
-    not known)."""
+    """`negotiated`: the certificate and SSL profile the TLS handshake chose (None: plain
+    HTTP, or not known)."""
     site = endpoint.sites.match(host)
     if site is None:
         # Azure answers an unknown host on a multi-site port with 404 and keeps the connection.
         return Reject(404, "ERRORINFO_INVALID_HOST", close=False)
-    if negotiated is not None and site.certificate is not None and site.certificate != negotiated:
+    if (
+        negotiated is not None
+        and site.certificate is not None
+        and (site.certificate, site.ssl_profile) != negotiated
+    ):
         return Reject(421, "ERRORINFO_MISDIRECTED_REQUEST", close=False)
     chosen = site.route
     matched_prefix = ""

@@ -62,6 +62,10 @@ class AccessRecord(NamedTuple):
     original_host: str
     host: str
     error_info: str
+    # Mutual TLS (Azure's names): SUCCESS, FAILED:<reason> or NONE; "" without client auth.
+    ssl_client_verify: str = ""
+    ssl_client_certificate_fingerprint: str = ""
+    ssl_client_certificate_issuer_name: str = ""
 
 
 _LINE = (
@@ -72,7 +76,8 @@ _LINE = (
     '"requestQuery":%s,"userAgent":%s,"httpStatus":%d,"httpVersion":%s,"receivedBytes":%d,'
     '"sentBytes":%d,"timeTaken":%r,"transactionId":%s,"sslEnabled":%s,"sslCipher":%s,'
     '"sslProtocol":%s,"serverRouted":%s,"serverStatus":%s,"serverResponseLatency":%s,'
-    '"originalHost":%s,"host":%s,"error_info":%s}}\n'
+    '"originalHost":%s,"host":%s,"error_info":%s,"sslClientVerify":%s,'
+    '"sslClientCertificateFingerprint":%s,"sslClientCertificateIssuerName":%s}}\n'
 )
 
 
@@ -89,7 +94,8 @@ def render(r: AccessRecord) -> str:
         s(r.http_version), r.received_bytes, r.sent_bytes, r.time_taken,
         s(r.transaction_id), s(r.ssl_enabled), s(r.ssl_cipher), s(r.ssl_protocol),
         s(r.server_routed), s(r.server_status), "null" if latency is None else repr(latency),
-        s(r.original_host), s(r.host), s(r.error_info),
+        s(r.original_host), s(r.host), s(r.error_info), s(r.ssl_client_verify),
+        s(r.ssl_client_certificate_fingerprint), s(r.ssl_client_certificate_issuer_name),
     )  # fmt: skip
 
 

@@ -21,7 +21,7 @@ from typing import NoReturn, cast
 
 import httptools
 
-from appgw.compile.snapshot import Snapshot
+from appgw.compile.snapshot import ListenerTls, Snapshot
 from appgw.core.forward import client_address
 from appgw.core.http import MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_URL_BYTES, header_value
 from appgw.core.request import Reject, framing
@@ -29,6 +29,7 @@ from appgw.dataplane.deadline import Deadline
 from appgw.dataplane.exchange import Exchange
 from appgw.dataplane.services import Listener, Services
 from appgw.dataplane.upstream import UpstreamConnection, write_pieces
+from appgw.tls.client_auth import ClientVerdict, judge
 
 # A request head (request line and header section) may not be longer than its two limits allow,
 # plus room for the request line's method and version and the line ends.
@@ -59,7 +60,10 @@ class ClientConnection(asyncio.Protocol):
         self.client_address = b""  # "ip:port" as X-Forwarded-For carries it
         self.tls_version = ""
         self.tls_cipher = ""
-        self.tls_certificate: str | None = None  # the sslCertificates entry SNI chose
+        # The certificate and SSL profile SNI chose, and the client certificate's verdict
+        # (None: the listener asks for none).
+        self.tls_certificate: ListenerTls | None = None
+        self.client_verdict: ClientVerdict | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.parsing: Exchange | None = None
         self.active: Exchange | None = None
@@ -107,6 +111,10 @@ class ClientConnection(asyncio.Protocol):
             self.tls_cipher = cipher[0] if cipher else ""
             endpoint = self.listener.state[1]
             self.tls_certificate = endpoint.certificate_names.get(ssl_object.context)
+            auth = endpoint.client_auths.get(ssl_object.context)
+            if auth is not None:
+                # Before any request is read: every request of this listener needs it.
+                self.client_verdict = judge(ssl_object, auth)
         self._arm_timer(self._snapshot().keep_alive_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -50,6 +50,7 @@ from appgw.core.routing import Decision, Forward, Redirect, route
 from appgw.dataplane.access_log import AccessRecord, utc_timestamp
 from appgw.dataplane.upstream import BackendTlsRejected, UpstreamConnection, UpstreamError
 from appgw.tasks import spawn
+from appgw.tls.client_auth import NO_CERTIFICATE, ClientAuth, ClientVerdict
 from appgw.tls.trust import describe_rejection
 
 if TYPE_CHECKING:
@@ -179,6 +180,12 @@ class Exchange:
             query,
             self.client.tls_certificate,
         )
+        if not isinstance(decision, Reject) and decision.site.client_auth is not None:
+            refused = self._client_certificate_refused(decision.site.client_auth)
+            if refused is not None:
+                self.site = decision.site
+                self.answer(refused.status, refused.error_info, close=refused.close)
+                return
         if isinstance(decision, Forward) and decision.target.rewrite is not None:
             decision = self._rewrite_request(decision)
         if isinstance(decision, Reject):
@@ -191,6 +198,16 @@ class Exchange:
             return
         self.forward = decision
         self.send_to_backend()
+
+    def _client_certificate_refused(self, auth: ClientAuth) -> Reject | None:
+        """Azure: a listener with client authentication answers 400 to a request whose
+        connection brought no certificate, or one that was refused (Passthrough: any)."""
+        if not auth.verify_chain:
+            return None
+        verdict = self.client.client_verdict or NO_CERTIFICATE
+        if verdict.ok:
+            return None
+        return Reject(400, verdict.error_info, close=False)
 
     def _rewrite_request(self, decision: Forward) -> Decision:
         """The target's rewrite rule set on the request: header edits kept for the backend's
@@ -239,6 +256,8 @@ class Exchange:
                 http_version=head.http_version,
                 received_bytes=self._received_bytes(),
             )
+            if client.client_verdict is not None:
+                facts.client_certificate = client.client_verdict.variables
         return facts
 
     def request_body(self, data: bytes) -> None:
@@ -657,5 +676,19 @@ class Exchange:
                 (header_value(head.headers, b"host") or b"").decode("latin-1"),
                 self.host,
                 self.error_info,
+                *_client_certificate_fields(client.client_verdict),
             )
         )
+
+
+def _client_certificate_fields(verdict: ClientVerdict | None) -> tuple[str, str, str]:
+    """The access log's sslClientVerify, sslClientCertificateFingerprint and
+    sslClientCertificateIssuerName."""
+    if verdict is None:
+        return ("", "", "")
+    variables = verdict.variables
+    return (
+        verdict.verification,
+        variables.get("client_certificate_fingerprint", ""),
+        variables.get("client_certificate_issuer", ""),
+    )

@@ -3,11 +3,16 @@ from the configuration served at the moment of the ClientHello."""
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections.abc import Callable
 
 from appgw.compile.matching import normalize_host
+from appgw.tls import client_auth
+from appgw.tls.libssl import LibSslUnavailable
 from appgw.tls.server import TlsPolicy, new_context
+
+log = logging.getLogger("appgw.dataplane")
 
 
 def dispatcher_context(
@@ -39,6 +44,12 @@ def dispatcher_context(
                 return ssl.ALERT_DESCRIPTION_HANDSHAKE_FAILURE
             return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
         connection.context = chosen
+        try:
+            client_auth.switched_to(connection, chosen)
+        except LibSslUnavailable as error:
+            # A listener that requires client certificates is never served without asking.
+            log.error("TLS handshake refused: client certificates cannot be requested: %s", error)
+            return ssl.ALERT_DESCRIPTION_INTERNAL_ERROR
         return None
 
     context.sni_callback = switch_certificate

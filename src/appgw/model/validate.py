@@ -38,6 +38,7 @@ from appgw.model.ssl_policies import (
     RETIRED_CUSTOM_SUITES,
     TLS13_CIPHER_SUITES,
 )
+from appgw.model.validate_profiles import check_ssl_profiles
 from appgw.model.validate_rewrite import check_rewrite_rule_sets
 
 # Azure's per-gateway limits (spec §8); "why" is always the same: a gateway built for Azure must
@@ -54,6 +55,8 @@ LIMITS: dict[str, int] = {
     "trustedRootCertificates": 100,
     "redirectConfigurations": 100,
     "rewriteRuleSets": 400,
+    "sslProfiles": 100,
+    "trustedClientCertificates": 200,
     "urlPathMaps": 400,
     # Azure publishes no probe limit; one per backend setting is the practical ceiling.
     "probes": 100,
@@ -173,6 +176,7 @@ class _Validator:
         self.check_rules()
         self.check_ssl_policies()
         check_rewrite_rule_sets(self)
+        check_ssl_profiles(self)
         return self.found
 
     # --- helpers ------------------------------------------------------------------------------
@@ -286,7 +290,7 @@ class _Validator:
         self.found += tag_problems(self.gateway.tags or {}, gid)
 
     def check_children_names(self) -> None:
-        for collection in LIMITS | {"sslProfiles": 0, "trustedClientCertificates": 0}:
+        for collection in LIMITS:
             children: list[ChildResource] = getattr(self.props, _attr(collection))
             self._check_unique(collection, children, str(self.gid), f"properties.{collection}")
         for path_map in self.props.url_path_maps:
@@ -417,16 +421,6 @@ class _Validator:
                     and self.props.web_application_firewall_configuration.enabled
                 ),
                 "the web application firewall",
-            ),
-            (
-                "sslProfiles",
-                bool(self.props.ssl_profiles),
-                "SSL profiles (listener TLS policy, mutual TLS)",
-            ),
-            (
-                "trustedClientCertificates",
-                bool(self.props.trusted_client_certificates),
-                "client certificate authentication",
             ),
             ("enableHttp2", bool(self.props.enable_http2), "HTTP/2 on listeners"),
             ("enableFips", bool(self.props.enable_fips), "FIPS mode"),
@@ -816,7 +810,17 @@ class _Validator:
                     "an HTTP listener does not use a certificate; set 'protocol' to 'Https' or "
                     "remove 'sslCertificate'",
                 )
-            self.ref(owner, "properties.sslProfile", p.ssl_profile, "sslProfiles")
+            if (
+                self.ref(owner, "properties.sslProfile", p.ssl_profile, "sslProfiles") is not None
+                and p.protocol != Protocol.HTTPS
+            ):
+                self.add(
+                    "ApplicationGatewaySslProfileOnHttpListener",
+                    owner,
+                    "properties.sslProfile",
+                    "an SSL profile applies to HTTPS listeners only; set 'protocol' to 'Https' or "
+                    "remove 'sslProfile'",
+                )
             self.external_id(owner, "properties.firewallPolicy", p.firewall_policy)
             hosts = self.check_listener_hosts(owner, listener)
             for index, custom in enumerate(p.custom_error_configurations or []):

@@ -4,13 +4,11 @@ with the gateway's other rules by `model/validate.py`."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
 
+from appgw.model.checks import Checks
 from appgw.model.enums import RuleType
-from appgw.model.ids import GatewayId, parse_child_ref
+from appgw.model.ids import parse_child_ref
 from appgw.model.resource import (
-    ApplicationGatewayProperties,
-    ChildResource,
     HeaderConfiguration,
     RewriteRule,
     RewriteRuleSet,
@@ -47,30 +45,6 @@ NOT_REWRITABLE = {
 }
 # Characters a header value (or URL) template may not hold: a header must never be split.
 _FORBIDDEN_VALUE_CHARACTERS = {chr(c) for c in range(0x20) if c != 0x09} | {"\x7f"}
-
-
-class Checks(Protocol):
-    """What model/validate.py's checker offers this module."""
-
-    props: ApplicationGatewayProperties
-    v1: bool
-    gid: GatewayId
-
-    def add(self, code: str, resource_id: str, field: str, text: str) -> None: ...
-
-    def rid(self, collection: str, child: ChildResource) -> str: ...
-
-    def ref(
-        self,
-        owner: str,
-        field: str,
-        reference: SubResource | None,
-        collection: str,
-        *,
-        required: bool = False,
-    ) -> str | None: ...
-
-    def require_v2(self, owner: str, field: str, code: str, what: str) -> None: ...
 
 
 def check_rewrite_rule_sets(checks: Checks) -> None:

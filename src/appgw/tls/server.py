@@ -29,6 +29,8 @@ from cryptography.hazmat.primitives import serialization
 from appgw.model.enums import SslCipherSuite as C, SslPolicyName, SslPolicyType, SslProtocol
 from appgw.model.ssl_policies import PREDEFINED_POLICIES, PredefinedPolicy
 from appgw.tls import tickets
+from appgw.tls.client_auth import ClientAuth, ask_for_certificates
+from appgw.tls.libssl import LibSslUnavailable
 
 if TYPE_CHECKING:
     from appgw.certificates import ListenerCertificate
@@ -179,15 +181,18 @@ def _checked(
 # Certificate contexts by (certificate fingerprint, policy). Weak values: a context lives as
 # long as some configuration snapshot uses it, and a new snapshot compiled while the running
 # one still holds it gets the same object back. No size bound is needed that way.
-_server_contexts: weakref.WeakValueDictionary[tuple[bytes, TlsPolicy], ssl.SSLContext] = (
-    weakref.WeakValueDictionary()
-)
+_server_contexts: weakref.WeakValueDictionary[
+    tuple[bytes, TlsPolicy, ClientAuth | None], ssl.SSLContext
+] = weakref.WeakValueDictionary()
 _server_contexts_lock = threading.Lock()
 
 
-def server_context(certificate: ListenerCertificate, policy: TlsPolicy) -> ssl.SSLContext:
+def server_context(
+    certificate: ListenerCertificate, policy: TlsPolicy, client_auth: ClientAuth | None = None
+) -> ssl.SSLContext:
     """A server context presenting the certificate's full chain (leaf + intermediates) under
-    the policy; memoized (see _server_contexts).
+    the policy, asking clients for a certificate when an SSL profile's `client_auth` says so
+    (tls/client_auth.py); memoized (see _server_contexts).
 
     The key and chain reach OpenSSL through an anonymous memory file (memfd), never a file on
     disk. Raises ssl.SSLError when the local OpenSSL supports none of the policy's suites.
@@ -195,12 +200,19 @@ def server_context(certificate: ListenerCertificate, policy: TlsPolicy) -> ssl.S
     with the dispatcher's keys (the session context stays the listening socket's context);
     this context gets the shared keys too (use_ticket_keys), should it ever listen itself.
     """
-    key = (_fingerprint(certificate), policy)
+    key = (_fingerprint(certificate), policy, client_auth)
     with _server_contexts_lock:
         context = _server_contexts.get(key)
         if context is None:
             context = new_context(policy)
             _load_chain_in_memory(context, certificate)
+            if client_auth is not None:
+                try:
+                    ask_for_certificates(context, client_auth)
+                except LibSslUnavailable as error:
+                    raise ssl.SSLError(
+                        f"client certificates cannot be requested in this process: {error}"
+                    ) from None
             _server_contexts[key] = context
     return context
 

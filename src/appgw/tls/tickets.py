@@ -31,7 +31,6 @@ import hmac
 import os
 import ssl
 import struct
-import sys
 import threading
 import time
 from _ctypes import CFuncPtr
@@ -42,6 +41,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from appgw.certificates.factory import certificate_pem, create_server_certificate, private_key_pem
+from appgw.tls import libssl
 
 __all__ = [
     "ROTATION_SECONDS",
@@ -304,67 +304,33 @@ def decode_handover(
 
 
 class _LibSsl:
-    """The libssl and libcrypto functions of the OpenSSL Python's _ssl module runs on."""
+    """The libssl and libcrypto functions the ticket-key callback needs (tls/libssl.py)."""
 
     def __init__(self) -> None:
-        if sys.implementation.name != "cpython":
-            raise TicketKeysUnavailable("not CPython (the SSLContext layout is CPython's)")
-        import _ssl
-
-        path = getattr(_ssl, "__file__", None)
-        if path is None:
-            raise TicketKeysUnavailable("Python's _ssl module is built in; its libssl is unknown")
-        # dlsym on the _ssl module's handle searches the libraries it was linked with, in load
-        # order: the libssl (and libcrypto) Python uses, whatever else the process loaded.
-        lib = ctypes.CDLL(path)
         try:
-            version = lib.OpenSSL_version_num
-            self.ctx_callback_ctrl = lib.SSL_CTX_callback_ctrl
-            self.ctx_get_options = lib.SSL_CTX_get_options
-            self.encrypt_init = lib.EVP_EncryptInit_ex
-            self.decrypt_init = lib.EVP_DecryptInit_ex
-            self.aes_256_cbc = lib.EVP_aes_256_cbc
-            self.sha256 = lib.EVP_sha256
-            self.hmac_init = lib.HMAC_Init_ex
-        except AttributeError as missing:
-            raise TicketKeysUnavailable(f"libssl lacks a function: {missing}") from None
-        version.restype = ctypes.c_ulong
-        version.argtypes = []
-        if version() != ssl.OPENSSL_VERSION_NUMBER:
-            raise TicketKeysUnavailable(
-                f"the libssl found is {version():#x}, Python's ssl uses "
-                f"{ssl.OPENSSL_VERSION_NUMBER:#x}"
+            self.ctx_callback_ctrl = libssl.function(
+                "SSL_CTX_callback_ctrl",
+                ctypes.c_long,
+                [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p],
             )
-        self.ctx_callback_ctrl.restype = ctypes.c_long
-        self.ctx_callback_ctrl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
-        self.ctx_get_options.restype = ctypes.c_uint64
-        self.ctx_get_options.argtypes = [ctypes.c_void_p]
-        for init in (self.encrypt_init, self.decrypt_init):
-            init.restype = ctypes.c_int
-            init.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_char_p, ctypes.c_void_p]
-        for getter in (self.aes_256_cbc, self.sha256):
-            getter.restype = ctypes.c_void_p
-            getter.argtypes = []
-        self.hmac_init.restype = ctypes.c_int
-        self.hmac_init.argtypes = [
-            ctypes.c_void_p,
-            ctypes.c_char_p,
-            ctypes.c_int,
-            ctypes.c_void_p,
-            ctypes.c_void_p,
-        ]
-        self.cipher = self.aes_256_cbc()
-        self.digest = self.sha256()
+            init_args = [ctypes.c_void_p] * 3 + [ctypes.c_char_p, ctypes.c_void_p]
+            self.encrypt_init = libssl.function("EVP_EncryptInit_ex", ctypes.c_int, init_args)
+            self.decrypt_init = libssl.function("EVP_DecryptInit_ex", ctypes.c_int, init_args)
+            self.hmac_init = libssl.function(
+                "HMAC_Init_ex",
+                ctypes.c_int,
+                [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p],
+            )
+            self.cipher = libssl.function("EVP_aes_256_cbc", ctypes.c_void_p, [])()
+            self.digest = libssl.function("EVP_sha256", ctypes.c_void_p, [])()
+        except libssl.LibSslUnavailable as error:
+            raise TicketKeysUnavailable(str(error)) from None
 
     def ssl_ctx(self, context: ssl.SSLContext) -> int:
-        """The SSL_CTX* of `context`: PySSLContext's first field after PyObject_HEAD."""
-        if not isinstance(context, ssl.SSLContext):
-            raise TicketKeysUnavailable("not an ssl.SSLContext")
-        pointer = ctypes.c_void_p.from_address(id(context) + object.__basicsize__).value
-        # A layout change would put another pointer there: the options must read back.
-        if not pointer or self.ctx_get_options(pointer) != int(context.options):
-            raise TicketKeysUnavailable("the SSL_CTX of an SSLContext is not where expected")
-        return pointer
+        try:
+            return libssl.ssl_ctx_pointer(context)
+        except libssl.LibSslUnavailable as error:
+            raise TicketKeysUnavailable(str(error)) from None
 
 
 _libssl: _LibSsl | None = None
