@@ -58,12 +58,15 @@ def _as_dict(record: AccessRecord) -> dict[str, object]:
     return top
 
 
-def _record(text: str, number: int, seconds: float, latency: float | None) -> AccessRecord:
+def _record(
+    text: str, number: int, seconds: float, latency: float | None, client: str = ""
+) -> AccessRecord:
+    """`client`: the mutual-TLS fields' text ("" as for a listener without client auth)."""
     return AccessRecord(
         "2026-01-01T00:00:00Z", text, text, "rule", "pool", "settings", "0", "::1", number,
         "GET", text, text, text, text, number, "HTTP/1.1", number, number, seconds, "ab" * 16,
         "on", "TLS_AES_256_GCM_SHA384", "TLSv1.3", "10.0.0.1:443", "200", latency, text,
-        text, "ERRORINFO_NO_ERROR", "FAILED:" + text, text, text,
+        text, "ERRORINFO_NO_ERROR", client, client, client,
     )  # fmt: skip
 
 
@@ -76,7 +79,7 @@ def _record(text: str, number: int, seconds: float, latency: float | None) -> Ac
 def test_a_line_is_json_dumps_of_the_record(
     text: str, number: int, seconds: float, latency: float | None
 ) -> None:
-    record = _record(text, number, seconds, latency)
+    record = _record(text, number, seconds, latency, client="FAILED:" + text)
     expected = json.dumps(_as_dict(record), separators=(",", ":")) + "\n"
     assert render(record) == expected
 
