@@ -127,7 +127,9 @@ def presented_chain(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> tuple[bytes, .
     if getter is not None:
         chain: Any = getter()
         if chain:
-            return tuple(_der_bytes(item) for item in chain)
+            # On the server side CPython puts the peer's own certificate first: None when a
+            # client sent none.
+            return tuple(_der_bytes(item) for item in chain if item is not None)
     try:
         leaf = ssl_object.getpeercert(binary_form=True)
     except ValueError:  # no handshake yet

@@ -1,0 +1,280 @@
+"""SSL profiles with mutual TLS, over real TLS handshakes: clients with a good certificate,
+one from another CA, an expired one, one from the right root but the wrong issuer, and none;
+a multi-site port where a site without client authentication cannot be used to reach one with
+it; the client certificate passed to the backend by a rewrite rule."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import socket
+import ssl
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import trustme
+
+from backends import Backend, free_port
+from builders import GatewayBuilder
+from e2e.harness import Gateway
+from helpers import Pfx, gateway_url, make_pfx
+
+pytestmark = pytest.mark.slow
+
+SITE = "secure.contoso.test"
+OPEN_SITE = "open.contoso.test"
+
+
+@pytest.fixture(scope="module")
+def server_ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def client_root() -> trustme.CA:
+    return trustme.CA(organization_name="Contoso Clients Root")
+
+
+@pytest.fixture(scope="module")
+def client_issuer(client_root: trustme.CA) -> trustme.CA:
+    return client_root.create_child_ca()
+
+
+@pytest.fixture(scope="module")
+def backend() -> Iterator[Backend]:
+    server = Backend("app").start()
+    yield server
+    server.stop()
+
+
+def upload(*cas: trustme.CA) -> str:
+    """A trusted client certificate upload: the CAs' PEM in one file, base64 (as ARM's data)."""
+    return base64.b64encode(b"".join(ca.cert_pem.bytes() for ca in cas)).decode()
+
+
+def gateway_document(
+    server_ca: trustme.CA,
+    client_root: trustme.CA,
+    client_issuer: trustme.CA,
+    backend: Backend,
+    port: int,
+    *,
+    issuer_dn: bool = True,
+) -> dict[str, Any]:
+    # One certificate for both sites: only the SSL profile tells their TLS contexts apart.
+    shared: Pfx = make_pfx(server_ca, SITE, OPEN_SITE)
+    builder = (
+        GatewayBuilder()
+        .certificate("shared", shared.b64, shared.password)
+        .pool("pool", "127.0.0.1")
+        .settings("settings", backend.port)
+        .listener("secure", port, "Https", certificate="shared", host_name=SITE, require_sni=True)
+        .listener(
+            "open", port, "Https", certificate="shared", host_name=OPEN_SITE, require_sni=True
+        )
+        .rewrite_set(
+            "client-cert",
+            [
+                {
+                    "name": "pass-the-certificate",
+                    "ruleSequence": 100,
+                    "actionSet": {
+                        "requestHeaderConfigurations": [
+                            {
+                                "headerName": "X-Client-Subject",
+                                "headerValue": "{var_client_certificate_subject}",
+                            },
+                            {
+                                "headerName": "X-Client-Verify",
+                                "headerValue": "{var_client_certificate_verification}",
+                            },
+                        ]
+                    },
+                }
+            ],
+        )
+        .rule("secure", "secure", pool="pool", settings="settings", rewrite_set="client-cert")
+        .rule("open", "open", pool="pool", settings="settings")
+    )
+    document = builder.build()
+    properties = document["properties"]
+    properties["trustedClientCertificates"] = [
+        {"name": "contoso-clients", "properties": {"data": upload(client_root, client_issuer)}}
+    ]
+    properties["sslProfiles"] = [
+        {
+            "name": "mutual",
+            "properties": {
+                "trustedClientCertificates": [
+                    builder.ref("trustedClientCertificates", "contoso-clients")
+                ],
+                "clientAuthConfiguration": {"verifyClientCertIssuerDN": issuer_dn},
+            },
+        }
+    ]
+    properties["httpListeners"][0]["properties"]["sslProfile"] = builder.ref(
+        "sslProfiles", "mutual"
+    )
+    return document
+
+
+def request(
+    port: int,
+    server_ca: trustme.CA,
+    *,
+    client: trustme.LeafCert | None = None,
+    sni: str = SITE,
+    host: str = SITE,
+) -> tuple[int, dict[str, Any] | None, bytes]:
+    """One GET over a fresh TLS connection: (status, the backend's JSON or None, raw answer);
+    status 0 when the handshake failed."""
+    context = ssl.create_default_context()
+    server_ca.configure_trust(context)
+    if client is not None:
+        client.configure_cert(context)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        try:
+            tls = context.wrap_socket(raw, server_hostname=sni)
+        except (ssl.SSLError, ConnectionError):
+            return 0, None, b""
+        with tls:
+            tls.sendall(f"GET /x HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            answer = b""
+            while chunk := tls.recv(65536):
+                answer += chunk
+    status = int(answer.split(b" ", 2)[1])
+    body = answer.split(b"\r\n\r\n", 1)[1]
+    seen = json.loads(body) if status == 200 else None
+    return status, seen, answer
+
+
+def last_line_for(gateway: Gateway, listener: str) -> dict[str, Any]:
+    """The access log's latest line of `listener` (two workers write the file)."""
+    path = gateway.server.log_path.parent / "data" / "access.log"
+    time.sleep(0.5)  # each worker flushes its lines every 0.2 s
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line]
+    return [line for line in lines if line["listenerName"] == listener][-1]["properties"]
+
+
+@pytest.fixture(scope="module")
+def mtls_port(
+    gateway: Gateway,
+    server_ca: trustme.CA,
+    client_root: trustme.CA,
+    client_issuer: trustme.CA,
+    backend: Backend,
+) -> int:
+    port = free_port()
+    gateway.apply(gateway_document(server_ca, client_root, client_issuer, backend, port))
+    return port
+
+
+def test_a_client_with_a_good_certificate_is_served_and_its_identity_reaches_the_backend(
+    gateway: Gateway, mtls_port: int, server_ca: trustme.CA, client_issuer: trustme.CA
+) -> None:
+    client = client_issuer.issue_cert("alice@contoso.test", common_name="alice")
+    status, seen, _ = request(mtls_port, server_ca, client=client)
+    assert status == 200 and seen is not None
+    assert seen["headers"]["x-client-verify"] == "SUCCESS"
+    assert "CN=alice" in seen["headers"]["x-client-subject"]
+    logged = last_line_for(gateway, "secure")
+    assert logged["sslClientVerify"] == "SUCCESS"
+    assert logged["sslClientCertificateIssuerName"] == client_issuer_dn(client_issuer)
+    assert len(logged["sslClientCertificateFingerprint"]) == 40  # SHA-1, as Azure's
+
+
+def client_issuer_dn(ca: trustme.CA) -> str:
+    from cryptography import x509
+
+    return x509.load_pem_x509_certificate(ca.cert_pem.bytes()).subject.rfc4514_string()
+
+
+@pytest.mark.parametrize("case", ["none", "other-ca", "expired", "wrong-issuer"])
+def test_refused_client_certificates_get_a_400_and_reach_nothing(
+    case: str,
+    gateway: Gateway,
+    mtls_port: int,
+    server_ca: trustme.CA,
+    client_root: trustme.CA,
+    client_issuer: trustme.CA,
+    backend: Backend,
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    client = {
+        "none": None,
+        "other-ca": trustme.CA().issue_cert("mallory@evil.test"),
+        "expired": client_issuer.issue_cert(
+            "old@contoso.test",
+            not_before=now - dt.timedelta(days=30),
+            not_after=now - dt.timedelta(days=1),
+        ),
+        # Issued by the trusted root itself, not by the intermediate verifyClientCertIssuerDN
+        # names: the chain verifies, the issuer does not match.
+        "wrong-issuer": client_root.issue_cert("direct@contoso.test"),
+    }[case]
+    backend.seen.clear()
+    status, _, answer = request(mtls_port, server_ca, client=client)
+    assert status == 400, answer[:300]
+    assert backend.seen == []  # nothing reached the backend
+    logged = last_line_for(gateway, "secure")
+    expected_info = {
+        "none": "ERRORINFO_CLIENT_CERTIFICATE_MISSING",
+        "wrong-issuer": "ERRORINFO_CLIENT_CERTIFICATE_ISSUER_DN_MISMATCH",
+    }.get(case, "ERRORINFO_CLIENT_CERTIFICATE_INVALID")
+    assert logged["error_info"] == expected_info
+    assert logged["sslClientVerify"] == ("NONE" if case == "none" else logged["sslClientVerify"])
+    if case != "none":
+        assert logged["sslClientVerify"].startswith("FAILED:")
+    if case == "expired":
+        assert "expired" in logged["sslClientVerify"]
+    # The worker goes on serving a good client.
+    good = client_issuer.issue_cert("bob@contoso.test")
+    assert request(mtls_port, server_ca, client=good)[0] == 200
+
+
+def test_a_site_without_client_authentication_cannot_reach_one_with_it(
+    mtls_port: int, server_ca: trustme.CA, backend: Backend
+) -> None:
+    """SNI of the open site (no certificate asked), Host of the secure one: 421, never the
+    secure site's backend. Both present the same certificate: the SSL profile decides."""
+    backend.seen.clear()
+    status, _, _ = request(mtls_port, server_ca, sni=OPEN_SITE, host=SITE)
+    assert status == 421
+    assert backend.seen == []
+    assert request(mtls_port, server_ca, sni=OPEN_SITE, host=OPEN_SITE)[0] == 200
+
+
+def test_the_trusted_client_certificate_shows_azures_read_only_fields(
+    gateway: Gateway, mtls_port: int, client_issuer: trustme.CA
+) -> None:
+    with gateway.api() as api:
+        shown = api.get(gateway_url()).json()
+    entry = shown["properties"]["trustedClientCertificates"][0]["properties"]
+    # The issuer verifyClientCertIssuerDN checks: the deepest certificate of the upload.
+    assert entry["clientCertIssuerDN"] == client_issuer_dn(client_issuer)
+    assert base64.b64decode(entry["validatedCertData"]).count(b"BEGIN CERTIFICATE") == 2
+
+
+def test_a_bad_client_ca_upload_is_refused_naming_the_field(
+    gateway: Gateway,
+    server_ca: trustme.CA,
+    client_root: trustme.CA,
+    client_issuer: trustme.CA,
+    backend: Backend,
+) -> None:
+    document = gateway_document(server_ca, client_root, client_issuer, backend, free_port())
+    leaf = client_issuer.issue_cert("not-a-ca@contoso.test")
+    entry = document["properties"]["trustedClientCertificates"][0]["properties"]
+    entry["data"] = base64.b64encode(leaf.cert_chain_pems[0].bytes()).decode()
+    with gateway.api() as api:
+        refused = api.put(gateway_url("refused-mtls"), json=document)
+    assert refused.status_code == 400
+    details = refused.json()["error"]["details"]
+    assert any(
+        d["code"] == "ApplicationGatewayTrustedClientCertificateInvalidData"
+        and "not a CA certificate" in d["message"]
+        for d in details
+    ), details
