@@ -9,14 +9,16 @@ from __future__ import annotations
 import typer
 
 from appgw.cli.children.commands import group_app
-from appgw.cli.children.groups import GROUPS, URL_PATH_MAP, URL_PATH_MAP_RULE
+from appgw.cli.children.groups import GROUPS
 from appgw.cli.children.ssl_policy import ssl_policy_app
 
 
 def register(app: typer.Typer) -> None:
+    # A group's path names where it goes: "url-path-map rule" is `rule` of url-path-map's app.
+    apps: dict[str, typer.Typer] = {}
     for group, help_text in GROUPS:
-        app.add_typer(group_app(group, help_text), name=group.path)
-    path_maps = group_app(URL_PATH_MAP, "URL path maps.")
-    path_maps.add_typer(group_app(URL_PATH_MAP_RULE, "Rules of a URL path map."), name="rule")
-    app.add_typer(path_maps, name=URL_PATH_MAP.path)
+        child = group_app(group, help_text)
+        *above, name = group.path.split()
+        (apps[" ".join(above)] if above else app).add_typer(child, name=name)
+        apps[group.path] = child
     app.add_typer(ssl_policy_app(), name="ssl-policy")

@@ -556,7 +556,7 @@ URL_PATH_MAP_RULE = Group(
     example="--paths /video/* --address-pool videoPool",
     update_example="--paths /video/* /media/*",
     apply=_path_rule,
-    parent=Parent(Flag(("--path-map-name",), "The URL path map.", required=True), PATH_MAPS),
+    parent=Parent(Flag(("--path-map-name",), "The URL path map.", required=True), URL_PATH_MAP),
 )
 
 
@@ -601,6 +601,7 @@ REDIRECT_CONFIG = Group(
     apply=_redirect,
 )
 
+# In the order they are registered: a group after the one its command path extends.
 GROUPS = (
     (SSL_CERT, "Listener certificates (PFX)."),
     (AUTH_CERT, "Backend authentication certificates (v1 SKUs)."),
@@ -613,4 +614,6 @@ GROUPS = (
     (PROBE, "Health probes."),
     (RULE, "Request routing rules."),
     (REDIRECT_CONFIG, "Redirect configurations."),
+    (URL_PATH_MAP, "URL path maps."),
+    (URL_PATH_MAP_RULE, "Rules of a URL path map."),
 )
