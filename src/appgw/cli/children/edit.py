@@ -34,6 +34,9 @@ NOUNS = {
     "urlPathMaps": "URL path map",
     "pathRules": "path rule",
     "redirectConfigurations": "redirect configuration",
+    "rewriteRuleSets": "rewrite rule set",
+    "rewriteRules": "rewrite rule",
+    "conditions": "rewrite condition",
 }
 
 
