@@ -16,7 +16,14 @@ from typing import Annotated, Any
 
 import typer
 
-from appgw.cli.children.edit import NOUNS, Edit, edit_gateway, existing_child, read_gateway
+from appgw.cli.children.edit import (
+    NOUNS,
+    Edit,
+    edit_gateway,
+    existing_member,
+    find_member,
+    read_gateway,
+)
 from appgw.cli.client import Api, emit, fail
 from appgw.cli.options import (
     AzCommand,
@@ -28,7 +35,6 @@ from appgw.cli.options import (
     Subscription,
     unsupported_option,
 )
-from appgw.model.document import find_child, put_child, remove_child
 from appgw.model.enums import AzureEnum
 
 
@@ -43,9 +49,10 @@ class Switch(AzureEnum):
 class Flag:
     """One option of create/update.
 
-    kind: str, int, Path, bool (a plain on-flag), or list (of str; repeat the flag or separate
-    values by spaces/commas). choices: the Azure enum a str or each list item must be one of,
-    in any letter case (Switch: az's true/false values).
+    kind: str, int, Path, bool (a plain on-flag), list (of str; repeat the flag or separate
+    values by spaces/commas), or dict (KEY=VALUE words, az's `--request-headers A=1 B=`; a
+    word is never split, as a value may hold spaces and commas). choices: the Azure enum a
+    str or each list item must be one of, in any letter case (Switch: az's true/false values).
     key: the JSON property it sets ("match.body" reaches into an object); None when `apply`
     handles it. link: the collection whose child names the value holds (they become ids).
     """
@@ -95,14 +102,6 @@ class Change:
 
 
 @dataclass(frozen=True)
-class Parent:
-    """Children that live inside another child (path rules in a URL path map)."""
-
-    flag: Flag
-    collection: str
-
-
-@dataclass(frozen=True)
 class Group:
     path: str  # the command group after `appgw`, as az names it ("url-path-map rule")
     collection: str
@@ -115,10 +114,49 @@ class Group:
     # that bad input fails before any request and a prompt does not hold the read open.
     prepare: Callable[[dict[str, Any]], None] | None = None
     parent: Parent | None = None
+    # The flag that names a child, and (`key`) the field it names: default -n/--name, "name".
+    # A rewrite condition has no name; az identifies it by its --variable.
+    identity: Flag | None = None
+    # ARM sub-resources keep their fields in `properties`; rewrite rules and their conditions
+    # are plain objects.
+    envelope: bool = True
 
     @property
     def noun(self) -> str:
         return NOUNS[self.collection]
+
+    @property
+    def key(self) -> Flag:
+        if self.identity is not None:
+            return self.identity
+        return Flag(("--name", "-n"), f"Name of the {self.noun}.", key="name")
+
+    @property
+    def key_field(self) -> str:
+        assert self.key.key is not None
+        return self.key.key
+
+    def parents(self) -> list[Parent]:
+        """The chain of parents, outermost first."""
+        if self.parent is None:
+            return []
+        return [*self.parent.group.parents(), self.parent]
+
+    def fields(self, child: dict[str, Any]) -> dict[str, Any]:
+        """Where a child of this group keeps its fields."""
+        if not self.envelope:
+            return child
+        properties: dict[str, Any] = child.setdefault("properties", {})
+        return properties
+
+
+@dataclass(frozen=True)
+class Parent:
+    """The child a group's children live in: path rules in a URL path map, rewrite rules in a
+    rewrite rule set, conditions in a rewrite rule (itself in a set)."""
+
+    flag: Flag
+    group: Group
 
 
 # --- flag values ------------------------------------------------------------------------------
@@ -128,12 +166,32 @@ _LISTED_CHOICES = 8  # more (cipher suites) would drown the help; list-options s
 
 
 def _value(flag: Flag, raw: Any) -> Any:
+    if flag.kind is dict:
+        return _pairs(flag, raw)
     if flag.kind is list:
         items = [item for value in raw for item in _LIST_SEPARATORS.split(value) if item]
         return [_choice(flag, item) for item in items] if flag.choices else items
     if flag.choices is Switch:
         return _choice(flag, raw) == Switch.TRUE
     return _choice(flag, raw) if flag.choices else raw
+
+
+def _pairs(flag: Flag, words: list[str]) -> dict[str, str]:
+    """KEY=VALUE words in order; an empty word (`--request-headers ""`) gives none."""
+    pairs: dict[str, str] = {}
+    seen: set[str] = set()
+    for word in words:
+        if not word:
+            continue
+        key, equals, value = word.partition("=")
+        if not equals or not key:
+            fail(f"{flag.long} {word!r}: give KEY=VALUE (the VALUE may be empty: KEY=)", 2)
+        # Header names are compared without regard to case: a second one would be ambiguous.
+        if key.casefold() in seen:
+            fail(f"{flag.long}: {key!r} is given twice; give each KEY once", 2)
+        seen.add(key.casefold())
+        pairs[key] = value
+    return pairs
 
 
 def _choice(flag: Flag, item: str) -> str:
@@ -162,7 +220,8 @@ def given_values(
     return values
 
 
-def _set(properties: dict[str, Any], key: str, value: Any) -> None:
+def set_field(properties: dict[str, Any], key: str, value: Any) -> None:
+    """Set `key` ("match.body" reaches into an object, made if missing); None removes it."""
     *path, last = key.split(".")
     for part in path:
         nested = properties.get(part)
@@ -187,7 +246,7 @@ def _apply_flags(change: Change) -> None:
                 value = [change.edit.ref(flag.link, name, flag.long) for name in value]
             else:
                 value = change.edit.ref(flag.link, value, flag.long) if value else None
-        _set(change.properties, flag.key, value)
+        set_field(change.properties, flag.key, value)
 
 
 # --- typer signatures -------------------------------------------------------------------------
@@ -197,13 +256,15 @@ def option(flag: Flag, *, creating: bool) -> inspect.Parameter:
     if flag.refused is not None:
         refusal = unsupported_option(*flag.decls, reason=flag.refused)
         return keyword(flag.name, Annotated[str | None, refusal], None)
-    kind = list[str] if flag.kind is list else str if flag.choices else flag.kind
+    kind = list[str] if flag.kind in (list, dict) else str if flag.choices else flag.kind
     help_text = flag.help
     if creating and flag.default is not None:
         shown = flag.default.value if isinstance(flag.default, Enum) else flag.default
         help_text += f" Default: {shown}."
     if flag.kind is list:
         help_text += " Repeat the flag, or separate values by spaces or commas."
+    if flag.kind is dict:
+        help_text += " Separate several by spaces; quote one that holds spaces."
     if flag.link is not None:
         help_text += f" Give names of {NOUNS[flag.link]} children."
     if flag.choices is not None and len(flag.choices) <= _LISTED_CHOICES:
@@ -227,14 +288,16 @@ def keyword(
 GatewayName = Annotated[str, typer.Option("--gateway-name", help="Application gateway name.")]
 
 
-def target(noun: str | None = None, parent: Flag | None = None) -> list[inspect.Parameter]:
-    """-g and --gateway-name; the parent's flag; -n for the child when `noun`."""
+def target(group: Group | None = None, *, keyed: bool = True) -> list[inspect.Parameter]:
+    """-g and --gateway-name; the flags of the group's parents; the flag that names the child
+    (-n) when `keyed`."""
     params = [keyword("resource_group", ResourceGroup), keyword("gateway_name", GatewayName)]
-    if parent is not None:
-        params.append(option(parent, creating=True))
-    if noun is not None:
-        child = typer.Option("--name", "-n", help=f"Name of the {noun}.")
-        params.append(keyword("name", Annotated[str, child]))
+    if group is None:
+        return params
+    params += [option(parent.flag, creating=True) for parent in group.parents()]
+    if keyed:
+        key = group.key
+        params.append(keyword(key.name, Annotated[str, typer.Option(*key.decls, help=key.help)]))
     return params
 
 
@@ -298,12 +361,35 @@ def read(arguments: dict[str, Any]) -> dict[str, Any]:
 # --- the verbs --------------------------------------------------------------------------------
 
 
-def _owner(group: Group, view: dict[str, Any], arguments: dict[str, Any]) -> dict[str, Any]:
-    """The document that holds the group's collection: the gateway or the parent child."""
-    if group.parent is None:
-        return view
-    flag = group.parent.flag
-    return existing_child(view, group.parent.collection, arguments[flag.name], flag.long)
+@dataclass
+class Owner:
+    """What holds a group's collection: the gateway, or a child (`child`) of the parent group."""
+
+    fields: dict[str, Any]
+    where: str  # for messages: "the gateway", "URL path map 'map1'"
+    child: dict[str, Any] | None = None
+
+    def members(self, collection: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self.fields.get(collection) or []  # absent or null
+        return found
+
+
+def _owner(group: Group, view: dict[str, Any], arguments: dict[str, Any]) -> Owner:
+    """The owner of the group's collection, found through the parents' flags."""
+    parent = group.parent
+    if parent is None:
+        return Owner(view["properties"], "the gateway")
+    outer = _owner(parent.group, view, arguments)
+    child = _existing(parent.group, outer, arguments[parent.flag.name], parent.flag.long)
+    where = f"{parent.group.noun} '{child[parent.group.key_field]}'"
+    return Owner(parent.group.fields(child), where, child)
+
+
+def _existing(group: Group, owner: Owner, value: str, flag: str) -> dict[str, Any]:
+    members = owner.members(group.collection)
+    return existing_member(
+        members, group.key_field, value, flag=flag, noun=group.noun, where=owner.where
+    )
 
 
 def _write(group: Group, arguments: dict[str, Any], *, creating: bool) -> None:
@@ -311,53 +397,53 @@ def _write(group: Group, arguments: dict[str, Any], *, creating: bool) -> None:
     values = given_values(list(flags.values()), arguments, creating=creating)
     if group.prepare is not None:
         group.prepare(values)
-    name = arguments["name"]
+    key = arguments[group.key.name]
 
     def change(document: Edit) -> None:
         owner = _owner(group, document.view, arguments)
-        child = find_child(owner, group.collection, name)
+        members = owner.members(group.collection)
+        child = find_member(members, group.key_field, key)
         if creating and child is not None:
             fail(
-                f"{group.noun} '{child['name']}' already exists; change it with "
+                f"{group.noun} '{child[group.key_field]}' already exists; change it with "
                 f"'appgw {group.path} update'"
             )
         if child is None:
             if not creating:
-                existing_child(owner, group.collection, name, "--name")
-            child = {"name": name, "properties": {}}
-        parent = None if owner is document.view else owner
-        step = Change(document, child["properties"], values, creating, flags, parent)
+                _existing(group, owner, key, group.key.long)
+            child = {group.key_field: key, **({"properties": {}} if group.envelope else {})}
+            owner.fields[group.collection] = [*members, child]
+        step = Change(document, group.fields(child), values, creating, flags, owner.child)
         _apply_flags(step)
         if group.apply is not None:
             group.apply(step)
-        put_child(owner, group.collection, child)
 
     stored = edit(arguments, change)
     if arguments["no_wait"]:
         return  # az prints nothing then
-    result = find_child(_owner(group, stored, arguments), group.collection, name)
-    emit(result, arguments["output"], arguments["query"])
+    members = _owner(group, stored, arguments).members(group.collection)
+    emit(find_member(members, group.key_field, key), arguments["output"], arguments["query"])
 
 
 def _delete(group: Group, arguments: dict[str, Any]) -> None:
     def change(document: Edit) -> None:
         owner = _owner(group, document.view, arguments)
-        if not remove_child(owner, group.collection, arguments["name"]):
-            existing_child(owner, group.collection, arguments["name"], "--name")
+        child = _existing(group, owner, arguments[group.key.name], group.key.long)
+        kept = [member for member in owner.members(group.collection) if member is not child]
+        owner.fields[group.collection] = kept
 
     edit(arguments, change)
 
 
 def _show(group: Group, arguments: dict[str, Any]) -> None:
     owner = _owner(group, read(arguments), arguments)
-    child = existing_child(owner, group.collection, arguments["name"], "--name")
+    child = _existing(group, owner, arguments[group.key.name], group.key.long)
     emit(child, arguments["output"], arguments["query"])
 
 
 def _list(group: Group, arguments: dict[str, Any]) -> None:
     owner = _owner(group, read(arguments), arguments)
-    children = owner["properties"].get(group.collection, [])
-    emit(children, arguments["output"], arguments["query"])
+    emit(owner.members(group.collection), arguments["output"], arguments["query"])
 
 
 # --- registration -----------------------------------------------------------------------------
@@ -366,12 +452,15 @@ def _list(group: Group, arguments: dict[str, Any]) -> None:
 def group_app(group: Group, help_text: str) -> typer.Typer:
     """The group's typer app with create, update, delete, list and show."""
     app = typer.Typer(help=help_text, no_args_is_help=True, rich_markup_mode=None)
-    parent = group.parent.flag if group.parent is not None else None
     base = f"appgw {group.path}"
     where = "-g rg1 --gateway-name appgw1"
-    if parent is not None:
-        where += f" {parent.long} map1"
-    named = f"{where} -n {group.example_name}"
+    for parent in group.parents():
+        where += f" {parent.flag.long} {parent.group.example_name}"
+    key = group.key
+    short = min(key.decls, key=len)
+    named = f"{where} {short} {group.example_name}"
+    which = f"{short} {key.name.upper()}"
+    of = f"the {group.parent.group.noun}" if group.parent is not None else "the gateway"
 
     def flags(creating: bool) -> list[inspect.Parameter]:
         return [option(f, creating=creating) for f in group.flags if creating or f.update]
@@ -379,35 +468,35 @@ def group_app(group: Group, help_text: str) -> typer.Typer:
     verbs: list[tuple[str, list[inspect.Parameter], Callable[[dict[str, Any]], None], str]] = [
         (
             "create",
-            [*target(group.noun, parent), *flags(True), *waiting(), *connection(prints=True)],
+            [*target(group), *flags(True), *waiting(), *connection(prints=True)],
             lambda arguments: _write(group, arguments, creating=True),
-            f"Create the {group.noun} -n NAME; prints it.\n\n"
-            f"Example: {base} create {named} {group.example}",
+            f"Create the {group.noun} {which}; prints it.\n\n"
+            f"Example: {base} create {named} {group.example}".rstrip(),
         ),
         (
             "update",
-            [*target(group.noun, parent), *flags(False), *waiting(), *connection(prints=True)],
+            [*target(group), *flags(False), *waiting(), *connection(prints=True)],
             lambda arguments: _write(group, arguments, creating=False),
-            f"Change the {group.noun} -n NAME: only what the flags give; prints it.\n\n"
-            f"Example: {base} update {named} {group.update_example}",
+            f"Change the {group.noun} {which}: only what the flags give; prints it.\n\n"
+            f"Example: {base} update {named} {group.update_example}".rstrip(),
         ),
         (
             "delete",
-            [*target(group.noun, parent), *waiting(), *connection(prints=False)],
+            [*target(group), *waiting(), *connection(prints=False)],
             lambda arguments: _delete(group, arguments),
-            f"Delete the {group.noun} -n NAME.\n\nExample: {base} delete {named}",
+            f"Delete the {group.noun} {which}.\n\nExample: {base} delete {named}",
         ),
         (
             "list",
-            [*target(None, parent), *connection(prints=True)],
+            [*target(group, keyed=False), *connection(prints=True)],
             lambda arguments: _list(group, arguments),
-            f"List every {group.noun} of the gateway.\n\nExample: {base} list {where} -o table",
+            f"List every {group.noun} of {of}.\n\nExample: {base} list {where} -o table",
         ),
         (
             "show",
-            [*target(group.noun, parent), *connection(prints=True)],
+            [*target(group), *connection(prints=True)],
             lambda arguments: _show(group, arguments),
-            f"Show the {group.noun} -n NAME.\n\nExample: {base} show {named}",
+            f"Show the {group.noun} {which}.\n\nExample: {base} show {named}",
         ),
     ]
     for verb, params, run, doc in verbs:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from appgw.cli.client import Api, await_operation, fail
-from appgw.model.document import child_names, find_child, ref
+from appgw.model.document import child_names, ref
 from appgw.model.ids import GatewayId
 
 CONFLICT = "the gateway changed since it was read; nothing was saved; run the command again"
@@ -34,20 +34,37 @@ NOUNS = {
     "urlPathMaps": "URL path map",
     "pathRules": "path rule",
     "redirectConfigurations": "redirect configuration",
+    "rewriteRuleSets": "rewrite rule set",
+    "rewriteRules": "rewrite rule",
+    "conditions": "rewrite condition",
 }
 
 
-def existing_child(owner: dict[str, Any], collection: str, name: str, flag: str) -> dict[str, Any]:
-    """The child `name` of `owner` (the gateway or a URL path map), or a failure that names
-    the flag and lists the names that exist."""
-    found = find_child(owner, collection, name)
+def find_member(members: list[dict[str, Any]], key: str, value: str) -> dict[str, Any] | None:
+    """The member whose `key` (a name; a condition's variable) is `value`, compared without
+    regard to case as ARM compares names (and HTTP header names, which variables hold)."""
+    folded = value.casefold()
+    return next((m for m in members if str(m.get(key, "")).casefold() == folded), None)
+
+
+def existing_member(
+    members: list[dict[str, Any]], key: str, value: str, *, flag: str, noun: str, where: str
+) -> dict[str, Any]:
+    """The member `value`, or a failure that names the flag, where it was looked for, and the
+    members that exist."""
+    found = find_member(members, key, value)
     if found is None:
-        names = ", ".join(child_names(owner, collection)) or "none"
-        where = f"URL path map '{owner['name']}'" if collection == "pathRules" else "the gateway"
-        fail(
-            f"{flag} {name!r}: {where} has no {NOUNS[collection]} of that name (existing: {names})"
-        )
+        listed = ", ".join(str(member.get(key)) for member in members) or "none"
+        fail(f"{flag} {value!r}: {where} has no {noun} of that {key} (existing: {listed})")
     return found
+
+
+def existing_child(view: dict[str, Any], collection: str, name: str, flag: str) -> dict[str, Any]:
+    """The gateway's child `name` (`existing_member`)."""
+    members = view["properties"].get(collection) or []
+    return existing_member(
+        members, "name", name, flag=flag, noun=NOUNS[collection], where="the gateway"
+    )
 
 
 @dataclass

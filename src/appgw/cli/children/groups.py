@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from appgw.cli.children.commands import Change, Flag, Group, Parent, Switch
+from appgw.cli.children.commands import Change, Flag, Group, Parent, Switch, set_field
 from appgw.cli.client import fail
 from appgw.cli.options import KEY_VAULT
 from appgw.cli.uploads import read_file, read_pfx
@@ -31,6 +31,7 @@ PROBES = "probes"
 RULES = "requestRoutingRules"
 PATH_MAPS = "urlPathMaps"
 REDIRECTS = "redirectConfigurations"
+REWRITE_SETS = "rewriteRuleSets"
 
 _POOL = Flag(("--address-pool",), "Backend address pool.", key="backendAddressPool", link=POOLS)
 _SETTINGS = Flag(("--http-settings",), "HTTP settings.", key="backendHttpSettings", link=SETTINGS)
@@ -453,6 +454,12 @@ RULE = Group(
             link=PATH_MAPS,
         ),
         _REDIRECT,
+        Flag(
+            ("--rewrite-rule-set",),
+            "Rewrite rule set applied to the rule's traffic; empty detaches it.",
+            key="rewriteRuleSet",
+            link=REWRITE_SETS,
+        ),
     ),
     example_name="rule1",
     example="--priority 100 --http-listener appGatewayHttpListener",
@@ -462,14 +469,20 @@ RULE = Group(
 
 
 def _path_rule_targets(change: Change, rule: dict[str, Any]) -> None:
-    """A path rule's pool and settings, or redirect; left out, the map's defaults."""
+    """A path rule's pool and settings, or redirect, and its rewrite rule set; an empty value
+    removes the reference."""
     for name, key, collection in (
         ("address_pool", "backendAddressPool", POOLS),
         ("http_settings", "backendHttpSettings", SETTINGS),
         ("redirect_config", "redirectConfiguration", REDIRECTS),
+        ("rewrite_rule_set", "rewriteRuleSet", REWRITE_SETS),
     ):
-        if change.given(name):
+        if not change.given(name):
+            continue
+        if change.values[name]:
             rule[key] = change.ref(name, collection)
+        else:
+            rule.pop(key, None)
 
 
 def _url_path_map(change: Change) -> None:
@@ -511,6 +524,7 @@ URL_PATH_MAP = Group(
         Flag(("--address-pool",), "Backend address pool of the first rule.", update=False),
         Flag(("--http-settings",), "HTTP settings of the first rule.", update=False),
         Flag(("--redirect-config",), "Redirect configuration of the first rule.", update=False),
+        Flag(("--rewrite-rule-set",), "Rewrite rule set of the first rule.", update=False),
         Flag(
             ("--default-address-pool",),
             "Pool for paths no rule matches (default: --address-pool).",
@@ -528,6 +542,12 @@ URL_PATH_MAP = Group(
             "Redirect for paths no rule matches (default: --redirect-config).",
             key="defaultRedirectConfiguration",
             link=REDIRECTS,
+        ),
+        Flag(
+            ("--default-rewrite-rule-set",),
+            "Rewrite rule set for paths no rule matches; empty detaches it.",
+            key="defaultRewriteRuleSet",
+            link=REWRITE_SETS,
         ),
     ),
     example_name="pathMap1",
@@ -551,12 +571,13 @@ URL_PATH_MAP_RULE = Group(
         Flag(("--address-pool",), "Backend address pool (default: the map's)."),
         Flag(("--http-settings",), "HTTP settings (default: the map's)."),
         Flag(("--redirect-config",), "Redirect configuration."),
+        Flag(("--rewrite-rule-set",), "Rewrite rule set; empty detaches it."),
     ),
     example_name="videoRule",
     example="--paths /video/* --address-pool videoPool",
-    update_example="--paths /video/* /media/*",
+    update_example="--paths /video/* /media/* --rewrite-rule-set rewriteSet1",
     apply=_path_rule,
-    parent=Parent(Flag(("--path-map-name",), "The URL path map.", required=True), PATH_MAPS),
+    parent=Parent(Flag(("--path-map-name",), "The URL path map.", required=True), URL_PATH_MAP),
 )
 
 
@@ -601,6 +622,125 @@ REDIRECT_CONFIG = Group(
     apply=_redirect,
 )
 
+# --- rewrite rule sets ------------------------------------------------------------------------
+
+REWRITE_RULE_SET = Group(
+    "rewrite-rule set",
+    REWRITE_SETS,
+    (),
+    example_name="rewriteSet1",
+    example="",
+    update_example="",
+)
+
+
+def _rewrite_rule(change: Change) -> None:
+    """--request-headers / --response-headers replace the rule's list (as az does); an empty
+    VALUE deletes the header."""
+    for name, key in (
+        ("request_headers", "requestHeaderConfigurations"),
+        ("response_headers", "responseHeaderConfigurations"),
+    ):
+        if change.given(name):
+            headers = [
+                {"headerName": header, "headerValue": value}
+                for header, value in change.values[name].items()
+            ]
+            set_field(change.properties, f"actionSet.{key}", headers)
+
+
+REWRITE_RULE = Group(
+    "rewrite-rule",
+    "rewriteRules",
+    (
+        Flag(
+            ("--sequence",),
+            "Order of the rule in its set, 1-1000; lower runs first.",
+            kind=int,
+            key="ruleSequence",
+            default=100,
+        ),
+        Flag(
+            ("--request-headers",),
+            "Request headers to set, HEADER=VALUE (the VALUE may use variables: "
+            "{var_client_ip}); an empty VALUE (Server=) deletes the header. Replaces the "
+            "rule's list.",
+            kind=dict,
+        ),
+        Flag(
+            ("--response-headers",),
+            "Response headers to set, HEADER=VALUE (the VALUE may use variables: "
+            "{http_resp_Location}); an empty VALUE (Server=) deletes the header. Replaces the "
+            "rule's list.",
+            kind=dict,
+        ),
+        Flag(
+            ("--modified-path",),
+            "URL path to rewrite to; may use variables ({var_uri_path_1}).",
+            key="actionSet.urlConfiguration.modifiedPath",
+        ),
+        Flag(
+            ("--modified-query-string",),
+            "Query string to rewrite to; may use variables.",
+            key="actionSet.urlConfiguration.modifiedQueryString",
+        ),
+        Flag(
+            ("--enable-reroute",),
+            "Match the rewritten URL against the URL path map again.",
+            choices=Switch,
+            key="actionSet.urlConfiguration.reroute",
+        ),
+    ),
+    example_name="rule1",
+    example="--sequence 100 --request-headers X-Forwarded-For={var_add_x_forwarded_for_proxy} "
+    "--response-headers Server=",
+    update_example="--modified-path /v2{var_uri_path} --enable-reroute false",
+    apply=_rewrite_rule,
+    parent=Parent(
+        Flag(("--rule-set-name",), "The rewrite rule set.", required=True), REWRITE_RULE_SET
+    ),
+    envelope=False,
+)
+
+REWRITE_CONDITION = Group(
+    "rewrite-rule condition",
+    "conditions",
+    (
+        Flag(
+            ("--pattern",),
+            "Pattern (RE2) the variable's value is matched against.",
+            key="pattern",
+            required=True,
+        ),
+        Flag(
+            ("--ignore-case",),
+            "Match without regard to case.",
+            choices=Switch,
+            key="ignoreCase",
+            default=Switch.TRUE,
+        ),
+        Flag(
+            ("--negate",),
+            "The condition holds when the pattern does not match.",
+            choices=Switch,
+            key="negate",
+            default=Switch.FALSE,
+        ),
+    ),
+    example_name="http_req_User-Agent",
+    example="--pattern 'mobile|android' --negate false",
+    update_example="--pattern 'android|iphone' --ignore-case true",
+    parent=Parent(Flag(("--rule-name",), "The rewrite rule.", required=True), REWRITE_RULE),
+    identity=Flag(
+        ("--variable",),
+        "Variable the condition checks, which identifies it: a server variable (var_uri_path), "
+        "a request header (http_req_User-Agent) or a response header (http_resp_Location).",
+        key="variable",
+    ),
+    envelope=False,
+)
+
+# In the order they are registered: a group after the one its command path extends.
 GROUPS = (
     (SSL_CERT, "Listener certificates (PFX)."),
     (AUTH_CERT, "Backend authentication certificates (v1 SKUs)."),
@@ -613,4 +753,9 @@ GROUPS = (
     (PROBE, "Health probes."),
     (RULE, "Request routing rules."),
     (REDIRECT_CONFIG, "Redirect configurations."),
+    (URL_PATH_MAP, "URL path maps."),
+    (URL_PATH_MAP_RULE, "Rules of a URL path map."),
+    (REWRITE_RULE, "Rewrite rules, their sets and conditions (v2 SKUs)."),
+    (REWRITE_RULE_SET, "Rewrite rule sets."),
+    (REWRITE_CONDITION, "Conditions of a rewrite rule."),
 )
