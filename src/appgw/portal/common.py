@@ -47,6 +47,7 @@ MENU = (
     ("pools", "Backend pools"),
     ("settings", "Backend settings"),
     ("rules", "Rules"),
+    ("rewrites", "Rewrites"),
     ("probes", "Health probes"),
     ("health", "Backend health"),
     ("ssl", "SSL settings"),
