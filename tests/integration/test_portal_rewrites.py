@@ -415,3 +415,55 @@ def test_a_v1_gateway_has_no_rewrites(tmp_path: Path) -> None:
             listing = client.get(REWRITES).text
             assert "Rewrites need a v2 SKU" in listing
             assert "+ Rewrite set" not in listing
+
+
+def test_the_rule_screen_chooses_a_rewrite_set(portal: tuple[Api, Browser]) -> None:
+    api, browser = portal
+    document = stored(api)
+    document["properties"]["rewriteRuleSets"] = [
+        {
+            "name": "headers",
+            "properties": {
+                "rewriteRules": [
+                    {
+                        "name": "noServer",
+                        "ruleSequence": 100,
+                        "actionSet": {"responseHeaderConfigurations": [{"headerName": "Server"}]},
+                    }
+                ]
+            },
+        }
+    ]
+    assert api.client.put(gateway_url(), json=document).status_code == 200
+
+    # A basic rule holds the set itself.
+    edit = f"{PORTAL}/rules/rule1/edit"
+    page = browser.get(edit)
+    assert selected(page, "rewrite_set") == ""
+    saved = browser.submit(page, edit, rewrite_set="headers")
+    assert saved.status_code == 303, general_error(saved.text) or saved.text
+    props = stored(api)["properties"]
+    assert named(props["requestRoutingRules"], "rule1")["properties"]["rewriteRuleSet"] == set_ref(
+        "headers"
+    )
+    assert selected(browser.get(edit), "rewrite_set") == "headers"
+    assert "rule1" in browser.get(REWRITES).split("headers", 1)[1]
+
+    # A path-based rule: its default target's (the path map's) and each path's.
+    edit = f"{PORTAL}/rules/pathRule/edit"
+    page = browser.get(edit)
+    saved = browser.submit(page, edit, rewrite_set="headers", path_rewrite_set_0="headers")
+    assert saved.status_code == 303, general_error(saved.text) or saved.text
+    path_map = named(stored(api)["properties"]["urlPathMaps"], "pathRule")["properties"]
+    assert path_map["defaultRewriteRuleSet"] == set_ref("headers")
+    assert path_map["pathRules"][0]["properties"]["rewriteRuleSet"] == set_ref("headers")
+    page = browser.get(edit)
+    assert selected(page, "rewrite_set") == "headers"
+    assert selected(page, "path_rewrite_set_0") == "headers"
+
+    # (none) takes it off again.
+    saved = browser.submit(page, edit, rewrite_set="", path_rewrite_set_0="")
+    assert saved.status_code == 303, general_error(saved.text) or saved.text
+    path_map = named(stored(api)["properties"]["urlPathMaps"], "pathRule")["properties"]
+    assert "defaultRewriteRuleSet" not in path_map
+    assert "rewriteRuleSet" not in path_map["pathRules"][0]["properties"]
