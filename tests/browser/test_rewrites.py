@@ -75,9 +75,19 @@ def test_create_a_rewrite_set_from_the_rewrites_blade(browser: Browser, gateway:
         expect(row.locator('td[data-label="Rewrite rules"]')).to_have_text("1")
         screenshot(page, "rewrites-list")
 
+        # Enter in a field saves the form (it does not press "+ Add condition", the first
+        # button a browser would otherwise take).
+        row.get_by_role("link", name="securityHeaders").click()
+        expect(page.locator("h1")).to_have_text("Edit rewrite set")
+        page.get_by_label("Rewrite rule name").fill("strictTransport")
+        page.get_by_label("Rewrite rule name").press("Enter")
+        page.wait_for_url("**/rewrites")
+        expect(page.get_by_role("status")).to_contain_text("Rewrite set 'securityHeaders' saved.")
+
         with gateway.api() as api:
             stored = api.get(gateway_url()).json()["properties"]
         rules = stored["rewriteRuleSets"][0]["properties"]["rewriteRules"]
+        assert [rule["name"] for rule in rules] == ["strictTransport"]
         assert rules[0]["conditions"][0]["variable"] == "var_request_scheme"
         assert rules[0]["actionSet"]["responseHeaderConfigurations"] == [
             {"headerName": "Strict-Transport-Security", "headerValue": "max-age=31536000"}

@@ -346,7 +346,13 @@ def test_create_list_edit_and_delete_a_rewrite_set(portal: tuple[Api, Browser]) 
     path_map = named(props["urlPathMaps"], "pathRule")["properties"]
     assert path_map["defaultRewriteRuleSet"] == set_ref("securityHeaders")
 
-    # Deleted from the list: its associations go with it.
+    # Deleted from the list (the page that asks first says what goes): its associations go too.
+    asked = browser.get(f"{REWRITES}/securityHeaders/delete")
+    assert "Delete rewrite set securityHeaders?" in asked
+    assert (
+        "It is taken off the routing rules it is associated with: pathRule: default (paths not "
+        "listed); pathRule: images (/images/*)." in html.unescape(asked)
+    )
     listing = browser.get(REWRITES)
     deleted = browser.submit(listing, f"{REWRITES}/securityHeaders/delete")
     assert deleted.status_code == 303, deleted.text

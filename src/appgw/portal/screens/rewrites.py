@@ -16,7 +16,7 @@ from typing import Any
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
-from appgw.model.ids import GatewayId
+from appgw.model.ids import PATH_RULES, GatewayId
 from appgw.model.rewrite import SERVER_VARIABLES
 from appgw.model.validate_rewrite import MAX_RULE_SEQUENCE
 from appgw.portal.common import (
@@ -156,7 +156,6 @@ class RewriteSetForm:
                 sequence=text(form, f"r{i}_sequence"),
                 url=text(form, f"r{i}_url"),
                 url_path=text(form, f"r{i}_url_path"),
-                # Not stripped: a query string's spaces are the operator's to keep or not.
                 url_query=text(form, f"r{i}_url_query"),
                 reroute=f"r{i}_reroute" in form,
             )
@@ -302,7 +301,7 @@ def _resource_of(value: str) -> str:
     if kind == "default":
         return f"{PATH_MAPS}/{rest}"
     path_map, _, path_rule = rest.partition(":")
-    return f"{PATH_MAPS}/{path_map}/pathRules/{path_rule}"
+    return f"{PATH_MAPS}/{path_map}/{PATH_RULES}/{path_rule}"
 
 
 def _detach_everywhere(document: dict[str, Any], set_name: str) -> None:
@@ -594,6 +593,14 @@ def _delete_also(document: dict[str, Any], rule_set: dict[str, Any]) -> None:
     _detach_everywhere(document, rule_set["name"])
 
 
+def _delete_note(view: dict[str, Any], rule_set: dict[str, Any]) -> str:
+    folded = rule_set["name"].casefold()
+    labels = [p.label for p in _points(view) if p.current.casefold() == folded]
+    if not labels:
+        return ""
+    return f"It is taken off the routing rules it is associated with: {'; '.join(labels)}."
+
+
 BLADE = ChildScreen(
     screen="rewrites",
     collection=COLLECTION,
@@ -608,6 +615,7 @@ BLADE = ChildScreen(
     apply=_apply,
     check=_check,
     delete_also=_delete_also,
+    delete_note=_delete_note,
     intercept=_edit_rows,
 )
 register = BLADE.register
