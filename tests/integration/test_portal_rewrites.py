@@ -379,6 +379,9 @@ def test_problems_are_shown_next_to_their_fields(portal: tuple[Api, Browser]) ->
     # What the service refuses, each next to its field: a capture the condition does not have,
     # a header Azure never rewrites, a rule sequence out of range, and 'reroute' on a basic rule.
     page = press(browser, add, page, "add_condition:0")
+    page = press(browser, add, page, "add_rule")
+    page = press(browser, add, page, "add_condition:1")
+    page = press(browser, add, page, "add_rule")
     refused = browser.submit(
         page,
         add,
@@ -398,6 +401,15 @@ def test_problems_are_shown_next_to_their_fields(portal: tuple[Api, Browser]) ->
         r0_url="path",
         r0_url_path="/mobile",
         r0_reroute="on",
+        # A response header cannot decide a request header's rewrite (it comes later).
+        r1_name="late",
+        r1_c0_kind="response",
+        r1_c0_name="Location",
+        r1_c0_pattern=".*",
+        r1_h0_header="X-Late",
+        r1_h0_value="yes",
+        # A rule that does nothing.
+        r2_name="idle",
     )
     assert refused.status_code == 400, refused.text
     text = refused.text
@@ -405,6 +417,8 @@ def test_problems_are_shown_next_to_their_fields(portal: tuple[Api, Browser]) ->
     assert "Connection header cannot be rewritten" in field_error(text, "r0_h1_header")
     assert "'ruleSequence' must be 1-1000" in field_error(text, "r0_sequence")
     assert "re-evaluates the path map" in field_error(text, "assoc_rule:rule1")
+    assert "cannot decide a request header or URL rewrite" in field_error(text, "r1_conditions")
+    assert "needs at least one request header" in field_error(text, "r2_actions")
     assert general_error(text) == ""
     assert is_checked(text, "r0_reroute") and is_checked(text, "assoc", "rule:rule1")
     assert stored(api)["properties"].get("rewriteRuleSets", []) == []
