@@ -49,13 +49,14 @@ def test_create_a_rewrite_set_from_the_rewrites_blade(browser: Browser, gateway:
         page.get_by_role("link", name="+ Rewrite set").click()
         expect(page.locator("h1")).to_have_text("Create rewrite set")
 
-        page.locator("#set_name").fill("securityHeaders")
         page.get_by_label("rule1").check()
         page.get_by_label("Rewrite rule name").fill("hsts")
+        # A row button works while a required field (the set's name) is still empty.
         page.get_by_role("button", name="+ Add condition").click()
         # The form came back with the condition row, and what was typed.
-        expect(page.locator("#set_name")).to_have_value("securityHeaders")
+        expect(page.get_by_label("Rewrite rule name")).to_have_value("hsts")
         expect(page.get_by_label("rule1")).to_be_checked()
+        page.locator("#set_name").fill("securityHeaders")
         page.get_by_label("Server variable or header, row 1").fill("request_scheme")
         page.get_by_label("Pattern to match, row 1").fill("^https$")
         page.get_by_label("Rewrite type, row 1").select_option("response")
