@@ -11,7 +11,7 @@ from backends import free_port
 from browser.conftest import screenshot
 from builders import GatewayBuilder
 from e2e.harness import Gateway
-from helpers import TOKEN, start_serve
+from helpers import TOKEN, gateway_id, start_serve
 
 pytestmark = pytest.mark.slow
 
@@ -27,12 +27,46 @@ SCREENS = (
     "settings/add",
     "rules",
     "rules/add",
+    "rewrites",
+    "rewrites/add",
+    "rewrites/securityHeaders/edit",
     "probes",
     "probes/add",
     "health",
     "ssl",
     "activity",
 )
+
+REWRITE_SET = {
+    "name": "securityHeaders",
+    "properties": {
+        "rewriteRules": [
+            {
+                "name": "articles",
+                "ruleSequence": 100,
+                "conditions": [
+                    {"variable": "var_uri_path", "pattern": "^/article/([0-9]+)/(.*)$"},
+                ],
+                "actionSet": {
+                    "requestHeaderConfigurations": [
+                        {"headerName": "X-Article-Id", "headerValue": "{var_uri_path_1}"}
+                    ],
+                    "responseHeaderConfigurations": [
+                        {
+                            "headerName": "Strict-Transport-Security",
+                            "headerValue": "max-age=31536000",
+                        },
+                        {"headerName": "Server"},
+                    ],
+                    "urlConfiguration": {
+                        "modifiedPath": "/article.aspx",
+                        "modifiedQueryString": "id={var_uri_path_1}&title={var_uri_path_2}",
+                    },
+                },
+            }
+        ]
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +75,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         tmp_path_factory.mktemp("layout") / "data", {"APPGW_ADMIN_TOKEN": TOKEN}, workers=1
     )
     running = Gateway(server, workers=1)
-    running.apply(
+    document = (
         GatewayBuilder()
         .pool("appGatewayBackendPool", "127.0.0.1")
         .settings("appGatewayBackendHttpSettings", free_port(), "Http")
@@ -54,6 +88,12 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         )
         .build()
     )
+    # The Rewrites blade's edit form at its widest: a condition, header actions, a URL rewrite.
+    document["properties"]["rewriteRuleSets"] = [REWRITE_SET]
+    document["properties"]["requestRoutingRules"][0]["properties"]["rewriteRuleSet"] = {
+        "id": f"{gateway_id()}/rewriteRuleSets/securityHeaders"
+    }
+    running.apply(document)
     try:
         yield running
     finally:

@@ -47,6 +47,7 @@ MENU = (
     ("pools", "Backend pools"),
     ("settings", "Backend settings"),
     ("rules", "Rules"),
+    ("rewrites", "Rewrites"),
     ("probes", "Health probes"),
     ("health", "Backend health"),
     ("ssl", "SSL settings"),
@@ -498,6 +499,8 @@ class ChildScreen(Generic[Form]):
     delete_also: Callable[[dict[str, Any], dict[str, Any]], None] = _nothing_else
     # Why a refused delete was refused, in a sentence after "... was not deleted.".
     delete_refusal: Callable[[dict[str, Any], dict[str, Any]], str] = _no_reason
+    # What else a delete changes, said on the page that asks first ("" if nothing).
+    delete_note: Callable[[dict[str, Any], dict[str, Any]], str] = _no_reason
     # A step before checking and saving (the probe's Test): a page to show instead, or None.
     intercept: Callable[[Submission[Form]], Response | None] | None = None
 
@@ -644,6 +647,7 @@ class ChildScreen(Generic[Form]):
                 noun=self.noun,
                 child=found["name"],
                 action=self.child_url(blade, found["name"], "delete"),
+                note=self.delete_note(blade.view, found),
             )
 
         @router.post(f"{base}/add")

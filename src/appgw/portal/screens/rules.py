@@ -33,6 +33,7 @@ REDIRECTS = "redirectConfigurations"
 POOLS = "backendAddressPools"
 SETTINGS = "backendHttpSettingsCollection"
 LISTENERS = "httpListeners"
+REWRITE_SETS = "rewriteRuleSets"
 
 BACKEND_POOL = "BackendPool"
 REDIRECTION = "Redirection"
@@ -131,9 +132,10 @@ class PathRow:
     name: str = ""
     settings: str = ""
     target: str = ""  # a pool name, or REDIRECT_OPTION + a redirect configuration name
+    rewrite_set: str = ""
 
     def blank(self) -> bool:
-        return not (self.paths or self.name or self.settings or self.target)
+        return not (self.paths or self.name or self.settings or self.target or self.rewrite_set)
 
 
 @dataclass
@@ -151,6 +153,10 @@ class RuleForm:
     include_path: bool = True
     include_query_string: bool = True
     rows: list[PathRow] = field(default_factory=list)
+    # The rewrite set of the rule (of a path-based rule: of its default target). The form of a
+    # v1 gateway has no such field: then what is stored is left as it is.
+    rewrite_set: str = ""
+    rewrite_shown: bool = True
 
     @classmethod
     def of_rule(cls, view: dict[str, Any], rule: dict[str, Any]) -> RuleForm:
@@ -171,6 +177,7 @@ class RuleForm:
                         path_rule["name"],
                         name_of(p.get("backendHttpSettings")),
                         target,
+                        name_of(p.get("rewriteRuleSet")),
                     )
                 )
         form = cls(
@@ -180,6 +187,9 @@ class RuleForm:
             pool=name_of(holder.get(keys[0])),
             settings=name_of(holder.get(keys[1])),
             rows=rows,
+            rewrite_set=name_of(
+                holder.get("defaultRewriteRuleSet" if path_map else "rewriteRuleSet")
+            ),
         )
         redirect_config = find_child(view, REDIRECTS, name_of(holder.get(keys[2])))
         if redirect_config is not None:
@@ -204,6 +214,7 @@ class RuleForm:
                     text(form, f"path_name_{index}"),
                     text(form, f"path_settings_{index}"),
                     text(form, f"path_target_{index}"),
+                    text(form, f"path_rewrite_set_{index}"),
                 )
             )
             index += 1
@@ -221,6 +232,8 @@ class RuleForm:
             include_path=text(form, "include_path") == "Yes",
             include_query_string=text(form, "include_query_string") == "Yes",
             rows=rows,
+            rewrite_set=text(form, "rewrite_set"),
+            rewrite_shown="rewrite_set" in form,
         )
 
     def filled_rows(self) -> list[int]:
@@ -317,6 +330,15 @@ def _apply(
         for key in keys:
             holder.pop(key, None)
         holder["pathRules"] = _path_rules(gateway_id, rule_form, path_map, applied)
+    if rule_form.rewrite_shown:
+        # A basic rule holds its set; a path-based rule's default target is its path map's.
+        props.pop("rewriteRuleSet", None)
+        _set_or_drop(
+            gateway_id,
+            holder,
+            "defaultRewriteRuleSet" if path_based else "rewriteRuleSet",
+            rule_form.rewrite_set,
+        )
 
     if rule_form.target_type == REDIRECTION:
         applied.redirect_name = old_redirect or rule_form.name
@@ -333,6 +355,13 @@ def _apply(
     # What the rule no longer uses goes with it, as when Azure's blade switches target type.
     _drop_unused(document, old_redirect, old_path_map)
     return applied
+
+
+def _set_or_drop(gateway_id: GatewayId, holder: dict[str, Any], key: str, rewrite_set: str) -> None:
+    if rewrite_set:
+        holder[key] = ref(gateway_id, REWRITE_SETS, rewrite_set)
+    else:
+        holder.pop(key, None)
 
 
 def _index(children: list[dict[str, Any]], child: dict[str, Any]) -> int:
@@ -387,6 +416,8 @@ def _path_rules(
                 p["backendAddressPool"] = ref(gateway_id, POOLS, row.target)
             if row.settings:
                 p["backendHttpSettings"] = ref(gateway_id, SETTINGS, row.settings)
+        if rule_form.rewrite_shown:
+            _set_or_drop(gateway_id, p, "rewriteRuleSet", row.rewrite_set)
         applied.row_of_path_rule[len(result)] = row_index
         result.append(path_rule)
     return result
@@ -402,6 +433,7 @@ _RULE_FIELDS = {
     "properties.backendHttpSettings": "backend_settings",
     "properties.redirectConfiguration": "target_type",
     "properties.urlPathMap": "path_0",
+    "properties.rewriteRuleSet": "rewrite_set",
     "properties": "backend_pool",  # "needs a backend pool and settings, or a redirect"
 }
 _PATH_MAP_FIELDS = {
@@ -409,6 +441,7 @@ _PATH_MAP_FIELDS = {
     "properties.defaultBackendAddressPool": "backend_pool",
     "properties.defaultBackendHttpSettings": "backend_settings",
     "properties.defaultRedirectConfiguration": "target_type",
+    "properties.defaultRewriteRuleSet": "rewrite_set",
     "properties": "backend_pool",
 }
 _REDIRECT_FIELDS = {
@@ -424,6 +457,7 @@ _PATH_RULE_FIELDS = {
     "properties.backendAddressPool": "path_target_{row}",
     "properties.backendHttpSettings": "path_settings_{row}",
     "properties.redirectConfiguration": "path_target_{row}",
+    "properties.rewriteRuleSet": "path_rewrite_set_{row}",
     "properties": "path_target_{row}",
 }
 
@@ -560,6 +594,7 @@ def _editor_context(view: dict[str, Any], rule_form: RuleForm, adding: bool) -> 
         "pools": pools,
         "settings": settings,
         "path_targets": path_targets,
+        "rewrite_sets": [(r["name"], r["name"]) for r in props.get(REWRITE_SETS, [])],
         "target_types": TARGET_TYPES,
         "redirect_types": REDIRECT_TYPES,
         "redirect_targets": REDIRECT_TARGETS,
