@@ -20,6 +20,7 @@ SOURCE = Path(__file__).resolve().parents[2] / "src" / "appgw"
 # Modules at the top of the package that import nothing of appgw beyond each other.
 BASICS = {
     "hostnames",
+    "http_fetch",
     "json_text",
     "memo",
     "gc_pause",

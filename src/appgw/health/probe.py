@@ -14,10 +14,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import httptools
-
 from appgw.compile.identity import BackendIdentity, backend_identity
 from appgw.compile.snapshot import BackendMember, ProbeSpec
+from appgw.http_fetch import HttpAnswer, ResponseReader
 from appgw.tls.client import client_context, presented_chain
 from appgw.tls.trust import BackendCertificateVerdict, verify_presented_chain
 
@@ -95,10 +94,10 @@ async def _probe(
         where = f"{member.address} ({address}):{spec.port}"
     trust = spec.settings.trust
     context: ssl.SSLContext | None = client_context(trust) if trust is not None else None
-    answered: asyncio.Future[tuple[int, bytes] | None] = loop.create_future()
+    answered: asyncio.Future[HttpAnswer | None] = loop.create_future()
     try:
         transport, _protocol = await loop.create_connection(
-            lambda: _ProbeExchange(answered),
+            lambda: ResponseReader(answered, MAX_PROBE_RESPONSE_BYTES),
             address,
             spec.port,
             ssl=context,
@@ -143,7 +142,7 @@ async def _probe(
                 "User-Agent: appgw-health-probe/1.0\r\nAccept: */*\r\nConnection: close\r\n\r\n"
             ).encode()
         )
-        response = await answered
+        answer = await answered
     except (OSError, ConnectionError) as error:
         return result(
             False,
@@ -154,14 +153,15 @@ async def _probe(
         )
     finally:
         transport.close()
-    if response is None:
+    if answer is None:
         return result(
             False,
             "InvalidResponse",
             f"The backend {where} did not send a valid HTTP response to the health probe.",
             resolved_address=address,
         )
-    status, body = response
+    # Judged on what came: the status and the first bytes of the body.
+    status, body = answer.status, answer.body
     expected = ", ".join(
         f"{low}-{high}" if low != high else f"{low}" for low, high in spec.status_ranges
     )
@@ -193,58 +193,3 @@ async def _probe(
         verdict=verdict,
         resolved_address=address,
     )
-
-
-class _ProbeExchange(asyncio.Protocol):
-    """Reads one probe response into `answered`: (status, first bytes of the body), or None
-    when what came is not HTTP. A protocol rather than asyncio's streams: a large pool is
-    probed thousands of times a second, and the streams' objects were a third of a probe's CPU.
-    """
-
-    def __init__(self, answered: asyncio.Future[tuple[int, bytes] | None]) -> None:
-        self.answered = answered
-        self.parser = httptools.HttpResponseParser(self)
-        self.body = bytearray()
-        self.received = 0
-
-    def data_received(self, data: bytes) -> None:
-        if self.answered.done():
-            return
-        self.received += len(data)
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError:
-            self.answered.set_result(None)
-            return
-        if not self.answered.done() and self.received > MAX_PROBE_RESPONSE_BYTES:
-            self._answer()  # judged on what came: the status and the first bytes of the body
-
-    def eof_received(self) -> bool | None:
-        self._answer()
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.answered.done():
-            return
-        if exc is not None and self.received == 0:
-            self.answered.set_exception(exc)
-        else:
-            self._answer()
-
-    # httptools callbacks
-    def on_body(self, data: bytes) -> None:
-        room = MAX_PROBE_RESPONSE_BYTES - len(self.body)
-        if room > 0:
-            self.body.extend(data[:room])
-
-    def on_message_complete(self) -> None:
-        self._answer()
-
-    def _answer(self) -> None:
-        if self.answered.done():
-            return
-        try:
-            status = self.parser.get_status_code()
-        except httptools.HttpParserError:
-            status = 0
-        self.answered.set_result((status, bytes(self.body)) if status else None)
