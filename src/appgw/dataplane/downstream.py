@@ -16,6 +16,7 @@ arrives (bytes received, and a total deadline from its first byte), not only onc
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections import deque
 from typing import NoReturn, cast
 
@@ -29,7 +30,16 @@ from appgw.dataplane.deadline import Deadline
 from appgw.dataplane.exchange import Exchange
 from appgw.dataplane.services import Listener, Services
 from appgw.dataplane.upstream import UpstreamConnection, write_pieces
-from appgw.tls.client_auth import ClientVerdict, judge
+from appgw.tasks import spawn
+from appgw.tls.client import presented_chain
+from appgw.tls.client_auth import (
+    ClientAuth,
+    ClientVerdict,
+    judge_chain,
+    revocation_query,
+    with_revocation,
+)
+from appgw.tls.revocation import RevocationQuery, no_source, utc_now
 
 # A request head (request line and header section) may not be longer than its two limits allow,
 # plus room for the request line's method and version and the line ends.
@@ -113,9 +123,27 @@ class ClientConnection(asyncio.Protocol):
             self.tls_certificate = endpoint.certificate_names.get(ssl_object.context)
             auth = endpoint.client_auths.get(ssl_object.context)
             if auth is not None:
-                # Before any request is read: every request of this listener needs it.
-                self.client_verdict = judge(ssl_object, auth)
+                self._judge_client(ssl_object, auth)
         self._arm_timer(self._snapshot().keep_alive_timeout)
+
+    def _judge_client(self, ssl_object: ssl.SSLObject, auth: ClientAuth) -> None:
+        """The client certificate, judged before any request is read: every request of this
+        listener needs the verdict. A revocation check reads nothing until it is answered."""
+        chain = presented_chain(ssl_object)
+        verdict = self.client_verdict = judge_chain(chain, auth)
+        if not (auth.ocsp and verdict.ok):
+            return
+        query = revocation_query(chain, auth)
+        if query is None:
+            self.client_verdict = with_revocation(verdict, no_source(utc_now()))
+            return
+        self.pause_reading()
+        spawn(self._check_revocation(query, verdict))
+
+    async def _check_revocation(self, query: RevocationQuery, verdict: ClientVerdict) -> None:
+        answer = await self.services.revocation.answer(query)
+        self.client_verdict = with_revocation(verdict, answer)
+        self.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True

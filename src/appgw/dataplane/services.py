@@ -14,6 +14,7 @@ from appgw.core.limits import ClientLimits
 from appgw.dataplane.access_log import AccessLog
 from appgw.dataplane.admission import Admission
 from appgw.dataplane.error_pages import ErrorPages
+from appgw.dataplane.revocation import RevocationChecks
 from appgw.dataplane.upstream import UpstreamPool
 from appgw.observability import RequestMetrics
 from appgw.state.traffic import TrafficFailures
@@ -46,6 +47,8 @@ class Services:
     # Backend certificates live traffic refused, for Backend health (state/traffic.py).
     traffic: TrafficFailures = field(default_factory=TrafficFailures)
     limits: ClientLimits = field(default_factory=ClientLimits)
+    # Client certificates' OCSP/CRL answers (SSL profiles with verifyClientRevocation).
+    revocation: RevocationChecks = field(default_factory=RevocationChecks)
     admission: Admission = field(init=False)
 
     def __post_init__(self) -> None:

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from OpenSSL import crypto
 
 from appgw.tls import libssl
-from appgw.tls.client import presented_chain
+from appgw.tls.revocation import REVOKED, RevocationAnswer, RevocationQuery, query_for
 
 # OpenSSL constants (ssl.h; stable ABI).
 _SSL_VERIFY_PEER = 0x01
@@ -149,17 +149,11 @@ def switched_to(connection: ssl.SSLObject | ssl.SSLSocket, context: ssl.SSLConte
 # --- after the handshake -------------------------------------------------------------------------
 
 
-def judge(
-    connection: ssl.SSLObject | ssl.SSLSocket, auth: ClientAuth, now: datetime | None = None
-) -> ClientVerdict:
-    """The client certificate of a finished handshake under `auth` (revocation aside: see
-    tls/revocation.py, which needs the network)."""
-    return judge_chain(presented_chain(connection), auth, now)
-
-
 def judge_chain(
     chain_der: Sequence[bytes], auth: ClientAuth, now: datetime | None = None
 ) -> ClientVerdict:
+    """The client certificate chain of a finished handshake (tls/client.py's
+    presented_chain) under `auth`; revocation is with_revocation's, after a fetch."""
     if not chain_der:
         return NO_CERTIFICATE
     if len(chain_der) > MAX_CLIENT_CHAIN:
@@ -262,3 +256,29 @@ def chain_digest(chain_der: Sequence[bytes]) -> bytes:
     for der in chain_der:
         digest.update(hashlib.sha256(der).digest())
     return digest.digest()
+
+
+def revocation_query(chain_der: Sequence[bytes], auth: ClientAuth) -> RevocationQuery | None:
+    """What to ask about a judged chain's leaf (None: its issuer is unknown)."""
+    try:
+        chain = [x509.load_der_x509_certificate(der) for der in chain_der]
+        trusted = [x509.load_der_x509_certificate(der) for der in auth.trusted_der]
+        return query_for(chain, trusted)
+    except ValueError:
+        return None
+
+
+def with_revocation(verdict: ClientVerdict, answer: RevocationAnswer) -> ClientVerdict:
+    """A verdict that passed the chain and DN checks, after the revocation check: Azure
+    answers 400 for a revoked certificate and for one whose status cannot be learnt."""
+    if answer.good:
+        return verdict
+    if answer.status == REVOKED:
+        return _failed(
+            "certificate revoked", verdict.variables, "ERRORINFO_CLIENT_CERTIFICATE_REVOKED"
+        )
+    return _failed(
+        f"revocation status unknown: {answer.status}",
+        verdict.variables,
+        "ERRORINFO_CLIENT_CERTIFICATE_REVOCATION_UNKNOWN",
+    )
