@@ -278,3 +278,53 @@ def test_a_bad_client_ca_upload_is_refused_naming_the_field(
         and "not a CA certificate" in d["message"]
         for d in details
     ), details
+
+
+def test_an_ssl_profiles_policy_applies_to_its_listener_only(
+    gateway: Gateway,
+    server_ca: trustme.CA,
+    client_root: trustme.CA,
+    client_issuer: trustme.CA,
+    backend: Backend,
+) -> None:
+    """A profile without client authentication, for its TLS policy: the secure site takes
+    AppGwSslPolicy20220101S (no CBC suites), then TLS 1.3 only (CustomV2); the open site on
+    the same port keeps the gateway's AppGwSslPolicy20220101."""
+    port = free_port()
+    document = gateway_document(server_ca, client_root, client_issuer, backend, port)
+    profile = document["properties"]["sslProfiles"][0]["properties"]
+    del profile["trustedClientCertificates"], profile["clientAuthConfiguration"]
+    profile["sslPolicy"] = {"policyType": "Predefined", "policyName": "AppGwSslPolicy20220101S"}
+    gateway.apply(document)
+
+    def handshake(sni: str, *, cipher: str | None = None, tls12: bool = False) -> bool:
+        context = ssl.create_default_context()
+        server_ca.configure_trust(context)
+        if tls12 or cipher:
+            context.maximum_version = ssl.TLSVersion.TLSv1_2
+        if cipher:
+            context.set_ciphers(cipher)
+        try:
+            with (
+                socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+                context.wrap_socket(raw, server_hostname=sni) as tls,
+            ):
+                tls.sendall(f"GET / HTTP/1.1\r\nHost: {sni}\r\n\r\n".encode())
+                return tls.recv(12).startswith(b"HTTP/1.1 200")
+        except (ssl.SSLError, ConnectionError):
+            return False
+
+    cbc = "ECDHE-ECDSA-AES128-SHA256"  # in 20220101, not in 20220101S
+    assert handshake(OPEN_SITE, cipher=cbc)
+    assert not handshake(SITE, cipher=cbc)
+    assert handshake(SITE, cipher="ECDHE-ECDSA-AES128-GCM-SHA256")
+
+    profile["sslPolicy"] = {
+        "policyType": "CustomV2",
+        "minProtocolVersion": "TLSv1_3",
+        "cipherSuites": ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384"],
+    }
+    gateway.apply(document)
+    assert handshake(SITE)  # TLS 1.3
+    assert not handshake(SITE, tls12=True)  # closed right after the handshake
+    assert handshake(OPEN_SITE, tls12=True)

@@ -310,14 +310,17 @@ class _Compiler:
             selector: CertificateSelector[ssl.SSLContext] | None = None
             names: dict[ssl.SSLContext, ListenerTls] = {}
             auths: dict[ssl.SSLContext, ClientAuth] = {}
+            policies: dict[ssl.SSLContext, TlsPolicy] = {}
             if https:
                 for listener, _rule in pairs:
                     tls = self._listener_tls(listener)
                     context = self._listener_context(listener)
                     names[context] = tls
-                    auth = self._profile(tls.ssl_profile)[1]
+                    policy, auth = self._profile(tls.ssl_profile)
                     if auth is not None:
                         auths[context] = auth
+                    if policy != self.policy:
+                        policies[context] = policy
                 selector = CertificateSelector(
                     [
                         (
@@ -338,6 +341,7 @@ class _Compiler:
                 tls_policy=self.policy if https else None,
                 certificate_names=names,
                 client_auths=auths,
+                profile_policies=policies,
             )
         if self.problems:
             raise CompileError(self.problems)

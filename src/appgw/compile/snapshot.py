@@ -284,6 +284,12 @@ class Endpoint:
     )
     # The contexts that ask clients for a certificate, and how to judge it.
     client_auths: Mapping[ssl.SSLContext, ClientAuth] = field(default_factory=dict, compare=False)
+    # Contexts of SSL profiles whose policy is not the endpoint's: OpenSSL takes the TLS
+    # version range from the listening socket's context, so a profile's narrower range is
+    # checked once the handshake is done.
+    profile_policies: Mapping[ssl.SSLContext, TlsPolicy] = field(
+        default_factory=dict, compare=False
+    )
 
     @property
     def key(self) -> tuple[str, int]:

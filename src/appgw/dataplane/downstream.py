@@ -16,6 +16,7 @@ arrives (bytes received, and a total deadline from its first byte), not only onc
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from collections import deque
 from typing import NoReturn, cast
@@ -40,6 +41,9 @@ from appgw.tls.client_auth import (
     with_revocation,
 )
 from appgw.tls.revocation import RevocationQuery, no_source, utc_now
+from appgw.tls.server import policy_allows
+
+log = logging.getLogger("appgw.dataplane")
 
 # A request head (request line and header section) may not be longer than its two limits allow,
 # plus room for the request line's method and version and the line ends.
@@ -121,6 +125,18 @@ class ClientConnection(asyncio.Protocol):
             self.tls_cipher = cipher[0] if cipher else ""
             endpoint = self.listener.state[1]
             self.tls_certificate = endpoint.certificate_names.get(ssl_object.context)
+            policy = endpoint.profile_policies.get(ssl_object.context)
+            if policy is not None and not policy_allows(policy, self.tls_version):
+                # The SSL profile's policy is narrower than the port's (see Endpoint).
+                log.info(
+                    "TLS connection from %s closed: %s is outside the SSL profile's policy %s",
+                    self.client_address.decode(),
+                    self.tls_version,
+                    policy.name,
+                )
+                self.closing = True
+                self.transport.abort()
+                return
             auth = endpoint.client_auths.get(ssl_object.context)
             if auth is not None:
                 self._judge_client(ssl_object, auth)

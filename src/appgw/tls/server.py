@@ -45,6 +45,7 @@ __all__ = [
     "OPENSSL_CONFIG",
     "TlsPolicy",
     "new_context",
+    "policy_allows",
     "policy_from_model",
     "server_context",
     "use_ticket_keys",
@@ -154,6 +155,15 @@ def policy_from_model(ssl_policy: SslPolicy | None) -> TlsPolicy:
     # spans it. Validation requires 1.0 and 1.1 off, which leaves no hole.
     base = PREDEFINED_POLICIES[_LEGACY_BASE_POLICY]
     return _checked(_LEGACY_POLICY_NAME, enabled[0], enabled[-1], base.cipher_suites)
+
+
+def policy_allows(policy: TlsPolicy, version: str) -> bool:
+    """Whether a negotiated version ("TLSv1.2", as SSLObject.version() says) is in range."""
+    try:
+        negotiated = ssl.TLSVersion[version.replace(".", "_")]
+    except KeyError:
+        return False
+    return policy.minimum_version <= negotiated <= policy.maximum_version
 
 
 def _predefined(policy: PredefinedPolicy) -> TlsPolicy:
