@@ -19,6 +19,10 @@ Cases (what each measures exactly):
              with 2 workers, which resumes every connection only if they share ticket keys)
   paced-1k   ~1k req/s paced (10 conns x 10 ms think time), ~100 B  wrk -c10 + delay()
   http-small HTTP->HTTP (plain both legs), keep-alive, ~100 B      wrk -c32
+  full-hs-mtls full-hs to a listener that requires a client certificate (mutual TLS; the
+             client presents one issued by the test root): what verifying it costs per new
+             connection (nginx ssl_verify_client on, HAProxy verify required, appgw an SSL
+             profile with the root as trusted client certificate)  openssl s_time -new -cert
   ka-rewrite5 ka-small to a second site (Host rw.bench.test) whose responses get five header
              rewrites: four set (HSTS, X-Content-Type-Options, X-Frame-Options,
              Referrer-Policy) and the origin's Server removed (nginx: add_header +
@@ -70,7 +74,16 @@ LARGE_BODY = os.urandom(32 * 1024).hex().encode()  # 64 KiB, incompressible
 TOKEN = "appgw_bench-token-0123456789abcdef"
 PFX_PASSWORD = "bench-pfx-password"
 TICK = os.sysconf("SC_CLK_TCK")
-CASES = ("ka-small", "ka-64k", "full-hs", "resumed", "paced-1k", "http-small", "ka-rewrite5")
+CASES = (
+    "ka-small",
+    "ka-64k",
+    "full-hs",
+    "resumed",
+    "paced-1k",
+    "http-small",
+    "ka-rewrite5",
+    "full-hs-mtls",
+)
 REWRITE_HOST = "rw.bench.test"  # the ka-rewrite5 site
 # The five rewrites of ka-rewrite5: header -> value; None: removed.
 REWRITES: dict[str, str | None] = {
@@ -188,6 +201,8 @@ class Certs:
     front_combined: Path  # HAProxy wants cert + key in one file
     origin_cert: Path
     origin_key: Path
+    client_cert: Path  # full-hs-mtls: the client's certificate and key, issued by the root
+    client_key: Path
     front_pfx_b64: str
     root_der_b64: str
 
@@ -228,7 +243,14 @@ def make_certs(directory: Path) -> Certs:
             .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(
-                x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+                # clientAuth too: the client certificate of full-hs-mtls is made the same way.
+                x509.ExtendedKeyUsage(
+                    [
+                        x509.oid.ExtendedKeyUsageOID.SERVER_AUTH,
+                        x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH,
+                    ]
+                ),
+                critical=False,
             )
             .sign(root_key, hashes.SHA256())
         )
@@ -244,6 +266,7 @@ def make_certs(directory: Path) -> Certs:
     pem = serialization.Encoding.PEM
     front_key, front = leaf(FRONT_NAME)
     origin_key, origin = leaf(ORIGIN_NAME)
+    client_key, client = leaf("client.bench.test")
     paths = {
         "root.pem": root.public_bytes(pem),
         "front.pem": front.public_bytes(pem) + root.public_bytes(pem),
@@ -251,6 +274,8 @@ def make_certs(directory: Path) -> Certs:
         "front-combined.pem": front.public_bytes(pem) + pem_key(front_key),
         "origin.pem": origin.public_bytes(pem) + root.public_bytes(pem),
         "origin.key": pem_key(origin_key),
+        "client.pem": client.public_bytes(pem),
+        "client.key": pem_key(client_key),
     }
     for file_name, data in paths.items():
         (directory / file_name).write_bytes(data)
@@ -269,6 +294,8 @@ def make_certs(directory: Path) -> Certs:
         front_combined=directory / "front-combined.pem",
         origin_cert=directory / "origin.pem",
         origin_key=directory / "origin.key",
+        client_cert=directory / "client.pem",
+        client_key=directory / "client.key",
         front_pfx_b64=base64.b64encode(pfx).decode(),
         root_der_b64=base64.b64encode(root.public_bytes(serialization.Encoding.DER)).decode(),
     )
@@ -281,9 +308,9 @@ def make_certs(directory: Path) -> Certs:
 class Ports:
     origin_tls: int = field(default_factory=free_port)
     origin_http: int = field(default_factory=free_port)
-    proxies: dict[str, tuple[int, int]] = field(
-        default_factory=lambda: {t: (free_port(), free_port()) for t in TARGETS}
-    )  # target -> (https port, http port)
+    proxies: dict[str, tuple[int, int, int]] = field(
+        default_factory=lambda: {t: (free_port(), free_port(), free_port()) for t in TARGETS}
+    )  # target -> (https port, http port, mutual TLS port)
 
 
 def nginx_common(prefix: Path) -> str:
@@ -337,7 +364,7 @@ http {{
 def nginx_proxy_config(work: Path, certs: Certs, ports: Ports) -> Path:
     prefix = work / "nginx"
     prefix.mkdir()
-    https, http = ports.proxies["nginx"]
+    https, http, mtls = ports.proxies["nginx"]
     config = prefix / "nginx.conf"
     nginx_rewrites = "\n      ".join(
         f'add_header {name} "{value}" always;'
@@ -399,6 +426,23 @@ http {{
     }}
   }}
   server {{
+    listen 127.0.0.1:{mtls} ssl;
+    ssl_certificate {certs.front_cert};
+    ssl_certificate_key {certs.front_key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_verify_client on;
+    ssl_client_certificate {certs.root_pem};
+    location / {{
+      proxy_pass https://origin_tls;
+      {proxy_common}
+      proxy_ssl_verify on;
+      proxy_ssl_trusted_certificate {certs.root_pem};
+      proxy_ssl_name {ORIGIN_NAME};
+      proxy_ssl_server_name on;
+      proxy_ssl_session_reuse on;
+    }}
+  }}
+  server {{
     listen 127.0.0.1:{http};
     location / {{ proxy_pass http://origin_http; {proxy_common} }}
   }}
@@ -411,7 +455,7 @@ http {{
 def haproxy_config(work: Path, certs: Certs, ports: Ports) -> Path:
     prefix = work / "haproxy"
     prefix.mkdir()
-    https, http = ports.proxies["haproxy"]
+    https, http, mtls = ports.proxies["haproxy"]
     config = prefix / "haproxy.cfg"
     haproxy_rewrites = "\n  ".join(
         f'http-response set-header {name} "{value}" if {{ var(txn.rewrite) -m bool }}'
@@ -443,6 +487,13 @@ frontend fe_tls
   http-request set-header Host {ORIGIN_NAME}
   {haproxy_rewrites}
   default_backend be_tls
+frontend fe_mtls
+  bind 127.0.0.1:{mtls} ssl crt {certs.front_combined} alpn http/1.1 ca-file {certs.root_pem} \
+    verify required
+  option forwardfor
+  http-request set-header X-Forwarded-Proto https
+  http-request set-header Host {ORIGIN_NAME}
+  default_backend be_tls
 frontend fe_http
   bind 127.0.0.1:{http}
   option forwardfor
@@ -463,7 +514,7 @@ def appgw_document(certs: Certs, ports: Ports) -> dict[str, Any]:
         "/subscriptions/bench/resourceGroups/bench/providers/Microsoft.Network/"
         "applicationGateways/bench"
     )
-    https, http = ports.proxies["appgw"]
+    https, http, mtls = ports.proxies["appgw"]
 
     def ref(kind: str, name: str) -> dict[str, str]:
         return {"id": f"{gid}/{kind}/{name}"}
@@ -524,6 +575,8 @@ def appgw_document(certs: Certs, ports: Ports) -> dict[str, Any]:
 
     rewrite_site = listener("rewriteListener", "Https", "https")
     rewrite_site["properties"]["hostName"] = REWRITE_HOST
+    mutual_site = listener("mtlsListener", "Https", "mtls")
+    mutual_site["properties"]["sslProfile"] = ref("sslProfiles", "mutual")
 
     return {
         "location": "local",
@@ -564,6 +617,20 @@ def appgw_document(certs: Certs, ports: Ports) -> dict[str, Any]:
             "frontendPorts": [
                 {"name": "https", "properties": {"port": https}},
                 {"name": "http", "properties": {"port": http}},
+                {"name": "mtls", "properties": {"port": mtls}},
+            ],
+            "trustedClientCertificates": [
+                {"name": "benchClients", "properties": {"data": certs.root_der_b64}}
+            ],
+            "sslProfiles": [
+                {
+                    "name": "mutual",
+                    "properties": {
+                        "trustedClientCertificates": [
+                            ref("trustedClientCertificates", "benchClients")
+                        ]
+                    },
+                }
             ],
             "backendAddressPools": [
                 {
@@ -580,12 +647,14 @@ def appgw_document(certs: Certs, ports: Ports) -> dict[str, Any]:
                 listener("httpsListener", "Https", "https"),
                 listener("httpListener", "Http", "http"),
                 rewrite_site,
+                mutual_site,
             ],
             "requestRoutingRules": [
                 # The multi-site listener first: the basic one takes every other host.
                 rule("rewriteRule", 50, "rewriteListener", "originTls", rewrites=True),
                 rule("tlsRule", 100, "httpsListener", "originTls"),
                 rule("httpRule", 200, "httpListener", "originHttp"),
+                rule("mtlsRule", 300, "mtlsListener", "originTls"),
             ],
             "rewriteRuleSets": [
                 {
@@ -672,9 +741,8 @@ def start_appgw(
             f"bench: appgw refused the gateway: {response.status_code} {response.text}"
         )
     client.close()
-    https, http = ports.proxies["appgw"]
-    wait_port(https, "appgw")
-    wait_port(http, "appgw")
+    for port in ports.proxies["appgw"]:
+        wait_port(port, "appgw")
     return process
 
 
@@ -718,12 +786,21 @@ def run_wrk(script: Path, url: str, connections: int, seconds: int, cpus: str) -
 
 
 def run_s_time(
-    port: int, seconds: int, cpus: str, *, reuse: bool, clients: int = 8
+    port: int,
+    seconds: int,
+    cpus: str,
+    *,
+    reuse: bool,
+    clients: int = 8,
+    client_certificate: tuple[Path, Path] | None = None,
 ) -> dict[str, Any]:
+    """`client_certificate`: (certificate, key) files the client presents."""
     command = [
         "taskset", "-c", cpus, "openssl", "s_time", "-connect", f"127.0.0.1:{port}",
         "-reuse" if reuse else "-new", "-www", "/small", "-time", str(seconds),
     ]  # fmt: skip
+    if client_certificate is not None:
+        command += ["-cert", str(client_certificate[0]), "-key", str(client_certificate[1])]
     started = time.monotonic()
     runs = [
         subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -770,9 +847,8 @@ def check_two_worker_resumption(
     """Session resumption with 2 appgw workers (a second appgw, same origin): the kernel
     spreads s_time's connections over both, so every one resumes only if the workers share
     ticket keys; with per-worker keys (APPGW_SHARED_SESSION_TICKETS=0) about half do."""
-    two = Ports(
-        ports.origin_tls, ports.origin_http, {**ports.proxies, "appgw": (free_port(), free_port())}
-    )
+    fresh = (free_port(), free_port(), free_port())
+    two = Ports(ports.origin_tls, ports.origin_http, {**ports.proxies, "appgw": fresh})
     start_appgw(processes, work, certs, two, proxy_cpus, 2, name="appgw-2-workers")
     check = run_s_time(
         two.proxies["appgw"][0], TWO_WORKER_CHECK_SECONDS, load_cpus, reuse=True, clients=1
@@ -800,7 +876,7 @@ def measure(
     cpus: str,
     origin_log: Path | None = None,
 ) -> Sample:
-    https, http = ports.proxies[target.name]
+    https, http, mtls = ports.proxies[target.name]
     pids = target.pids()
     origin_from = origin_log.stat().st_size if origin_log and origin_log.exists() else 0
     before = cpu_ticks(pids)
@@ -808,6 +884,14 @@ def measure(
         check_rewrites(target.name, https)
     if case == "full-hs":
         result = run_s_time(https, seconds, cpus, reuse=False)
+    elif case == "full-hs-mtls":
+        result = run_s_time(
+            mtls,
+            seconds,
+            cpus,
+            reuse=False,
+            client_certificate=(scripts["client-cert"], scripts["client-key"]),
+        )
     else:
         script, path, connections, scheme, port = {
             "ka-small": ("report", "/small", 32, "https", https),
@@ -1033,7 +1117,8 @@ def main() -> int:
         with signals_to_exceptions():
             certs = make_certs(work)
             ports = Ports()
-            scripts = {}
+            # Files the load generators use: wrk scripts, the mutual-TLS client's certificate.
+            scripts = {"client-cert": certs.client_cert, "client-key": certs.client_key}
             for name, text in (
                 ("report", REPORT_LUA),
                 ("paced", PACED_LUA),

@@ -24,9 +24,10 @@ import hashlib
 import ssl
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -149,11 +150,54 @@ def switched_to(connection: ssl.SSLObject | ssl.SSLSocket, context: ssl.SSLConte
 # --- after the handshake -------------------------------------------------------------------------
 
 
+# Verdicts remembered per (chain, profile): a client's next connections (most clients make
+# several) cost a dictionary lookup instead of a chain verification (~1 ms). Bounded in number
+# and in time; never past the leaf's expiry.
+VERDICT_CACHE_ENTRIES = 4096
+VERDICT_CACHE_SECONDS = 300
+REFUSAL_CACHE_SECONDS = 30
+_verdicts: OrderedDict[tuple[bytes, ClientAuth], tuple[ClientVerdict, datetime]] = OrderedDict()
+_verdicts_lock = threading.Lock()
+
+
 def judge_chain(
     chain_der: Sequence[bytes], auth: ClientAuth, now: datetime | None = None
 ) -> ClientVerdict:
     """The client certificate chain of a finished handshake (tls/client.py's
     presented_chain) under `auth`; revocation is with_revocation's, after a fetch."""
+    moment = now or datetime.now(UTC)
+    key = (chain_digest(chain_der), auth)
+    with _verdicts_lock:
+        kept = _verdicts.get(key)
+        if kept is not None and kept[1] > moment:
+            _verdicts.move_to_end(key)
+            return kept[0]
+    verdict, leaf_expiry = _judged(chain_der, auth, moment)
+    # A refusal is kept briefly: a certificate not yet valid becomes valid, a fixed clock too.
+    seconds = VERDICT_CACHE_SECONDS if verdict.ok else REFUSAL_CACHE_SECONDS
+    until = min(moment + timedelta(seconds=seconds), leaf_expiry or moment)
+    with _verdicts_lock:
+        _verdicts[key] = (verdict, until)
+        while len(_verdicts) > VERDICT_CACHE_ENTRIES:
+            _verdicts.popitem(last=False)
+    return verdict
+
+
+def _judged(
+    chain_der: Sequence[bytes], auth: ClientAuth, now: datetime
+) -> tuple[ClientVerdict, datetime | None]:
+    """The verdict, and the leaf's expiry (None: not a certificate)."""
+    if not chain_der:
+        return NO_CERTIFICATE, None
+    verdict = _verdict_of(chain_der, auth, now)
+    try:
+        expiry = x509.load_der_x509_certificate(chain_der[0]).not_valid_after_utc
+    except ValueError:
+        expiry = None
+    return verdict, expiry
+
+
+def _verdict_of(chain_der: Sequence[bytes], auth: ClientAuth, now: datetime) -> ClientVerdict:
     if not chain_der:
         return NO_CERTIFICATE
     if len(chain_der) > MAX_CLIENT_CHAIN:
