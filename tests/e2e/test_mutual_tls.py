@@ -12,18 +12,20 @@ import socket
 import ssl
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
 
-from backends import Backend, free_port
+from backends import Backend, free_port, wait_until
 from builders import GatewayBuilder
 from e2e.harness import Gateway
-from helpers import Pfx, gateway_url, make_pfx
+from helpers import SUB, TOKEN, Pfx, gateway_url, make_pfx, run_cli
 
 pytestmark = pytest.mark.slow
 
+AZ_SHOW = Path(__file__).parents[1] / "data" / "azure" / "az-show-v2-rewrites.json"
 SITE = "secure.contoso.test"
 OPEN_SITE = "open.contoso.test"
 
@@ -328,3 +330,89 @@ def test_an_ssl_profiles_policy_applies_to_its_listener_only(
     assert handshake(SITE)  # TLS 1.3
     assert not handshake(SITE, tls12=True)  # closed right after the handshake
     assert handshake(OPEN_SITE, tls12=True)
+
+
+def test_an_azure_gateway_with_mutual_tls_and_rewrites_is_imported_and_served(
+    gateway: Gateway,
+    server_ca: trustme.CA,
+    client_root: trustme.CA,
+    client_issuer: trustme.CA,
+    backend: Backend,
+    tmp_path: Path,
+) -> None:
+    """The az-show export of tests/data/azure/az-show-v2-rewrites.json, its listener made
+    HTTPS with an SSL profile as Azure's portal makes one (az show prints a certificate without
+    its key, so the PFX is given to `appgw import`)."""
+    document = json.loads(AZ_SHOW.read_text())
+    gid = document["id"]
+    rg = document["resourceGroup"]
+
+    def ref(collection: str, name: str) -> dict[str, str]:
+        return {"id": f"{gid}/{collection}/{name}", "resourceGroup": rg}
+
+    port = free_port()
+    document["frontendPorts"][0]["port"] = port
+    document["backendAddressPools"][0]["backendAddresses"] = [{"ipAddress": "127.0.0.1"}]
+    document["backendHttpSettingsCollection"][0]["port"] = backend.port
+    document["sslCertificates"] = [
+        {
+            "id": f"{gid}/sslCertificates/www",
+            "name": "www",
+            "resourceGroup": rg,
+            "type": "Microsoft.Network/applicationGateways/sslCertificates",
+            "publicCertData": "MIIB",
+        }
+    ]
+    document["trustedClientCertificates"] = [
+        {
+            "id": f"{gid}/trustedClientCertificates/clients",
+            "name": "clients",
+            "resourceGroup": rg,
+            "data": upload(client_root, client_issuer),
+            "type": "Microsoft.Network/applicationGateways/trustedClientCertificates",
+        }
+    ]
+    document["sslProfiles"] = [
+        {
+            "id": f"{gid}/sslProfiles/mutual",
+            "name": "mutual",
+            "resourceGroup": rg,
+            "type": "Microsoft.Network/applicationGateways/sslProfiles",
+            "trustedClientCertificates": [ref("trustedClientCertificates", "clients")],
+            "clientAuthConfiguration": {
+                "verifyClientCertIssuerDN": True,
+                "verifyClientRevocation": "None",
+            },
+        }
+    ]
+    listener = document["httpListeners"][0]
+    listener.update(
+        protocol="Https",
+        sslCertificate=ref("sslCertificates", "www"),
+        sslProfile=ref("sslProfiles", "mutual"),
+        hostNames=[SITE],
+        requireServerNameIndication=True,
+    )
+    exported = tmp_path / "az-show.json"
+    exported.write_text(json.dumps(document))
+    pfx = make_pfx(server_ca, SITE)
+    pfx_file = tmp_path / "www.pfx"
+    pfx_file.write_bytes(base64.b64decode(pfx.b64))
+    done = run_cli(
+        "import", str(exported), "-g", rg, "--ssl-cert", f"www={pfx_file}",
+        "--ssl-cert-password-stdin",
+        stdin=pfx.password + "\n",
+        config=tmp_path / "config.json",
+        env={"APPGW_SERVER": gateway.server.base_url, "APPGW_TOKEN": TOKEN,
+             "APPGW_SUBSCRIPTION": SUB},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    served = f"{document['name']} version 1"
+    wait_until(lambda: gateway.log().count(served) >= gateway.workers, what="the imported gateway")
+
+    client = client_issuer.issue_cert("carol@contoso.test")
+    status, seen, answer = request(port, server_ca, client=client)
+    assert status == 200 and seen is not None, answer[:300]
+    assert b"strict-transport-security" in answer.lower()  # the rewrite set applies
+    assert seen["target"] == "/x"
+    assert request(port, server_ca)[0] == 400  # no client certificate
