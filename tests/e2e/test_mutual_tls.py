@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import trustme
+from cryptography import x509
 
 from backends import Backend, free_port, wait_until
 from builders import GatewayBuilder
@@ -92,6 +93,10 @@ def gateway_document(
                             {
                                 "headerName": "X-Client-Verify",
                                 "headerValue": "{var_client_certificate_verification}",
+                            },
+                            {
+                                "headerName": "X-Client-Cert",
+                                "headerValue": "{var_client_certificate}",
                             },
                         ]
                     },
@@ -182,6 +187,16 @@ def test_a_client_with_a_good_certificate_is_served_and_its_identity_reaches_the
     assert status == 200 and seen is not None
     assert seen["headers"]["x-client-verify"] == "SUCCESS"
     assert "CN=alice" in seen["headers"]["x-client-subject"]
+    # The certificate itself, PEM on one line: the backend can read it back.
+    sent = (
+        seen["headers"]["x-client-cert"]
+        .replace(" ", "\n")
+        .replace("BEGIN\nCERTIFICATE", "BEGIN CERTIFICATE")
+        .replace("END\nCERTIFICATE", "END CERTIFICATE")
+    )
+    assert x509.load_pem_x509_certificate(sent.encode()) == x509.load_pem_x509_certificate(
+        client.cert_chain_pems[0].bytes()
+    )
     logged = last_line_for(gateway, "secure")
     assert logged["sslClientVerify"] == "SUCCESS"
     assert logged["sslClientCertificateIssuerName"] == client_issuer_dn(client_issuer)
@@ -189,8 +204,6 @@ def test_a_client_with_a_good_certificate_is_served_and_its_identity_reaches_the
 
 
 def client_issuer_dn(ca: trustme.CA) -> str:
-    from cryptography import x509
-
     return x509.load_pem_x509_certificate(ca.cert_pem.bytes()).subject.rfc4514_string()
 
 

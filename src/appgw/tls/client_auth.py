@@ -251,7 +251,12 @@ def _chain_problem(
 def certificate_variables(leaf: x509.Certificate) -> dict[str, str]:
     """Azure's client_certificate_* server variables (rewrite rules, access log)."""
     return {
-        "client_certificate": leaf.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+        # PEM on one line, its lines joined by spaces: a header cannot hold a line break, and
+        # this is what a backend behind Azure's gateway (nginx, whose multi-line PEM variable
+        # is folded) ends up reading.
+        "client_certificate": " ".join(
+            leaf.public_bytes(serialization.Encoding.PEM).decode("ascii").split()
+        ),
         "client_certificate_end_date": _nginx_time(leaf.not_valid_after_utc),
         "client_certificate_start_date": _nginx_time(leaf.not_valid_before_utc),
         "client_certificate_fingerprint": leaf.fingerprint(hashes.SHA1()).hex(),
