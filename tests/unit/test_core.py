@@ -14,6 +14,7 @@ from appgw.compile.snapshot import (
     BackendSettings,
     Endpoint,
     ForwardTarget,
+    ListenerTls,
     PathRoute,
     RedirectTarget,
     Site,
@@ -401,11 +402,23 @@ def test_every_spelling_of_a_path_routes_where_its_normal_form_does(
 
 
 def test_a_host_whose_listener_presents_another_certificate_is_misdirected() -> None:
-    certificate_a, certificate_b = "certa", "certb"
-    site_b = Site("b", target(), certificate=certificate_b)
+    site_b = Site("b", target(), certificate="certb")
     endpoint = endpoint_with(site_b)
-    assert route(endpoint, "www.contoso.com", b"/", b"", certificate_a) == Reject(
+    assert route(endpoint, "www.contoso.com", b"/", b"", ListenerTls("certa", None)) == Reject(
         421, "ERRORINFO_MISDIRECTED_REQUEST", close=False
     )
-    assert isinstance(route(endpoint, "www.contoso.com", b"/", b"", certificate_b), Forward)
+    negotiated = ListenerTls("certb", None)
+    assert isinstance(route(endpoint, "www.contoso.com", b"/", b"", negotiated), Forward)
     assert isinstance(route(endpoint, "www.contoso.com", b"/", b"", None), Forward)
+
+
+def test_a_host_whose_listener_has_another_ssl_profile_is_misdirected() -> None:
+    """Same certificate, another SSL profile: a connection that was not asked for a client
+    certificate cannot reach a listener that requires one."""
+    site = Site("mutual", target(), certificate="cert", ssl_profile="mutual")
+    endpoint = endpoint_with(site)
+    assert route(endpoint, "www.contoso.com", b"/", b"", ListenerTls("cert", None)) == Reject(
+        421, "ERRORINFO_MISDIRECTED_REQUEST", close=False
+    )
+    negotiated = ListenerTls("cert", "mutual")
+    assert isinstance(route(endpoint, "www.contoso.com", b"/", b"", negotiated), Forward)
