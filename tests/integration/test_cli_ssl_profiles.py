@@ -126,6 +126,15 @@ def test_client_certs_and_ssl_profiles(
     assert shown == cli_ok(server, "ssl-profile", "show", *GW, "-n", "mtlsProfile")
     assert shown["sslPolicy"] == updated["sslPolicy"]
 
+    # verifyClientAuthMode has no flag (nor in az): the generic update reaches it, as the
+    # docs show.
+    cli_ok(
+        server, "update", "-g", "rg1", "-n", "appgw", "--subscription", "sub1",
+        "--set", "sslProfiles[0].clientAuthConfiguration.verifyClientAuthMode=Passthrough",
+    )  # fmt: skip
+    settings = properties(api)["sslProfiles"][0]["properties"]["clientAuthConfiguration"]
+    assert settings["verifyClientAuthMode"] == "Passthrough"
+
     # A root-only chain: the root now issues the clients.
     root_only = pem_file(tmp_path / "root.pem", client_root)
     renewed = cli_ok(
