@@ -88,7 +88,8 @@ def _pfx(values: dict[str, Any]) -> None:
 
 
 def _certificate_data(change: Change) -> None:
-    """What the prepare step read from --cert-file: the new `data` (and PFX password)."""
+    """What the prepare step read from --cert-file (client-cert: --data): the new `data` (and
+    PFX password)."""
     if "data" in change.values:
         change.properties.pop("password", None)
         for key in ("data", "password"):
