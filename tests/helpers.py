@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 import os
 import re
 import signal
@@ -461,6 +462,35 @@ def run_cli(
         timeout=60,
         check=False,
     )
+
+
+def cli(
+    server: str | ServeProcess, *args: str, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """`appgw ARGS` against `server` with the test token, and no saved login to fall back on."""
+    url = server if isinstance(server, str) else server.base_url
+    return run_cli(
+        *args,
+        config=Path("/nonexistent/appgw-config.json"),
+        stdin=stdin,
+        env={"APPGW_SERVER": url, "APPGW_TOKEN": TOKEN},
+    )
+
+
+def cli_ok(server: str | ServeProcess, *args: str, stdin: str = "") -> Any:
+    """Run a command that must succeed; its JSON output (None when it prints nothing)."""
+    result = cli(server, *args, stdin=stdin)
+    assert result.returncode == 0, f"{args}: {result.stderr}"
+    assert "Traceback" not in result.stderr
+    return json.loads(result.stdout) if result.stdout.strip() else None
+
+
+def cli_refused(server: str | ServeProcess, *args: str, stdin: str = "") -> str:
+    """Run a command that must fail cleanly; its message."""
+    result = cli(server, *args, stdin=stdin)
+    assert result.returncode != 0, f"{args} succeeded: {result.stdout}"
+    assert "Traceback" not in result.stderr
+    return result.stderr
 
 
 def worker_pids(serve_log: str) -> dict[int, int]:

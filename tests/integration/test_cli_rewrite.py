@@ -4,17 +4,22 @@ az's flattened output, and refusals that name the flag or field."""
 
 from __future__ import annotations
 
-import json
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from backends import free_port
-from helpers import TOKEN, Pfx, ServeProcess, fresh_gateway, gateway_url, run_cli
+from helpers import (
+    Pfx,
+    ServeProcess,
+    cli as appgw,
+    cli_ok as ok,
+    cli_refused as refused,
+    fresh_gateway,
+    gateway_url,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -28,31 +33,6 @@ def api(server: ServeProcess, pfx: Pfx, root_cer: str) -> Iterator[httpx.Client]
     """A fresh gateway for each test, on a free port."""
     with fresh_gateway(server.base_url, pfx, root_cer, free_port()) as client:
         yield client
-
-
-def appgw(server: str | ServeProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    url = server if isinstance(server, str) else server.base_url
-    return run_cli(
-        *args,
-        config=Path("/nonexistent/appgw-config.json"),
-        env={"APPGW_SERVER": url, "APPGW_TOKEN": TOKEN},
-    )
-
-
-def ok(server: str | ServeProcess, *args: str) -> Any:
-    """Run a command that must succeed; its JSON output (None when it prints nothing)."""
-    result = appgw(server, *args)
-    assert result.returncode == 0, f"{args}: {result.stderr}"
-    assert "Traceback" not in result.stderr
-    return json.loads(result.stdout) if result.stdout.strip() else None
-
-
-def refused(server: str | ServeProcess, *args: str) -> str:
-    """Run a command that must fail cleanly; its message."""
-    result = appgw(server, *args)
-    assert result.returncode != 0, f"{args} succeeded: {result.stdout}"
-    assert "Traceback" not in result.stderr
-    return result.stderr
 
 
 def stored(api: httpx.Client) -> dict[str, Any]:

@@ -41,6 +41,7 @@ __all__ = [
     "CODE_UNSUPPORTED_PROTECTION",
     "MAX_PFX_ITERATIONS",
     "MAX_PFX_TOTAL_ITERATIONS",
+    "MAX_TRUSTED_CLIENT_CHAIN_BYTES",
     "CertificateError",
     "CertificateInfo",
     "ChainProblem",
@@ -70,6 +71,10 @@ CODE_NOT_YET_VALID = "CertificateNotYetValid"
 CODE_UNSUPPORTED_KEY = "UnsupportedKey"
 CODE_ITERATION_COUNT_TOO_HIGH = "IterationCountTooHigh"
 CODE_UNSUPPORTED_PROTECTION = "UnsupportedProtection"
+
+# Azure: a trusted client CA certificate file (root and intermediates together) is at most
+# 25 KB. Here for the API, which refuses a larger chain, and the CLI, which refuses the file.
+MAX_TRUSTED_CLIENT_CHAIN_BYTES = 25 * 1024
 
 ListenerPrivateKey: TypeAlias = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 

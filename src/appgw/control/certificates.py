@@ -29,8 +29,6 @@ from appgw.tls.client_auth import issuer_dn_of_upload
 # Azure's maximum listener certificate (PFX) size: 10 KB on v1, 16 KB on v2.
 MAX_PFX_BYTES_V1 = 10 * 1024
 MAX_PFX_BYTES_V2 = 16 * 1024
-# Azure: a trusted client CA certificate file (root and intermediates together) is at most 25 KB.
-MAX_TRUSTED_CLIENT_CHAIN_BYTES = 25 * 1024
 _CLIENT_CA_CODE = "ApplicationGatewayTrustedClientCertificateInvalidData"
 
 _PFX_CODES = {
@@ -189,10 +187,10 @@ def _check_client_chain(
         refuse(error.message)
         return
     pem = b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in chain)
-    if len(pem) > MAX_TRUSTED_CLIENT_CHAIN_BYTES:
+    if len(pem) > certificates.MAX_TRUSTED_CLIENT_CHAIN_BYTES:
         refuse(
             f"the chain is {len(pem)} bytes; a trusted client certificate file holds at most "
-            f"{MAX_TRUSTED_CLIENT_CHAIN_BYTES} bytes"
+            f"{certificates.MAX_TRUSTED_CLIENT_CHAIN_BYTES} bytes"
         )
         return
     for cert in chain:

@@ -1,7 +1,7 @@
 """Child groups shaped like `az network application-gateway <group> <verb>`: ssl-cert,
-auth-cert, root-cert, ssl-policy, http-settings, http-listener, frontend-port, frontend-ip,
-address-pool, probe, rule, url-path-map (and its rules), redirect-config, rewrite-rule (its
-sets and conditions).
+auth-cert, root-cert, client-cert, ssl-profile, ssl-policy, http-settings, http-listener,
+frontend-port, frontend-ip, address-pool, probe, rule, url-path-map (and its rules),
+redirect-config, rewrite-rule (its sets and conditions).
 
 Every command that writes does GET -> change -> PUT with If-Match (`edit.edit_gateway`)."""
 

@@ -1,4 +1,5 @@
-"""create / update / delete / list / show for every child group, made from one table per group.
+"""create / update / delete / list / show (add / remove where az says so) for every child
+group, made from one table per group.
 
 A group lists its flags once (`Flag`); the same list gives the typer options of create and
 update, and most flags also say where their value goes in the child's JSON (`key`, and `link`
@@ -120,6 +121,9 @@ class Group:
     # ARM sub-resources keep their fields in `properties`; rewrite rules and their conditions
     # are plain objects.
     envelope: bool = True
+    # az's verbs that make and drop a child: most groups create/delete, the newer client-cert
+    # and ssl-profile add/remove.
+    verbs: tuple[str, str] = ("create", "delete")
 
     @property
     def noun(self) -> str:
@@ -450,12 +454,13 @@ def _list(group: Group, arguments: dict[str, Any]) -> None:
 
 
 def group_app(group: Group, help_text: str) -> typer.Typer:
-    """The group's typer app with create, update, delete, list and show."""
+    """The group's typer app with create (or add), update, delete (or remove), list and show."""
     app = typer.Typer(help=help_text, no_args_is_help=True, rich_markup_mode=None)
     base = f"appgw {group.path}"
     where = "-g rg1 --gateway-name appgw1"
     for parent in group.parents():
         where += f" {parent.flag.long} {parent.group.example_name}"
+    make, drop = group.verbs
     key = group.key
     short = min(key.decls, key=len)
     named = f"{where} {short} {group.example_name}"
@@ -467,11 +472,11 @@ def group_app(group: Group, help_text: str) -> typer.Typer:
 
     verbs: list[tuple[str, list[inspect.Parameter], Callable[[dict[str, Any]], None], str]] = [
         (
-            "create",
+            make,
             [*target(group), *flags(True), *waiting(), *connection(prints=True)],
             lambda arguments: _write(group, arguments, creating=True),
-            f"Create the {group.noun} {which}; prints it.\n\n"
-            f"Example: {base} create {named} {group.example}".rstrip(),
+            f"{make.capitalize()} the {group.noun} {which}; prints it.\n\n"
+            f"Example: {base} {make} {named} {group.example}".rstrip(),
         ),
         (
             "update",
@@ -481,10 +486,10 @@ def group_app(group: Group, help_text: str) -> typer.Typer:
             f"Example: {base} update {named} {group.update_example}".rstrip(),
         ),
         (
-            "delete",
+            drop,
             [*target(group), *waiting(), *connection(prints=False)],
             lambda arguments: _delete(group, arguments),
-            f"Delete the {group.noun} {which}.\n\nExample: {base} delete {named}",
+            f"{drop.capitalize()} the {group.noun} {which}.\n\nExample: {base} {drop} {named}",
         ),
         (
             "list",

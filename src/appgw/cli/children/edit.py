@@ -24,6 +24,8 @@ NOUNS = {
     "sslCertificates": "SSL certificate",
     "authenticationCertificates": "authentication certificate",
     "trustedRootCertificates": "trusted root certificate",
+    "trustedClientCertificates": "trusted client certificate",
+    "sslProfiles": "SSL profile",
     "backendHttpSettingsCollection": "HTTP settings",
     "httpListeners": "HTTP listener",
     "frontendPorts": "frontend port",

@@ -7,11 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from appgw.cli.children.commands import Change, Flag, Group, Parent, Switch, set_field
+from appgw.cli.children.ssl_policy import policy_flags
 from appgw.cli.client import fail
 from appgw.cli.options import KEY_VAULT
 from appgw.cli.uploads import read_file, read_pfx
 from appgw.hostnames import is_ip_address
+from appgw.model.document import certificate_field
 from appgw.model.enums import (
+    ClientRevocationOptions,
     CookieBasedAffinity,
     ProbeProtocol,
     Protocol,
@@ -22,6 +25,8 @@ from appgw.model.enums import (
 SSL_CERTS = "sslCertificates"
 AUTH_CERTS = "authenticationCertificates"
 ROOT_CERTS = "trustedRootCertificates"
+CLIENT_CERTS = "trustedClientCertificates"
+SSL_PROFILES = "sslProfiles"
 FRONTEND_IPS = "frontendIPConfigurations"
 FRONTEND_PORTS = "frontendPorts"
 POOLS = "backendAddressPools"
@@ -83,7 +88,8 @@ def _pfx(values: dict[str, Any]) -> None:
 
 
 def _certificate_data(change: Change) -> None:
-    """What the prepare step read from --cert-file: the new `data` (and PFX password)."""
+    """What the prepare step read from --cert-file (client-cert: --data): the new `data` (and
+    PFX password)."""
     if "data" in change.values:
         change.properties.pop("password", None)
         for key in ("data", "password"):
@@ -144,6 +150,102 @@ ROOT_CERT = Group(
     update_example="--cert-file new-root.cer",
     prepare=_public_certificate,
     apply=_certificate_data,
+)
+
+
+def _client_chain(values: dict[str, Any]) -> None:
+    """client-cert: the CA chain file (.cer/.pem, root and intermediates), sent as it is in
+    base64. What a file alone tells is checked here; which certificates are CAs, the root and
+    expiry are the API's to judge (ApplicationGatewayTrustedClientCertificateInvalidData)."""
+    from appgw.certificates import (
+        MAX_TRUSTED_CLIENT_CHAIN_BYTES,
+        CertificateError,
+        load_certificate_chain,
+    )
+
+    path = values.get("data")
+    if path is None:
+        return
+    data = read_file(path, "--data")
+    if len(data) > MAX_TRUSTED_CLIENT_CHAIN_BYTES:
+        fail(
+            f"--data {path}: the file is {len(data)} bytes; a trusted client certificate file "
+            f"holds at most {MAX_TRUSTED_CLIENT_CHAIN_BYTES} bytes (25 KB)"
+        )
+    try:
+        load_certificate_chain(data)
+    except CertificateError as error:
+        fail(f"--data {path}: {error.message}")
+    values["data"] = certificate_field(data)
+
+
+CLIENT_CERT = Group(
+    "client-cert",
+    CLIENT_CERTS,
+    (
+        Flag(
+            ("--data",),
+            "CA certificate chain file (.cer or .pem: the root, and intermediates if any) that "
+            "issues the clients' certificates.",
+            kind=Path,
+            required=True,
+        ),
+    ),
+    example_name="clientCa",
+    example="--data client-ca-chain.pem",
+    update_example="--data renewed-ca-chain.pem",
+    prepare=_client_chain,
+    apply=_certificate_data,
+    verbs=("add", "remove"),
+)
+
+
+_PROFILE_POLICY = policy_flags(("--policy-name",), "sslPolicy.")
+
+
+def _ssl_profile(change: Change) -> None:
+    """A --policy-type starts the profile's policy afresh: a Custom policy's suites do not
+    belong to a Predefined one, nor a policy name to a Custom one. Other policy flags change
+    only their own field, as az's update does."""
+    if change.given("policy_type"):
+        for flag in _PROFILE_POLICY:
+            if flag.key is not None and not change.given(flag.name):
+                set_field(change.properties, flag.key, None)
+
+
+SSL_PROFILE = Group(
+    "ssl-profile",
+    SSL_PROFILES,
+    (
+        *_PROFILE_POLICY,
+        Flag(
+            ("--trusted-client-certificates", "--trusted-client-cert"),
+            "Trusted client CA certificates (client-cert) that clients' certificates must chain "
+            "to; an empty value removes them all.",
+            kind=list,
+            key="trustedClientCertificates",
+            link=CLIENT_CERTS,
+        ),
+        Flag(
+            ("--client-auth-configuration", "--client-auth-config"),
+            "Also check that the client certificate's issuer is the uploaded chain's issuing CA "
+            "(verifyClientCertIssuerDN).",
+            choices=Switch,
+            key="clientAuthConfiguration.verifyClientCertIssuerDN",
+        ),
+        Flag(
+            ("--verify-client-revocation",),
+            "Check the client certificate's revocation (OCSP) or not (None).",
+            choices=ClientRevocationOptions,
+            key="clientAuthConfiguration.verifyClientRevocation",
+        ),
+    ),
+    example_name="mtlsProfile",
+    example="--policy-type Predefined --policy-name AppGwSslPolicy20220101S "
+    "--trusted-client-certificates clientCa --client-auth-configuration true",
+    update_example="--policy-type CustomV2 --min-protocol-version TLSv1_3",
+    apply=_ssl_profile,
+    verbs=("add", "remove"),
 )
 
 
@@ -283,11 +385,18 @@ HTTP_LISTENER = Group(
             ("--host-name",), "Host name of a multi-site listener (SNI with Https).", key="hostName"
         ),
         Flag(("--host-names",), "Host names, wildcards allowed.", kind=list, key="hostNames"),
+        Flag(
+            ("--ssl-profile",),
+            "SSL profile of an Https listener (its own TLS policy, client certificates); "
+            "empty detaches it.",
+            key="sslProfile",
+            link=SSL_PROFILES,
+        ),
     ),
     example_name="appGatewayHttpListener",
     example="--frontend-port appGatewayFrontendPort --ssl-cert contosoSslCert "
     "--host-name www.contoso.com",
-    update_example="--host-names '*.contoso.com' contoso.com",
+    update_example="--host-names '*.contoso.com' contoso.com --ssl-profile mtlsProfile",
     apply=_listener,
 )
 
@@ -745,6 +854,8 @@ GROUPS = (
     (SSL_CERT, "Listener certificates (PFX)."),
     (AUTH_CERT, "Backend authentication certificates (v1 SKUs)."),
     (ROOT_CERT, "Trusted root certificates for backends (v2 SKUs)."),
+    (CLIENT_CERT, "Trusted client CA certificates for mutual TLS (v2 SKUs)."),
+    (SSL_PROFILE, "SSL profiles: a listener's own TLS policy and client certificates (v2 SKUs)."),
     (HTTP_SETTINGS, "Backend HTTP settings."),
     (HTTP_LISTENER, "HTTP listeners."),
     (FRONTEND_PORT, "Frontend ports."),

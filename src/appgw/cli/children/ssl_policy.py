@@ -28,29 +28,44 @@ SSL_OPTIONS = (
     "/subscriptions/{}/providers/Microsoft.Network/applicationGatewayAvailableSslOptions/default"
 )
 
+
+def policy_flags(name: tuple[str, ...], where: str = "") -> tuple[Flag, ...]:
+    """The flags of a TLS policy, one table for the gateway's (`ssl-policy set`, whose -n names
+    the predefined policy) and an SSL profile's (`--policy-name`; `where` "sslPolicy." puts
+    the values into the profile's policy)."""
+    return (
+        Flag(
+            ("--policy-type",),
+            "Policy type; given, the policy is replaced by what the policy flags say.",
+            choices=SslPolicyType,
+            key=f"{where}policyType",
+        ),
+        Flag(name, "Predefined policy name.", choices=SslPolicyName, key=f"{where}policyName"),
+        Flag(
+            ("--min-protocol-version",),
+            "Lowest TLS version (Custom, CustomV2).",
+            choices=SslProtocol,
+            key=f"{where}minProtocolVersion",
+        ),
+        Flag(
+            ("--cipher-suites",),
+            "Cipher suites in order of preference (Custom, CustomV2).",
+            kind=list,
+            choices=SslCipherSuite,
+            key=f"{where}cipherSuites",
+        ),
+        Flag(
+            ("--disabled-ssl-protocols", "--disabled-protocols"),
+            "TLS versions to turn off (the older form of --min-protocol-version).",
+            kind=list,
+            choices=SslProtocol,
+            key=f"{where}disabledSslProtocols",
+        ),
+    )
+
+
 _SET_FLAGS = (
-    Flag(("--policy-type",), "Policy type.", choices=SslPolicyType, key="policyType"),
-    Flag(("--name", "-n"), "Predefined policy name.", choices=SslPolicyName, key="policyName"),
-    Flag(
-        ("--min-protocol-version",),
-        "Lowest TLS version (Custom, CustomV2).",
-        choices=SslProtocol,
-        key="minProtocolVersion",
-    ),
-    Flag(
-        ("--cipher-suites",),
-        "Cipher suites in order of preference (Custom, CustomV2).",
-        kind=list,
-        choices=SslCipherSuite,
-        key="cipherSuites",
-    ),
-    Flag(
-        ("--disabled-ssl-protocols",),
-        "TLS versions to turn off (the older form of --min-protocol-version).",
-        kind=list,
-        choices=SslProtocol,
-        key="disabledSslProtocols",
-    ),
+    *policy_flags(("--name", "-n")),
     Flag(("--clear",), "Remove the policy: the gateway's default applies.", kind=bool),
 )
 
