@@ -377,6 +377,8 @@ def test_trusted_client_certificates_are_uploaded_and_deleted_on_their_own(
     certificate = named(stored(api), "trustedClientCertificates", "clients")
     assert certificate is not None and certificate["properties"]["clientCertIssuerDN"]
     assert certificate["properties"]["clientCertIssuerDN"] in row_of(browser.get(SSL), "clients")
+    edit = browser.get(f"{PORTAL}/clientcertificates/clients/edit")
+    assert certificate["properties"]["clientCertIssuerDN"] in html.unescape(edit)
     # Offered on the profile form with its issuer DN.
     assert 'name="existing_ca" value="clients"' in browser.get(ADD_PROFILE)
     saved(browser.submit(browser.get(SSL), f"{PORTAL}/clientcertificates/clients/delete"))

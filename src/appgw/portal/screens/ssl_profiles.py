@@ -25,6 +25,7 @@ from appgw.portal.common import (
     FormErrors,
     Portal,
     child_of,
+    find_child,
     name_of,
     ref,
     save_child,
@@ -262,16 +263,9 @@ def _certificate_of_post(form: FormData, name: str | None) -> FieldsForm:
 def _certificate_editor_context(
     view: dict[str, Any], form: FieldsForm, adding: bool
 ) -> dict[str, Any]:
-    found = None if adding else _client_certificate(view, form.values["ca_name"])
+    found = None if adding else find_child(view, CLIENT_CERTIFICATES, form.values["ca_name"])
     issuer = (found or {}).get("properties", {}).get("clientCertIssuerDN") or ""
     return {"values": form.values, "issuer_dn": issuer}
-
-
-def _client_certificate(view: dict[str, Any], name: str) -> dict[str, Any] | None:
-    for certificate in view["properties"].get(CLIENT_CERTIFICATES, []):
-        if certificate["name"].casefold() == name.casefold():
-            return certificate  # type: ignore[no-any-return]
-    return None
 
 
 def _certificate_check(_view: dict[str, Any], form: FieldsForm, _adding: bool) -> FormErrors:
