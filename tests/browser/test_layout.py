@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 
 import pytest
+import trustme
 from playwright.sync_api import Browser, Page
 
 from backends import free_port
@@ -34,6 +36,10 @@ SCREENS = (
     "probes/add",
     "health",
     "ssl",
+    "sslprofiles/add",
+    "sslprofiles/mutual/edit",
+    "clientcertificates/add",
+    "clientcertificates/contoso-clients/edit",
     "activity",
 )
 
@@ -69,6 +75,22 @@ REWRITE_SET = {
 }
 
 
+SSL_PROFILE = {
+    "name": "mutual",
+    "properties": {
+        "trustedClientCertificates": [
+            {"id": f"{gateway_id()}/trustedClientCertificates/contoso-clients"}
+        ],
+        "clientAuthConfiguration": {"verifyClientCertIssuerDN": True},
+        "sslPolicy": {
+            "policyType": "CustomV2",
+            "minProtocolVersion": "TLSv1_2",
+            "cipherSuites": ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"],
+        },
+    },
+}
+
+
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     server = start_serve(
@@ -93,6 +115,13 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     document["properties"]["requestRoutingRules"][0]["properties"]["rewriteRuleSet"] = {
         "id": f"{gateway_id()}/rewriteRuleSets/securityHeaders"
     }
+    # SSL settings with its lists filled: a profile trusting a client CA, on a custom policy.
+    client_ca = trustme.CA(organization_name="Contoso Clients Root")
+    chain = client_ca.cert_pem.bytes() + client_ca.create_child_ca().cert_pem.bytes()
+    document["properties"]["trustedClientCertificates"] = [
+        {"name": "contoso-clients", "properties": {"data": base64.b64encode(chain).decode()}}
+    ]
+    document["properties"]["sslProfiles"] = [SSL_PROFILE]
     running.apply(document)
     try:
         yield running

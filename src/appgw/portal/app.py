@@ -37,6 +37,7 @@ from appgw.portal.screens import (
     rules,
     settings,
     ssl,
+    ssl_profiles,
     wizard,
 )
 from appgw.portal.sessions import COOKIE
@@ -53,6 +54,7 @@ SCREENS = (
     probes,
     health,
     ssl,
+    ssl_profiles,
     activity,
     wizard,
 )

@@ -470,7 +470,7 @@ class ChildScreen(Generic[Form]):
     """A blade of one child collection (listeners, pools, settings, rules, probes), one URL
     shape for all:
 
-        {screen}                     the list ({screen}.html)
+        {screen}                     the list ({screen}.html, or its `menu` blade's page)
         {screen}/add                 the Add form ({screen}_edit.html), posted to the same URL
         {screen}/{child}/edit        the Edit form, posted to the same URL
         {screen}/{child}/delete      asks to confirm (GET); deletes (POST)
@@ -503,13 +503,23 @@ class ChildScreen(Generic[Form]):
     delete_note: Callable[[dict[str, Any], dict[str, Any]], str] = _no_reason
     # A step before checking and saving (the probe's Test): a page to show instead, or None.
     intercept: Callable[[Submission[Form]], Response | None] | None = None
+    # The blade whose page lists these children, when it is not `screen` itself (SSL settings
+    # lists SSL profiles): its menu entry is marked, its page is the list and where saves go.
+    menu: str = ""
 
     @property
     def title(self) -> str:
         return self.noun[:1].upper() + self.noun[1:]
 
+    @property
+    def list_screen(self) -> str:
+        return self.menu or self.screen
+
+    def own_url(self, blade: Blade) -> str:
+        return gateway_url(blade.gateway_id, self.screen)
+
     def child_url(self, blade: Blade, child: str, action: str) -> str:
-        return f"{blade.url}/{quote(child, safe='')}/{action}"
+        return f"{self.own_url(blade)}/{quote(child, safe='')}/{action}"
 
     # --- pages ----------------------------------------------------------------------------------
 
@@ -517,7 +527,7 @@ class ChildScreen(Generic[Form]):
         self, blade: Blade, errors: FormErrors | None = None, *, status: int | None = None
     ) -> HTMLResponse:
         context = self.list_context(blade.view)
-        return blade.page(f"{self.screen}.html", status=status, errors=errors, **context)
+        return blade.page(f"{self.list_screen}.html", status=status, errors=errors, **context)
 
     def editor(
         self,
@@ -531,7 +541,7 @@ class ChildScreen(Generic[Form]):
     ) -> HTMLResponse:
         adding = previous is None
         if previous is None:
-            action = f"{blade.url}/add"
+            action = f"{self.own_url(blade)}/add"
         else:
             action = self.child_url(blade, previous["name"], "edit")
         return blade.page(
@@ -617,21 +627,21 @@ class ChildScreen(Generic[Form]):
             request: Request, subscription: str, resource_group: str, name: str
         ) -> Response:
             return self.listing(
-                portal.opened(request, subscription, resource_group, name, self.screen)
+                portal.opened(request, subscription, resource_group, name, self.list_screen)
             )
 
         @router.get(f"{base}/add", name=f"portal-{self.screen}-add")
         def add_page(
             request: Request, subscription: str, resource_group: str, name: str
         ) -> Response:
-            blade = portal.opened(request, subscription, resource_group, name, self.screen)
+            blade = portal.opened(request, subscription, resource_group, name, self.list_screen)
             return self.editor(blade, self.blank_form(blade.view), None, blade.view["etag"])
 
         @router.get(f"{base}/{{child}}/edit", name=f"portal-{self.screen}-edit")
         def edit_page(
             request: Request, subscription: str, resource_group: str, name: str, child: str
         ) -> Response:
-            blade = portal.opened(request, subscription, resource_group, name, self.screen)
+            blade = portal.opened(request, subscription, resource_group, name, self.list_screen)
             found = self._require(blade.view, child)
             form = self.form_of_child(blade.view, found)
             return self.editor(blade, form, found, blade.view["etag"])
@@ -640,7 +650,7 @@ class ChildScreen(Generic[Form]):
         def delete_page(
             request: Request, subscription: str, resource_group: str, name: str, child: str
         ) -> Response:
-            blade = portal.opened(request, subscription, resource_group, name, self.screen)
+            blade = portal.opened(request, subscription, resource_group, name, self.list_screen)
             found = self._require(blade.view, child)
             return blade.page(
                 "child_delete.html",
@@ -655,7 +665,7 @@ class ChildScreen(Generic[Form]):
             request: Request, subscription: str, resource_group: str, name: str
         ) -> Response:
             blade, posted = await portal.submitted(
-                request, subscription, resource_group, name, self.screen
+                request, subscription, resource_group, name, self.list_screen
             )
             return await run_in_threadpool(self._save, blade, posted, None)
 
@@ -664,7 +674,7 @@ class ChildScreen(Generic[Form]):
             request: Request, subscription: str, resource_group: str, name: str, child: str
         ) -> Response:
             blade, posted = await portal.submitted(
-                request, subscription, resource_group, name, self.screen
+                request, subscription, resource_group, name, self.list_screen
             )
             return await run_in_threadpool(self._save, blade, posted, child)
 
@@ -673,7 +683,7 @@ class ChildScreen(Generic[Form]):
             request: Request, subscription: str, resource_group: str, name: str, child: str
         ) -> Response:
             blade, posted = await portal.submitted(
-                request, subscription, resource_group, name, self.screen
+                request, subscription, resource_group, name, self.list_screen
             )
             return await run_in_threadpool(self._delete, blade, posted, child)
 

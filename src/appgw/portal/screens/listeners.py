@@ -36,6 +36,7 @@ _FIELDS = (
     "listener_type",
     "host_type",
     "host_names",
+    "ssl_profile",
 )
 
 
@@ -72,6 +73,8 @@ def _blank(view: dict[str, Any]) -> FieldsForm:
             "listener_type": "basic",
             "host_type": "single",
             "host_names": "",
+            "ssl_profile_on": "",
+            "ssl_profile": "",
         }
     )
 
@@ -97,12 +100,15 @@ def _of_listener(view: dict[str, Any], listener: dict[str, Any]) -> FieldsForm:
             "listener_type": "multi" if hosts else "basic",
             "host_type": "multiple" if p.get("hostNames") else "single",
             "host_names": ", ".join(hosts),
+            "ssl_profile_on": "on" if p.get("sslProfile") else "",
+            "ssl_profile": name_of(p.get("sslProfile")),
         }
     )
 
 
 def _of_post(form: FormData, name: str | None) -> FieldsForm:
     values = {key: text(form, key) for key in _FIELDS}
+    values["ssl_profile_on"] = "on" if text(form, "ssl_profile_on") else ""
     if name is not None:
         values["listener_name"] = name
     certificate = PFX.posted(form) if values["protocol"] == "Https" else None
@@ -115,6 +121,7 @@ def _editor_context(view: dict[str, Any], form: FieldsForm, _adding: bool) -> di
         "values": form.values,
         "frontends": [(f["name"], f["name"]) for f in props["frontendIPConfigurations"]],
         "certificates": [(c["name"], c["name"]) for c in props["sslCertificates"]],
+        "ssl_profiles": [(p["name"], p["name"]) for p in props.get("sslProfiles", [])],
     }
 
 
@@ -126,7 +133,17 @@ def _check(_view: dict[str, Any], form: FieldsForm, _adding: bool) -> FormErrors
         errors.add("port", "Enter a port number.")
     if form.certificate is not None:
         PFX.check(form.certificate, errors)
+    if _ssl_profile(form) == "":
+        errors.add("ssl_profile", "Choose an SSL profile, or untick Enable SSL Profile.")
     return errors
+
+
+def _ssl_profile(form: FieldsForm) -> str | None:
+    """The SSL profile the form gives the listener ('' when enabled without one), or None."""
+    values = form.values
+    if values["protocol"] != "Https" or not values["ssl_profile_on"]:
+        return None
+    return values["ssl_profile"]
 
 
 def _apply(
@@ -149,6 +166,9 @@ def _apply(
     }
     if certificate_name:
         properties["sslCertificate"] = ref(gateway_id, "sslCertificates", certificate_name)
+    profile = _ssl_profile(form)
+    if profile:
+        properties["sslProfile"] = ref(gateway_id, "sslProfiles", profile)
     if values["listener_type"] == "multi":
         names = [n.strip() for n in values["host_names"].split(",") if n.strip()]
         if values["host_type"] == "multiple":
@@ -207,6 +227,8 @@ def _mapping(listener: str, certificate: str | None, port_name: str) -> FieldMap
                 return "host_names"
             if "sslCertificate" in path:
                 return "existing_cert"
+            if "sslProfile" in path:
+                return "ssl_profile"
             if "frontendPort" in path:
                 return "port"
             if "protocol" in path:
