@@ -10,7 +10,6 @@ import datetime as dt
 import json
 import socket
 import ssl
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -148,7 +147,10 @@ def request(
         except (ssl.SSLError, ConnectionError):
             return 0, None, b""
         with tls:
-            tls.sendall(f"GET /x HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            target = _targets.send()
+            tls.sendall(
+                f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+            )
             answer = b""
             while chunk := tls.recv(65536):
                 answer += chunk
@@ -158,12 +160,45 @@ def request(
     return status, seen, answer
 
 
+def _numbered() -> Iterator[str]:
+    """Request targets, each unique: an access log line is found by its request (two workers
+    append to the log, each on its own flush timer, so the file's order is not the requests')."""
+    number = 0
+    while True:
+        number += 1
+        yield f"/x?request={number}"
+
+
+class _Targets:
+    def __init__(self) -> None:
+        self.numbers = _numbered()
+        self.last = ""
+
+    def send(self) -> str:
+        self.last = next(self.numbers)
+        return self.last
+
+
+_targets = _Targets()
+
+
 def last_line_for(gateway: Gateway, listener: str) -> dict[str, Any]:
-    """The access log's latest line of `listener` (two workers write the file)."""
+    """The access log's line of the latest request() sent, on `listener`."""
     path = gateway.server.log_path.parent / "data" / "access.log"
-    time.sleep(0.5)  # each worker flushes its lines every 0.2 s
-    lines = [json.loads(line) for line in path.read_text().splitlines() if line]
-    return [line for line in lines if line["listenerName"] == listener][-1]["properties"]
+    found: list[dict[str, Any]] = []
+
+    def logged() -> bool:
+        lines = [json.loads(line) for line in path.read_text().splitlines() if line]
+        found[:] = [
+            line
+            for line in lines
+            if line["listenerName"] == listener
+            and line["properties"]["originalRequestUriWithArgs"] == _targets.last
+        ]
+        return bool(found)
+
+    wait_until(logged, what=f"the access log line of {_targets.last}")
+    return found[-1]["properties"]
 
 
 @pytest.fixture(scope="module")
@@ -427,5 +462,5 @@ def test_an_azure_gateway_with_mutual_tls_and_rewrites_is_imported_and_served(
     status, seen, answer = request(port, server_ca, client=client)
     assert status == 200 and seen is not None, answer[:300]
     assert b"strict-transport-security" in answer.lower()  # the rewrite set applies
-    assert seen["target"] == "/x"
+    assert seen["target"].startswith("/x?request=")
     assert request(port, server_ca)[0] == 400  # no client certificate
