@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+import trustme
 from cryptography.hazmat.primitives.serialization import pkcs7
 
 from backends import free_port
@@ -300,9 +301,66 @@ def test_bad_files(server: ServeProcess, tmp_path: Path) -> None:
         assert f"appgw: {path}: " in result.stderr and expected in result.stderr
 
 
+def with_rewrites_and_mutual_tls(document: dict[str, Any]) -> dict[str, Any]:
+    """The az-show gateway with a rewrite set on its HTTPS rule and an SSL profile (trusted
+    client CA, issuer DN, OCSP, its own policy) on its HTTPS listener, in az's flat shape."""
+    gid, rg = document["id"], document["resourceGroup"]
+
+    def ref(collection: str, name: str) -> dict[str, str]:
+        return {"id": f"{gid}/{collection}/{name}", "resourceGroup": rg}
+
+    clients = trustme.CA(organization_name="Contoso Clients")
+    document["trustedClientCertificates"] = [
+        {"name": "contoso-clients", "data": base64.b64encode(clients.cert_pem.bytes()).decode()}
+    ]
+    document["sslProfiles"] = [
+        {
+            "name": "partners",
+            "trustedClientCertificates": [ref("trustedClientCertificates", "contoso-clients")],
+            "clientAuthConfiguration": {
+                "verifyClientCertIssuerDN": True,
+                "verifyClientRevocation": "OCSP",
+            },
+            "sslPolicy": {"policyType": "Predefined", "policyName": "AppGwSslPolicy20220101S"},
+        }
+    ]
+    document["rewriteRuleSets"] = [
+        {
+            "name": "security-headers",
+            "rewriteRules": [
+                {
+                    "name": "hsts",
+                    "ruleSequence": 100,
+                    "conditions": [{"variable": "http_req_X-Debug", "pattern": ".+",
+                                    "ignoreCase": True, "negate": True}],
+                    "actionSet": {
+                        "requestHeaderConfigurations": [
+                            {"headerName": "X-Client-Cert",
+                             "headerValue": "{var_client_certificate}"}
+                        ],
+                        "responseHeaderConfigurations": [
+                            {"headerName": "Strict-Transport-Security",
+                             "headerValue": "max-age=31536000"},
+                            {"headerName": "Server", "headerValue": ""},
+                        ],
+                    },
+                }
+            ],
+        }
+    ]  # fmt: skip
+    listener = next(item for item in document["httpListeners"] if item["protocol"] == "Https")
+    listener["sslProfile"] = ref("sslProfiles", "partners")
+    rule = next(item for item in document["requestRoutingRules"] if item["name"] == "https-rule")
+    rule["rewriteRuleSet"] = ref("rewriteRuleSets", "security-headers")
+    return document
+
+
 def test_export_round_trip(
-    az_show: Path, server: ServeProcess, api: httpx.Client, tmp_path: Path, pfx: Pfx, pfx_file: Path
+    server: ServeProcess, api: httpx.Client, tmp_path: Path, pfx: Pfx, pfx_file: Path
 ) -> None:
+    """Everything survives export and import: also rewrite sets and SSL profiles."""
+    az_show = tmp_path / "az-show-with-features.json"
+    az_show.write_text(json.dumps(with_rewrites_and_mutual_tls(az_show_document())))
     secret = ("--ssl-cert", f"contoso-www-cert={pfx_file}", "--ssl-cert-password-stdin")
     original = gateway_id("original", "trip", SUB)
     first = appgw(server, "import", str(az_show), "-g", "trip", "-n", "original", *secret,
@@ -324,6 +382,15 @@ def test_export_round_trip(
     assert appgw(server, "export", "-g", "trip", "-n", "original", "--template",
                  "-f", str(as_template)).returncode == 0  # fmt: skip
     assert api.delete(original).is_success  # its ports are free for the copies
+
+    exported_document = json.loads(text)["properties"]
+    assert exported_document["rewriteRuleSets"][0]["name"] == "security-headers"
+    assert (
+        exported_document["sslProfiles"][0]["properties"]["clientAuthConfiguration"][
+            "verifyClientRevocation"
+        ]
+        == "OCSP"
+    )
 
     def same_as_original(name: str) -> None:
         copy = api.get(gateway_id(name, "trip", SUB)).json()
