@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+
+from backends import free_port
+from builders import GatewayBuilder
+from e2e.harness import Gateway
+from helpers import TOKEN, start_serve
 
 CHROMIUM = "/usr/bin/chromium"
 # Chromium's background services try to reach Google; this machine's network refuses them.
@@ -47,3 +54,30 @@ def page(browser: Browser) -> Iterator[Page]:
 def screenshot(page: Page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def one_site() -> GatewayBuilder:
+    """A plain HTTP gateway to start a screen test from (nothing listens behind it)."""
+    return (
+        GatewayBuilder()
+        .pool("pool", "127.0.0.1")
+        .settings("settings", free_port(), "Http")
+        .listener("listener", free_port(), "Http")
+        .rule("rule1", "listener", pool="pool", settings="settings")
+    )
+
+
+@contextmanager
+def serving(
+    tmp_path_factory: pytest.TempPathFactory, label: str, document: dict[str, Any]
+) -> Iterator[Gateway]:
+    """`appgw serve` with one worker, serving `document`, for one test."""
+    server = start_serve(
+        tmp_path_factory.mktemp(label) / "data", {"APPGW_ADMIN_TOKEN": TOKEN}, workers=1
+    )
+    try:
+        running = Gateway(server, workers=1)
+        running.apply(document)
+        yield running
+    finally:
+        server.stop()

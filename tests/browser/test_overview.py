@@ -7,34 +7,17 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from backends import free_port
-from browser.conftest import screenshot
+from browser.conftest import one_site, screenshot, serving
 from browser.test_layout import signed_in
-from builders import GatewayBuilder
 from e2e.harness import Gateway
-from helpers import TOKEN, start_serve
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    server = start_serve(
-        tmp_path_factory.mktemp("overview") / "data", {"APPGW_ADMIN_TOKEN": TOKEN}, workers=1
-    )
-    running = Gateway(server, workers=1)
-    running.apply(
-        GatewayBuilder()
-        .pool("pool", "127.0.0.1")
-        .settings("settings", free_port(), "Http")
-        .listener("listener", free_port(), "Http")
-        .rule("rule1", "listener", pool="pool", settings="settings")
-        .build()
-    )
-    try:
+    with serving(tmp_path_factory, "overview", one_site().build()) as running:
         yield running
-    finally:
-        server.stop()
 
 
 def test_stop_start_and_delete_from_the_overview(browser: Browser, gateway: Gateway) -> None:

@@ -13,11 +13,10 @@ from cryptography import x509
 from playwright.sync_api import Browser, Page, expect
 
 from backends import free_port
-from browser.conftest import screenshot
+from browser.conftest import one_site, screenshot, serving
 from browser.test_layout import signed_in
-from builders import GatewayBuilder
 from e2e.harness import Gateway
-from helpers import TOKEN, gateway_url, make_pfx, start_serve
+from helpers import gateway_url, make_pfx
 
 pytestmark = pytest.mark.slow
 
@@ -25,25 +24,16 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def gateway(tmp_path_factory: pytest.TempPathFactory, ca: trustme.CA) -> Iterator[Gateway]:
     pfx = make_pfx(ca, "www.contoso.com")
-    server = start_serve(
-        tmp_path_factory.mktemp("ssl-profiles") / "data", {"APPGW_ADMIN_TOKEN": TOKEN}, workers=1
-    )
-    running = Gateway(server, workers=1)
-    running.apply(
-        GatewayBuilder()
-        .pool("pool", "127.0.0.1")
-        .settings("settings", free_port(), "Http")
-        .listener("listener", free_port(), "Http")
-        .rule("rule1", "listener", pool="pool", settings="settings")
+    with serving(
+        tmp_path_factory,
+        "ssl-profiles",
+        one_site()
         .certificate("site", pfx.b64, pfx.password)
         .listener("secure", free_port(), "Https", certificate="site")
         .rule("rule2", "secure", pool="pool", settings="settings")
-        .build()
-    )
-    try:
+        .build(),
+    ) as running:
         yield running
-    finally:
-        server.stop()
 
 
 def test_add_an_ssl_profile_from_ssl_settings(
