@@ -379,6 +379,14 @@ def nginx_proxy_config(work: Path, certs: Certs, ports: Ports) -> Path:
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       proxy_set_header X-Forwarded-Proto $scheme;
 """
+    # Every TLS site proxies to the origin alike: re-encrypted, verified, SNI, sessions kept.
+    to_origin = f"""proxy_pass https://origin_tls;
+      {proxy_common}
+      proxy_ssl_verify on;
+      proxy_ssl_trusted_certificate {certs.root_pem};
+      proxy_ssl_name {ORIGIN_NAME};
+      proxy_ssl_server_name on;
+      proxy_ssl_session_reuse on;"""
     config.write_text(
         nginx_common(prefix)
         + f"""
@@ -399,13 +407,7 @@ http {{
     ssl_certificate_key {certs.front_key};
     ssl_protocols TLSv1.2 TLSv1.3;
     location / {{
-      proxy_pass https://origin_tls;
-      {proxy_common}
-      proxy_ssl_verify on;
-      proxy_ssl_trusted_certificate {certs.root_pem};
-      proxy_ssl_name {ORIGIN_NAME};
-      proxy_ssl_server_name on;
-      proxy_ssl_session_reuse on;
+      {to_origin}
     }}
   }}
   server {{
@@ -415,13 +417,7 @@ http {{
     ssl_certificate_key {certs.front_key};
     ssl_protocols TLSv1.2 TLSv1.3;
     location / {{
-      proxy_pass https://origin_tls;
-      {proxy_common}
-      proxy_ssl_verify on;
-      proxy_ssl_trusted_certificate {certs.root_pem};
-      proxy_ssl_name {ORIGIN_NAME};
-      proxy_ssl_server_name on;
-      proxy_ssl_session_reuse on;
+      {to_origin}
       {nginx_rewrites}
     }}
   }}
@@ -433,13 +429,7 @@ http {{
     ssl_verify_client on;
     ssl_client_certificate {certs.root_pem};
     location / {{
-      proxy_pass https://origin_tls;
-      {proxy_common}
-      proxy_ssl_verify on;
-      proxy_ssl_trusted_certificate {certs.root_pem};
-      proxy_ssl_name {ORIGIN_NAME};
-      proxy_ssl_server_name on;
-      proxy_ssl_session_reuse on;
+      {to_origin}
     }}
   }}
   server {{
