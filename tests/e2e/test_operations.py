@@ -173,7 +173,13 @@ def test_demo_shows_end_to_end_tls_working_and_survives_a_restart(tmp_path: Path
             assert found is not None, server.banner
             command = (found[1], found[2], int(found[3]))
             commands.append(command)
-            wait_until(lambda: demo_answers(*command), what="the demo gateway")  # noqa: B023
+            # 30 s: under the full suite's load (three test processes, each with gateways)
+            # the first handshake once took longer than the default 10 s; alone it is instant.
+            wait_until(
+                lambda: demo_answers(*command),  # noqa: B023
+                timeout=30,
+                what="the demo gateway",
+            )
         finally:
             server.stop()
     assert commands[0] == commands[1]
