@@ -129,15 +129,6 @@ def parse_template(text: str) -> Template:
     return tuple(parts)
 
 
-def template_text(template: Template) -> str:
-    return "".join(
-        part
-        if isinstance(part, str)
-        else "{" + part.variable + (f"_{part.group}" if part.group is not None else "") + "}"
-        for part in template
-    )
-
-
 def compile_pattern(pattern: str, *, ignore_case: bool) -> Any:
     """The RE2 pattern, or RewriteSyntaxError with RE2's reason (a look-around or a back
     reference: constructs whose matching time can explode, which RE2 leaves out)."""

@@ -131,10 +131,6 @@ def ask_for_certificates(context: ssl.SSLContext, auth: ClientAuth) -> None:
         _asking.add(context)
 
 
-def asks_for_certificates(context: ssl.SSLContext) -> bool:
-    return context in _asking
-
-
 def switched_to(connection: ssl.SSLObject | ssl.SSLSocket, context: ssl.SSLContext) -> None:
     """The SNI dispatcher switched `connection` to `context`: ask for a certificate if the
     context does. Raises libssl.LibSslUnavailable (the dispatcher then refuses the
