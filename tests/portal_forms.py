@@ -6,9 +6,15 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
 
 import httpx
+
+from helpers import TOKEN, Api, gateway_url, running_api
 
 
 class FormReader(HTMLParser):
@@ -119,3 +125,23 @@ def error_only_at(page: str, name: str, words: str) -> None:
     """`words` are shown under the field `name`, and nothing is left for the top of the form."""
     assert words in field_error(page, name), f"'{words}' not under {name}: {general_error(page)}"
     assert general_error(page) == "", f"unplaced errors: {general_error(page)}"
+
+
+@contextmanager
+def signed_in_portal(data_dir: Path, document: dict[str, Any]) -> Iterator[tuple[Api, Browser]]:
+    """An API serving the portal, with `document` PUT as gateway "appgw", and a signed-in
+    browser."""
+    with running_api(data_dir) as api:
+        created = api.client.put(gateway_url(), json=document)
+        assert created.status_code in (200, 201), created.text
+        with httpx.Client(base_url=api.base_url, timeout=30, follow_redirects=False) as client:
+            signed = client.post("/portal/signin", data={"token": TOKEN})
+            assert signed.status_code == 303, signed.text
+            yield api, Browser(client)
+
+
+def stored(api: Api, name: str = "appgw") -> dict[str, Any]:
+    """The gateway as the API returns it now."""
+    response = api.client.get(gateway_url(name))
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]

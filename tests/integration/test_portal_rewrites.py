@@ -16,7 +16,16 @@ import pytest
 
 from builders import GatewayBuilder
 from helpers import RG, SUB, TOKEN, Api, gateway_id, gateway_url, running_api
-from portal_forms import Browser, field_error, general_error, is_checked, selected, value_of
+from portal_forms import (
+    Browser,
+    field_error,
+    general_error,
+    is_checked,
+    selected,
+    signed_in_portal,
+    stored,
+    value_of,
+)
 
 PORTAL = f"/portal/gateways/{SUB}/{RG}/appgw"
 G = gateway_id()
@@ -46,19 +55,8 @@ def gateway() -> dict[str, Any]:
 
 @pytest.fixture
 def portal(tmp_path: Path) -> Iterator[tuple[Api, Browser]]:
-    with running_api(tmp_path / "data") as api:
-        created = api.client.put(gateway_url(), json=gateway())
-        assert created.status_code in (200, 201), created.text
-        with httpx.Client(base_url=api.base_url, timeout=30, follow_redirects=False) as client:
-            signed = client.post("/portal/signin", data={"token": TOKEN})
-            assert signed.status_code == 303, signed.text
-            yield api, Browser(client)
-
-
-def stored(api: Api) -> dict[str, Any]:
-    response = api.client.get(gateway_url())
-    assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
+    with signed_in_portal(tmp_path / "data", gateway()) as signed_in:
+        yield signed_in
 
 
 def named(children: list[dict[str, Any]], name: str) -> dict[str, Any]:

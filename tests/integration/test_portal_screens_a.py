@@ -22,16 +22,22 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from helpers import (
     RG,
     SUB,
-    TOKEN,
     Api,
     Pfx,
     gateway_id,
     gateway_url,
     make_pfx,
-    running_api,
     skeleton,
 )
-from portal_forms import Browser, error_only_at, field_error, general_error, is_checked
+from portal_forms import (
+    Browser,
+    error_only_at,
+    field_error,
+    general_error,
+    is_checked,
+    signed_in_portal,
+    stored,
+)
 
 PORTAL = f"/portal/gateways/{SUB}/{RG}"
 G = gateway_id()
@@ -81,19 +87,8 @@ def v1_gateway(pfx: Pfx, root_cer: str) -> dict[str, Any]:
 
 @pytest.fixture
 def portal(tmp_path: Path, pfx: Pfx, root_cer: str) -> Iterator[tuple[Api, Browser]]:
-    with running_api(tmp_path / "data") as api:
-        created = api.client.put(gateway_url(), json=two_listener_gateway(pfx, root_cer))
-        assert created.status_code in (200, 201), created.text
-        with httpx.Client(base_url=api.base_url, timeout=30, follow_redirects=False) as client:
-            signed = client.post("/portal/signin", data={"token": TOKEN})
-            assert signed.status_code == 303, signed.text
-            yield api, Browser(client)
-
-
-def stored(api: Api, name: str = "appgw") -> dict[str, Any]:
-    response = api.client.get(gateway_url(name))
-    assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
+    with signed_in_portal(tmp_path / "data", two_listener_gateway(pfx, root_cer)) as signed_in:
+        yield signed_in
 
 
 def child(document: dict[str, Any], collection: str, name: str) -> dict[str, Any] | None:

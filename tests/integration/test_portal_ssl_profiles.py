@@ -16,8 +16,17 @@ import pytest
 import trustme
 from cryptography import x509
 
-from helpers import RG, SUB, TOKEN, Api, Pfx, gateway_url, running_api, skeleton
-from portal_forms import Browser, field_error, general_error, is_checked, selected, value_of
+from helpers import RG, SUB, Api, Pfx, skeleton
+from portal_forms import (
+    Browser,
+    field_error,
+    general_error,
+    is_checked,
+    selected,
+    signed_in_portal,
+    stored,
+    value_of,
+)
 
 PORTAL = f"/portal/gateways/{SUB}/{RG}/appgw"
 SSL = f"{PORTAL}/ssl"
@@ -58,19 +67,8 @@ def chain_pem(client_root: trustme.CA, client_issuer: trustme.CA) -> bytes:
 
 @pytest.fixture
 def portal(tmp_path: Path, pfx: Pfx, root_cer: str) -> Iterator[tuple[Api, Browser]]:
-    with running_api(tmp_path / "data") as api:
-        created = api.client.put(gateway_url(), json=skeleton(pfx, root_cer))
-        assert created.status_code in (200, 201), created.text
-        with httpx.Client(base_url=api.base_url, timeout=30, follow_redirects=False) as client:
-            signed = client.post("/portal/signin", data={"token": TOKEN})
-            assert signed.status_code == 303, signed.text
-            yield api, Browser(client)
-
-
-def stored(api: Api) -> dict[str, Any]:
-    response = api.client.get(gateway_url())
-    assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
+    with signed_in_portal(tmp_path / "data", skeleton(pfx, root_cer)) as signed_in:
+        yield signed_in
 
 
 def named(document: dict[str, Any], collection: str, name: str) -> dict[str, Any] | None:
