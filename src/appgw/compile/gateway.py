@@ -82,9 +82,9 @@ _REDIRECT_STATUS = {
 # though most new versions keep their certificates. Contexts are remembered by (stored entry's
 # digest, TLS policy); the bound holds two gateways at Azure's 100 certificates, so a dry run
 # and the next version of the largest one both find theirs.
-_listener_contexts: BoundedMemo[tuple[bytes, TlsPolicy, ClientAuth | None], ssl.SSLContext] = (
-    BoundedMemo(200)
-)
+_listener_contexts: BoundedMemo[
+    tuple[bytes, TlsPolicy, ClientAuth | None, bool], ssl.SSLContext
+] = BoundedMemo(200)
 
 
 # Member tuples by their (address, is FQDN) pairs: most versions keep most pools, and making
@@ -233,6 +233,9 @@ class _Compiler:
         self.gateway_id = gateway_id
         self.frontend_address = frontend_address
         self.v1 = is_v1(gateway)
+        # enableHttp2: the gateway's HTTPS listeners offer h2 in ALPN (clients only; backends
+        # stay on HTTP/1.1, as in Azure).
+        self.http2 = bool(gateway.properties.enable_http2)
         self.problems: list[Diagnostic] = []
         self.backend_addresses: set[tuple[str, int]] = set()
         self.forward_targets: list[ForwardTarget] = []
@@ -666,8 +669,10 @@ class _Compiler:
         else:
             try:
                 context = _listener_contexts.get(
-                    (stored_certificates.digest(stored), policy, auth),
-                    lambda: server_context(stored_certificates.load(stored), policy, auth),
+                    (stored_certificates.digest(stored), policy, auth, self.http2),
+                    lambda: server_context(
+                        stored_certificates.load(stored), policy, auth, http2=self.http2
+                    ),
                 )
             except certificates.CertificateError as error:
                 self.problems.append(

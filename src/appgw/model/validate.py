@@ -422,7 +422,6 @@ class _Validator:
                 ),
                 "the web application firewall",
             ),
-            ("enableHttp2", bool(self.props.enable_http2), "HTTP/2 on listeners"),
             ("enableFips", bool(self.props.enable_fips), "FIPS mode"),
         ]
         for field, present, what in unsupported:

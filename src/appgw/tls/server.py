@@ -65,8 +65,10 @@ _CUSTOM_MINIMUM_FALLBACK = SslProtocol.TLS_1_2
 # and Python's contexts run at level 2, so a lower minimum never negotiates; clamping states
 # the effective floor and avoids ssl's DeprecationWarning for TLSv1/TLSv1_1.
 _EFFECTIVE_MINIMUM_FLOOR = ssl.TLSVersion.TLSv1_2
-# HTTP/2 is not offered yet; announcing http/1.1 lets ALPN-only clients proceed.
-_ALPN_PROTOCOLS = ["http/1.1"]
+# What ALPN offers: http/1.1 alone lets ALPN-only clients proceed; a gateway with enableHttp2
+# offers h2 first (the server's preference wins in Python's ALPN callback).
+_ALPN_HTTP1 = ["http/1.1"]
+_ALPN_HTTP2 = ["h2", "http/1.1"]
 # Client-initiated renegotiation costs the server a handshake per request: a DoS lever.
 _NO_RENEGOTIATION = getattr(ssl, "OP_NO_RENEGOTIATION", 0)
 
@@ -192,17 +194,21 @@ def _checked(
 # long as some configuration snapshot uses it, and a new snapshot compiled while the running
 # one still holds it gets the same object back. No size bound is needed that way.
 _server_contexts: weakref.WeakValueDictionary[
-    tuple[bytes, TlsPolicy, ClientAuth | None], ssl.SSLContext
+    tuple[bytes, TlsPolicy, ClientAuth | None, bool], ssl.SSLContext
 ] = weakref.WeakValueDictionary()
 _server_contexts_lock = threading.Lock()
 
 
 def server_context(
-    certificate: ListenerCertificate, policy: TlsPolicy, client_auth: ClientAuth | None = None
+    certificate: ListenerCertificate,
+    policy: TlsPolicy,
+    client_auth: ClientAuth | None = None,
+    *,
+    http2: bool = False,
 ) -> ssl.SSLContext:
     """A server context presenting the certificate's full chain (leaf + intermediates) under
     the policy, asking clients for a certificate when an SSL profile's `client_auth` says so
-    (tls/client_auth.py); memoized (see _server_contexts).
+    (tls/client_auth.py), offering h2 in ALPN when `http2`; memoized (see _server_contexts).
 
     The key and chain reach OpenSSL through an anonymous memory file (memfd), never a file on
     disk. Raises ssl.SSLError when the local OpenSSL supports none of the policy's suites.
@@ -210,11 +216,11 @@ def server_context(
     with the dispatcher's keys (the session context stays the listening socket's context);
     this context gets the shared keys too (use_ticket_keys), should it ever listen itself.
     """
-    key = (_fingerprint(certificate), policy, client_auth)
+    key = (_fingerprint(certificate), policy, client_auth, http2)
     with _server_contexts_lock:
         context = _server_contexts.get(key)
         if context is None:
-            context = new_context(policy)
+            context = new_context(policy, http2=http2)
             _load_chain_in_memory(context, certificate)
             if client_auth is not None:
                 try:
@@ -270,7 +276,7 @@ def use_ticket_keys(keys: tickets.TicketKeys | None) -> None:
     _ticket_keys = keys
 
 
-def new_context(policy: TlsPolicy) -> ssl.SSLContext:
+def new_context(policy: TlsPolicy, *, http2: bool = False) -> ssl.SSLContext:
     if policy.maximum_version < _EFFECTIVE_MINIMUM_FLOOR:
         raise ValueError(f"policy {policy.name!r} allows only TLS versions OpenSSL refuses")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -281,7 +287,7 @@ def new_context(policy: TlsPolicy) -> ssl.SSLContext:
     # Session tickets stay on (OpenSSL's default): resumption saves clients a full handshake;
     # with shared keys (use_ticket_keys) on any worker and any instance of the store.
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE | _NO_RENEGOTIATION
-    context.set_alpn_protocols(_ALPN_PROTOCOLS)
+    context.set_alpn_protocols(_ALPN_HTTP2 if http2 else _ALPN_HTTP1)
     if _ticket_keys is not None:
         try:
             tickets.install(context, _ticket_keys)
