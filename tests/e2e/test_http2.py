@@ -53,7 +53,10 @@ PINGS = 30  # max_pings (and max_settings) per window
 EMPTY = 50  # max_empty_frames per window
 CONTINUATIONS = 4  # max_continuation_frames
 WINDOW = 64 * 1024  # initial_window_size: a stream's unacknowledged request body
+REQUESTS = 40  # max_requests per connection
+HSTS = "max-age=31536000"
 LIMITS = (
+    f"max_requests={REQUESTS},"
     f"max_concurrent_streams={STREAMS},max_resets={RESETS},max_pings={PINGS},"
     f"max_settings={PINGS},max_empty_frames={EMPTY},max_continuation_frames={CONTINUATIONS},"
     f"initial_window_size={WINDOW},flood_window=30"
@@ -93,7 +96,25 @@ def gateway_document(name: str, port: int, backend_port: int, ca: trustme.CA, ht
         .pool("pool", "127.0.0.1")
         .settings("settings", backend_port)
         .listener("tls", port, "Https", certificate="cert")
-        .rule("rule", "tls", pool="pool", settings="settings")
+        .rewrite_set(
+            "security",
+            [
+                {
+                    "name": "hsts",
+                    "ruleSequence": 100,
+                    "conditions": [],
+                    "actionSet": {
+                        "responseHeaderConfigurations": [
+                            {"headerName": "Strict-Transport-Security", "headerValue": HSTS}
+                        ],
+                        "requestHeaderConfigurations": [
+                            {"headerName": "X-Client-Version", "headerValue": "{var_http_version}"}
+                        ],
+                    },
+                }
+            ],
+        )
+        .rule("rule", "tls", pool="pool", settings="settings", rewrite_set="security")
         .build()
     )
     document["properties"]["enableHttp2"] = http2
@@ -212,6 +233,10 @@ class RawH2:
                 except OSError:
                     self.closed = True
 
+    def wait_ended(self, stream_ids: list[int]) -> None:
+        wanted = list(stream_ids)
+        self.read_until(lambda: all(self.ended(i) for i in wanted))
+
     def goaway(self) -> ConnectionTerminated | None:
         return next((e for e in self.events if isinstance(e, ConnectionTerminated)), None)
 
@@ -281,6 +306,9 @@ def test_a_stream_is_routed_forwarded_over_http11_and_logged_as_http2(site: Site
     assert sent["host"] == HOST  # :authority became Host
     assert sent["x-custom"] == "yes" and sent["x-original-host"] == HOST
     assert "x-appgw-trace-id" in sent and sent["x-forwarded-proto"] == "https"
+    # The rule's rewrite set ran on both sides, as for HTTP/1.1.
+    assert response.headers["strict-transport-security"] == HSTS
+    assert sent["x-client-version"] == "HTTP/2.0"
     wait_until(lambda: len(site.access_lines(m)) >= 2, what="the access-log lines")
     line = next(
         entry
@@ -341,6 +369,51 @@ def test_a_large_response_streams_within_flow_control_and_the_backend_waits(site
             raw.events = [e for e in raw.events if not isinstance(e, DataReceived)]
             raw.flush()
     assert bytes(received) == payload(size)
+
+
+def test_a_header_field_over_8_kb_is_a_431_on_its_stream_alone(site: Site) -> None:
+    m = mark()
+    with RawH2(site) as raw:
+        big = raw.request(f"/{m}/big", extra=[("x-big", "v" * (8 * 1024 + 1))])
+        raw.flush()
+        raw.read_until(lambda: raw.ended(big))
+        assert raw.status(big) == 431
+        fine = raw.request(f"/{m}/fine")  # the connection goes on
+        raw.flush()
+        raw.read_until(lambda: raw.ended(fine))
+        assert raw.status(fine) == 200 and raw.goaway() is None
+    assert [r.target for r in site.backend.requests_for(m)] == [f"/{m}/fine"]
+
+
+def test_a_header_block_over_16_kb_ends_the_connection(site: Site) -> None:
+    m = mark()
+    fields = [(f"x-part-{index}", "v" * 4000) for index in range(5)]  # 20 KB, 4 KB each
+    with RawH2(site) as raw:
+        raw.request(f"/{m}", extra=fields)
+        raw.flush()
+        raw.read_until(lambda: raw.goaway() is not None)
+        refused = raw.goaway()
+    assert refused is not None and refused.error_code == ErrorCodes.ENHANCE_YOUR_CALM
+    assert not site.backend.requests_for(m)
+    still_serves(site)
+
+
+def test_a_connection_serves_its_request_limit_then_says_goaway(site: Site) -> None:
+    """Azure: 1,000 requests per HTTP/2 connection (here REQUESTS): the last is answered,
+    GOAWAY names it, and the client goes elsewhere for more."""
+    m = mark()
+    with RawH2(site) as raw:
+        ids: list[int] = []
+        for batch in range(REQUESTS // 10):
+            ids += [raw.request(f"/{m}/{batch}-{index}") for index in range(10)]
+            raw.flush()
+            raw.wait_ended(ids)
+        assert [raw.status(i) for i in ids] == [200] * REQUESTS
+        raw.read_until(lambda: raw.goaway() is not None)  # once the last stream has ended
+        refused = raw.goaway()
+        assert refused is not None and refused.error_code == ErrorCodes.NO_ERROR
+        assert refused.last_stream_id == ids[-1]
+    assert len(site.backend.requests_for(m)) == REQUESTS
 
 
 def test_connection_specific_headers_are_refused_and_nothing_is_forwarded(site: Site) -> None:

@@ -24,6 +24,8 @@ from appgw.core.request import NO_BODY, Framing, Reject, RequestHead
 
 # The version the access log and the server variables report for a stream.
 HTTP2_VERSION = "2.0"
+# Azure's HTTP/2 header field limit (name and value); a larger one is a 431 on its stream.
+MAX_FIELD_BYTES = 8 * 1024
 # What an HTTP/1.1 head counts per field on top of name and value (": " and CRLF): the same
 # measure for both versions, so one limit means one thing.
 _FIELD_OVERHEAD = 4
@@ -37,7 +39,8 @@ def stream_request(
 
     :authority becomes the Host header when the client sent none (RFC 9113 §8.3.1), so
     routing, X-Original-Host and the backend's Host see one name either way. The head's
-    limits are HTTP/1.1's: 32 KiB of target, 32 KiB and 200 fields of headers.
+    limits are HTTP/1.1's (32 KiB of target, 32 KiB and 200 fields of headers) and Azure's
+    8 KB per HTTP/2 header field.
     """
     method = target = authority = scheme = b""
     headers: list[Header] = []
@@ -55,7 +58,10 @@ def stream_request(
                 scheme = value
             continue
         headers.append((name, value))
-        size += len(name) + len(value) + _FIELD_OVERHEAD
+        field = len(name) + len(value)
+        size += field + _FIELD_OVERHEAD
+        if field > MAX_FIELD_BYTES:
+            return Reject(431, "ERRORINFO_INVALID_REQUEST", close=False)
         if name == b"content-length":
             if length is not None and value != length:
                 return Reject(400, "ERRORINFO_INVALID_CONTENT_LENGTH", close=False)

@@ -26,9 +26,15 @@ class Http2Limits:
     # Streams open at once: RFC 9113 recommends at least 100; nginx 128, Envoy 100 (and each
     # stream may hold a backend connection).
     max_concurrent_streams: int = 100
+    # Requests on one connection, then GOAWAY and the client opens another (Azure: 1,000;
+    # nginx's keepalive_requests too): spreads clients over workers, bounds per-connection state.
+    max_requests: int = 1000
     # Decoded header list (RFC 9113 SETTINGS_MAX_HEADER_LIST_SIZE): a request's URL and
     # headers limits (32 KiB each) plus pseudo-headers; beyond it the connection ends.
     max_header_list_size: int = 66 * 1024
+    # The header block as sent (HPACK-encoded HEADERS and CONTINUATION payloads): Azure's
+    # 16 KB. It must be decoded to keep HPACK in step, so past it the connection ends.
+    max_header_block_size: int = 16 * 1024
     # HPACK dynamic table the client may make the gateway keep (the RFC's default).
     header_table_size: int = 4096
     # CONTINUATION frames after one HEADERS (CVE-2024-27316): a header list at the limit
@@ -50,6 +56,8 @@ class Http2Limits:
     max_empty_frames: int = 1000
     # The window the counts above are per, in seconds.
     flood_window: float = 10.0
+    # A connection without streams is closed (GOAWAY) after this: Azure's HTTP/2 idle timeout.
+    idle_timeout: float = 180.0
 
     def spec(self) -> str:
         """The `--http2-limits` form of these limits."""

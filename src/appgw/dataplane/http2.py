@@ -43,7 +43,7 @@ from h2.events import (
 from h2.exceptions import DenialOfServiceError, ProtocolError, StreamClosedError
 from h2.frame_buffer import FrameBuffer
 from h2.settings import SettingCodes, Settings
-from hyperframe.frame import Frame, GoAwayFrame
+from hyperframe.frame import ContinuationFrame, Frame, GoAwayFrame, HeadersFrame
 
 from appgw.compile.snapshot import Endpoint, Snapshot
 from appgw.core.http import LAST_CHUNK, Header, error_page
@@ -71,22 +71,30 @@ _DEFAULT_WINDOW = 65_535
 
 
 class _HeaderBlockBuffer(FrameBuffer):
-    """h2's frame buffer with the gateway's bound on CONTINUATION frames per header block
-    (h2's own is a fixed 64), and whether a block is open (its deadline runs meanwhile)."""
+    """h2's frame buffer with the gateway's bounds on a header block: CONTINUATION frames
+    (h2's own is a fixed 64) and bytes; and whether a block is open (its deadline runs)."""
 
-    def __init__(self, max_continuations: int) -> None:
+    def __init__(self, max_continuations: int, max_bytes: int) -> None:
         super().__init__(server=True)
         self.max_continuations = max_continuations
+        self.max_bytes = max_bytes
 
     @property
     def in_header_block(self) -> bool:
         return bool(self._headers_buffer)
 
     def _update_header_buffer(self, f: Frame | None) -> Frame | None:
-        if len(self._headers_buffer) > self.max_continuations:
-            raise DenialOfServiceError(
-                f"more than {self.max_continuations} CONTINUATION frames in one header block"
-            )
+        block = self._headers_buffer
+        if block or isinstance(f, HeadersFrame):
+            if len(block) > self.max_continuations:
+                raise DenialOfServiceError(
+                    f"more than {self.max_continuations} CONTINUATION frames in one header block"
+                )
+            size = sum(len(frame.data) for frame in block)
+            if isinstance(f, (HeadersFrame, ContinuationFrame)):
+                size += len(f.data)
+            if size > self.max_bytes:
+                raise DenialOfServiceError(f"a header block of more than {self.max_bytes} bytes")
         return super()._update_header_buffer(f)
 
 
@@ -114,7 +122,7 @@ class Http2Session(asyncio.Protocol):
         # bounds hold from the first byte.
         conn.decoder.max_header_list_size = limits.max_header_list_size
         conn.decoder.max_allowed_table_size = limits.header_table_size
-        buffer = _HeaderBlockBuffer(limits.max_continuation_frames)
+        buffer = _HeaderBlockBuffer(limits.max_continuation_frames, limits.max_header_block_size)
         buffer.max_frame_size = conn.max_inbound_frame_size
         conn.incoming_buffer = buffer
         self.frames = buffer
@@ -132,6 +140,7 @@ class Http2Session(asyncio.Protocol):
         self.preface_done = False
         self.draining = False  # GOAWAY sent: no new stream, close once the last one ends
         self.closed = False
+        self.requests = 0  # streams the client opened (Http2Limits.max_requests)
         # Preface and idle timeouts; a header block's own; the client taking no bytes.
         self.deadline = Deadline(self.loop)
         self.block_deadline = Deadline(self.loop)
@@ -240,6 +249,9 @@ class Http2Session(asyncio.Protocol):
         if len(self.streams) == 1:
             self.client.services.admission.busy(self.client)
             self.deadline.clear()
+        self.requests += 1
+        if self.requests >= self.limits.max_requests:
+            self.drain()  # this one is served; the client opens a new connection for more
         snapshot, endpoint = self.client.listener.state
         exchange = stream.exchange = Http2Exchange(stream, snapshot, endpoint)
         end_stream = event.stream_ended is not None
@@ -324,7 +336,7 @@ class Http2Session(asyncio.Protocol):
             self.flood.count_completed(self.loop.time())
         if not self.streams:
             if self.draining:
-                self._close()
+                self._goodbye()
                 return
             self.client.services.admission.idle(self.client)
             self._arm_idle()
@@ -341,20 +353,26 @@ class Http2Session(asyncio.Protocol):
     # --- the connection's end -------------------------------------------------------------------
 
     def drain(self) -> None:
-        """Graceful end (the listener closes, the worker needs the slot, the client said
-        GOAWAY, it was idle): GOAWAY NO_ERROR naming the last stream taken; those finish.
+        """Graceful end (the listener closes, the worker needs the slot, the request limit,
+        the client said GOAWAY, it was idle): no new stream is taken (REFUSED_STREAM, which
+        clients retry); once the last one ends, GOAWAY NO_ERROR naming it, and close.
 
-        Written past h2, whose state machine sends nothing after its own GOAWAY."""
+        The GOAWAY waits for the streams because h2-based clients (httpx among them) stop
+        reading responses once they have one. It is written past h2, whose state machine
+        sends nothing after its own."""
         if self.draining or self.closed:
             return
         self.draining = True
+        if not self.streams:
+            self._goodbye()
+
+    def _goodbye(self) -> None:
         self.flush()
         goaway = GoAwayFrame(
             0, last_stream_id=self.h2.highest_inbound_stream_id, error_code=ErrorCodes.NO_ERROR
         )
         self.transport.write(goaway.serialize())
-        if not self.streams:
-            self._close()
+        self._close()
 
     def _fail(self, why: str, code: ErrorCodes | None = None) -> None:
         """The client broke the protocol or a limit: GOAWAY with the code, streams cancelled,
@@ -385,8 +403,7 @@ class Http2Session(asyncio.Protocol):
         self.transport.abort()
 
     def _arm_idle(self) -> None:
-        snapshot: Snapshot = self.client.listener.state[0]
-        self.deadline.set(snapshot.keep_alive_timeout, self.drain)
+        self.deadline.set(self.limits.idle_timeout, self.drain)
 
     def _preface_timed_out(self) -> None:
         if not self.preface_done:
