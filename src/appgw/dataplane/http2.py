@@ -521,9 +521,14 @@ class Http2Stream:
     # --- the response ---------------------------------------------------------------------------
 
     def send_interim(self, fields: list[Header]) -> None:
-        if not self.reset_sent:
+        if self.reset_sent:
+            return
+        try:
             self.session.h2.send_headers(self.stream_id, fields)
-            self.session.flush()
+        except (StreamClosedError, ProtocolError):
+            self._cancel(ErrorCodes.CANCEL)  # as in push
+            return
+        self.session.flush()
 
     def send_head(self, fields: list[Header]) -> None:
         self.head_fields = fields
@@ -558,7 +563,26 @@ class Http2Stream:
         session = self.session
         if self.reset_sent or session.closed:
             return
-        conn = session.h2
+        try:
+            self._frame(session.h2)
+        except (StreamClosedError, ProtocolError):
+            # The client ended the stream or the connection (h2 sends nothing after a GOAWAY
+            # it received) in the same moment: the rest of this response has nowhere to go.
+            self._cancel(ErrorCodes.CANCEL)
+            return
+        session.flush()
+        blocked = bool(self.pending)
+        if blocked != (self in session.blocked):
+            if blocked:
+                session.blocked.add(self)
+                self.send_deadline.set(self.services.limits.send_timeout, self._send_timed_out)
+            else:
+                session.blocked.discard(self)
+                self.send_deadline.clear()
+            self.backpressure()
+        self._maybe_done()
+
+    def _frame(self, conn: H2Connection) -> None:
         stream_id = self.stream_id
         fields = self.head_fields
         if fields is not None:
@@ -579,17 +603,6 @@ class Http2Stream:
         if self.ended and not pending and not self.end_sent:
             conn.end_stream(stream_id)
             self.end_sent = True
-        session.flush()
-        blocked = bool(pending)
-        if blocked != (self in session.blocked):
-            if blocked:
-                session.blocked.add(self)
-                self.send_deadline.set(self.services.limits.send_timeout, self._send_timed_out)
-            else:
-                session.blocked.discard(self)
-                self.send_deadline.clear()
-            self.backpressure()
-        self._maybe_done()
 
     def backpressure(self) -> None:
         """The backend is read only while the client takes what it sends."""
