@@ -187,6 +187,12 @@ class SpecialBackend:
 
     # --- lifecycle --------------------------------------------------------------------------------
 
+    def connections_closed(self, marker: str) -> bool:
+        """Every connection whose request bytes carry `marker` is closed."""
+        return all(
+            c.closed for c in self.connections if c.received and marker.encode() in bytes(c.raw)
+        )
+
     def start(self) -> SpecialBackend:
         sockets = self._bind()
         ready = threading.Event()

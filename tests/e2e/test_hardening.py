@@ -455,14 +455,7 @@ def test_a_client_that_never_reads_is_dropped_and_so_is_its_backend_connection(
             while piece := client.sock.recv(1 << 20):
                 received += len(piece)
     assert received < 64 * 1024 * 1024, "the connection should have been dropped"
-    wait_until(
-        lambda: all(
-            c.closed
-            for c in site.web.connections
-            if c.received and "big" in bytes(c.raw).decode("latin-1")
-        ),
-        what="the backend connection to be closed",
-    )
+    wait_until(lambda: site.web.connections_closed("big"), what="the backend connection to close")
     still_serves(site)
 
 

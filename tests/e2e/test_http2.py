@@ -577,11 +577,6 @@ def test_a_client_that_never_opens_its_window_is_dropped_with_its_backend(site: 
         raw.read_until(lambda: raw.ended(stream_id), timeout=SEND_TIMEOUT + 6)
         assert raw.ended(stream_id), "the stream should have been reset"
     wait_until(
-        lambda: all(
-            c.closed
-            for c in site.backend.connections
-            if c.received and "104857600" in bytes(c.raw).decode("latin-1")
-        ),
-        what="the backend connection to be closed",
+        lambda: site.backend.connections_closed("104857600"), what="the backend connection to close"
     )
     still_serves(site)

@@ -111,14 +111,14 @@ def forwardable_request_headers(headers: Sequence[Header]) -> list[Header]:
     return kept
 
 
-def forwardable_response_head(
-    first_line: bytes, headers: Sequence[Header]
-) -> tuple[list[bytes], bytes | None, bool]:
-    """The status line and the backend's end-to-end headers as pieces of one buffer (no
+def end_to_end_response_headers(
+    headers: Sequence[Header],
+) -> tuple[list[Header], bytes | None, bool]:
+    """The backend's end-to-end headers (no hop-by-hop ones, none its Connection names, no
     Content-Length: the caller frames the body), plus what framing needs: the first
     Content-Length and whether a Transfer-Encoding says chunked."""
     listed = connection_tokens(headers)
-    parts = [first_line, b"\r\n"]
+    kept: list[Header] = []
     length: bytes | None = None
     chunked = False
     for name, value in headers:
@@ -130,7 +130,19 @@ def forwardable_response_head(
             if lower == b"transfer-encoding" and b"chunked" in value.lower():
                 chunked = True
         elif lower not in listed:
-            parts += (name, b": ", value, b"\r\n")
+            kept.append((name, value))
+    return kept, length, chunked
+
+
+def forwardable_response_head(
+    first_line: bytes, headers: Sequence[Header]
+) -> tuple[list[bytes], bytes | None, bool]:
+    """The status line and the backend's end-to-end headers as pieces of one HTTP/1.1 buffer,
+    with end_to_end_response_headers' length and chunked."""
+    kept, length, chunked = end_to_end_response_headers(headers)
+    parts = [first_line, b"\r\n"]
+    for name, value in kept:
+        parts += (name, b": ", value, b"\r\n")
     return parts, length, chunked
 
 

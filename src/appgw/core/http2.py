@@ -17,7 +17,7 @@ from appgw.core.http import (
     MAX_HEADER_COUNT,
     MAX_URL_BYTES,
     Header,
-    connection_tokens,
+    end_to_end_response_headers,
 )
 from appgw.core.limits import Http2Limits
 from appgw.core.request import NO_BODY, Framing, Reject, RequestHead
@@ -119,19 +119,9 @@ def response_fields(
     """The client's HEADERS for a backend's response: :status, the end-to-end headers with
     lower-case names (RFC 9113 §8.2.2), the session-affinity cookie, and Content-Length when
     the backend stated one and did not chunk. Second: the response has no body."""
-    listed = connection_tokens(headers)
+    kept, length, chunked = end_to_end_response_headers(headers)
     fields: list[Header] = [(b":status", b"%d" % status)]
-    length: bytes | None = None
-    chunked = False
-    for name, value in headers:
-        lower = name.lower()
-        if lower == b"content-length":
-            if length is None:
-                length = value
-        elif lower in HOP_BY_HOP:
-            chunked = chunked or (lower == b"transfer-encoding" and b"chunked" in value.lower())
-        elif lower not in listed:
-            fields.append((lower, value))
+    fields += ((name.lower(), value) for name, value in kept)
     fields += ((name.lower(), value) for name, value in set_cookie)
     no_body = method == b"HEAD" or status in (204, 304)
     if length is not None and not chunked and status != 204 and length.isdigit():
