@@ -328,7 +328,7 @@ def make_certs(directory: Path) -> Certs:
 class Ports:
     origin_tls: int = field(default_factory=free_port)
     origin_http: int = field(default_factory=free_port)
-    proxies: dict[str, tuple[int, int, int]] = field(
+    proxies: dict[str, tuple[int, int, int, int]] = field(
         default_factory=lambda: {t: free_ports() for t in TARGETS}
     )  # target -> (https port, http port, mutual TLS port, h2 port)
 
