@@ -37,6 +37,7 @@ from appgw.core.limits import (
     DEFAULT_MAX_CONNECTIONS_PER_IP,
     DEFAULT_SEND_TIMEOUT,
     ClientLimits,
+    Http2Limits,
 )
 from appgw.data_directory import UMASK, DataDirectoryError, prepare as prepare_data_dir
 from appgw.dataplane.access_log import DEFAULT_FILES, DEFAULT_MAX_BYTES
@@ -140,6 +141,7 @@ class ServeOptions:
     client_send_timeout: float = DEFAULT_SEND_TIMEOUT
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     max_connections_per_ip: int = DEFAULT_MAX_CONNECTIONS_PER_IP
+    http2_limits: str = ""  # name=value,... over Http2Limits' defaults
     access_log_max_bytes: int = DEFAULT_MAX_BYTES
     access_log_files: int = DEFAULT_FILES
     keep_secret_versions: int = DEFAULT_KEEP_SECRET_VERSIONS
@@ -152,6 +154,7 @@ class ServeOptions:
             self.client_send_timeout,
             self.max_connections,
             self.max_connections_per_ip,
+            Http2Limits.parse(self.http2_limits),
         )
 
 
@@ -257,6 +260,10 @@ def serve(options: ServeOptions, environ: dict[str, str] | None = None) -> None:
     """Run until stopped (this is the process's main: it sets the umask). Problems with the
     data directory, the master key, the store or the admin token are ServeErrors, so callers
     need not know the store's exceptions."""
+    try:
+        options.client_limits()
+    except ValueError as error:  # names the option and the part that is wrong
+        raise ServeError(str(error)) from None
     try:
         _serve(options, environ)
     except (DataDirectoryError, SecretsError, StoreError, TokenError) as error:

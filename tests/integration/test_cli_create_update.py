@@ -185,6 +185,34 @@ def test_update_and_generic_arguments(server: ServeProcess, tmp_path: Path) -> N
     assert stored(server, "rg-update", "gw").json()["etag"] == etag  # nothing was stored
 
 
+def test_http2_switch(server: ServeProcess, tmp_path: Path) -> None:
+    """--http2 Enabled/Disabled on create and update is enableHttp2; another value is refused
+    naming the flag, before anything is sent."""
+    common = ("-g", "rg-http2", "-n", "gw")
+    created = cli(
+        server, tmp_path, "create", *common, "--sku", "Standard_v2", "--servers", "10.0.0.4",
+        "--private-ip-address", "127.0.0.5", "--frontend-port", str(free_port()),
+        "--http2", "Disabled",
+    )  # fmt: skip
+    assert created.code == 0, created.stderr
+    assert stored(server, "rg-http2", "gw").json()["properties"]["enableHttp2"] is False
+
+    enabled = cli(server, tmp_path, "update", *common, "--http2", "Enabled")
+    assert enabled.code == 0, enabled.stderr
+    shown = cli(server, tmp_path, "show", *common, "--query", "enableHttp2")
+    assert shown.code == 0 and shown.json() is True, shown.stderr
+
+    disabled = cli(server, tmp_path, "update", *common, "--http2", "disabled", "--query",
+                   "enableHttp2")  # fmt: skip
+    assert disabled.code == 0 and disabled.json() is False, disabled.stderr
+    document = stored(server, "rg-http2", "gw").json()
+    assert document["properties"]["enableHttp2"] is False
+
+    bad = cli(server, tmp_path, "update", *common, "--http2", "maybe")
+    assert bad.code == 2 and "--http2 'maybe': use one of Enabled, Disabled" in bad.stderr
+    assert stored(server, "rg-http2", "gw").json()["etag"] == document["etag"]
+
+
 def test_show_backend_health_on_demand(server: ServeProcess, tmp_path: Path) -> None:
     backend = Backend("on-demand").start()
     try:

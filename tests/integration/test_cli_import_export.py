@@ -358,14 +358,18 @@ def with_rewrites_and_mutual_tls(document: dict[str, Any]) -> dict[str, Any]:
 def test_export_round_trip(
     server: ServeProcess, api: httpx.Client, tmp_path: Path, pfx: Pfx, pfx_file: Path
 ) -> None:
-    """Everything survives export and import: also rewrite sets and SSL profiles."""
+    """Everything survives export and import: also rewrite sets, SSL profiles and HTTP2."""
     az_show = tmp_path / "az-show-with-features.json"
-    az_show.write_text(json.dumps(with_rewrites_and_mutual_tls(az_show_document())))
+    source = with_rewrites_and_mutual_tls(az_show_document())
+    assert source["enableHttp2"] is False, "the fixture as Azure printed it"
+    source["enableHttp2"] = True
+    az_show.write_text(json.dumps(source))
     secret = ("--ssl-cert", f"contoso-www-cert={pfx_file}", "--ssl-cert-password-stdin")
     original = gateway_id("original", "trip", SUB)
     first = appgw(server, "import", str(az_show), "-g", "trip", "-n", "original", *secret,
                   stdin=pfx.password + "\n")  # fmt: skip
     assert first.returncode == 0, first.stderr
+    assert api.get(original).json()["properties"]["enableHttp2"] is True
 
     exported = tmp_path / "exported.json"
     done = appgw(server, "export", "-g", "trip", "-n", "original", "--file", str(exported))
@@ -384,6 +388,7 @@ def test_export_round_trip(
     assert api.delete(original).is_success  # its ports are free for the copies
 
     exported_document = json.loads(text)["properties"]
+    assert exported_document["enableHttp2"] is True
     assert exported_document["rewriteRuleSets"][0]["name"] == "security-headers"
     assert (
         exported_document["sslProfiles"][0]["properties"]["clientAuthConfiguration"][

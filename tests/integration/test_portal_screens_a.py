@@ -215,6 +215,7 @@ def assert_refusals(api: Api, browser: Browser, form: str, refusals: list[Refusa
                 "Autoscale",
                 "Manual",
                 "Instance count",
+                "HTTP2",
             ],
         ),
         (
@@ -860,13 +861,26 @@ def test_configuration_capacity(portal: tuple[Api, Browser]) -> None:
     assert is_checked(too_many, "capacity_type", "Manual"), "the choice is kept when re-shown"
 
 
-def test_configuration_does_not_offer_http2(portal: tuple[Api, Browser]) -> None:
-    """appgw does not serve HTTP/2: the choice is not offered, and saving leaves it as stored."""
+def test_configuration_http2(portal: tuple[Api, Browser]) -> None:
+    """Azure's HTTP2 choice: Enabled is stored as enableHttp2 and shown checked; Disabled turns it
+    off again; any other value leaves it as stored."""
     api, browser = portal
     page = browser.get(screen("configuration"))
-    assert "HTTP2" not in page and 'name="http2"' not in page
-    accepted(browser, page, screen("configuration"), http2="Enabled", instance_count="2")
-    assert not stored(api)["properties"].get("enableHttp2")
+    assert "HTTP2" in page
+    assert is_checked(page, "http2", "Disabled") and not is_checked(page, "http2", "Enabled")
+    accepted(browser, page, screen("configuration"), http2="Enabled")
+    assert stored(api)["properties"]["enableHttp2"] is True
+
+    page = browser.get(screen("configuration"))
+    assert is_checked(page, "http2", "Enabled") and not is_checked(page, "http2", "Disabled")
+    accepted(browser, page, screen("configuration"), http2="maybe", instance_count="3")
+    props = stored(api)["properties"]
+    assert props["enableHttp2"] is True and props["sku"]["capacity"] == 3
+
+    page = browser.get(screen("configuration"))
+    accepted(browser, page, screen("configuration"), http2="Disabled")
+    assert stored(api)["properties"]["enableHttp2"] is False
+    assert is_checked(browser.get(screen("configuration")), "http2", "Disabled")
 
 
 # --- SSL settings --------------------------------------------------------------------------------

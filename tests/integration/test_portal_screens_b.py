@@ -31,6 +31,7 @@ from helpers import (
     gateway_url,
     start_serve,
 )
+from portal_forms import is_checked
 
 PORTAL = f"/portal/gateways/{SUB}/{RG}"
 TLS_NAME = "backend.contoso.test"
@@ -138,6 +139,7 @@ def test_wizard_creates_a_gateway_with_uploaded_pfx_and_root(
             "Subscription",
             "Resource group",
             "Application gateway name",
+            "HTTP2",
             "Frontend IP address type",
             "Add backend pool without targets",
             "PFX certificate file",
@@ -151,7 +153,8 @@ def test_wizard_creates_a_gateway_with_uploaded_pfx_and_root(
         token = csrf_of(page.text)
 
         der_root = base64.b64decode(root_cer)
-        form = wizard_form(token, cert_password=pfx.password)
+        assert is_checked(page.text, "http2", "Disabled"), "Azure's default"
+        form = wizard_form(token, cert_password=pfx.password, http2="Enabled")
         created = browser.post(
             "/portal/create", data=form, files=files(base64.b64decode(pfx.b64), der_root)
         )
@@ -168,6 +171,7 @@ def test_wizard_creates_a_gateway_with_uploaded_pfx_and_root(
         props = view["properties"]
         assert view["location"] == "westeurope"
         assert props["sku"] == {"name": "Standard_v2", "tier": "Standard_v2", "capacity": 2}
+        assert props["enableHttp2"] is True
         assert [f["name"] for f in props["frontendIPConfigurations"]] == [
             "appGatewayPrivateFrontendIP"
         ]
@@ -282,6 +286,7 @@ def test_wizard_steps_check_the_tabs_they_leave_and_review_writes_nothing(
         assert "Validation passed" in review.text
         for shown in ("wizgw", "westeurope", "Standard_v2", "app1.contoso.test", "backendRoot"):
             assert shown in review.text
+        assert "<dt>HTTP2</dt><dd>Disabled</dd>" in review.text
         assert rest(api.client, "wizgw").status_code == 404  # Review wrote nothing
         # Create posts no file: the ones chosen on Configuration are kept for the session.
         created = post("review", "create", tag_name_0="env", tag_value_0="test")
@@ -384,6 +389,7 @@ def test_wizard_v1_http_gateway_without_targets(api: Api) -> None:
         assert settings["port"] == 8080 and settings["requestTimeout"] == 20
         assert settings["connectionDraining"] == {"enabled": False, "drainTimeoutInSec": 1}
         assert "priority" not in props["requestRoutingRules"][0]["properties"]
+        assert props["enableHttp2"] is False, "the wizard's HTTP2 choice, Disabled by default"
 
 
 def test_wizard_v1_ignores_v2_fields_and_takes_its_size(api: Api) -> None:

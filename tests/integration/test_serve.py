@@ -278,8 +278,8 @@ def test_stopping_serve_stops_its_workers(tmp_path: Path, sig: int) -> None:
 
 
 def test_start_up_problems_are_serve_errors(tmp_path: Path) -> None:
-    """A bad master key, store URL or admin token is a ServeError naming it, so the CLI prints
-    it without knowing the store's own exceptions."""
+    """A bad master key, store URL, admin token or HTTP/2 limit is a ServeError naming it, so
+    the CLI prints it without knowing the store's own exceptions."""
     script = """
 import sys
 from pathlib import Path
@@ -289,9 +289,15 @@ for name, store_url, environ in (
     ("key", None, {"APPGW_MASTER_KEY": "not base64!"}),
     ("store", "nonsense", {}),
     ("token", None, {"APPGW_ADMIN_TOKEN": "short"}),
+    ("http2", None, {}),
 ):
     try:
-        options = ServeOptions(data / name, admin_listen="127.0.0.1:0", store_url=store_url)
+        options = ServeOptions(
+            data / name,
+            admin_listen="127.0.0.1:0",
+            store_url=store_url,
+            http2_limits="max_resets=lots" if name == "http2" else "",
+        )
         serve(options, environ)
     except ServeError as error:
         print(name, "ServeError:", error)
@@ -305,10 +311,11 @@ for name, store_url, environ in (
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert len(lines) == 3, done.stdout
+    assert len(lines) == 4, done.stdout
     assert lines[0].startswith("key ServeError:") and "base64" in lines[0]
     assert lines[1].startswith("store ServeError:") and "not a database URL" in lines[1]
     assert lines[2].startswith("token ServeError:") and "at least 24" in lines[2]
+    assert lines[3] == "http2 ServeError: --http2-limits: max_resets wants a number, not 'lots'"
 
 
 def test_a_session_ticket_secret_file_others_can_read_is_refused_by_option_and_variable(

@@ -124,6 +124,14 @@ def serve_command(
             help="Client connections per worker from one address; the oldest idle goes first.",
         ),
     ] = 1_000,
+    http2_limits: Annotated[
+        str,
+        typer.Option(
+            envvar="APPGW_HTTP2_LIMITS",
+            help="HTTP/2 client limits as name=value,... (docs/http2.md lists them), e.g. "
+            "max_concurrent_streams=200,max_resets=100.",
+        ),
+    ] = "",
     access_log_max_mb: Annotated[
         int,
         typer.Option(
@@ -194,6 +202,7 @@ def serve_command(
                 client_send_timeout=client_send_timeout,
                 max_connections=max_connections,
                 max_connections_per_ip=max_connections_per_ip,
+                http2_limits=http2_limits,
                 access_log_max_bytes=access_log_max_mb * 1024 * 1024,
                 access_log_files=access_log_files,
                 keep_secret_versions=keep_secret_versions,

@@ -29,6 +29,7 @@ from appgw.core.http import MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_URL_BYTES, h
 from appgw.core.request import Reject, framing
 from appgw.dataplane.deadline import Deadline
 from appgw.dataplane.exchange import Exchange
+from appgw.dataplane.http2 import Http2Session
 from appgw.dataplane.services import Listener, Services
 from appgw.dataplane.upstream import UpstreamConnection, write_pieces
 from appgw.tasks import spawn
@@ -103,6 +104,8 @@ class ClientConnection(asyncio.Protocol):
         # written once at the end: a response's head and body become one TLS record and one
         # send instead of several.
         self.held: list[bytes] | None = None
+        # The HTTP/2 session the transport was handed to, when ALPN chose h2.
+        self.http2: Http2Session | None = None
 
     # --- connection lifecycle -------------------------------------------------------------------
 
@@ -140,6 +143,12 @@ class ClientConnection(asyncio.Protocol):
             auth = endpoint.client_auths.get(ssl_object.context)
             if auth is not None:
                 self._judge_client(ssl_object, auth)
+            if ssl_object.selected_alpn_protocol() == "h2":
+                # Offered only by enableHttp2 gateways' contexts (tls/server.py).
+                self.http2 = Http2Session(self, self.transport)
+                self.transport.set_protocol(self.http2)
+                self.http2.start()
+                return
         self._arm_timer(self._snapshot().keep_alive_timeout)
 
     def _judge_client(self, ssl_object: ssl.SSLObject, auth: ClientAuth) -> None:
@@ -421,6 +430,9 @@ class ClientConnection(asyncio.Protocol):
         self.resume_reading()
 
     def close(self) -> None:
+        if self.http2 is not None:
+            self.http2.drain()  # GOAWAY: the streams it has finish first
+            return
         self.closing = True
         self._cancel_timer()
         self.flush_writes()
@@ -429,6 +441,9 @@ class ClientConnection(asyncio.Protocol):
 
     def abort(self) -> None:
         """End the connection at once: the response already started cannot be completed."""
+        if self.http2 is not None:
+            self.http2.abort()
+            return
         self.closing = True
         if self.transport is not None:
             self.transport.abort()

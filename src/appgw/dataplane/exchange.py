@@ -8,15 +8,17 @@ access-log line and metrics once the exchange ends.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from appgw.compile.rewrite import RewriteSet
 from appgw.compile.snapshot import (
     BackendMember,
     Endpoint,
     ForwardTarget,
+    ListenerTls,
     PathRoute,
     Site,
     Snapshot,
@@ -48,18 +50,48 @@ from appgw.core.rewrite import (
 )
 from appgw.core.routing import Decision, Forward, Redirect, route
 from appgw.dataplane.access_log import AccessRecord, utc_timestamp
+from appgw.dataplane.deadline import Deadline
+from appgw.dataplane.services import Services
 from appgw.dataplane.upstream import BackendTlsRejected, UpstreamConnection, UpstreamError
 from appgw.tasks import spawn
 from appgw.tls.client_auth import NO_CERTIFICATE, ClientAuth, ClientVerdict
 from appgw.tls.trust import describe_rejection
 
-if TYPE_CHECKING:
-    from appgw.dataplane.downstream import ClientConnection
-
 log = logging.getLogger("appgw.dataplane")
 
 # Request bytes held while the backend connection is being made; past this the client waits.
 MAX_BUFFERED_REQUEST_BODY = 256 * 1024
+
+
+class ClientSide(Protocol):
+    """What an exchange needs of the client it answers: an HTTP/1.1 connection
+    (downstream.ClientConnection) or one HTTP/2 stream (http2.Http2Stream)."""
+
+    services: Services
+    loop: asyncio.AbstractEventLoop
+    client_ip: str
+    client_port: int
+    client_address: bytes  # "ip:port" as X-Forwarded-For carries it
+    tls_version: str
+    tls_cipher: str
+    tls_certificate: ListenerTls | None
+    client_verdict: ClientVerdict | None
+    sent: int  # bytes written to the client so far
+    write_paused: bool
+    closing: bool
+    backend_deadline: Deadline
+    active: Exchange | None
+    tunnel: UpstreamConnection | None
+
+    def write(self, data: bytes) -> None: ...
+    def hold_writes(self) -> None: ...
+    def flush_writes(self) -> None: ...
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    def exchange_done(self, exchange: Exchange, *, close: bool) -> None: ...
+    def start_tunnel(self, upstream: UpstreamConnection, early: bytes) -> None: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
 
 
 class Exchange:
@@ -110,7 +142,7 @@ class Exchange:
         "upstream_reused",
     )
 
-    def __init__(self, client: ClientConnection, snapshot: Snapshot, endpoint: Endpoint) -> None:
+    def __init__(self, client: ClientSide, snapshot: Snapshot, endpoint: Endpoint) -> None:
         self.client = client
         self.snapshot = snapshot
         self.endpoint = endpoint
@@ -276,7 +308,11 @@ class Exchange:
     def request_complete(self) -> None:
         self.body_done = True
         if self.upstream is not None and self.framing.chunked and not self.finished:
-            self.upstream.write(LAST_CHUNK)
+            self.upstream.write(self._last_chunk())
+
+    def _last_chunk(self) -> bytes:
+        """The end of a chunked request body (and its trailer section, where one came)."""
+        return LAST_CHUNK
 
     def request_broken(self, reject: Reject) -> None:
         """The body turned out malformed after the head went to a backend: that backend
@@ -393,7 +429,7 @@ class Exchange:
             pieces.append(chunk(body) if self.framing.chunked and body else body)
             self.client.resume_reading()
         if self.body_done and self.framing.chunked:
-            pieces.append(LAST_CHUNK)
+            pieces.append(self._last_chunk())
         upstream.write_all(pieces)
         self.client.backend_deadline.set(settings.request_timeout, self._request_timed_out)
 
@@ -455,10 +491,7 @@ class Exchange:
         if self.gone:
             return
         if 100 <= status < 200 and not upgrade:
-            reason = self.upstream.reason if self.upstream is not None else b""
-            interim = interim_head(status, reason, headers, self.head.http_version)
-            if interim is not None:
-                self.client.write(interim)
+            self._send_interim(status, headers)
             return
         self._cancel_timer()
         self.first_byte_at = time.monotonic()
@@ -484,6 +517,17 @@ class Exchange:
             )
             if edits is not None:
                 headers = edited_headers(headers, edits)
+        self._send_head(status, reason, headers)
+
+    # --- the client's framing: HTTP/1.1 here, HTTP/2 frames in http2.Http2Exchange -------------
+
+    def _send_interim(self, status: int, headers: list[Header]) -> None:
+        reason = self.upstream.reason if self.upstream is not None else b""
+        interim = interim_head(status, reason, headers, self.head.http_version)
+        if interim is not None:
+            self.client.write(interim)
+
+    def _send_head(self, status: int, reason: bytes, headers: list[Header]) -> None:
         framed = response_head(
             status,
             reason,
@@ -498,13 +542,33 @@ class Exchange:
         self.response_close = framed.close
         self.client.write(framed.head)
 
+    def _send_body(self, data: bytes) -> None:
+        self.client.write(chunk(data) if self.response_chunked else data)
+
+    def _send_end(self) -> None:
+        if self.response_chunked:
+            self.client.write(LAST_CHUNK)
+
+    def _send_redirect(self, status: int, location: bytes) -> None:
+        keep_alive = self.head.keep_alive
+        self.client.write(
+            serialize_head(
+                status_line(status),
+                [(b"Location", location), (b"Content-Length", b"0")]
+                + ([(b"Connection", b"close")] if not keep_alive else []),
+            )
+        )
+
+    def _send_error(self, status: int, page: bytes | None, *, close: bool) -> None:
+        self.client.write(error_response(status, close=close, body=page))
+
     def response_body(self, data: bytes) -> None:
         if self.gone or not data:
             return
         if self.client.tunnel is not None:
             self.client.write(data)
             return
-        self.client.write(chunk(data) if self.response_chunked else data)
+        self._send_body(data)
 
     def response_end(self, reusable: bool) -> None:
         if self.gone:
@@ -513,8 +577,7 @@ class Exchange:
         if self.client.tunnel is not None:
             self.client.close()
             return
-        if self.response_chunked:
-            self.client.write(LAST_CHUNK)
+        self._send_end()
         upstream, self.upstream = self.upstream, None
         if upstream is not None:
             if reusable and self.body_done:
@@ -575,13 +638,7 @@ class Exchange:
         keep_alive = self.head.keep_alive
         self.status = decision.target.status
         self.response_started = True
-        self.client.write(
-            serialize_head(
-                status_line(decision.target.status),
-                [(b"Location", decision.location), (b"Content-Length", b"0")]
-                + ([(b"Connection", b"close")] if not keep_alive else []),
-            )
-        )
+        self._send_redirect(decision.target.status, decision.location)
         self._finish(close=not keep_alive or (self.framing.has_body and not self.body_done))
 
     def answer(self, status: int, error_info: str, *, close: bool) -> None:
@@ -596,7 +653,7 @@ class Exchange:
             self.snapshot.custom_errors.get(status)
         )
         page = self.client.services.error_pages.get(url)
-        self.client.write(error_response(status, close=close, body=page))
+        self._send_error(status, page, close=close)
         self._finish(close=close)
 
     def _finish(self, *, close: bool) -> None:

@@ -26,6 +26,7 @@ from appgw.core.limits import (
     DEFAULT_MAX_CONNECTIONS_PER_IP,
     DEFAULT_SEND_TIMEOUT,
     ClientLimits,
+    Http2Limits,
 )
 from appgw.dataplane.access_log import DEFAULT_FILES, DEFAULT_MAX_BYTES, AccessLog, Rotation
 from appgw.dataplane.runtime import Runtime
@@ -247,6 +248,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--max-connections-per-ip", type=int, default=DEFAULT_MAX_CONNECTIONS_PER_IP
     )
+    parser.add_argument("--http2-limits", type=Http2Limits.parse, default=Http2Limits())
     parser.add_argument("--access-log-max-bytes", type=int, default=DEFAULT_MAX_BYTES)
     parser.add_argument("--access-log-files", type=int, default=DEFAULT_FILES)
     args = parser.parse_args(argv)
@@ -257,6 +259,7 @@ def main(argv: list[str] | None = None) -> None:
         args.client_send_timeout,
         args.max_connections,
         args.max_connections_per_ip,
+        args.http2_limits,
     )
     # Every client connection is a descriptor: a worker holds tens of thousands of idle ones.
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

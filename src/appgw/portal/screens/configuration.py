@@ -1,7 +1,6 @@
-"""Configuration blade: tier (read-only) and capacity (manual or autoscale).
-
-Azure's blade also has HTTP2; appgw does not serve HTTP/2, so that choice is not offered (and the
-stored `enableHttp2` is left as it is) rather than offered and always refused."""
+"""Configuration blade: tier (read-only), capacity (manual or autoscale) and HTTP2, as Azure's
+blade has them. HTTP2 is `enableHttp2`: HTTP/2 for the clients of HTTPS listeners (offered by
+TLS ALPN); backends are always reached over HTTP/1.1."""
 
 from __future__ import annotations
 
@@ -27,6 +26,9 @@ MAX_V2_INSTANCES = 125
 MIN_AUTOSCALE_MAXIMUM = 2
 # Azure's portal proposes these when autoscale is switched on.
 DEFAULT_AUTOSCALE = (0, 10)
+ENABLED = "Enabled"
+DISABLED = "Disabled"
+HTTP2_CHOICES = (DISABLED, ENABLED)
 
 
 @dataclass
@@ -35,6 +37,7 @@ class ConfigurationForm:
     instance_count: str = ""
     minimum: str = ""
     maximum: str = ""
+    http2: str = DISABLED
 
     @classmethod
     def of_view(cls, view: dict[str, Any]) -> ConfigurationForm:
@@ -48,15 +51,19 @@ class ConfigurationForm:
             maximum=(
                 str(autoscale.get("maxCapacity", "")) if autoscale else str(DEFAULT_AUTOSCALE[1])
             ),
+            http2=_http2(props),
         )
 
     @classmethod
-    def of_form(cls, form: FormData) -> ConfigurationForm:
+    def of_form(cls, form: FormData, view: dict[str, Any]) -> ConfigurationForm:
+        http2 = text(form, "http2")
         return cls(
             capacity_type=text(form, "capacity_type", MANUAL),
             instance_count=text(form, "instance_count"),
             minimum=text(form, "autoscale_min"),
             maximum=text(form, "autoscale_max"),
+            # A form without the choice (or with another value) keeps what is stored.
+            http2=http2 if http2 in HTTP2_CHOICES else _http2(view["properties"]),
         )
 
     def apply(self, document: dict[str, Any]) -> None:
@@ -74,6 +81,14 @@ class ConfigurationForm:
         else:
             props.pop("autoscaleConfiguration", None)
             sku["capacity"] = number_or_text(self.instance_count)
+        enabled = self.http2 == ENABLED
+        # Disabled is Azure's default: a gateway that never had the property is left without it.
+        if enabled or props.get("enableHttp2") is not None:
+            props["enableHttp2"] = enabled
+
+
+def _http2(props: dict[str, Any]) -> str:
+    return ENABLED if props.get("enableHttp2") else DISABLED
 
 
 def _fields(gateway_id: GatewayId) -> FieldMapping:
@@ -82,6 +97,7 @@ def _fields(gateway_id: GatewayId) -> FieldMapping:
         "properties.autoscaleConfiguration": "capacity_type",
         "properties.autoscaleConfiguration.minCapacity": "autoscale_min",
         "properties.autoscaleConfiguration.maxCapacity": "autoscale_max",
+        "properties.enableHttp2": "http2",
     }
 
     def mapping(resource: str, path: str) -> str | None:
@@ -97,6 +113,7 @@ def _context(view: dict[str, Any], settings: ConfigurationForm) -> dict[str, Any
         "config": settings,
         "max_instances": MAX_V2_INSTANCES if is_v2(view) else MAX_V1_INSTANCES,
         "min_autoscale_maximum": MIN_AUTOSCALE_MAXIMUM,
+        "http2_choices": [(choice, choice) for choice in HTTP2_CHOICES],
     }
 
 
@@ -104,7 +121,7 @@ BLADE = GatewayScreen(
     screen="configuration",
     saved="Saved the configuration.",
     form_of_view=ConfigurationForm.of_view,
-    form_of_post=lambda form, _view: ConfigurationForm.of_form(form),
+    form_of_post=ConfigurationForm.of_form,
     context=_context,
     apply=lambda document, settings: settings.apply(document),
     fields=_fields,

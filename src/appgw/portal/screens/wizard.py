@@ -68,7 +68,16 @@ TABS = (
 STEPS = tuple(step for step, _title in TABS)
 _FIELD_STEPS = {
     **dict.fromkeys(
-        ("subscription", "resource_group", "gateway_name", "region", "tier", "size", "capacity"),
+        (
+            "subscription",
+            "resource_group",
+            "gateway_name",
+            "region",
+            "tier",
+            "size",
+            "capacity",
+            "http2",
+        ),
         "basics",
     ),
     **dict.fromkeys(("frontend_type", "public_ip_name", "private_ip"), "frontends"),
@@ -83,6 +92,7 @@ DEFAULTS: dict[str, str] = {
     "tier": "Standard_v2",
     "size": "Medium",
     "capacity": "2",
+    "http2": "Disabled",
     "frontend_type": "Private",
     "public_ip_name": "",
     "private_ip": "127.0.0.1",
@@ -107,6 +117,7 @@ DEFAULTS: dict[str, str] = {
 CHOICES: dict[str, tuple[str, ...]] = {
     "tier": tuple(value for value, _label in TIERS),
     "size": tuple(value for value, _label in V1_SIZES),
+    "http2": ("Disabled", "Enabled"),
     "frontend_type": ("Public", "Private"),
     "listener_protocol": ("Http", "Https"),
     "listener_type": ("Basic", "MultiSite"),
@@ -329,6 +340,7 @@ def review_summary(gateway_id: GatewayId, document: dict[str, Any]) -> Summary:
         ("Tier", tiers.get(sku["tier"], sku["tier"])),
         ("SKU", sku["name"]),
         ("Instance count", str(sku.get("capacity", ""))),
+        ("HTTP2", "Enabled" if props.get("enableHttp2") else "Disabled"),
     ]
     frontends = [
         ("Frontend IP configuration", frontend["name"]),
@@ -537,6 +549,8 @@ def _options(
         http_settings_name=v["settings_name"],
         listener_name=v["listener_name"],
         rule_name=v["rule_name"],
+        # Written either way, as Azure's portal does (az create only with --http2).
+        http2=v["http2"] == "Enabled",
         tags=tags,
     )
 
@@ -615,6 +629,8 @@ def _mapping(wizard: Wizard, gateway_id: GatewayId) -> Callable[[str, str], str 
                 return "tier"
             if under(path, "properties.frontendPorts"):
                 return listener_port
+            if under(path, "properties.enableHttp2"):
+                return "http2"
             return None
         child = parse_child_ref(resource)
         if child is None or child.gateway_key != gateway_id.key:
