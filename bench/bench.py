@@ -115,6 +115,10 @@ APT_PACKAGES = {
 # the proxies' concurrent-stream caps (nginx 128, HAProxy 100).
 H2_CONNECTIONS = 4
 H2_STREAMS = 8
+# appgw's HTTP/2 requests per connection in the bench: nginx's keepalive_requests here (HAProxy
+# has no such limit). h2load 1.52 does not reconnect after a GOAWAY in a timed run, so appgw's
+# default (Azure's 1,000) would end its 4 connections after 4,000 requests and idle the rest.
+APPGW_HTTP2_LIMITS = "max_requests=10000000"
 
 # wrk script: one JSON line with what the table needs (wrk's own summary rounds too much).
 REPORT_LUA = """
@@ -757,7 +761,11 @@ def start_appgw(
         serve_command(data_dir, workers),
         cpus=cpus,
         log=log,
-        env={"APPGW_ADMIN_TOKEN": TOKEN, "PYTHONPATH": str(ROOT / "src")},
+        env={
+            "APPGW_ADMIN_TOKEN": TOKEN,
+            "PYTHONPATH": str(ROOT / "src"),
+            "APPGW_HTTP2_LIMITS": APPGW_HTTP2_LIMITS,
+        },
     )
     deadline = time.monotonic() + 60
     base = ""
