@@ -50,6 +50,8 @@ test: lint typecheck pytest
 # BENCH_QUICK=1, BENCH_CASES=..., BENCH_TARGETS=... narrow it down.
 # Not part of `make test`: each takes minutes and wants a quiet machine. `make bench` runs both
 # (BENCH_SCALE=0 skips the scale part); docs/performance.md has the method and latest figures.
+# bench.py installs the tools it lacks from Debian (nginx-light, haproxy, wrk, openssl,
+# nghttp2-client for h2load); BENCH_CASES=h2-small,h2-64k runs just the HTTP/2 cases.
 bench: $(STAMP)
 	$(BIN)/python bench/bench.py
 	@test "$(BENCH_SCALE)" = 0 || $(MAKE) --no-print-directory bench-scale

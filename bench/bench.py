@@ -28,6 +28,13 @@ Cases (what each measures exactly):
              Referrer-Policy) and the origin's Server removed (nginx: add_header +
              proxy_hide_header; HAProxy: http-response set-header/del-header; appgw: a rewrite
              rule set on that site's rule)                         wrk -c32
+  h2-small   HTTP/2 from the client (TLS, ALPN h2 only), many streams on few connections,
+             ~100 B body; the origin leg stays HTTP/1.1 for every proxy  h2load -c4 -m8
+  h2-64k     the same, 64 KiB body                                  h2load -c4 -m8
+             (each proxy's h2 site has its own port: nginx 1.22 `listen ... ssl http2`,
+             HAProxy `alpn h2,http/1.1`, appgw a listener of a gateway with enableHttp2; p50/p99
+             from h2load's per-request log; a proxy that does not negotiate h2 or answers
+             nothing is reported as failed for the case, the rest of the run goes on)
 
 CPU us/req comes from /proc/<pid>/stat (utime+stime) of every process of the proxy: nginx
 master+worker, the haproxy process, `appgw serve` + its children (workers and the health
@@ -83,6 +90,8 @@ CASES = (
     "http-small",
     "ka-rewrite5",
     "full-hs-mtls",
+    "h2-small",
+    "h2-64k",
 )
 REWRITE_HOST = "rw.bench.test"  # the ka-rewrite5 site
 # The five rewrites of ka-rewrite5: header -> value; None: removed.
@@ -94,7 +103,22 @@ REWRITES: dict[str, str | None] = {
     "Server": None,
 }
 TARGETS = ("nginx", "haproxy", "appgw")
-APT_PACKAGES = {"nginx": "nginx-light", "haproxy": "haproxy", "wrk": "wrk", "openssl": "openssl"}
+APT_PACKAGES = {
+    "nginx": "nginx-light",
+    "haproxy": "haproxy",
+    "wrk": "wrk",
+    "openssl": "openssl",
+    "h2load": "nghttp2-client",
+}
+# h2 cases: 4 connections x 8 streams = the 32 requests in flight of the wrk cases (so h2-small
+# vs ka-small is the protocol alone), within every proxy's 64 idle origin connections and under
+# the proxies' concurrent-stream caps (nginx 128, HAProxy 100).
+H2_CONNECTIONS = 4
+H2_STREAMS = 8
+# appgw's HTTP/2 requests per connection in the bench: nginx's keepalive_requests here (HAProxy
+# has no such limit). h2load 1.52 does not reconnect after a GOAWAY in a timed run, so appgw's
+# default (Azure's 1,000) would end its 4 connections after 4,000 requests and idle the rest.
+APPGW_HTTP2_LIMITS = "max_requests=10000000"
 
 # wrk script: one JSON line with what the table needs (wrk's own summary rounds too much).
 REPORT_LUA = """
@@ -308,9 +332,14 @@ def make_certs(directory: Path) -> Certs:
 class Ports:
     origin_tls: int = field(default_factory=free_port)
     origin_http: int = field(default_factory=free_port)
-    proxies: dict[str, tuple[int, int, int]] = field(
-        default_factory=lambda: {t: (free_port(), free_port(), free_port()) for t in TARGETS}
-    )  # target -> (https port, http port, mutual TLS port)
+    proxies: dict[str, tuple[int, int, int, int]] = field(
+        default_factory=lambda: {t: free_ports() for t in TARGETS}
+    )  # target -> (https port, http port, mutual TLS port, h2 port)
+
+
+def free_ports() -> tuple[int, int, int, int]:
+    """One proxy's ports: HTTPS, HTTP, mutual TLS, and HTTPS offering h2 (the h2 cases)."""
+    return free_port(), free_port(), free_port(), free_port()
 
 
 def nginx_common(prefix: Path) -> str:
@@ -364,7 +393,7 @@ http {{
 def nginx_proxy_config(work: Path, certs: Certs, ports: Ports) -> Path:
     prefix = work / "nginx"
     prefix.mkdir()
-    https, http, mtls = ports.proxies["nginx"]
+    https, http, mtls, h2 = ports.proxies["nginx"]
     config = prefix / "nginx.conf"
     nginx_rewrites = "\n      ".join(
         f'add_header {name} "{value}" always;'
@@ -433,6 +462,17 @@ http {{
     }}
   }}
   server {{
+    # h2 cases. nginx 1.22 has no `http2 on;`: the listen parameter is its equivalent (it
+    # applies to the whole address:port, hence a port of its own).
+    listen 127.0.0.1:{h2} ssl http2;
+    ssl_certificate {certs.front_cert};
+    ssl_certificate_key {certs.front_key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location / {{
+      {to_origin}
+    }}
+  }}
+  server {{
     listen 127.0.0.1:{http};
     location / {{ proxy_pass http://origin_http; {proxy_common} }}
   }}
@@ -445,7 +485,7 @@ http {{
 def haproxy_config(work: Path, certs: Certs, ports: Ports) -> Path:
     prefix = work / "haproxy"
     prefix.mkdir()
-    https, http, mtls = ports.proxies["haproxy"]
+    https, http, mtls, h2 = ports.proxies["haproxy"]
     config = prefix / "haproxy.cfg"
     haproxy_rewrites = "\n  ".join(
         f'http-response set-header {name} "{value}" if {{ var(txn.rewrite) -m bool }}'
@@ -484,6 +524,12 @@ frontend fe_mtls
   http-request set-header X-Forwarded-Proto https
   http-request set-header Host {ORIGIN_NAME}
   default_backend be_tls
+frontend fe_h2
+  bind 127.0.0.1:{h2} ssl crt {certs.front_combined} alpn h2,http/1.1
+  option forwardfor
+  http-request set-header X-Forwarded-Proto https
+  http-request set-header Host {ORIGIN_NAME}
+  default_backend be_tls
 frontend fe_http
   bind 127.0.0.1:{http}
   option forwardfor
@@ -504,7 +550,7 @@ def appgw_document(certs: Certs, ports: Ports) -> dict[str, Any]:
         "/subscriptions/bench/resourceGroups/bench/providers/Microsoft.Network/"
         "applicationGateways/bench"
     )
-    https, http, mtls = ports.proxies["appgw"]
+    https, http, mtls, h2 = ports.proxies["appgw"]
 
     def ref(kind: str, name: str) -> dict[str, str]:
         return {"id": f"{gid}/{kind}/{name}"}
@@ -573,6 +619,10 @@ def appgw_document(certs: Certs, ports: Ports) -> dict[str, Any]:
         "properties": {
             "sku": {"name": "Standard_v2", "tier": "Standard_v2", "capacity": 1},
             "sslPolicy": {"policyType": "Predefined", "policyName": "AppGwSslPolicy20220101"},
+            # The h2 cases. It makes every HTTPS listener offer h2 in ALPN; the other cases'
+            # clients (wrk 4.1, openssl s_time, http.client) offer no ALPN, so they keep
+            # HTTP/1.1 (checked against a server offering h2: none negotiated it).
+            "enableHttp2": True,
             "gatewayIPConfigurations": [
                 {
                     "name": "ipconfig",
@@ -608,6 +658,7 @@ def appgw_document(certs: Certs, ports: Ports) -> dict[str, Any]:
                 {"name": "https", "properties": {"port": https}},
                 {"name": "http", "properties": {"port": http}},
                 {"name": "mtls", "properties": {"port": mtls}},
+                {"name": "h2", "properties": {"port": h2}},
             ],
             "trustedClientCertificates": [
                 {"name": "benchClients", "properties": {"data": certs.root_der_b64}}
@@ -638,6 +689,7 @@ def appgw_document(certs: Certs, ports: Ports) -> dict[str, Any]:
                 listener("httpListener", "Http", "http"),
                 rewrite_site,
                 mutual_site,
+                listener("h2Listener", "Https", "h2"),
             ],
             "requestRoutingRules": [
                 # The multi-site listener first: the basic one takes every other host.
@@ -645,6 +697,7 @@ def appgw_document(certs: Certs, ports: Ports) -> dict[str, Any]:
                 rule("tlsRule", 100, "httpsListener", "originTls"),
                 rule("httpRule", 200, "httpListener", "originHttp"),
                 rule("mtlsRule", 300, "mtlsListener", "originTls"),
+                rule("h2Rule", 400, "h2Listener", "originTls"),
             ],
             "rewriteRuleSets": [
                 {
@@ -708,7 +761,11 @@ def start_appgw(
         serve_command(data_dir, workers),
         cpus=cpus,
         log=log,
-        env={"APPGW_ADMIN_TOKEN": TOKEN, "PYTHONPATH": str(ROOT / "src")},
+        env={
+            "APPGW_ADMIN_TOKEN": TOKEN,
+            "PYTHONPATH": str(ROOT / "src"),
+            "APPGW_HTTP2_LIMITS": APPGW_HTTP2_LIMITS,
+        },
     )
     deadline = time.monotonic() + 60
     base = ""
@@ -827,6 +884,83 @@ def run_s_time(
     }
 
 
+class CaseFailed(Exception):
+    """A proxy could not run a case (e.g. no h2 yet): reported for it, the run goes on."""
+
+
+# Beyond -D: h2load's start-up and the end of its last streams; a hung run is then killed.
+H2LOAD_GRACE_SECONDS = 20
+# h2load's "finished in" duration: its unit varies with the length.
+DURATION_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
+
+
+def run_h2load(url: str, seconds: int, cpus: str, log: Path) -> dict[str, Any]:
+    """h2load for `seconds` on H2_CONNECTIONS x H2_STREAMS, offering h2 only in ALPN (so a
+    proxy without h2 fails instead of quietly serving HTTP/1.1). h2load prints no latency
+    percentiles: they come from its per-request log (start, status, microseconds)."""
+    command = [
+        "taskset", "-c", cpus, "h2load", "-t1", f"-c{H2_CONNECTIONS}", f"-m{H2_STREAMS}",
+        "-D", str(seconds), "--npn-list=h2", f"--log-file={log}", url,
+    ]  # fmt: skip
+    log.unlink(missing_ok=True)
+    try:
+        run = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=seconds + H2LOAD_GRACE_SECONDS,
+        )
+    except subprocess.TimeoutExpired as error:
+        raise CaseFailed(
+            f"h2load did not finish within {seconds + H2LOAD_GRACE_SECONDS} s"
+        ) from error
+    output = run.stdout + run.stderr
+    # What a failure shows: h2load's counts and whatever it wrote to stderr.
+    tail = " / ".join(
+        [
+            line.strip()
+            for line in run.stdout.splitlines()
+            if line.startswith(("requests:", "status codes:"))
+        ]
+        + run.stderr.strip().splitlines()[:3]
+    )
+    protocol = re.search(r"^Application protocol: (\S+)", output, re.MULTILINE)
+    if protocol is None or protocol[1] != "h2":
+        raise CaseFailed(f"no h2 negotiated ({protocol[1] if protocol else 'none'}): {tail}")
+    counts = re.search(
+        r"^requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+        r"(\d+) errored, (\d+) timeout",
+        output,
+        re.MULTILINE,
+    )
+    finished = re.search(r"^finished in ([\d.]+)(s|ms|us),", output, re.MULTILINE)
+    if counts is None or finished is None:
+        raise CaseFailed(f"h2load gave no result: {tail}")
+    succeeded, failed, errored, timeouts = (int(counts[i]) for i in (4, 5, 6, 7))
+    if succeeded == 0:
+        raise CaseFailed(f"h2load: no request succeeded: {tail}")
+    latencies = sorted(
+        int(columns[2])
+        for columns in (line.split("\t") for line in log.read_text().splitlines())
+        if len(columns) >= 3 and columns[1] != "-1"
+    )
+
+    def percentile(share: float) -> float | None:
+        if not latencies:
+            return None
+        return float(latencies[min(len(latencies) - 1, int(share * len(latencies)))])
+
+    return {
+        "requests": succeeded,
+        "seconds": float(finished[1]) * DURATION_UNITS[finished[2]],
+        "errors": failed + errored + timeouts,
+        "p50": percentile(0.50),
+        "p99": percentile(0.99),
+        "p999": percentile(0.999),
+    }
+
+
 # Seconds of `s_time -reuse` for the 2-worker resumption line: a few thousand connections.
 TWO_WORKER_CHECK_SECONDS = 2
 
@@ -837,7 +971,7 @@ def check_two_worker_resumption(
     """Session resumption with 2 appgw workers (a second appgw, same origin): the kernel
     spreads s_time's connections over both, so every one resumes only if the workers share
     ticket keys; with per-worker keys (APPGW_SHARED_SESSION_TICKETS=0) about half do."""
-    fresh = (free_port(), free_port(), free_port())
+    fresh = free_ports()
     two = Ports(ports.origin_tls, ports.origin_http, {**ports.proxies, "appgw": fresh})
     start_appgw(processes, work, certs, two, proxy_cpus, 2, name="appgw-2-workers")
     check = run_s_time(
@@ -866,13 +1000,17 @@ def measure(
     cpus: str,
     origin_log: Path | None = None,
 ) -> Sample:
-    https, http, mtls = ports.proxies[target.name]
+    https, http, mtls, h2 = ports.proxies[target.name]
     pids = target.pids()
     origin_from = origin_log.stat().st_size if origin_log and origin_log.exists() else 0
     before = cpu_ticks(pids)
     if case == "ka-rewrite5":
         check_rewrites(target.name, https)
-    if case == "full-hs":
+    if case in ("h2-small", "h2-64k"):
+        path = "/small" if case == "h2-small" else "/large"
+        log = scripts["h2load-log"]
+        result = run_h2load(f"https://127.0.0.1:{h2}{path}", seconds, cpus, log)
+    elif case == "full-hs":
         result = run_s_time(https, seconds, cpus, reuse=False)
     elif case == "full-hs-mtls":
         result = run_s_time(
@@ -978,6 +1116,7 @@ def versions() -> dict[str, str]:
         "haproxy": first_line(["haproxy", "-v"]).split()[2],
         "wrk": first_line(["wrk", "-v"]).split()[1],
         "openssl": first_line(["openssl", "version"]).split()[1],
+        "h2load": first_line(["h2load", "--version"]).split("/")[-1],
         "python": sys.version.split()[0],
         "appgw": subprocess.run(
             ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
@@ -999,6 +1138,7 @@ def report(
     cases: list[str],
     targets: list[str],
     info: dict[str, str],
+    failed: dict[tuple[str, str], str] | None = None,
 ) -> str:
     lines = [
         f"{info['when']}; {info['cores']} cores ({info['cpu']}); "
@@ -1020,6 +1160,8 @@ def report(
         for target in targets:
             samples = results.get((target, case))
             if not samples:
+                if (target, case) in (failed or {}):
+                    lines.append(f"| {case} | {target} | failed |" + " - |" * 8 + " see below |")
                 continue
             rate = statistics.median(s.rate for s in samples)
             p50s = [s.p50_us for s in samples if s.p50_us is not None]
@@ -1052,6 +1194,8 @@ def report(
                 f"{ratio} | {efficiency} | {util:.0%} | {reuse} | "
                 f"{sum(s.errors for s in samples)} |"
             )
+    for (target, case), why in (failed or {}).items():
+        lines.append(f"\n{case}: {target} failed: {why}")
     return "\n".join(lines)
 
 
@@ -1103,12 +1247,17 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="appgw-perf-bench-"))
     processes = Processes()
     results: dict[tuple[str, str], list[Sample]] = {}
+    failed: dict[tuple[str, str], str] = {}  # (target, case) -> why it could not run
     try:
         with signals_to_exceptions():
             certs = make_certs(work)
             ports = Ports()
             # Files the load generators use: wrk scripts, the mutual-TLS client's certificate.
-            scripts = {"client-cert": certs.client_cert, "client-key": certs.client_key}
+            scripts = {
+                "client-cert": certs.client_cert,
+                "client-key": certs.client_key,
+                "h2load-log": work / "h2load.log",  # h2load's per-request log (latencies)
+            }
             for name, text in (
                 ("report", REPORT_LUA),
                 ("paced", PACED_LUA),
@@ -1148,22 +1297,33 @@ def main() -> int:
             # taskset runs the program itself (exec), so the pids are the servers'.
             for case in cases:
                 # A short warm-up per target: pools filled, caches and JITs (none) settled.
-                for target in running.values():
-                    measure(target, case, ports, scripts, 1, load_cpus)
+                for name, target in running.items():
+                    try:
+                        measure(target, case, ports, scripts, 1, load_cpus)
+                    except CaseFailed as error:
+                        failed[(name, case)] = str(error)
+                        print(f"bench: {case:<10} {name:<7} failed: {error}", file=sys.stderr)
                 for repeat in range(repeats):
                     order = list(running)
                     shift = repeat % len(order)
                     order = order[shift:] + order[:shift]
                     for name in order:
-                        sample = measure(
-                            running[name],
-                            case,
-                            ports,
-                            scripts,
-                            seconds,
-                            load_cpus,
-                            origin_log=work / "origin" / "access.log",
-                        )
+                        if (name, case) in failed:
+                            continue
+                        try:
+                            sample = measure(
+                                running[name],
+                                case,
+                                ports,
+                                scripts,
+                                seconds,
+                                load_cpus,
+                                origin_log=work / "origin" / "access.log",
+                            )
+                        except CaseFailed as error:
+                            failed[(name, case)] = str(error)
+                            print(f"bench: {case:<10} {name:<7} failed: {error}", file=sys.stderr)
+                            continue
                         results.setdefault((name, case), []).append(sample)
                         print(
                             f"bench: {case:<10} {name:<7} {sample.rate:9,.0f} req/s "
@@ -1183,7 +1343,7 @@ def main() -> int:
                 "repeats": repeats,
                 "versions": versions(),
             }
-            print(report(results, cases, [t for t in TARGETS if t in running], info))
+            print(report(results, cases, [t for t in TARGETS if t in running], info, failed))
             print()
             if "resumed" in cases and "nginx" in running:
                 time.sleep(1.5)  # nginx flushes its buffered log every second
