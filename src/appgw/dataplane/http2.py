@@ -108,7 +108,13 @@ class Http2Session(asyncio.Protocol):
         self.loop = client.loop
         self.limits = limits = client.services.limits.http2
         self.flood = FloodGuard(limits)
-        conn = self.h2 = H2Connection(H2Configuration(client_side=False, header_encoding=None))
+        # Inbound headers are validated by h2 (RFC 9113 §8.2); outbound ones are the gateway's
+        # own lists (response_fields), built valid, so h2 need not check them again.
+        conn = self.h2 = H2Connection(
+            H2Configuration(
+                client_side=False, header_encoding=None, validate_outbound_headers=False
+            )
+        )
         conn.local_settings = Settings(
             client=False,
             initial_values={
@@ -137,6 +143,7 @@ class Http2Session(asyncio.Protocol):
         # whole read is, so one reset in the same read (Rapid Reset) costs no backend work.
         self.starting: list[Http2Exchange] = []
         self.write_paused = False
+        self.flush_soon = False  # a write of what h2 framed is scheduled
         self.preface_done = False
         self.draining = False  # GOAWAY sent: no new stream, close once the last one ends
         self.closed = False
@@ -320,7 +327,16 @@ class Http2Session(asyncio.Protocol):
         self.flush()
 
     def flush(self) -> None:
-        if self.held or self.closed:
+        """Write what h2 has framed, once per turn of the event loop: the responses of several
+        streams that end in one turn go out as one TLS record and one send."""
+        if self.held or self.closed or self.flush_soon:
+            return
+        self.flush_soon = True
+        self.loop.call_soon(self._write_framed)
+
+    def _write_framed(self) -> None:
+        self.flush_soon = False
+        if self.closed:
             return
         data = self.h2.data_to_send()
         if data:
@@ -367,7 +383,7 @@ class Http2Session(asyncio.Protocol):
             self._goodbye()
 
     def _goodbye(self) -> None:
-        self.flush()
+        self._write_framed()
         goaway = GoAwayFrame(
             0, last_stream_id=self.h2.highest_inbound_stream_id, error_code=ErrorCodes.NO_ERROR
         )
@@ -385,7 +401,7 @@ class Http2Session(asyncio.Protocol):
                 self.h2.close_connection(code, last_stream_id=self.h2.highest_inbound_stream_id)
         self.held = False
         self.dirty.clear()
-        self.flush()
+        self._write_framed()
         self._close()
         streams = list(self.streams.values())
         self.streams.clear()
