@@ -54,12 +54,13 @@ EMPTY = 50  # max_empty_frames per window
 CONTINUATIONS = 4  # max_continuation_frames
 WINDOW = 64 * 1024  # initial_window_size: a stream's unacknowledged request body
 REQUESTS = 40  # max_requests per connection
+IDLE = 3  # idle_timeout: seconds a connection without streams is kept
 HSTS = "max-age=31536000"
 LIMITS = (
     f"max_requests={REQUESTS},"
     f"max_concurrent_streams={STREAMS},max_resets={RESETS},max_pings={PINGS},"
     f"max_settings={PINGS},max_empty_frames={EMPTY},max_continuation_frames={CONTINUATIONS},"
-    f"initial_window_size={WINDOW},flood_window=30"
+    f"initial_window_size={WINDOW},flood_window=30,idle_timeout={IDLE}"
 )
 
 
@@ -555,6 +556,19 @@ def test_a_header_block_never_finished_ends_at_the_header_timeout(site: Site) ->
     assert raw.closed or raw.goaway() is not None
     assert time.monotonic() - started < HEAD_TIMEOUT + 3
     still_serves(site)
+
+
+def test_an_idle_connection_is_sent_goaway_and_closed(site: Site) -> None:
+    with RawH2(site, timeout=IDLE + 5) as raw:
+        stream_id = raw.request("/idle")
+        raw.flush()
+        raw.read_until(lambda: raw.ended(stream_id))
+        answered = time.monotonic()
+        raw.read_until(lambda: raw.closed, timeout=IDLE + 4)
+        refused = raw.goaway()
+    assert refused is not None and refused.error_code == ErrorCodes.NO_ERROR
+    assert refused.last_stream_id == stream_id and raw.closed
+    assert IDLE - 0.5 < time.monotonic() - answered < IDLE + 2
 
 
 def test_a_connection_without_preface_ends_at_the_header_timeout(site: Site) -> None:
