@@ -6,7 +6,7 @@ DATA_DIR ?= .appgw-data
 # Stamp files make re-runs fast: the venv is rebuilt only when pyproject.toml changes.
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck pytest clean system-deps bench bench-scale differential
+.PHONY: run test lint typecheck pytest clean system-deps waf-rules bench bench-scale differential
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "appgw needs Python 3.11 or newer")'
@@ -16,7 +16,18 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-run: $(STAMP)
+# WAF gateways need the OWASP Core Rule Set (Debian's modsecurity-crs); without it they are
+# refused with a message saying so, and everything else runs.
+CRS_RULE := /usr/share/modsecurity-crs/rules/REQUEST-942-APPLICATION-ATTACK-SQLI.conf
+waf-rules:
+	@test -f $(CRS_RULE) || { \
+	  echo "installing Debian's modsecurity-crs (the WAF's rules)"; \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  { $$SUDO apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq modsecurity-crs >/dev/null; } || \
+	  echo "appgw: modsecurity-crs could not be installed; WAF gateways are refused until it is"; }
+
+run: $(STAMP) waf-rules
 	$(BIN)/appgw serve --demo --data-dir $(DATA_DIR) $(ARGS)
 
 lint: $(STAMP)
@@ -28,11 +39,13 @@ typecheck: $(STAMP)
 
 # The portal's browser tests drive Debian's Chromium (Playwright's own browser download does
 # not work here); the shared-store tests start a throwaway PostgreSQL cluster with the server
-# binaries of Debian's postgresql. Each is installed once, only when missing.
+# binaries of Debian's postgresql; the WAF's rules are Debian's modsecurity-crs (the OWASP Core
+# Rule Set). Each is installed once, only when missing.
 system-deps:
 	@missing=""; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	test -f $(CRS_RULE) || missing="$$missing modsecurity-crs"; \
 	test -z "$$missing" || { \
 	  echo "installing Debian's$$missing for the tests"; \
 	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \

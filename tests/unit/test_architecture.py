@@ -39,11 +39,12 @@ ALLOWED: dict[str, set[str]] = {
     "store": BASE,
     "observability": BASE,
     "tls": BASE | {"model", "certificates"},
-    "compile": BASE | {"model", "certificates", "tls"},
-    "core": BASE | {"model", "certificates", "tls", "compile"},
+    "waf": BASE,
+    "compile": BASE | {"model", "certificates", "tls", "waf"},
+    "core": BASE | {"model", "certificates", "tls", "compile", "waf"},
     "state": BASE | {"model", "certificates", "tls", "compile", "store"},
     "dataplane": BASE
-    | {"model", "certificates", "tls", "compile", "core", "state", "store", "observability"},
+    | {"model", "certificates", "tls", "compile", "core", "state", "store", "observability", "waf"},
     "health": BASE | {"model", "certificates", "tls", "compile", "state", "store", "observability"},
     "control": BASE | {"model", "certificates", "tls", "compile", "store", "state", "health"},
     # Adapters: over the service layer, never the store.

@@ -1,0 +1,163 @@
+"""Azure's WAF settings as SecLanguage: what ModSecurity is told before and after the OWASP
+Core Rule Set (CRS) is loaded. Pure: no engine, no files; engine.py loads the result.
+
+Azure runs the CRS in anomaly-scoring mode at paranoia level 1: each matching rule adds to the
+request's score, and rule 949110 blocks once the inbound score reaches 5 (one critical match).
+Detection mode runs every rule and blocks nothing (`SecRuleEngine DetectionOnly`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Azure's rule groups (as disabledRuleGroups names them) -> the CRS rule id ranges they hold.
+# "General" is Azure's own group of CRS-independent rules (200000-200999: body parsing);
+# "Known-CVEs" holds Azure's 800000-range rules, which the open CRS does not have.
+RULE_GROUPS: dict[str, tuple[tuple[int, int], ...]] = {
+    "General": ((200000, 200999),),
+    "Known-CVEs": ((800000, 800999),),
+    "REQUEST-911-METHOD-ENFORCEMENT": ((911000, 911999),),
+    "REQUEST-913-SCANNER-DETECTION": ((913000, 913999),),
+    "REQUEST-920-PROTOCOL-ENFORCEMENT": ((920000, 920999),),
+    "REQUEST-921-PROTOCOL-ATTACK": ((921000, 921999),),
+    "REQUEST-930-APPLICATION-ATTACK-LFI": ((930000, 930999),),
+    "REQUEST-931-APPLICATION-ATTACK-RFI": ((931000, 931999),),
+    "REQUEST-932-APPLICATION-ATTACK-RCE": ((932000, 932999),),
+    "REQUEST-933-APPLICATION-ATTACK-PHP": ((933000, 933999),),
+    "REQUEST-941-APPLICATION-ATTACK-XSS": ((941000, 941999),),
+    "REQUEST-942-APPLICATION-ATTACK-SQLI": ((942000, 942999),),
+    "REQUEST-943-APPLICATION-ATTACK-SESSION-FIXATION": ((943000, 943999),),
+    "REQUEST-944-APPLICATION-ATTACK-JAVA": ((944000, 944999),),
+}
+# The CRS files Azure's managed rule set is made of (its 3.x groups, plus the CRS's own
+# initialization and scoring files). IP reputation (910) needs GeoIP, which Azure configures
+# apart (geo-match custom rules); the response rules (95x) are not part of Azure's WAF_v2.
+CRS_FILES = (
+    "REQUEST-901-INITIALIZATION.conf",
+    "REQUEST-905-COMMON-EXCEPTIONS.conf",
+    "REQUEST-911-METHOD-ENFORCEMENT.conf",
+    "REQUEST-912-DOS-PROTECTION.conf",
+    "REQUEST-913-SCANNER-DETECTION.conf",
+    "REQUEST-920-PROTOCOL-ENFORCEMENT.conf",
+    "REQUEST-921-PROTOCOL-ATTACK.conf",
+    "REQUEST-930-APPLICATION-ATTACK-LFI.conf",
+    "REQUEST-931-APPLICATION-ATTACK-RFI.conf",
+    "REQUEST-932-APPLICATION-ATTACK-RCE.conf",
+    "REQUEST-933-APPLICATION-ATTACK-PHP.conf",
+    "REQUEST-934-APPLICATION-ATTACK-NODEJS.conf",
+    "REQUEST-941-APPLICATION-ATTACK-XSS.conf",
+    "REQUEST-942-APPLICATION-ATTACK-SQLI.conf",
+    "REQUEST-943-APPLICATION-ATTACK-SESSION-FIXATION.conf",
+    "REQUEST-944-APPLICATION-ATTACK-JAVA.conf",
+    "REQUEST-949-BLOCKING-EVALUATION.conf",
+)
+# Azure: a request is blocked once its inbound anomaly score reaches 5 (one critical match).
+INBOUND_ANOMALY_THRESHOLD = 5
+PARANOIA_LEVEL = 1  # Azure's managed CRS runs at paranoia level 1
+# Azure's matchVariable -> the ModSecurity collection an exclusion removes a key from.
+_EXCLUDED_COLLECTIONS = {
+    "RequestHeaderNames": ("REQUEST_HEADERS",),
+    "RequestHeaderKeys": ("REQUEST_HEADERS",),
+    "RequestHeaderValues": ("REQUEST_HEADERS",),
+    "RequestCookieNames": ("REQUEST_COOKIES",),
+    "RequestCookieKeys": ("REQUEST_COOKIES",),
+    "RequestCookieValues": ("REQUEST_COOKIES",),
+    "RequestArgNames": ("ARGS", "ARGS_NAMES"),
+    "RequestArgKeys": ("ARGS_NAMES",),
+    "RequestArgValues": ("ARGS",),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Exclusion:
+    match_variable: str  # Azure's matchVariable, e.g. RequestArgNames
+    operator: str  # Equals, StartsWith, EndsWith, Contains, EqualsAny
+    selector: str
+
+
+@dataclass(frozen=True, slots=True)
+class WafSettings:
+    """What the gateway's webApplicationFirewallConfiguration says, validated."""
+
+    prevention: bool  # firewallMode Prevention (else Detection)
+    rule_set_version: str  # "3.0", "3.1", "3.2": what the logs name
+    disabled_groups: tuple[str, ...] = ()
+    disabled_rules: tuple[int, ...] = ()
+    exclusions: tuple[Exclusion, ...] = ()
+    request_body_check: bool = True
+    max_request_body_bytes: int = 128 * 1024  # Azure's default maxRequestBodySizeInKb, 128
+    file_upload_limit_bytes: int = 100 * 1024 * 1024  # Azure's default, 100 MB
+
+
+def before_rules(settings: WafSettings) -> str:
+    """The engine's settings and the CRS setup (crs-setup.conf's variables), first."""
+    lines = [
+        f"SecRuleEngine {'On' if settings.prevention else 'DetectionOnly'}",
+        f"SecRequestBodyAccess {'On' if settings.request_body_check else 'Off'}",
+        # The gateway buffers and bounds the body itself (exchange.py); ModSecurity may see
+        # all of it, up to the file upload limit for multipart bodies.
+        f"SecRequestBodyLimit {max(settings.file_upload_limit_bytes, 1)}",
+        f"SecRequestBodyNoFilesLimit {max(settings.max_request_body_bytes, 1)}",
+        "SecRequestBodyLimitAction ProcessPartial",
+        "SecResponseBodyAccess Off",
+        "SecAuditEngine Off",
+        "SecArgumentSeparator &",
+        "SecCookieFormat 0",
+        'SecDefaultAction "phase:1,log,auditlog,pass"',
+        'SecDefaultAction "phase:2,log,auditlog,pass"',
+        # crs-setup.conf: paranoia level, anomaly thresholds, the version marker rule 901001
+        # checks for.
+        'SecAction "id:900000,phase:1,nolog,pass,t:none,'
+        f'setvar:tx.paranoia_level={PARANOIA_LEVEL}"',
+        'SecAction "id:900110,phase:1,nolog,pass,t:none,'
+        f"setvar:tx.inbound_anomaly_score_threshold={INBOUND_ANOMALY_THRESHOLD},"
+        'setvar:tx.outbound_anomaly_score_threshold=4"',
+        'SecAction "id:900990,phase:1,nolog,pass,t:none,setvar:tx.crs_setup_version=334"',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def after_rules(settings: WafSettings) -> str:
+    """Disabled groups and rules, and exclusions: they edit rules already loaded."""
+    lines: list[str] = []
+    for group in settings.disabled_groups:
+        for first, last in RULE_GROUPS.get(group, ()):
+            lines.append(f"SecRuleRemoveById {first}-{last}")
+    lines += (f"SecRuleRemoveById {rule}" for rule in settings.disabled_rules)
+    for exclusion in settings.exclusions:
+        for target in exclusion_targets(exclusion):
+            # Azure's exclusions apply to every managed rule; all CRS rules carry this tag.
+            lines.append(f'SecRuleUpdateTargetByTag "OWASP_CRS" "!{target}"')
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def exclusion_targets(exclusion: Exclusion) -> list[str]:
+    """`!COLLECTION:key` targets for ModSecurity: a literal key for Equals, a regex key
+    (ModSecurity's /.../ form) for the other operators; EqualsAny is the whole collection."""
+    collections = _EXCLUDED_COLLECTIONS.get(exclusion.match_variable, ())
+    selector = exclusion.selector
+    if exclusion.operator == "EqualsAny":
+        return list(collections)
+    if exclusion.operator == "Equals" and re.fullmatch(r"[A-Za-z0-9_.\-]+", selector):
+        key = selector
+    else:
+        escaped = re.escape(selector)
+        pattern = {
+            "Equals": f"^{escaped}$",
+            "StartsWith": f"^{escaped}",
+            "EndsWith": f"{escaped}$",
+            "Contains": escaped,
+        }.get(exclusion.operator, f"^{escaped}$")
+        key = f"/{pattern}/"
+    return [f"{collection}:{key}" for collection in collections]
+
+
+def group_of(rule_id: int) -> str:
+    """Azure's rule group name of a CRS rule id (what the firewall log's details name)."""
+    for group, ranges in RULE_GROUPS.items():
+        if any(first <= rule_id <= last for first, last in ranges):
+            return group
+    if 949000 <= rule_id <= 949999:
+        return "BLOCKING-EVALUATION"
+    return "INITIALIZATION" if 901000 <= rule_id <= 905999 else "General"
