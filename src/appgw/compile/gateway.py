@@ -53,11 +53,14 @@ from appgw.model.resource import (
     RequestRoutingRule,
     SslProfile,
     SubResource,
+    WebApplicationFirewallConfiguration,
 )
 from appgw.model.validate import is_v1
 from appgw.tls.client_auth import ClientAuth, issuer_dn_of_upload
 from appgw.tls.server import TlsPolicy, policy_from_model, server_context
 from appgw.tls.trust import BackendTrust
+from appgw.waf.engine import Firewall, RuleSetUnavailable, firewall_for
+from appgw.waf.seclang import Exclusion, WafSettings
 
 # Azure's defaults (spec §5.2, §7.2, §7.4).
 DEFAULT_REQUEST_TIMEOUT = 20.0  # seconds, the portal's and service's default
@@ -357,6 +360,7 @@ class _Compiler:
             sku_v1=self.v1,
             endpoints=endpoints,
             custom_errors=_custom_errors(self.props.custom_error_configurations),
+            firewall=self._firewall(),
             backend_addresses=frozenset(self.backend_addresses),
             forward_targets=tuple(self.forward_targets),
             probe_specs=probe_specs,
@@ -507,6 +511,25 @@ class _Compiler:
             include_query=bool(p.include_query_string),
             path_rule_name=path_rule_name,
         )
+
+    def _firewall(self) -> Firewall | None:
+        """The enabled webApplicationFirewallConfiguration's rules, loaded (once per distinct
+        configuration and process: waf.engine memoizes them)."""
+        config = self.props.web_application_firewall_configuration
+        if config is None or not config.enabled:
+            return None
+        try:
+            return firewall_for(waf_settings(config))
+        except RuleSetUnavailable as error:
+            self.problems.append(
+                Diagnostic(
+                    "ApplicationGatewayWafRuleSetUnavailable",
+                    self.gateway_id,
+                    "properties.webApplicationFirewallConfiguration",
+                    f"the web application firewall cannot start: {error}",
+                )
+            )
+            return None
 
     def _probe_specs(self) -> tuple[ProbeSpec, ...]:
         probes = {probe.name.casefold(): probe for probe in self.props.probes}
@@ -690,3 +713,35 @@ class _Compiler:
                 )
         self.contexts[(certificate_name, profile_name)] = context
         return context
+
+
+def waf_settings(config: WebApplicationFirewallConfiguration) -> WafSettings:
+    """Azure's webApplicationFirewallConfiguration (validated) as the engine's settings. A
+    disabled rule group without rules disables the group; with rules, just those."""
+    groups: list[str] = []
+    rules: list[int] = []
+    for entry in config.disabled_rule_groups or ():
+        listed = entry.get("rules") or []
+        if listed:
+            rules += (int(rule) for rule in listed)
+        else:
+            groups.append(str(entry.get("ruleGroupName", "")))
+    exclusions = tuple(
+        Exclusion(
+            str(item.get("matchVariable", "")),
+            str(item.get("selectorMatchOperator") or "EqualsAny"),
+            str(item.get("selector") or ""),
+        )
+        for item in config.exclusions or ()
+    )
+    kb = config.max_request_body_size_in_kb or config.max_request_body_size or 128
+    return WafSettings(
+        prevention=(config.firewall_mode or "Detection") == "Prevention",
+        rule_set_version=config.rule_set_version or "3.2",
+        disabled_groups=tuple(groups),
+        disabled_rules=tuple(sorted(set(rules))),
+        exclusions=exclusions,
+        request_body_check=config.request_body_check is not False,
+        max_request_body_bytes=kb * 1024,
+        file_upload_limit_bytes=(config.file_upload_limit_in_mb or 100) * 1024 * 1024,
+    )

@@ -20,6 +20,7 @@ from appgw.model.ids import GatewayId
 from appgw.tls.client_auth import ClientAuth
 from appgw.tls.server import TlsPolicy
 from appgw.tls.trust import BackendTrust
+from appgw.waf.engine import Firewall
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,6 +320,8 @@ class Snapshot:
     request_hosts: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     # Every custom error page URL of the gateway and its listeners (fetched off the hot path).
     custom_error_urls: frozenset[str] = frozenset()
+    # The gateway's WAF (webApplicationFirewallConfiguration enabled): its loaded rules.
+    firewall: Firewall | None = field(default=None, compare=False)
     # The case-folded id: how the store, the health board and the balancer key this gateway
     # (computed once here rather than per request).
     gateway_key: str = field(init=False)

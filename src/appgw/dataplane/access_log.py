@@ -13,10 +13,11 @@ import fcntl
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii as _json_string  # what json.dumps uses
 from pathlib import Path
-from typing import NamedTuple
+from typing import Generic, NamedTuple, TypeVar
 
 FLUSH_INTERVAL = 0.2  # seconds a line may wait; short enough for `tail -f` to feel live
 # ~600 B a line: one write stays around 64 KiB, which keeps syscalls rare and is not so big
@@ -28,6 +29,7 @@ DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 DEFAULT_FILES = 5
 
 log = logging.getLogger("appgw.dataplane")
+R = TypeVar("R")
 
 
 class AccessRecord(NamedTuple):
@@ -66,6 +68,9 @@ class AccessRecord(NamedTuple):
     ssl_client_verify: str = ""
     ssl_client_certificate_fingerprint: str = ""
     ssl_client_certificate_issuer_name: str = ""
+    # The WAF (Azure's WAFEvaluationTime in seconds, as a string; WAFMode): "" without one.
+    waf_evaluation_time: str = ""
+    waf_mode: str = ""
 
 
 _LINE = (
@@ -77,7 +82,8 @@ _LINE = (
     '"sentBytes":%d,"timeTaken":%r,"transactionId":%s,"sslEnabled":%s,"sslCipher":%s,'
     '"sslProtocol":%s,"serverRouted":%s,"serverStatus":%s,"serverResponseLatency":%s,'
     '"originalHost":%s,"host":%s,"error_info":%s,"sslClientVerify":%s,'
-    '"sslClientCertificateFingerprint":%s,"sslClientCertificateIssuerName":%s}}\n'
+    '"sslClientCertificateFingerprint":%s,"sslClientCertificateIssuerName":%s,'
+    '"WAFEvaluationTime":%s,"WAFMode":%s}}\n'
 )
 
 
@@ -96,6 +102,7 @@ def render(r: AccessRecord) -> str:
         s(r.server_routed), s(r.server_status), "null" if latency is None else repr(latency),
         s(r.original_host), s(r.host), s(r.error_info), s(r.ssl_client_verify),
         s(r.ssl_client_certificate_fingerprint), s(r.ssl_client_certificate_issuer_name),
+        s(r.waf_evaluation_time), s(r.waf_mode),
     )  # fmt: skip
 
 
@@ -121,17 +128,21 @@ class Rotation:
     files: int = DEFAULT_FILES
 
 
-class AccessLog:
-    """Every worker appends to one file; the first to find it past its size rotates it (under
-    a lock on the file) and the others reopen at their next flush. A write that fails (a full
-    disk) drops those lines and says so once, never stopping the worker."""
+class LineLog(Generic[R]):
+    """A log of JSON lines (the access log, the firewall log). Every worker appends to one
+    file; the first to find it past its size rotates it (under a lock on the file) and the
+    others reopen at their next flush. A write that fails (a full disk) drops those lines and
+    says so once, never stopping the worker."""
 
-    def __init__(self, path: Path | None, rotation: Rotation | None = None) -> None:
+    def __init__(
+        self, path: Path | None, render: Callable[[R], str], rotation: Rotation | None = None
+    ) -> None:
         self._path = path
+        self._render = render
         self._rotation = rotation or Rotation()
         self._fd: int | None = None
         self._inode = 0
-        self._records: list[AccessRecord] = []
+        self._records: list[R] = []
         self._flush_handle: asyncio.TimerHandle | None = None
         self.dropped = 0  # lines lost to failed writes since the last good one
         if path is not None:
@@ -142,7 +153,7 @@ class AccessLog:
         self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
         self._inode = os.fstat(self._fd).st_ino
 
-    def write(self, record: AccessRecord) -> None:
+    def write(self, record: R) -> None:
         if self._path is None:
             return
         self._records.append(record)
@@ -158,7 +169,7 @@ class AccessLog:
         if self._path is None or not self._records:
             return
         records, self._records = self._records, []
-        data = "".join([render(record) for record in records]).encode()
+        data = "".join([self._render(record) for record in records]).encode()
         try:
             self._follow_rotation()
             assert self._fd is not None
@@ -166,16 +177,14 @@ class AccessLog:
         except OSError as error:
             if not self.dropped:
                 log.error(
-                    "access log %s: cannot write (%s); lines are dropped until it can",
+                    "log %s: cannot write (%s); lines are dropped until it can",
                     self._path,
                     error.strerror or error,
                 )
             self.dropped += len(records)
             return
         if self.dropped:
-            log.warning(
-                "access log %s: writing again; %d lines were lost", self._path, self.dropped
-            )
+            log.warning("log %s: writing again; %d lines were lost", self._path, self.dropped)
             self.dropped = 0
         self._rotate_if_full()
 
@@ -211,3 +220,10 @@ class AccessLog:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+class AccessLog(LineLog[AccessRecord]):
+    """Azure's ApplicationGatewayAccessLog, one line per request."""
+
+    def __init__(self, path: Path | None, rotation: Rotation | None = None) -> None:
+        super().__init__(path, render, rotation)

@@ -51,11 +51,14 @@ from appgw.core.rewrite import (
 from appgw.core.routing import Decision, Forward, Redirect, route
 from appgw.dataplane.access_log import AccessRecord, utc_timestamp
 from appgw.dataplane.deadline import Deadline
+from appgw.dataplane.firewall_log import records as firewall_records
 from appgw.dataplane.services import Services
 from appgw.dataplane.upstream import BackendTlsRejected, UpstreamConnection, UpstreamError
 from appgw.tasks import spawn
 from appgw.tls.client_auth import NO_CERTIFICATE, ClientAuth, ClientVerdict
 from appgw.tls.trust import describe_rejection
+from appgw.waf.engine import Firewall, Inspected
+from appgw.waf.seclang import group_of
 
 log = logging.getLogger("appgw.dataplane")
 
@@ -140,6 +143,9 @@ class Exchange:
         "trace_id",
         "upstream",
         "upstream_reused",
+        "waf_mode",
+        "waf_seconds",
+        "waiting",
     )
 
     def __init__(self, client: ClientSide, snapshot: Snapshot, endpoint: Endpoint) -> None:
@@ -186,6 +192,11 @@ class Exchange:
         # Rewrite rule sets: the request header edits, and what the rules read of the request.
         self.request_edits: dict[bytes, tuple[bytes, bytes | None]] | None = None
         self.rewrite_facts: RequestFacts | None = None
+        # The WAF: the routing decision held while the body it inspects arrives; the access
+        # log's WAFEvaluationTime and WAFMode.
+        self.waiting: Decision | None = None
+        self.waf_seconds: float | None = None
+        self.waf_mode = ""
 
     # --- request side -----------------------------------------------------------------------------
 
@@ -218,6 +229,22 @@ class Exchange:
                 self.site = decision.site
                 self.answer(refused.status, refused.error_info, close=refused.close)
                 return
+        firewall = self.snapshot.firewall
+        if firewall is not None and not isinstance(decision, Reject):
+            # Azure's WAF sees the request as received, before rewrites and redirects.
+            self.site = decision.site
+            settings = firewall.settings
+            if self.framing.has_body and settings.request_body_check:
+                self.waiting = decision  # the body arrives first (request_body/_complete)
+                if self.body_done or self.buffered > settings.max_request_body_bytes:
+                    self._inspect_waiting()
+                return
+            if self._firewall_blocks(firewall, b""):
+                return
+        self._go(decision)
+
+    def _go(self, decision: Decision) -> None:
+        """Rewrite, then redirect or forward (or refuse)."""
         if isinstance(decision, Forward) and decision.target.rewrite is not None:
             decision = self._rewrite_request(decision)
         if isinstance(decision, Reject):
@@ -302,13 +329,87 @@ class Exchange:
             return
         self.body_buffer.append(data)
         self.buffered += len(data)
+        if self.waiting is not None:
+            firewall = self.snapshot.firewall
+            assert firewall is not None
+            if self.buffered > firewall.settings.max_request_body_bytes:
+                self._inspect_waiting()  # as much as the WAF inspects is here
+            return
         if self.buffered > MAX_BUFFERED_REQUEST_BODY:
             self.client.pause_reading()
 
     def request_complete(self) -> None:
         self.body_done = True
+        if self.waiting is not None:
+            self._inspect_waiting()
+            return
         if self.upstream is not None and self.framing.chunked and not self.finished:
             self.upstream.write(self._last_chunk())
+
+    # --- the web application firewall -------------------------------------------------------------
+
+    def _inspect_waiting(self) -> None:
+        """The body the WAF inspects is here (all of it, or its limit's worth): judge, then go
+        on with the routing decision held meanwhile."""
+        decision, self.waiting = self.waiting, None
+        firewall = self.snapshot.firewall
+        if decision is None or firewall is None or self.gone or self.finished:
+            return
+        settings = firewall.settings
+        body = b"".join(self.body_buffer)
+        if len(body) > settings.max_request_body_bytes:
+            if settings.prevention:
+                # Azure: a body over maxRequestBodySizeInKb is refused when it is checked.
+                self.waf_mode = "Prevention"
+                self.answer(413, "ERRORINFO_WAF_REQUEST_BODY_TOO_LARGE", close=True)
+                return
+            body = body[: settings.max_request_body_bytes]
+        if self._firewall_blocks(firewall, body):
+            return
+        self._go(decision)
+
+    def _firewall_blocks(self, firewall: Firewall, body: bytes) -> bool:
+        """Inspect; log each match (firewall log, metrics); answer 403 when Prevention blocks."""
+        head, client = self.head, self.client
+        verdict = firewall.inspect(
+            Inspected(
+                client.client_ip,
+                client.client_port,
+                self.endpoint.port,
+                head.method.decode("latin-1"),
+                head.target.decode("latin-1"),
+                head.http_version,
+                head.headers,
+                body,
+            )
+        )
+        settings = firewall.settings
+        self.waf_seconds = verdict.seconds
+        self.waf_mode = "Prevention" if settings.prevention else "Detection"
+        services = client.services
+        services.waf_metrics.inspected(
+            self.snapshot.gateway_id,
+            prevention=settings.prevention,
+            blocked=verdict.blocked,
+            rules=[(group_of(m.rule_id), str(m.rule_id)) for m in verdict.matches],
+        )
+        for line in firewall_records(
+            verdict.matches,
+            blocked=verdict.blocked,
+            resource_id=self.snapshot.gateway_id_upper,
+            instance_id=services.instance_id,
+            client_ip=client.client_ip,
+            client_port=client.client_port,
+            request_uri=head.target.decode("latin-1"),
+            rule_set_version=settings.rule_set_version,
+            hostname=self.host,
+            transaction_id=self.trace_id,
+        ):
+            services.firewall_log.write(line)
+        if verdict.blocked:
+            self.answer(verdict.status, "ERRORINFO_WAF_BLOCKED", close=False)
+            return True
+        return False
 
     def _last_chunk(self) -> bytes:
         """The end of a chunked request body (and its trailer section, where one came)."""
@@ -734,6 +835,8 @@ class Exchange:
                 self.host,
                 self.error_info,
                 *_client_certificate_fields(client.client_verdict),
+                "" if self.waf_seconds is None else f"{self.waf_seconds:.6f}",
+                self.waf_mode,
             )
         )
 

@@ -14,9 +14,10 @@ from appgw.core.limits import ClientLimits
 from appgw.dataplane.access_log import AccessLog
 from appgw.dataplane.admission import Admission
 from appgw.dataplane.error_pages import ErrorPages
+from appgw.dataplane.firewall_log import FirewallLog
 from appgw.dataplane.revocation import RevocationChecks
 from appgw.dataplane.upstream import UpstreamPool
-from appgw.observability import RequestMetrics
+from appgw.observability import RequestMetrics, WafMetrics
 from appgw.state.traffic import TrafficFailures
 
 if TYPE_CHECKING:
@@ -49,6 +50,9 @@ class Services:
     limits: ClientLimits = field(default_factory=ClientLimits)
     # Client certificates' OCSP/CRL answers (SSL profiles with verifyClientRevocation).
     revocation: RevocationChecks = field(default_factory=RevocationChecks)
+    # The WAF's ApplicationGatewayFirewallLog lines and metrics (WAF gateways only).
+    firewall_log: FirewallLog = field(default_factory=lambda: FirewallLog(None))
+    waf_metrics: WafMetrics = field(default_factory=WafMetrics)
     admission: Admission = field(init=False)
 
     def __post_init__(self) -> None:

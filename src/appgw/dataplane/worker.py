@@ -29,6 +29,7 @@ from appgw.core.limits import (
     Http2Limits,
 )
 from appgw.dataplane.access_log import DEFAULT_FILES, DEFAULT_MAX_BYTES, AccessLog, Rotation
+from appgw.dataplane.firewall_log import FIREWALL_LOG_FILE, FirewallLog
 from appgw.dataplane.runtime import Runtime
 from appgw.dataplane.services import Services
 from appgw.dataplane.upstream import UpstreamPool
@@ -75,12 +76,14 @@ class Worker:
         self.state = state_dir(data_dir)
         self.instance = instance
         self.access_log = AccessLog(data_dir / ACCESS_LOG_FILE, rotation)
+        self.firewall_log = FirewallLog(data_dir / FIREWALL_LOG_FILE, rotation)
         self.services = Services(
             pool=UpstreamPool(),
             balancer=Balancer(),
             access_log=self.access_log,
             instance_id=instance,
             limits=limits,
+            firewall_log=self.firewall_log,
         )
         self.runtime = Runtime(self.services)
         self.board = BoardReader(self.state / BOARD_FILE)
@@ -233,6 +236,7 @@ async def run(
         await asyncio.sleep(0.05)
     worker.services.metrics.flush()
     worker.access_log.close()
+    worker.firewall_log.close()
     store.close()
 
 

@@ -414,14 +414,6 @@ class _Validator:
                 "load distribution policies",
             ),
             ("firewallPolicy", self.props.firewall_policy is not None, "WAF policies"),
-            (
-                "webApplicationFirewallConfiguration",
-                bool(
-                    self.props.web_application_firewall_configuration
-                    and self.props.web_application_firewall_configuration.enabled
-                ),
-                "the web application firewall",
-            ),
             ("enableFips", bool(self.props.enable_fips), "FIPS mode"),
         ]
         for field, present, what in unsupported:

@@ -3,6 +3,7 @@
 from appgw.observability.metrics import (
     HealthMetrics,
     RequestMetrics,
+    WafMetrics,
     configure_multiprocess,
     mark_process_dead,
     metrics_directory,
@@ -12,6 +13,7 @@ from appgw.observability.metrics import (
 __all__ = [
     "HealthMetrics",
     "RequestMetrics",
+    "WafMetrics",
     "configure_multiprocess",
     "mark_process_dead",
     "metrics_directory",
