@@ -41,6 +41,7 @@ from appgw.core.limits import (
 )
 from appgw.data_directory import UMASK, DataDirectoryError, prepare as prepare_data_dir
 from appgw.dataplane.access_log import DEFAULT_FILES, DEFAULT_MAX_BYTES
+from appgw.dataplane.firewall_log import FIREWALL_LOG_FILE
 from appgw.dataplane.worker import ACCESS_LOG_FILE, TICKET_KEYS_FD_ENV
 from appgw.defaults import (
     DEFAULT_ADMIN_LISTEN,
@@ -85,6 +86,7 @@ DATA_DIR_ENTRIES = frozenset(
         STATE_DIR,
         DEMO_DIR,
         ACCESS_LOG_FILE,
+        FIREWALL_LOG_FILE,
     }
 )
 # The generated admin certificate is for first use; operators should bring their own.
