@@ -7,11 +7,11 @@ WAF policies (`firewallPolicy`) are refused by validate.py as not implemented.""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
-from appgw.model.checks import Checks
 from appgw.model.enums import SkuName
-from appgw.model.resource import WebApplicationFirewallConfiguration
+from appgw.model.ids import GatewayId
+from appgw.model.resource import ApplicationGatewayProperties, WebApplicationFirewallConfiguration
 
 FIELD = "properties.webApplicationFirewallConfiguration"
 WAF_SKUS = frozenset({SkuName.WAF_MEDIUM, SkuName.WAF_LARGE, SkuName.WAF_V2})
@@ -66,6 +66,16 @@ NEEDS_CONFIGURATION = (
     "does not implement yet); set it (e.g. `appgw waf-config set --enabled true "
     "--firewall-mode Detection`) or choose Standard_v2"
 )
+
+
+class Checks(Protocol):
+    """What these rules need of model/validate.py's checker (and of the CLI's own check,
+    which runs them before it writes, to name its flags)."""
+
+    props: ApplicationGatewayProperties
+    gid: GatewayId
+
+    def add(self, code: str, resource_id: str, field: str, text: str) -> None: ...
 
 
 def default_configuration(sku: str) -> dict[str, Any]:
