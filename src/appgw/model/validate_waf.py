@@ -95,6 +95,18 @@ def groups_of(version: str | None) -> tuple[str, ...]:
     return RULE_GROUPS
 
 
+# Azure's CRS groups by the number their rule ids start with; 200xxx are Azure's "General"
+# rules and 800xxx its "Known-CVEs".
+_GROUP_OF_PREFIX = {
+    group.split("-")[1]: group for group in RULE_GROUPS if group.startswith("REQUEST-")
+} | {"200": "General", "800": "Known-CVEs"}
+
+
+def group_of_rule(rule: int) -> str | None:
+    """The CRS rule group a rule id belongs to (942100: REQUEST-942-APPLICATION-ATTACK-SQLI)."""
+    return _GROUP_OF_PREFIX.get(str(rule)[:3]) if 100000 <= rule <= 999999 else None
+
+
 def check_waf_configuration(checks: Checks) -> None:
     props = checks.props
     sku = props.sku.name if props.sku is not None else None

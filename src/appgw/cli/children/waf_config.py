@@ -35,8 +35,8 @@ from appgw.model.resource import ApplicationGatewayProperties
 from appgw.model.validate_waf import (
     DEFAULT_RULE_SET_VERSION,
     FIELD,
-    RULE_GROUPS,
     check_waf_configuration,
+    group_of_rule,
 )
 
 CONFIG = "webApplicationFirewallConfiguration"
@@ -99,17 +99,6 @@ _FLAG_OF_FIELD = (
     ("fileUploadLimitInMb", "--file-upload-limit"),
     ("exclusions", EXCLUSION),
 )
-# Azure's CRS groups by the number their rule ids start with; 200xxx are Azure's "General"
-# rules and 800xxx its "Known-CVEs".
-_GROUP_OF_PREFIX = {
-    group.split("-")[1]: group for group in RULE_GROUPS if group.startswith("REQUEST-")
-}
-_GROUP_OF_PREFIX |= {"200": "General", "800": "Known-CVEs"}
-
-
-def group_of_rule(rule: int) -> str | None:
-    """The CRS rule group a rule id belongs to (942100: REQUEST-942-APPLICATION-ATTACK-SQLI)."""
-    return _GROUP_OF_PREFIX.get(str(rule)[:3]) if rule >= 100000 else None
 
 
 @dataclass
