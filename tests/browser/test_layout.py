@@ -40,6 +40,7 @@ SCREENS = (
     "sslprofiles/mutual/edit",
     "clientcertificates/add",
     "clientcertificates/contoso-clients/edit",
+    "waf",
     "activity",
 )
 
@@ -90,6 +91,23 @@ SSL_PROFILE = {
     },
 }
 
+WAF_CONFIGURATION = {
+    "enabled": True,
+    "firewallMode": "Prevention",
+    "ruleSetType": "OWASP",
+    "ruleSetVersion": "3.2",
+    "disabledRuleGroups": [
+        {"ruleGroupName": "REQUEST-942-APPLICATION-ATTACK-SQLI", "rules": [942100, 942110]}
+    ],
+    "exclusions": [
+        {
+            "matchVariable": "RequestHeaderNames",
+            "selectorMatchOperator": "StartsWith",
+            "selector": "x-contoso-",
+        }
+    ],
+}
+
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
@@ -122,6 +140,9 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         {"name": "contoso-clients", "properties": {"data": base64.b64encode(chain).decode()}}
     ]
     document["properties"]["sslProfiles"] = [SSL_PROFILE]
+    # A WAF tier, so the Web application firewall blade shows its form, with an exclusion row.
+    document["properties"]["sku"].update(name="WAF_v2", tier="WAF_v2")
+    document["properties"]["webApplicationFirewallConfiguration"] = WAF_CONFIGURATION
     running.apply(document)
     try:
         yield running

@@ -430,8 +430,11 @@ def test_wizard_v1_ignores_v2_fields_and_takes_its_size(api: Api) -> None:
         waf["size"] = "Medium"
         answer = create(browser, None, leaf_der, backend_cer_name="backendLeaf", **waf)
         assert answer.status_code == 303, answer.text
-        sku = rest(api.client, "v1waf").json()["properties"]["sku"]
-        assert sku["name"] == "WAF_Medium" and sku["tier"] == "WAF"
+        props = rest(api.client, "v1waf").json()["properties"]
+        assert props["sku"]["name"] == "WAF_Medium" and props["sku"]["tier"] == "WAF"
+        # A WAF tier starts with the inline WAF on, detecting only (CRS 3.0 on v1).
+        waf_config = props["webApplicationFirewallConfiguration"]
+        assert waf_config["firewallMode"] == "Detection" and waf_config["ruleSetVersion"] == "3.0"
 
 
 def test_health_screen_without_a_monitor_says_so(api: Api) -> None:

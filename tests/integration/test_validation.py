@@ -390,6 +390,13 @@ CASES: list[tuple[str, Callable[[Doc], object], str, str, str]] = [
         "properties.sku.tier",
     ),
     (
+        "WAF SKU without a WAF configuration",
+        lambda d: d["properties"]["sku"].update(name="WAF_v2", tier="WAF_v2"),
+        "ApplicationGatewayWafConfigurationRequired",
+        G,
+        "properties.webApplicationFirewallConfiguration",
+    ),
+    (
         "key vault reference",
         lambda d: child(d, "sslCertificates")["properties"].update(
             data=None, keyVaultSecretId="https://kv.vault.azure.net/secrets/c"

@@ -6,6 +6,7 @@ import pytest
 
 from appgw.model.ids import GatewayId
 from appgw.model.quick_create import ListenerCertificate, QuickCreate, quick_create_document
+from appgw.model.validate import validate_gateway
 from appgw.model.wire import parse_gateway
 
 GATEWAY = GatewayId("sub", "rg", "gw")
@@ -48,6 +49,13 @@ def test_certificate_means_https_on_443_and_autoscale_drops_capacity() -> None:
     assert properties["frontendPorts"][0]["properties"]["port"] == 443
     assert properties["httpListeners"][0]["properties"]["protocol"] == "Https"
     assert properties["sku"] == {"name": "WAF_v2", "tier": "WAF_v2"}
+    # A WAF SKU gets Azure's default inline WAF configuration: on, detecting only.
+    assert properties["webApplicationFirewallConfiguration"] == {
+        "enabled": True,
+        "firewallMode": "Detection",
+        "ruleSetType": "OWASP",
+        "ruleSetVersion": "3.2",
+    }
     assert properties["autoscaleConfiguration"] == {"minCapacity": 0, "maxCapacity": 10}
     assert properties["frontendIPConfigurations"][0]["name"] == "appGatewayPrivateFrontendIP"
     assert properties["requestRoutingRules"][0]["properties"]["priority"] == 7
@@ -97,3 +105,13 @@ def test_the_portal_names_children_and_sets_host_names_and_v1_trust() -> None:
     listener = quick_create_document(GATEWAY, wildcard)["properties"]["httpListeners"][0]
     assert listener["properties"]["hostNames"] == ["*.contoso.com"]
     assert listener["properties"]["requireServerNameIndication"] is False
+
+
+@pytest.mark.parametrize("sku", ["WAF_v2", "WAF_Medium", "WAF_Large", "Standard_v2"])
+def test_quick_created_waf_gateways_validate(sku: str) -> None:
+    """A WAF SKU needs a WAF configuration: quick-create writes the default one."""
+    document = quick_create_document(GATEWAY, QuickCreate(sku=sku, servers=("10.0.0.4",)))
+    gateway = parse_gateway(document, GATEWAY)
+    assert validate_gateway(gateway, GATEWAY) == []
+    waf = "webApplicationFirewallConfiguration" in document["properties"]
+    assert waf == sku.startswith("WAF")

@@ -14,6 +14,7 @@ from typing import Any
 from appgw.hostnames import is_ip_address
 from appgw.model.document import ref
 from appgw.model.ids import GatewayId
+from appgw.model.validate_waf import default_configuration
 
 PUBLIC_FRONTEND_IP = "appGatewayFrontendIP"
 PRIVATE_FRONTEND_IP = "appGatewayPrivateFrontendIP"
@@ -215,6 +216,10 @@ def quick_create_document(gateway: GatewayId, options: QuickCreate) -> dict[str,
         properties["autoscaleConfiguration"] = bounds
     if options.http2 is not None:
         properties["enableHttp2"] = options.http2
+    if options.sku.startswith("WAF"):
+        # A WAF SKU filters with its inline configuration (appgw has no WAF policies yet):
+        # Azure's defaults, detecting only, until the operator chooses Prevention.
+        properties["webApplicationFirewallConfiguration"] = default_configuration(options.sku)
     return {"location": options.location, "tags": dict(options.tags), "properties": properties}
 
 

@@ -40,6 +40,7 @@ from appgw.model.ssl_policies import (
 )
 from appgw.model.validate_profiles import check_ssl_profiles
 from appgw.model.validate_rewrite import check_rewrite_rule_sets
+from appgw.model.validate_waf import check_waf_configuration
 
 # Azure's per-gateway limits (spec §8); "why" is always the same: a gateway built for Azure must
 # fit on appgw and vice versa, so the numbers are Azure's.
@@ -177,6 +178,7 @@ class _Validator:
         self.check_ssl_policies()
         check_rewrite_rule_sets(self)
         check_ssl_profiles(self)
+        check_waf_configuration(self)
         return self.found
 
     # --- helpers ------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from appgw.portal.screens import (
     settings,
     ssl,
     ssl_profiles,
+    waf,
     wizard,
 )
 from appgw.portal.sessions import COOKIE
@@ -55,6 +56,7 @@ SCREENS = (
     health,
     ssl,
     ssl_profiles,
+    waf,
     activity,
     wizard,
 )

@@ -43,6 +43,7 @@ GATEWAY_PATH = "/portal/gateways/{subscription}/{resource_group}/{name}"
 MENU = (
     ("overview", "Overview"),
     ("configuration", "Configuration"),
+    ("waf", "Web application firewall"),
     ("listeners", "Listeners"),
     ("pools", "Backend pools"),
     ("settings", "Backend settings"),
@@ -794,6 +795,11 @@ class GatewayScreen(Generic[Form]):
     apply: Callable[[dict[str, Any], Form], None]
     # Where the service's problems go: (the gateway's id) -> mapping.
     fields: Callable[[GatewayId], FieldMapping]
+    # A row button of the form ("+ Add", "Remove"; the posted `op` is not "save"): it changes
+    # the form, which is shown again, nothing saved. Returns whether it did.
+    rows: Callable[[FormData, Form], bool] | None = None
+    # The form's own problems, found before anything is sent to the service.
+    problems: Callable[[Form], FormErrors] | None = None
 
     def page(
         self,
@@ -810,6 +816,11 @@ class GatewayScreen(Generic[Form]):
     def _save(self, blade: Blade, posted: FormData) -> Response:
         form = self.form_of_post(posted, blade.view)
         etag = text(posted, "etag") or blade.view["etag"]
+        if self.rows is not None and self.rows(posted, form):
+            return self.page(blade, form, etag=etag)
+        own = self.problems(form) if self.problems is not None else None
+        if own:
+            return self.page(blade, form, etag=etag, errors=own)
         document = draft(blade.view, etag)
         self.apply(document, form)
         errors = blade.save(document, self.fields(blade.gateway_id))

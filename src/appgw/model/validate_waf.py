@@ -1,0 +1,329 @@
+"""The rules of the gateway's own web application firewall settings
+(`webApplicationFirewallConfiguration`, Azure's inline WAF configuration), checked with the
+gateway's other rules by `model/validate.py`.
+
+appgw's engine runs the OWASP Core Rule Set 3.x (docs/waf.md), so CRS 2.2.9 is refused;
+WAF policies (`firewallPolicy`) are refused by validate.py as not implemented."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from appgw.model.enums import SkuName
+from appgw.model.ids import GatewayId
+from appgw.model.resource import ApplicationGatewayProperties, WebApplicationFirewallConfiguration
+
+FIELD = "properties.webApplicationFirewallConfiguration"
+WAF_SKUS = frozenset({SkuName.WAF_MEDIUM, SkuName.WAF_LARGE, SkuName.WAF_V2})
+FIREWALL_MODES = ("Detection", "Prevention")
+RULE_SET_TYPES = ("OWASP",)
+# The CRS versions Azure offers for the inline configuration; 3.1 and 3.2 only on WAF_v2.
+RULE_SET_VERSIONS = ("3.0", "3.1", "3.2")
+V2_ONLY_VERSIONS = ("3.1", "3.2")
+REFUSED_VERSIONS = {"2.2.9": "appgw's WAF engine runs the OWASP Core Rule Set 3.x; use 3.0-3.2"}
+DEFAULT_RULE_SET_VERSION = "3.2"
+# Azure's rule groups of CRS 3.x (applicationGatewayAvailableWafRuleSets); 944 from CRS 3.1.
+RULE_GROUPS = (
+    "REQUEST-911-METHOD-ENFORCEMENT",
+    "REQUEST-913-SCANNER-DETECTION",
+    "REQUEST-920-PROTOCOL-ENFORCEMENT",
+    "REQUEST-921-PROTOCOL-ATTACK",
+    "REQUEST-930-APPLICATION-ATTACK-LFI",
+    "REQUEST-931-APPLICATION-ATTACK-RFI",
+    "REQUEST-932-APPLICATION-ATTACK-RCE",
+    "REQUEST-933-APPLICATION-ATTACK-PHP",
+    "REQUEST-941-APPLICATION-ATTACK-XSS",
+    "REQUEST-942-APPLICATION-ATTACK-SQLI",
+    "REQUEST-943-APPLICATION-ATTACK-SESSION-FIXATION",
+    "REQUEST-944-APPLICATION-ATTACK-JAVA",
+    "General",
+    "Known-CVEs",
+)
+GROUPS_FROM_3_1 = frozenset({"REQUEST-944-APPLICATION-ATTACK-JAVA"})
+# Azure's body limits: 8-128 KB for CRS 3.0/3.1, up to 2000 KB for CRS 3.2; file uploads up
+# to 100 MB on v1 and 4000 MB on WAF_v2.
+MIN_BODY_KB = 8
+MAX_BODY_KB = {"3.0": 128, "3.1": 128, "3.2": 2000}
+MAX_UPLOAD_MB_V1 = 100
+MAX_UPLOAD_MB_V2 = 4000
+EXCLUSION_VARIABLES = (
+    "RequestHeaderNames",
+    "RequestCookieNames",
+    "RequestArgNames",
+    "RequestHeaderKeys",
+    "RequestHeaderValues",
+    "RequestCookieKeys",
+    "RequestCookieValues",
+    "RequestArgKeys",
+    "RequestArgValues",
+)
+EXCLUSION_OPERATORS = ("Equals", "StartsWith", "EndsWith", "Contains", "EqualsAny")
+EQUALS_ANY = "EqualsAny"
+MAX_EXCLUSIONS = 100
+
+NEEDS_CONFIGURATION = (
+    "a WAF SKU needs webApplicationFirewallConfiguration (or a firewall policy, which appgw "
+    "does not implement yet); set it (e.g. `appgw waf-config set --enabled true "
+    "--firewall-mode Detection`) or choose Standard_v2"
+)
+
+
+class Checks(Protocol):
+    """What these rules need of model/validate.py's checker (and of the CLI's own check,
+    which runs them before it writes, to name its flags)."""
+
+    props: ApplicationGatewayProperties
+    gid: GatewayId
+
+    def add(self, code: str, resource_id: str, field: str, text: str) -> None: ...
+
+
+def default_configuration(sku: str) -> dict[str, Any]:
+    """What appgw writes for a WAF SKU created without a configuration: on, detecting only."""
+    return {
+        "enabled": True,
+        "firewallMode": "Detection",
+        "ruleSetType": "OWASP",
+        "ruleSetVersion": DEFAULT_RULE_SET_VERSION if sku == SkuName.WAF_V2.value else "3.0",
+    }
+
+
+def groups_of(version: str | None) -> tuple[str, ...]:
+    """The rule groups a CRS version has (all of 3.x's when the version is unknown)."""
+    if version == "3.0":
+        return tuple(g for g in RULE_GROUPS if g not in GROUPS_FROM_3_1)
+    return RULE_GROUPS
+
+
+# Azure's CRS groups by the number their rule ids start with; 200xxx are Azure's "General"
+# rules and 800xxx its "Known-CVEs".
+_GROUP_OF_PREFIX = {
+    group.split("-")[1]: group for group in RULE_GROUPS if group.startswith("REQUEST-")
+} | {"200": "General", "800": "Known-CVEs"}
+
+
+def group_of_rule(rule: int) -> str | None:
+    """The CRS rule group a rule id belongs to (942100: REQUEST-942-APPLICATION-ATTACK-SQLI)."""
+    return _GROUP_OF_PREFIX.get(str(rule)[:3]) if 100000 <= rule <= 999999 else None
+
+
+def check_waf_configuration(checks: Checks) -> None:
+    props = checks.props
+    sku = props.sku.name if props.sku is not None else None
+    config = props.web_application_firewall_configuration
+    gid = str(checks.gid)
+    if sku is None:
+        return
+    if sku not in WAF_SKUS:
+        if config is not None:
+            checks.add(
+                "ApplicationGatewayFirewallCannotBeEnabledForSelectedSku",
+                gid,
+                FIELD,
+                f"the web application firewall needs a WAF SKU (WAF_v2, WAF_Medium, WAF_Large), "
+                f"not '{sku.value}'; remove 'webApplicationFirewallConfiguration'",
+            )
+        return
+    if config is None:
+        if props.firewall_policy is None:  # refused on its own by validate.py
+            checks.add(
+                "ApplicationGatewayWafConfigurationRequired", gid, FIELD, NEEDS_CONFIGURATION
+            )
+        return
+    _Config(checks, gid, config, v2=sku == SkuName.WAF_V2).check()
+
+
+class _Config:
+    def __init__(
+        self, checks: Checks, gid: str, config: WebApplicationFirewallConfiguration, *, v2: bool
+    ) -> None:
+        self.checks = checks
+        self.gid = gid
+        self.config = config
+        self.v2 = v2
+        self.version: str | None = None
+
+    def add(self, code: str, field: str, text: str) -> None:
+        self.checks.add(code, self.gid, f"{FIELD}.{field}", text)
+
+    def check(self) -> None:
+        self._rule_set()
+        self._rule_groups()
+        self._limits()
+        self._exclusions()
+
+    def _choice(self, field: str, value: str | None, choices: tuple[str, ...], code: str) -> None:
+        if value is None:
+            if self.config.enabled:
+                self.add(
+                    "MissingRequiredProperty",
+                    field,
+                    f"'{field}' is required when the firewall is enabled: "
+                    f"one of {', '.join(choices)}",
+                )
+        elif value not in choices:
+            self.add(code, field, f"'{value}' is not one of {', '.join(choices)}")
+
+    def _rule_set(self) -> None:
+        config = self.config
+        self._choice(
+            "firewallMode",
+            config.firewall_mode,
+            FIREWALL_MODES,
+            "ApplicationGatewayFirewallModeInvalid",
+        )
+        self._choice(
+            "ruleSetType",
+            config.rule_set_type,
+            RULE_SET_TYPES,
+            "ApplicationGatewayFirewallRuleSetTypeNotSupported",
+        )
+        version = config.rule_set_version
+        if version in REFUSED_VERSIONS:
+            self.add(
+                "ApplicationGatewayFirewallRuleSetVersionNotSupported",
+                "ruleSetVersion",
+                f"OWASP {version} is not supported: {REFUSED_VERSIONS[version]}",
+            )
+            return
+        self._choice(
+            "ruleSetVersion",
+            version,
+            RULE_SET_VERSIONS,
+            "ApplicationGatewayFirewallRuleSetVersionNotSupported",
+        )
+        if version not in RULE_SET_VERSIONS:
+            return
+        if version in V2_ONLY_VERSIONS and not self.v2:
+            self.add(
+                "ApplicationGatewayFirewallRuleSetVersionNotSupported",
+                "ruleSetVersion",
+                f"OWASP {version} needs the WAF_v2 SKU; a v1 WAF gateway runs OWASP 3.0",
+            )
+        self.version = version
+
+    def _rule_groups(self) -> None:
+        known = {g.casefold(): g for g in groups_of(self.version)}
+        seen_groups: set[str] = set()
+        seen_rules: set[int] = set()
+        for index, entry in enumerate(self.config.disabled_rule_groups or []):
+            where = f"disabledRuleGroups[{index}]"
+            name = entry.get("ruleGroupName") if isinstance(entry, dict) else None
+            if not isinstance(name, str) or not name:
+                self.add(
+                    "MissingRequiredProperty",
+                    f"{where}.ruleGroupName",
+                    "'ruleGroupName' is required: the CRS rule group to turn off (or whose "
+                    "'rules' to turn off)",
+                )
+                continue
+            if name.casefold() not in known:
+                later = " (it comes with OWASP 3.1)" if name in GROUPS_FROM_3_1 else ""
+                self.add(
+                    "ApplicationGatewayFirewallRuleGroupNotFound",
+                    f"{where}.ruleGroupName",
+                    f"'{name}' is not a rule group of OWASP {self.version or '3.x'}{later}; "
+                    f"use one of {', '.join(known.values())}",
+                )
+            elif name.casefold() in seen_groups:
+                self.add(
+                    "ApplicationGatewayFirewallRuleGroupDuplicate",
+                    f"{where}.ruleGroupName",
+                    f"'{name}' is listed twice; list a rule group once",
+                )
+            seen_groups.add(name.casefold())
+            rules = entry.get("rules")
+            if rules is None:
+                continue
+            if not isinstance(rules, list):
+                self.add(
+                    "InvalidRequestFormat", f"{where}.rules", "'rules' must be a list of rule ids"
+                )
+                continue
+            for number, rule in enumerate(rules):
+                if isinstance(rule, bool) or not isinstance(rule, int) or rule <= 0:
+                    self.add(
+                        "ApplicationGatewayFirewallRuleIdInvalid",
+                        f"{where}.rules[{number}]",
+                        f"{rule!r} is not a rule id; a rule id is a positive whole number "
+                        "such as 942100",
+                    )
+                elif rule in seen_rules:
+                    self.add(
+                        "ApplicationGatewayFirewallRuleIdDuplicate",
+                        f"{where}.rules[{number}]",
+                        f"rule {rule} is listed twice; list a rule once",
+                    )
+                else:
+                    seen_rules.add(rule)
+
+    def _limits(self) -> None:
+        upper = MAX_BODY_KB.get(self.version or "", MAX_BODY_KB["3.2"])
+        for field, value in (
+            ("maxRequestBodySizeInKb", self.config.max_request_body_size_in_kb),
+            ("maxRequestBodySize", self.config.max_request_body_size),
+        ):
+            if value is not None and not MIN_BODY_KB <= value <= upper:
+                self.add(
+                    "ApplicationGatewayFirewallMaxRequestBodySizeOutOfRange",
+                    field,
+                    f"{value} KB is outside {MIN_BODY_KB}-{upper} KB, the request body limit "
+                    f"of OWASP {self.version or '3.x'}"
+                    + (" (3.2 allows up to 2000 KB)" if upper < MAX_BODY_KB["3.2"] else ""),
+                )
+        upload = self.config.file_upload_limit_in_mb
+        upload_max = MAX_UPLOAD_MB_V2 if self.v2 else MAX_UPLOAD_MB_V1
+        if upload is not None and not 1 <= upload <= upload_max:
+            sku = "WAF_v2" if self.v2 else "a v1 WAF SKU"
+            self.add(
+                "ApplicationGatewayFirewallFileUploadLimitOutOfRange",
+                "fileUploadLimitInMb",
+                f"{upload} MB is outside 1-{upload_max} MB, the file upload limit of {sku}",
+            )
+
+    def _exclusions(self) -> None:
+        exclusions = self.config.exclusions or []
+        if len(exclusions) > MAX_EXCLUSIONS:
+            self.add(
+                "ApplicationGatewayLimitExceeded",
+                "exclusions",
+                f"{len(exclusions)} exclusions; at most {MAX_EXCLUSIONS} are allowed",
+            )
+        for index, entry in enumerate(exclusions):
+            where = f"exclusions[{index}]"
+            item: dict[str, Any] = entry if isinstance(entry, dict) else {}
+            variable = item.get("matchVariable")
+            operator = item.get("selectorMatchOperator")
+            selector = item.get("selector")
+            for field, value, choices in (
+                ("matchVariable", variable, EXCLUSION_VARIABLES),
+                ("selectorMatchOperator", operator, EXCLUSION_OPERATORS),
+            ):
+                if value is None:
+                    self.add(
+                        "MissingRequiredProperty",
+                        f"{where}.{field}",
+                        f"'{field}' is required: one of {', '.join(choices)}",
+                    )
+                elif value not in choices:
+                    self.add(
+                        "ApplicationGatewayFirewallExclusionInvalid",
+                        f"{where}.{field}",
+                        f"'{value}' is not one of {', '.join(choices)}",
+                    )
+            if selector is not None and not isinstance(selector, str):
+                self.add("InvalidRequestFormat", f"{where}.selector", "'selector' must be a string")
+            elif operator == EQUALS_ANY:
+                if selector not in (None, "", "*"):
+                    self.add(
+                        "ApplicationGatewayFirewallExclusionInvalid",
+                        f"{where}.selector",
+                        f"EqualsAny excludes every {variable or 'match variable'}: its selector "
+                        f"is '*', not '{selector}'",
+                    )
+            elif not selector:
+                self.add(
+                    "MissingRequiredProperty",
+                    f"{where}.selector",
+                    "'selector' is required: the name (or part of it) to exclude",
+                )
