@@ -46,6 +46,8 @@ _PROPERTIES = [
     "sslClientVerify",
     "sslClientCertificateFingerprint",
     "sslClientCertificateIssuerName",
+    "WAFEvaluationTime",
+    "WAFMode",
 ]
 
 
@@ -61,12 +63,12 @@ def _as_dict(record: AccessRecord) -> dict[str, object]:
 def _record(
     text: str, number: int, seconds: float, latency: float | None, client: str = ""
 ) -> AccessRecord:
-    """`client`: the mutual-TLS fields' text ("" as for a listener without client auth)."""
+    """`client`: the mutual-TLS and WAF fields' text ("" as for a listener without either)."""
     return AccessRecord(
         "2026-01-01T00:00:00Z", text, text, "rule", "pool", "settings", "0", "::1", number,
         "GET", text, text, text, text, number, "HTTP/1.1", number, number, seconds, "ab" * 16,
         "on", "TLS_AES_256_GCM_SHA384", "TLSv1.3", "10.0.0.1:443", "200", latency, text,
-        text, "ERRORINFO_NO_ERROR", client, client, client,
+        text, "ERRORINFO_NO_ERROR", client, client, client, client, client,
     )  # fmt: skip
 
 
