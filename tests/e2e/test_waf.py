@@ -161,6 +161,12 @@ def test_a_body_attack_is_blocked_and_a_body_over_the_limit_is_413(site: Site) -
     assert not site.saw(m) and not site.saw(m2)
 
 
+def test_detection_inspects_the_limit_of_a_large_body_and_forwards_all_of_it(site: Site) -> None:
+    site.configure({"firewallMode": "Detection", "maxRequestBodySizeInKb": 16})
+    response = get(site, f"/{mark()}/upload", method="POST", content=b"a" * (300 * 1024))
+    assert response.status_code == 200 and response.json()["body_size"] == 300 * 1024
+
+
 FALSE_POSITIVE = "/forum/post?comment=select%20*%20from%20users%20where%20id%3D1"
 
 
