@@ -100,3 +100,38 @@ def test_refusals_name_the_flag(server: ServeProcess, api: httpx.Client) -> None
         server, "waf-config", "set", *GW, "--enabled", "true", "--firewall-mode", "Block"
     )
     assert stored(api) == before  # nothing was written
+
+
+def test_the_rule_sets_on_offer_list_the_installed_crs_rules(
+    server: ServeProcess, api: httpx.Client
+) -> None:
+    """applicationGatewayAvailableWafRuleSets (and az's list-rule-sets on it): 3.0 to 3.2,
+    Azure's groups, and the CRS's rules with their descriptions."""
+    sets = api.get(
+        "/subscriptions/sub1/providers/Microsoft.Network/applicationGatewayAvailableWafRuleSets"
+        "?api-version=2024-05-01"
+    ).json()["value"]
+    assert [s["name"] for s in sets] == ["OWASP_3.0", "OWASP_3.1", "OWASP_3.2"]
+    groups = {g["ruleGroupName"]: g for g in sets[2]["properties"]["ruleGroups"]}
+    assert "REQUEST-944-APPLICATION-ATTACK-JAVA" not in {
+        g["ruleGroupName"] for g in sets[0]["properties"]["ruleGroups"]
+    }
+    sqli = {
+        rule["ruleId"]: rule["description"]
+        for rule in groups["REQUEST-942-APPLICATION-ATTACK-SQLI"]["rules"]
+    }
+    assert sqli[942100] == "SQL Injection Attack Detected via libinjection"
+    listed = cli_ok(
+        server,
+        "waf-config",
+        "list-rule-sets",
+        "--subscription",
+        "sub1",
+        "--version",
+        "3.2",
+        "--group",
+        "REQUEST-941-APPLICATION-ATTACK-XSS",
+    )
+    assert len(listed) == 1
+    (xss,) = listed[0]["ruleGroups"]  # az flattens properties
+    assert any(rule["ruleId"] == 941100 for rule in xss["rules"])

@@ -48,7 +48,7 @@ ALLOWED: dict[str, set[str]] = {
     "health": BASE | {"model", "certificates", "tls", "compile", "state", "store", "observability"},
     "control": BASE | {"model", "certificates", "tls", "compile", "store", "state", "health"},
     # Adapters: over the service layer, never the store.
-    "api": BASE | {"model", "certificates", "control", "observability", "portal", "health"},
+    "api": BASE | {"model", "certificates", "control", "observability", "portal", "health", "waf"},
     "portal": BASE | {"model", "certificates", "control", "health"},
     "cli": BASE | {"model", "certificates", "control", "serve"},  # `appgw serve` starts serve
     "__main__": {"cli"},

@@ -31,13 +31,13 @@ RULE_GROUPS: dict[str, tuple[tuple[int, int], ...]] = {
     "REQUEST-944-APPLICATION-ATTACK-JAVA": ((944000, 944999),),
 }
 # The CRS files Azure's managed rule set is made of (its 3.x groups, plus the CRS's own
-# initialization and scoring files). IP reputation (910) needs GeoIP, which Azure configures
-# apart (geo-match custom rules); the response rules (95x) are not part of Azure's WAF_v2.
+# initialization and scoring files). Left out: IP reputation (910) needs GeoIP, which Azure
+# configures apart (geo-match custom rules); DoS protection (912) and Node.js (934, new in CRS
+# 3.3) are no groups of Azure's 3.x rule sets; the response rules (95x) are not part of WAF_v2.
 CRS_FILES = (
     "REQUEST-901-INITIALIZATION.conf",
     "REQUEST-905-COMMON-EXCEPTIONS.conf",
     "REQUEST-911-METHOD-ENFORCEMENT.conf",
-    "REQUEST-912-DOS-PROTECTION.conf",
     "REQUEST-913-SCANNER-DETECTION.conf",
     "REQUEST-920-PROTOCOL-ENFORCEMENT.conf",
     "REQUEST-921-PROTOCOL-ATTACK.conf",
@@ -45,7 +45,6 @@ CRS_FILES = (
     "REQUEST-931-APPLICATION-ATTACK-RFI.conf",
     "REQUEST-932-APPLICATION-ATTACK-RCE.conf",
     "REQUEST-933-APPLICATION-ATTACK-PHP.conf",
-    "REQUEST-934-APPLICATION-ATTACK-NODEJS.conf",
     "REQUEST-941-APPLICATION-ATTACK-XSS.conf",
     "REQUEST-942-APPLICATION-ATTACK-SQLI.conf",
     "REQUEST-943-APPLICATION-ATTACK-SESSION-FIXATION.conf",

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from appgw.api.routers import activity, gateways, health, monitoring, operations, ssl_options
+from appgw.api.routers import (
+    activity,
+    gateways,
+    health,
+    monitoring,
+    operations,
+    ssl_options,
+    waf_rule_sets,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     monitoring.router,
@@ -13,4 +21,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     health.router,
     activity.router,
     ssl_options.router,
+    waf_rule_sets.router,
 )

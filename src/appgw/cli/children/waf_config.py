@@ -18,6 +18,7 @@ from appgw.cli.children.commands import (
     Flag,
     Switch,
     add_command,
+    connect,
     connection,
     edit,
     given_values,
@@ -225,6 +226,33 @@ def _exclusion_option() -> Any:
     )
 
 
+WAF_RULE_SETS = (
+    "/subscriptions/{}/providers/Microsoft.Network/applicationGatewayAvailableWafRuleSets"
+)
+
+
+def _list_rule_sets(arguments: dict[str, Any]) -> None:
+    """az's list-rule-sets: the rule sets (filtered by --type/--version); their groups' rules
+    only for --group (a name, or '*' for all)."""
+    api = connect(arguments)
+    sets = api.call("GET", WAF_RULE_SETS.format(api.subscription)).json().get("value", [])
+    wanted_type, version, group = arguments["type"], arguments["version"], arguments["group"]
+    shown = []
+    for rule_set in sets:
+        properties = rule_set["properties"]
+        if wanted_type and properties["ruleSetType"].casefold() != wanted_type.casefold():
+            continue
+        if version and properties["ruleSetVersion"] != version:
+            continue
+        groups = properties["ruleGroups"]
+        if group is None:
+            groups = [{**g, "rules": None} for g in groups]
+        elif group != "*":
+            groups = [g for g in groups if g["ruleGroupName"].casefold() == group.casefold()]
+        shown.append({**rule_set, "properties": {**properties, "ruleGroups": groups}})
+    emit(shown, arguments["output"], arguments["query"])
+
+
 def waf_config_app() -> typer.Typer:
     app = typer.Typer(
         help="The gateway's web application firewall configuration (WAF SKUs).",
@@ -249,5 +277,27 @@ def waf_config_app() -> typer.Typer:
         _show,
         "Show the web application firewall configuration.\n\n"
         "Example: appgw waf-config show -g rg1 --gateway-name appgw1",
+    )
+    text = str | None
+    add_command(
+        app,
+        "list-rule-sets",
+        [
+            keyword("type", Annotated[text, typer.Option("--type", help="OWASP.")], None),
+            keyword("version", Annotated[text, typer.Option("--version", help="e.g. 3.2.")], None),
+            keyword(
+                "group",
+                Annotated[
+                    text,
+                    typer.Option("--group", help="A rule group's name, or '*': list its rules."),
+                ],
+                None,
+            ),
+            *printing,
+        ],
+        _list_rule_sets,
+        "The managed rule sets, their rule groups and (with --group) rules.\n\n"
+        "Example: appgw waf-config list-rule-sets --type OWASP --version 3.2 "
+        "--group REQUEST-942-APPLICATION-ATTACK-SQLI -o table",
     )
     return app
