@@ -39,7 +39,7 @@ ALLOWED: dict[str, set[str]] = {
     "store": BASE,
     "observability": BASE,
     "tls": BASE | {"model", "certificates"},
-    "waf": BASE,
+    "waf": BASE | {"model"},
     "compile": BASE | {"model", "certificates", "tls", "waf"},
     "core": BASE | {"model", "certificates", "tls", "compile", "waf"},
     "state": BASE | {"model", "certificates", "tls", "compile", "store"},

@@ -12,34 +12,19 @@ from typing import Any, Protocol
 from appgw.model.enums import SkuName
 from appgw.model.ids import GatewayId
 from appgw.model.resource import ApplicationGatewayProperties, WebApplicationFirewallConfiguration
+from appgw.model.waf_rule_sets import (
+    DEFAULT_RULE_SET_VERSION,
+    GROUPS_FROM_3_1,
+    REFUSED_VERSIONS,
+    RULE_SET_VERSIONS,
+    V2_ONLY_VERSIONS,
+    groups_of,
+)
 
 FIELD = "properties.webApplicationFirewallConfiguration"
 WAF_SKUS = frozenset({SkuName.WAF_MEDIUM, SkuName.WAF_LARGE, SkuName.WAF_V2})
 FIREWALL_MODES = ("Detection", "Prevention")
 RULE_SET_TYPES = ("OWASP",)
-# The CRS versions Azure offers for the inline configuration; 3.1 and 3.2 only on WAF_v2.
-RULE_SET_VERSIONS = ("3.0", "3.1", "3.2")
-V2_ONLY_VERSIONS = ("3.1", "3.2")
-REFUSED_VERSIONS = {"2.2.9": "appgw's WAF engine runs the OWASP Core Rule Set 3.x; use 3.0-3.2"}
-DEFAULT_RULE_SET_VERSION = "3.2"
-# Azure's rule groups of CRS 3.x (applicationGatewayAvailableWafRuleSets); 944 from CRS 3.1.
-RULE_GROUPS = (
-    "REQUEST-911-METHOD-ENFORCEMENT",
-    "REQUEST-913-SCANNER-DETECTION",
-    "REQUEST-920-PROTOCOL-ENFORCEMENT",
-    "REQUEST-921-PROTOCOL-ATTACK",
-    "REQUEST-930-APPLICATION-ATTACK-LFI",
-    "REQUEST-931-APPLICATION-ATTACK-RFI",
-    "REQUEST-932-APPLICATION-ATTACK-RCE",
-    "REQUEST-933-APPLICATION-ATTACK-PHP",
-    "REQUEST-941-APPLICATION-ATTACK-XSS",
-    "REQUEST-942-APPLICATION-ATTACK-SQLI",
-    "REQUEST-943-APPLICATION-ATTACK-SESSION-FIXATION",
-    "REQUEST-944-APPLICATION-ATTACK-JAVA",
-    "General",
-    "Known-CVEs",
-)
-GROUPS_FROM_3_1 = frozenset({"REQUEST-944-APPLICATION-ATTACK-JAVA"})
 # Azure's body limits: 8-128 KB for CRS 3.0/3.1, up to 2000 KB for CRS 3.2; file uploads up
 # to 100 MB on v1 and 4000 MB on WAF_v2.
 MIN_BODY_KB = 8
@@ -86,25 +71,6 @@ def default_configuration(sku: str) -> dict[str, Any]:
         "ruleSetType": "OWASP",
         "ruleSetVersion": DEFAULT_RULE_SET_VERSION if sku == SkuName.WAF_V2.value else "3.0",
     }
-
-
-def groups_of(version: str | None) -> tuple[str, ...]:
-    """The rule groups a CRS version has (all of 3.x's when the version is unknown)."""
-    if version == "3.0":
-        return tuple(g for g in RULE_GROUPS if g not in GROUPS_FROM_3_1)
-    return RULE_GROUPS
-
-
-# Azure's CRS groups by the number their rule ids start with; 200xxx are Azure's "General"
-# rules and 800xxx its "Known-CVEs".
-_GROUP_OF_PREFIX = {
-    group.split("-")[1]: group for group in RULE_GROUPS if group.startswith("REQUEST-")
-} | {"200": "General", "800": "Known-CVEs"}
-
-
-def group_of_rule(rule: int) -> str | None:
-    """The CRS rule group a rule id belongs to (942100: REQUEST-942-APPLICATION-ATTACK-SQLI)."""
-    return _GROUP_OF_PREFIX.get(str(rule)[:3]) if 100000 <= rule <= 999999 else None
 
 
 def check_waf_configuration(checks: Checks) -> None:

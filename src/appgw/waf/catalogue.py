@@ -8,11 +8,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from appgw.model.waf_rule_sets import RULE_SET_VERSIONS
 from appgw.waf.engine import CRS_RULES
 from appgw.waf.seclang import CRS_FILES, RULE_GROUPS
 
-# The rule set versions a WAF configuration may name; all run the installed CRS 3.x.
-RULE_SET_VERSIONS = ("3.0", "3.1", "3.2")
+__all__ = ["RULE_SET_VERSIONS", "Rule", "RuleGroup", "rule_groups"]
 _ID = re.compile(r"\bid:'?(\d+)")
 _MSG = re.compile(r"\bmsg:'((?:[^'\\]|\\.)*)'")
 # Azure's descriptions of its own groups (the CRS files' names say what each is about).
@@ -49,11 +49,9 @@ def _rule_groups(rules_dir: str) -> tuple[RuleGroup, ...]:
         if path.is_file():
             found.update(_described_rules(path.read_text(encoding="utf-8", errors="replace")))
     groups = []
-    for group, ranges in RULE_GROUPS.items():
+    for group, (first, last) in RULE_GROUPS.items():
         rules = tuple(
-            Rule(rule_id, found[rule_id])
-            for rule_id in sorted(found)
-            if any(first <= rule_id <= last for first, last in ranges)
+            Rule(rule_id, found[rule_id]) for rule_id in sorted(found) if first <= rule_id <= last
         )
         description = _DESCRIPTIONS.get(group) or group.split("-", 2)[-1].replace("-", " ").title()
         groups.append(RuleGroup(group, description, rules))

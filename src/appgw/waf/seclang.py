@@ -11,24 +11,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# Azure's rule groups (as disabledRuleGroups names them) -> the CRS rule id ranges they hold.
-# "General" is Azure's own group of CRS-independent rules (200000-200999: body parsing);
-# "Known-CVEs" holds Azure's 800000-range rules, which the open CRS does not have.
-RULE_GROUPS: dict[str, tuple[tuple[int, int], ...]] = {
-    "General": ((200000, 200999),),
-    "Known-CVEs": ((800000, 800999),),
-    "REQUEST-911-METHOD-ENFORCEMENT": ((911000, 911999),),
-    "REQUEST-913-SCANNER-DETECTION": ((913000, 913999),),
-    "REQUEST-920-PROTOCOL-ENFORCEMENT": ((920000, 920999),),
-    "REQUEST-921-PROTOCOL-ATTACK": ((921000, 921999),),
-    "REQUEST-930-APPLICATION-ATTACK-LFI": ((930000, 930999),),
-    "REQUEST-931-APPLICATION-ATTACK-RFI": ((931000, 931999),),
-    "REQUEST-932-APPLICATION-ATTACK-RCE": ((932000, 932999),),
-    "REQUEST-933-APPLICATION-ATTACK-PHP": ((933000, 933999),),
-    "REQUEST-941-APPLICATION-ATTACK-XSS": ((941000, 941999),),
-    "REQUEST-942-APPLICATION-ATTACK-SQLI": ((942000, 942999),),
-    "REQUEST-943-APPLICATION-ATTACK-SESSION-FIXATION": ((943000, 943999),),
-    "REQUEST-944-APPLICATION-ATTACK-JAVA": ((944000, 944999),),
+from appgw.model.waf_rule_sets import RULE_GROUPS as AZURE_RULE_GROUPS, group_of_rule
+
+# Azure's rule groups (as disabledRuleGroups names them) -> the CRS rule ids they hold: the
+# group's number thousands (942 -> 942000-942999). "General" is Azure's own group of
+# CRS-independent rules (200xxx: body parsing); "Known-CVEs" holds Azure's 800xxx rules, which
+# the open CRS does not have.
+_GROUP_NUMBERS = {"General": 200, "Known-CVEs": 800}
+RULE_GROUPS: dict[str, tuple[int, int]] = {
+    group: (number * 1000, number * 1000 + 999)
+    for group in AZURE_RULE_GROUPS
+    for number in (_GROUP_NUMBERS.get(group) or int(group.split("-")[1]),)
 }
 # The CRS files Azure's managed rule set is made of (its 3.x groups, plus the CRS's own
 # initialization and scoring files). Left out: IP reputation (910) needs GeoIP, which Azure
@@ -121,8 +114,8 @@ def after_rules(settings: WafSettings) -> str:
     """Disabled groups and rules, and exclusions: they edit rules already loaded."""
     lines: list[str] = []
     for group in settings.disabled_groups:
-        for first, last in RULE_GROUPS.get(group, ()):
-            lines.append(f"SecRuleRemoveById {first}-{last}")
+        first, last = RULE_GROUPS[group]
+        lines.append(f"SecRuleRemoveById {first}-{last}")
     lines += (f"SecRuleRemoveById {rule}" for rule in settings.disabled_rules)
     for exclusion in settings.exclusions:
         for target in exclusion_targets(exclusion):
@@ -153,10 +146,11 @@ def exclusion_targets(exclusion: Exclusion) -> list[str]:
 
 
 def group_of(rule_id: int) -> str:
-    """Azure's rule group name of a CRS rule id (what the firewall log's details name)."""
-    for group, ranges in RULE_GROUPS.items():
-        if any(first <= rule_id <= last for first, last in ranges):
-            return group
+    """Azure's rule group name of a CRS rule id (what the firewall log and metrics name); the
+    CRS's own initialization and scoring rules are named for their files."""
+    group = group_of_rule(rule_id)
+    if group is not None:
+        return group
     if 949000 <= rule_id <= 949999:
         return "BLOCKING-EVALUATION"
     return "INITIALIZATION" if 901000 <= rule_id <= 905999 else "General"

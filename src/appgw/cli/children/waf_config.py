@@ -33,12 +33,8 @@ from appgw.cli.client import emit, fail
 from appgw.model.enums import AzureEnum
 from appgw.model.ids import GatewayId
 from appgw.model.resource import ApplicationGatewayProperties
-from appgw.model.validate_waf import (
-    DEFAULT_RULE_SET_VERSION,
-    FIELD,
-    check_waf_configuration,
-    group_of_rule,
-)
+from appgw.model.validate_waf import FIELD, check_waf_configuration
+from appgw.model.waf_rule_sets import DEFAULT_RULE_SET_VERSION, group_of_rule
 
 CONFIG = "webApplicationFirewallConfiguration"
 

@@ -19,12 +19,10 @@ from appgw.model.validate_waf import (
     EXCLUSION_VARIABLES,
     FIELD,
     MAX_EXCLUSIONS,
-    RULE_GROUPS,
-    RULE_SET_VERSIONS,
     WAF_SKUS,
     default_configuration,
-    group_of_rule,
 )
+from appgw.model.waf_rule_sets import RULE_GROUPS, RULE_SET_VERSIONS, group_of_rule
 from appgw.portal.common import FieldMapping, FormErrors, GatewayScreen, text
 from appgw.portal.screens.rules import number_or_text
 
