@@ -39,6 +39,15 @@ class SkuTier(AzureEnum):
     BASIC = "Basic"
 
 
+class FirewallMode(AzureEnum):
+    DETECTION = "Detection"
+    PREVENTION = "Prevention"
+
+
+class WafRuleSetType(AzureEnum):
+    OWASP = "OWASP"
+
+
 class SkuFamily(AzureEnum):
     GENERATION_1 = "Generation_1"
     GENERATION_2 = "Generation_2"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from appgw.model.enums import SkuName
+from appgw.model.enums import FirewallMode, SkuName, WafRuleSetType
 from appgw.model.ids import GatewayId
 from appgw.model.resource import ApplicationGatewayProperties, WebApplicationFirewallConfiguration
 from appgw.model.waf_rule_sets import (
@@ -23,8 +23,8 @@ from appgw.model.waf_rule_sets import (
 
 FIELD = "properties.webApplicationFirewallConfiguration"
 WAF_SKUS = frozenset({SkuName.WAF_MEDIUM, SkuName.WAF_LARGE, SkuName.WAF_V2})
-FIREWALL_MODES = ("Detection", "Prevention")
-RULE_SET_TYPES = ("OWASP",)
+FIREWALL_MODES = tuple(mode.value for mode in FirewallMode)
+RULE_SET_TYPES = tuple(kind.value for kind in WafRuleSetType)
 # Azure's body limits: 8-128 KB for CRS 3.0/3.1, up to 2000 KB for CRS 3.2; file uploads up
 # to 100 MB on v1 and 4000 MB on WAF_v2.
 MIN_BODY_KB = 8

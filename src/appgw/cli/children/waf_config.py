@@ -30,22 +30,13 @@ from appgw.cli.children.commands import (
 )
 from appgw.cli.children.edit import Edit
 from appgw.cli.client import emit, fail
-from appgw.model.enums import AzureEnum
+from appgw.model.enums import FirewallMode, WafRuleSetType
 from appgw.model.ids import GatewayId
 from appgw.model.resource import ApplicationGatewayProperties
 from appgw.model.validate_waf import FIELD, check_waf_configuration
 from appgw.model.waf_rule_sets import DEFAULT_RULE_SET_VERSION, group_of_rule
 
 CONFIG = "webApplicationFirewallConfiguration"
-
-
-class FirewallMode(AzureEnum):
-    DETECTION = "Detection"
-    PREVENTION = "Prevention"
-
-
-class RuleSetType(AzureEnum):
-    OWASP = "OWASP"
 
 
 _FLAGS = (
@@ -55,7 +46,7 @@ _FLAGS = (
         "Detection logs what the rules match; Prevention also blocks it (403). Default: Detection.",
         choices=FirewallMode,
     ),
-    Flag(("--rule-set-type",), "Rule set. Default: OWASP.", choices=RuleSetType),
+    Flag(("--rule-set-type",), "Rule set. Default: OWASP.", choices=WafRuleSetType),
     Flag(
         ("--rule-set-version",),
         f"OWASP Core Rule Set version: 3.0, 3.1 or 3.2 (3.1 and 3.2: WAF_v2 only). "
