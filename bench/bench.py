@@ -35,6 +35,15 @@ Cases (what each measures exactly):
              HAProxy `alpn h2,http/1.1`, appgw a listener of a gateway with enableHttp2; p50/p99
              from h2load's per-request log; a proxy that does not negotiate h2 or answers
              nothing is reported as failed for the case, the rest of the run goes on)
+  waf-small  ka-small through a site with a WAF in Prevention mode: ModSecurity v3 with the
+             OWASP CRS 3.3.4 (Debian's modsecurity-crs) at paranoia level 1, anomaly threshold
+             5; clean requests that pass (a query string, browser-like headers and cookies for
+             the CRS to parse). nginx: Debian's ModSecurity connector on a port of its own,
+             its rules file the same directives and CRS files as appgw's (appgw.waf.seclang);
+             appgw: a second gateway (WAF_v2, webApplicationFirewallConfiguration) in the same
+             `appgw serve`. HAProxy has no ModSecurity: not applicable. Before measuring, an
+             SQL injection must get 403 and the clean request 200 from each WAF site
+                                                                    wrk -c32
 
 CPU us/req comes from /proc/<pid>/stat (utime+stime) of every process of the proxy: nginx
 master+worker, the haproxy process, `appgw serve` + its children (workers and the health
@@ -92,7 +101,31 @@ CASES = (
     "full-hs-mtls",
     "h2-small",
     "h2-64k",
+    "waf-small",
 )
+# Cases a target cannot run by design (not failures): HAProxy has no ModSecurity.
+NOT_APPLICABLE = {("haproxy", "waf-small"): "no ModSecurity"}
+WAF_APPGW_GATEWAY = "bench-waf"  # the second gateway, with the WAF, of the waf-small case
+# waf-small's request: ka-small's ~100 B file with a query string and the headers a browser
+# sends (Host a name, not an IP: the CRS scores a numeric Host, rule 920350), so the CRS's
+# argument, header and cookie rules all have something to parse; nothing in it matches.
+WAF_PATH = "/small?id=42&sort=price"
+WAF_HEADERS = {
+    "Host": FRONT_NAME,
+    "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Safari/537.36",
+    "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    "Accept-Language": "en-US,en;q=0.9",
+    "Accept-Encoding": "gzip, deflate, br",
+    "Referer": f"https://{FRONT_NAME}/products",
+    "Cookie": "session=3f6c2a9e8b1d4c7f; theme=dark",
+}
+# The sanity check's attack: a classic SQL injection in the query (CRS 942100 and others).
+WAF_ATTACK_PATH = "/small?id=1%27%20OR%20%271%27%3D%271"
+# Debian's ModSecurity connector for nginx (libnginx-mod-http-modsecurity) and the NDK module
+# its package depends on; the bench's nginx loads them only when waf-small runs.
+NGINX_MODULES = Path("/usr/lib/nginx/modules")
+NGINX_WAF_MODULES = ("ndk_http_module.so", "ngx_http_modsecurity_module.so")
 REWRITE_HOST = "rw.bench.test"  # the ka-rewrite5 site
 # The five rewrites of ka-rewrite5: header -> value; None: removed.
 REWRITES: dict[str, str | None] = {
@@ -134,6 +167,9 @@ end
 PACED_LUA = REPORT_LUA + "\nfunction delay() return 10 end\n"
 CLOSE_LUA = REPORT_LUA + '\nwrk.headers["Connection"] = "close"\n'
 REWRITE_LUA = REPORT_LUA + f'\nwrk.headers["Host"] = "{REWRITE_HOST}"\n'
+WAF_LUA = REPORT_LUA + "".join(
+    f'wrk.headers["{name}"] = "{value}"\n' for name, value in WAF_HEADERS.items()
+)
 
 
 # --- processes ----------------------------------------------------------------------------------
@@ -335,6 +371,8 @@ class Ports:
     proxies: dict[str, tuple[int, int, int, int]] = field(
         default_factory=lambda: {t: free_ports() for t in TARGETS}
     )  # target -> (https port, http port, mutual TLS port, h2 port)
+    # waf-small: each WAF site's HTTPS port (nginx's server, appgw's second gateway).
+    waf: dict[str, int] = field(default_factory=lambda: {t: free_port() for t in TARGETS})
 
 
 def free_ports() -> tuple[int, int, int, int]:
@@ -390,7 +428,24 @@ http {{
     return config
 
 
-def nginx_proxy_config(work: Path, certs: Certs, ports: Ports) -> Path:
+def waf_rules_text() -> str:
+    """The WAF directives appgw gives ModSecurity for the bench's gateway (Prevention, OWASP
+    3.2, no exclusions), as one SecLanguage file: appgw's own before-rules text, the CRS files
+    appgw loads, in its order, then its after-rules text (empty here)."""
+    sys.path.insert(0, str(ROOT / "src"))  # this tree's appgw, as `appgw serve` runs it
+    from appgw.waf.engine import CRS_RULES
+    from appgw.waf.seclang import CRS_FILES, WafSettings, after_rules, before_rules
+
+    settings = WafSettings(prevention=True, rule_set_version="3.2")
+    return (
+        before_rules(settings)
+        + "".join(f"Include {CRS_RULES / name}\n" for name in CRS_FILES)
+        + after_rules(settings)
+    )
+
+
+def nginx_proxy_config(work: Path, certs: Certs, ports: Ports, waf: bool = False) -> Path:
+    """`waf`: also the waf-small site (ModSecurity on), on a port of its own."""
     prefix = work / "nginx"
     prefix.mkdir()
     https, http, mtls, h2 = ports.proxies["nginx"]
@@ -416,8 +471,27 @@ def nginx_proxy_config(work: Path, certs: Certs, ports: Ports) -> Path:
       proxy_ssl_name {ORIGIN_NAME};
       proxy_ssl_server_name on;
       proxy_ssl_session_reuse on;"""
+    modules = waf_site = ""
+    if waf:
+        rules = prefix / "modsecurity.conf"
+        rules.write_text(waf_rules_text())
+        modules = "".join(f"load_module {NGINX_MODULES / m};\n" for m in NGINX_WAF_MODULES)
+        # The connector's default is off: only this server inspects requests.
+        waf_site = f"""
+  server {{
+    listen 127.0.0.1:{ports.waf["nginx"]} ssl;
+    ssl_certificate {certs.front_cert};
+    ssl_certificate_key {certs.front_key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    modsecurity on;
+    modsecurity_rules_file {rules};
+    location / {{
+      {to_origin}
+    }}
+  }}"""
     config.write_text(
-        nginx_common(prefix)
+        modules
+        + nginx_common(prefix)
         + f"""
 worker_processes 1;
 http {{
@@ -475,7 +549,7 @@ http {{
   server {{
     listen 127.0.0.1:{http};
     location / {{ proxy_pass http://origin_http; {proxy_common} }}
-  }}
+  }}{waf_site}
 }}
 """
     )
@@ -545,10 +619,14 @@ backend be_http
     return config
 
 
-def appgw_document(certs: Certs, ports: Ports) -> dict[str, Any]:
+def appgw_document(
+    certs: Certs, ports: Ports, name: str = "bench", waf: bool = False
+) -> dict[str, Any]:
+    """The benched gateway; `waf`: the waf-small gateway instead, the same HTTPS site (port
+    ports.waf) with the WAF on in Prevention mode and nothing else."""
     gid = (
         "/subscriptions/bench/resourceGroups/bench/providers/Microsoft.Network/"
-        "applicationGateways/bench"
+        f"applicationGateways/{name}"
     )
     https, http, mtls, h2 = ports.proxies["appgw"]
 
@@ -614,7 +692,7 @@ def appgw_document(certs: Certs, ports: Ports) -> dict[str, Any]:
     mutual_site = listener("mtlsListener", "Https", "mtls")
     mutual_site["properties"]["sslProfile"] = ref("sslProfiles", "mutual")
 
-    return {
+    document: dict[str, Any] = {
         "location": "local",
         "properties": {
             "sku": {"name": "Standard_v2", "tier": "Standard_v2", "capacity": 1},
@@ -720,6 +798,23 @@ def appgw_document(certs: Certs, ports: Ports) -> dict[str, Any]:
             ],
         },
     }
+    if waf:
+        props = document["properties"]
+        props["sku"] = {"name": "WAF_v2", "tier": "WAF_v2", "capacity": 1}
+        props["webApplicationFirewallConfiguration"] = {
+            "enabled": True,
+            "firewallMode": "Prevention",
+            "ruleSetType": "OWASP",
+            "ruleSetVersion": "3.2",
+        }
+        props["frontendPorts"] = [{"name": "https", "properties": {"port": ports.waf["appgw"]}}]
+        props["httpListeners"] = [listener("httpsListener", "Https", "https")]
+        props["requestRoutingRules"] = [rule("tlsRule", 100, "httpsListener", "originTls")]
+        props["backendHttpSettingsCollection"] = [settings("originTls", "Https", ports.origin_tls)]
+        props["probes"] = [probe("originTls", "Https")]
+        for unused in ("trustedClientCertificates", "sslProfiles", "rewriteRuleSets"):
+            del props[unused]
+    return document
 
 
 def serve_command(data_dir: Path, workers: int) -> list[str]:
@@ -751,7 +846,9 @@ def start_appgw(
     cpus: str,
     workers: int,
     name: str = "appgw",
+    waf: bool = False,
 ) -> subprocess.Popen[bytes]:
+    """`waf`: also the waf-small gateway (a second one, WAF_v2, on ports.waf)."""
     import httpx  # appgw's own dependency; imported late so `--help` needs nothing
 
     data_dir = work / name
@@ -778,17 +875,23 @@ def start_appgw(
             raise SystemExit(f"bench: appgw serve did not start:\n{text[-3000:]}")
         time.sleep(0.1)
     client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
-    url = (
-        "/subscriptions/bench/resourceGroups/bench/providers/Microsoft.Network/"
-        "applicationGateways/bench?api-version=2026-03-01"
-    )
-    response = client.put(url, json=appgw_document(certs, ports))
-    if response.status_code >= 300:
-        raise SystemExit(
-            f"bench: appgw refused the gateway: {response.status_code} {response.text}"
+    gateways = [("bench", appgw_document(certs, ports))]
+    if waf:
+        gateways.append(
+            (WAF_APPGW_GATEWAY, appgw_document(certs, ports, WAF_APPGW_GATEWAY, waf=True))
         )
+    for gateway, document in gateways:
+        url = (
+            "/subscriptions/bench/resourceGroups/bench/providers/Microsoft.Network/"
+            f"applicationGateways/{gateway}?api-version=2026-03-01"
+        )
+        response = client.put(url, json=document)
+        if response.status_code >= 300:
+            raise SystemExit(
+                f"bench: appgw refused gateway {gateway}: {response.status_code} {response.text}"
+            )
     client.close()
-    for port in ports.proxies["appgw"]:
+    for port in [*ports.proxies["appgw"], *([ports.waf["appgw"]] if waf else [])]:
         wait_port(port, "appgw")
     return process
 
@@ -1003,6 +1106,8 @@ def measure(
     https, http, mtls, h2 = ports.proxies[target.name]
     pids = target.pids()
     origin_from = origin_log.stat().st_size if origin_log and origin_log.exists() else 0
+    if case == "waf-small":
+        check_waf(target.name, ports.waf[target.name])  # before the count: not measured
     before = cpu_ticks(pids)
     if case == "ka-rewrite5":
         check_rewrites(target.name, https)
@@ -1028,6 +1133,7 @@ def measure(
             "paced-1k": ("paced", "/small", 10, "https", https),
             "http-small": ("report", "/small", 32, "http", http),
             "ka-rewrite5": ("rewrite", "/small", 32, "https", https),
+            "waf-small": ("waf", WAF_PATH, 32, "https", ports.waf[target.name]),
         }[case]
         result = run_wrk(
             scripts[script], f"{scheme}://127.0.0.1:{port}{path}", connections, seconds, cpus
@@ -1075,6 +1181,30 @@ def check_rewrites(name: str, port: int) -> None:
         raise SystemExit(f"bench: {name} kept the origin's Server header: {headers['server']}")
 
 
+def check_waf(name: str, port: int) -> str:
+    """The WAF site must be inspecting: the SQL injection answered 403, the clean request of
+    the case 200 (else the case would measure a WAF that is off, or blocking everything)."""
+    import ssl
+    from http.client import HTTPSConnection
+
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    statuses = []
+    for path in (WAF_ATTACK_PATH, WAF_PATH):
+        connection = HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
+        try:
+            connection.request("GET", path, headers=WAF_HEADERS)
+            response = connection.getresponse()
+            response.read()
+            statuses.append(response.status)
+        finally:
+            connection.close()
+    attack, clean = statuses
+    if (attack, clean) != (403, 200):
+        raise CaseFailed(f"WAF check: the SQL injection got {attack}, the clean request {clean}")
+    return f"waf: {name}: the SQL injection ({WAF_ATTACK_PATH}) got {attack}, {WAF_PATH} {clean}."
+
+
 def origin_requests_since(log: Path, offset: int) -> list[str]:
     """The origin's `$connection_requests` of each request logged after `offset`."""
     time.sleep(0.3)  # the origin flushes its buffered log every 100 ms
@@ -1088,10 +1218,16 @@ def origin_requests_since(log: Path, offset: int) -> list[str]:
 # --- set-up and report --------------------------------------------------------------------------
 
 
-def ensure_tools() -> None:
+def ensure_tools(waf: bool = False) -> None:
+    """`waf`: also nginx's ModSecurity connector and the CRS (waf-small; appgw's WAF gateway is
+    refused without the CRS)."""
     missing = [package for tool, package in APT_PACKAGES.items() if shutil.which(tool) is None]
     if shutil.which("taskset") is None:
         missing.append("util-linux")
+    if waf and not all((NGINX_MODULES / module).is_file() for module in NGINX_WAF_MODULES):
+        missing.append("libnginx-mod-http-modsecurity")
+    if waf and not Path("/usr/share/modsecurity-crs/rules").is_dir():
+        missing.append("modsecurity-crs")
     if not missing:
         return
     print(f"bench: installing {' '.join(missing)} from Debian", flush=True)
@@ -1160,7 +1296,10 @@ def report(
         for target in targets:
             samples = results.get((target, case))
             if not samples:
-                if (target, case) in (failed or {}):
+                if (target, case) in NOT_APPLICABLE:
+                    why = NOT_APPLICABLE[(target, case)]
+                    lines.append(f"| {case} | {target} | n/a ({why}) |" + " - |" * 9)
+                elif (target, case) in (failed or {}):
                     lines.append(f"| {case} | {target} | failed |" + " - |" * 8 + " see below |")
                 continue
             rate = statistics.median(s.rate for s in samples)
@@ -1196,6 +1335,18 @@ def report(
             )
     for (target, case), why in (failed or {}).items():
         lines.append(f"\n{case}: {target} failed: {why}")
+    if "waf-small" in cases and "ka-small" in cases:
+        lines.append("")
+        for target in targets:
+            waf, plain = results.get((target, "waf-small")), results.get((target, "ka-small"))
+            if waf and plain:
+                with_waf = statistics.median(s.cpu_us_per_request for s in waf)
+                without = statistics.median(s.cpu_us_per_request for s in plain)
+                lines.append(
+                    f"WAF cost: {target}: {fmt(with_waf)} µs CPU/req with the WAF (waf-small), "
+                    f"{fmt(without)} without (ka-small): +{fmt(with_waf - without)} µs per "
+                    f"request ({with_waf / without:.2f}x)."
+                )
     return "\n".join(lines)
 
 
@@ -1243,7 +1394,8 @@ def main() -> int:
     load_cpus = os.environ.get(
         "BENCH_LOAD_CPUS", ",".join(str(c) for c in range(cores) if c not in taken) or "0"
     )
-    ensure_tools()
+    waf = "waf-small" in cases
+    ensure_tools(waf)
     work = Path(tempfile.mkdtemp(prefix="appgw-perf-bench-"))
     processes = Processes()
     results: dict[tuple[str, str], list[Sample]] = {}
@@ -1263,6 +1415,7 @@ def main() -> int:
                 ("paced", PACED_LUA),
                 ("close", CLOSE_LUA),
                 ("rewrite", REWRITE_LUA),
+                ("waf", WAF_LUA),
             ):
                 scripts[name] = work / f"{name}.lua"
                 scripts[name].write_text(text)
@@ -1274,7 +1427,7 @@ def main() -> int:
             wait_port(ports.origin_tls, "origin nginx")
             running: dict[str, Target] = {}
             if "nginx" in targets:
-                config = nginx_proxy_config(work, certs, ports)
+                config = nginx_proxy_config(work, certs, ports, waf=waf)
                 nginx = processes.start(
                     ["nginx", "-p", str(work / "nginx"), "-c", str(config)],
                     cpus=proxy_cpus,
@@ -1289,15 +1442,19 @@ def main() -> int:
                 )
                 running["haproxy"] = Target("haproxy", tree_of(haproxy.pid))
             if "appgw" in targets:
-                appgw = start_appgw(processes, work, certs, ports, proxy_cpus, workers)
+                appgw = start_appgw(processes, work, certs, ports, proxy_cpus, workers, waf=waf)
                 running["appgw"] = Target("appgw", tree_of(appgw.pid), serve_pid=appgw.pid)
             for name in running:
                 for port in ports.proxies[name]:
                     wait_port(port, name)
+                if waf and (name, "waf-small") not in NOT_APPLICABLE:
+                    wait_port(ports.waf[name], name)
             # taskset runs the program itself (exec), so the pids are the servers'.
             for case in cases:
                 # A short warm-up per target: pools filled, caches and JITs (none) settled.
                 for name, target in running.items():
+                    if (name, case) in NOT_APPLICABLE:
+                        continue
                     try:
                         measure(target, case, ports, scripts, 1, load_cpus)
                     except CaseFailed as error:
@@ -1308,7 +1465,7 @@ def main() -> int:
                     shift = repeat % len(order)
                     order = order[shift:] + order[:shift]
                     for name in order:
-                        if (name, case) in failed:
+                        if (name, case) in failed or (name, case) in NOT_APPLICABLE:
                             continue
                         try:
                             sample = measure(
@@ -1354,6 +1511,12 @@ def main() -> int:
                     f"session resumption: {name}: s_time -reuse resumed {check['resumed']} of "
                     f"{check['requests']} connections."
                 )
+            for name in running:
+                if waf and (name, "waf-small") not in NOT_APPLICABLE:
+                    try:
+                        print(check_waf(name, ports.waf[name]))
+                    except CaseFailed as error:
+                        print(f"waf: {name}: {error}")
             if "appgw" in running:
                 print(
                     check_two_worker_resumption(
