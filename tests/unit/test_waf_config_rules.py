@@ -10,7 +10,7 @@ from appgw.model.diagnostics import Diagnostic
 from appgw.model.ids import GatewayId
 from appgw.model.resource import ApplicationGateway
 from appgw.model.validate import validate_gateway
-from appgw.model.validate_waf import default_configuration
+from appgw.model.waf_rule_sets import default_configuration
 from builders import GatewayBuilder
 
 GID = GatewayId("sub1", "rg1", "appgw")

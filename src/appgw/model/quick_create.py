@@ -14,7 +14,7 @@ from typing import Any
 from appgw.hostnames import is_ip_address
 from appgw.model.document import ref
 from appgw.model.ids import GatewayId
-from appgw.model.validate_waf import default_configuration
+from appgw.model.waf_rule_sets import default_configuration
 
 PUBLIC_FRONTEND_IP = "appGatewayFrontendIP"
 PRIVATE_FRONTEND_IP = "appGatewayPrivateFrontendIP"

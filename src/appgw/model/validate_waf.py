@@ -13,15 +13,15 @@ from appgw.model.enums import FirewallMode, SkuName, WafRuleSetType
 from appgw.model.ids import GatewayId
 from appgw.model.resource import ApplicationGatewayProperties, WebApplicationFirewallConfiguration
 from appgw.model.waf_rule_sets import (
-    DEFAULT_RULE_SET_VERSION,
     GROUPS_FROM_3_1,
     REFUSED_VERSIONS,
     RULE_SET_VERSIONS,
     V2_ONLY_VERSIONS,
+    WAF_CONFIGURATION_FIELD,
     groups_of,
 )
 
-FIELD = "properties.webApplicationFirewallConfiguration"
+FIELD = WAF_CONFIGURATION_FIELD
 WAF_SKUS = frozenset({SkuName.WAF_MEDIUM, SkuName.WAF_LARGE, SkuName.WAF_V2})
 FIREWALL_MODES = tuple(mode.value for mode in FirewallMode)
 RULE_SET_TYPES = tuple(kind.value for kind in WafRuleSetType)
@@ -61,16 +61,6 @@ class Checks(Protocol):
     gid: GatewayId
 
     def add(self, code: str, resource_id: str, field: str, text: str) -> None: ...
-
-
-def default_configuration(sku: str) -> dict[str, Any]:
-    """What appgw writes for a WAF SKU created without a configuration: on, detecting only."""
-    return {
-        "enabled": True,
-        "firewallMode": "Detection",
-        "ruleSetType": "OWASP",
-        "ruleSetVersion": DEFAULT_RULE_SET_VERSION if sku == SkuName.WAF_V2.value else "3.0",
-    }
 
 
 def check_waf_configuration(checks: Checks) -> None:

@@ -4,6 +4,13 @@ directives and the catalogue all read it."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from appgw.model.enums import SkuName
+
+# Where the gateway keeps its inline WAF configuration (what errors and flags name).
+WAF_CONFIGURATION_FIELD = "properties.webApplicationFirewallConfiguration"
+
 # The CRS versions Azure offers for the inline configuration; 3.1 and 3.2 only on WAF_v2.
 RULE_SET_VERSIONS = ("3.0", "3.1", "3.2")
 V2_ONLY_VERSIONS = ("3.1", "3.2")
@@ -46,3 +53,13 @@ _GROUP_OF_PREFIX = {
 def group_of_rule(rule: int) -> str | None:
     """The CRS rule group a rule id belongs to (942100: REQUEST-942-APPLICATION-ATTACK-SQLI)."""
     return _GROUP_OF_PREFIX.get(str(rule)[:3]) if 100000 <= rule <= 999999 else None
+
+
+def default_configuration(sku: str) -> dict[str, Any]:
+    """What appgw writes for a WAF SKU created without a configuration: on, detecting only."""
+    return {
+        "enabled": True,
+        "firewallMode": "Detection",
+        "ruleSetType": "OWASP",
+        "ruleSetVersion": DEFAULT_RULE_SET_VERSION if sku == SkuName.WAF_V2.value else "3.0",
+    }

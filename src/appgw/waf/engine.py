@@ -15,11 +15,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-from libmodsecurity import ModSecurity, RuleMessage, RulesSet, Transaction
+from typing import TYPE_CHECKING
 
 from appgw.memo import BoundedMemo
 from appgw.waf.seclang import CRS_FILES, WafSettings, after_rules, before_rules
+
+if TYPE_CHECKING:
+    # Loaded on first use (~35 ms): processes that serve no WAF gateway never pay for it.
+    from libmodsecurity import RuleMessage, RulesSet
 
 # Debian's modsecurity-crs puts the rules here (the Makefile installs it).
 CRS_RULES = Path("/usr/share/modsecurity-crs/rules")
@@ -72,6 +75,9 @@ class _Engine:
     worker is one thread, and the lock keeps it so for any other caller)."""
 
     def __init__(self) -> None:
+        from libmodsecurity import ModSecurity, Transaction
+
+        self.transaction = Transaction
         self.modsecurity = ModSecurity()
         self.modsecurity.set_connector_information("appgw (ModSecurity v3 connector)")
         self.collecting: list[RuleMatch] = []
@@ -117,7 +123,7 @@ class Firewall:
         engine = _the_engine()
         with engine.lock:
             engine.collecting = []
-            transaction = Transaction(engine.modsecurity, self._rules)
+            transaction = engine.transaction(engine.modsecurity, self._rules)
             transaction.process_connection(
                 request.client_ip, request.client_port, "127.0.0.1", request.server_port
             )
@@ -178,6 +184,8 @@ def _load(settings: WafSettings) -> RulesSet:
             f"the OWASP Core Rule Set is not installed in {CRS_RULES} "
             "(Debian package modsecurity-crs; `make run` and `make test` install it)"
         )
+    from libmodsecurity import RulesSet
+
     rules = RulesSet()
     _loaded(rules, rules.load(before_rules(settings)), "the WAF settings")
     for name in CRS_FILES:

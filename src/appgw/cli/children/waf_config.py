@@ -9,10 +9,9 @@ a refusal names the flag; the API checks it again."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
 
 from appgw.cli.children.commands import (
     Flag,
@@ -32,9 +31,14 @@ from appgw.cli.children.edit import Edit
 from appgw.cli.client import emit, fail
 from appgw.model.enums import FirewallMode, WafRuleSetType
 from appgw.model.ids import GatewayId
-from appgw.model.resource import ApplicationGatewayProperties
-from appgw.model.validate_waf import FIELD, check_waf_configuration
-from appgw.model.waf_rule_sets import DEFAULT_RULE_SET_VERSION, group_of_rule
+from appgw.model.waf_rule_sets import (
+    DEFAULT_RULE_SET_VERSION,
+    WAF_CONFIGURATION_FIELD as FIELD,
+    group_of_rule,
+)
+
+if TYPE_CHECKING:
+    from appgw.model.resource import ApplicationGatewayProperties
 
 CONFIG = "webApplicationFirewallConfiguration"
 
@@ -93,7 +97,7 @@ _FLAG_OF_FIELD = (
 class _LocalCheck:
     """Runs the API's WAF rules on the new configuration, before it is written."""
 
-    props: ApplicationGatewayProperties
+    props: ApplicationGatewayProperties  # (a string annotation: pydantic loads lazily)
     gid: GatewayId
     found: list[tuple[str, str]] = field(default_factory=list)
 
@@ -164,6 +168,12 @@ def configuration(values: dict[str, Any], sku: str | None) -> dict[str, Any]:
 
 
 def _check(document: Edit, config: dict[str, Any]) -> None:
+    # Here, not at the top: the CLI starts without pydantic (test_the_cli_loads_no_server_code).
+    from pydantic import ValidationError
+
+    from appgw.model.resource import ApplicationGatewayProperties
+    from appgw.model.validate_waf import check_waf_configuration
+
     try:
         props = ApplicationGatewayProperties.model_validate(
             {"sku": {"name": document.view["properties"]["sku"]["name"]}, CONFIG: config}

@@ -20,9 +20,13 @@ from appgw.model.validate_waf import (
     FIELD,
     MAX_EXCLUSIONS,
     WAF_SKUS,
-    default_configuration,
 )
-from appgw.model.waf_rule_sets import RULE_GROUPS, RULE_SET_VERSIONS, group_of_rule
+from appgw.model.waf_rule_sets import (
+    RULE_GROUPS,
+    RULE_SET_VERSIONS,
+    default_configuration,
+    group_of_rule,
+)
 from appgw.portal.common import FieldMapping, FormErrors, GatewayScreen, text
 from appgw.portal.screens.rules import number_or_text
 
