@@ -51,14 +51,13 @@ from appgw.core.rewrite import (
 from appgw.core.routing import Decision, Forward, Redirect, route
 from appgw.dataplane.access_log import AccessRecord, utc_timestamp
 from appgw.dataplane.deadline import Deadline
-from appgw.dataplane.firewall_log import records as firewall_records
+from appgw.dataplane.firewall_log import report as firewall_report
 from appgw.dataplane.services import Services
 from appgw.dataplane.upstream import BackendTlsRejected, UpstreamConnection, UpstreamError
 from appgw.tasks import spawn
 from appgw.tls.client_auth import NO_CERTIFICATE, ClientAuth, ClientVerdict
 from appgw.tls.trust import describe_rejection
 from appgw.waf.engine import Firewall, Inspected
-from appgw.waf.seclang import group_of
 
 log = logging.getLogger("appgw.dataplane")
 
@@ -387,25 +386,20 @@ class Exchange:
         self.waf_seconds = verdict.seconds
         self.waf_mode = "Prevention" if settings.prevention else "Detection"
         services = client.services
-        services.waf_metrics.inspected(
-            self.snapshot.gateway_id,
-            prevention=settings.prevention,
-            blocked=verdict.blocked,
-            rules=[(group_of(m.rule_id), str(m.rule_id)) for m in verdict.matches],
-        )
-        for line in firewall_records(
-            verdict.matches,
-            blocked=verdict.blocked,
+        firewall_report(
+            verdict,
+            settings,
+            log=services.firewall_log,
+            metrics=services.waf_metrics,
+            gateway_id=self.snapshot.gateway_id,
             resource_id=self.snapshot.gateway_id_upper,
             instance_id=services.instance_id,
             client_ip=client.client_ip,
             client_port=client.client_port,
             request_uri=head.target.decode("latin-1"),
-            rule_set_version=settings.rule_set_version,
             hostname=self.host,
             transaction_id=self.trace_id,
-        ):
-            services.firewall_log.write(line)
+        )
         if verdict.blocked:
             self.answer(verdict.status, "ERRORINFO_WAF_BLOCKED", close=False)
             return True

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from appgw.dataplane.access_log import LineLog, Rotation, utc_timestamp
-from appgw.waf.engine import RuleMatch
-from appgw.waf.seclang import group_of
+from appgw.observability import WafMetrics
+from appgw.waf.engine import RuleMatch, WafVerdict
+from appgw.waf.seclang import WafSettings, group_of
 
 FIREWALL_LOG_FILE = "firewall.log"
 
@@ -73,36 +74,42 @@ class FirewallLog(LineLog[FirewallRecord]):
         super().__init__(path, render_firewall, rotation)
 
 
-def records(
-    matches: tuple[RuleMatch, ...],
+def report(
+    verdict: WafVerdict,
+    settings: WafSettings,
     *,
-    blocked: bool,
+    log: FirewallLog,
+    metrics: WafMetrics,
+    gateway_id: str,
     resource_id: str,
     instance_id: str,
     client_ip: str,
     client_port: int,
     request_uri: str,
-    rule_set_version: str,
     hostname: str,
     transaction_id: str,
-) -> list[FirewallRecord]:
-    """A line per match; the blocking evaluation (949110) is Blocked in Prevention, and in
-    Detection the score's own rule does not fire, so its matches say Detected."""
+) -> None:
+    """An inspected request's metrics, and a firewall-log line per match. The blocking
+    evaluation (949110) is Blocked in Prevention; the matches that scored are Matched; in
+    Detection every match is Detected."""
+    metrics.inspected(
+        gateway_id,
+        prevention=settings.prevention,
+        blocked=verdict.blocked,
+        rules=[(group_of(m.rule_id), str(m.rule_id)) for m in verdict.matches],
+    )
     stamp = utc_timestamp()
-    lines = []
-    for match in matches:
-        if match.disruptive:
-            action = "Blocked" if blocked else "Detected"
-        else:
-            action = "Matched" if blocked else "Detected"
-        lines.append(
+    blocking, scoring = ("Blocked", "Matched") if verdict.blocked else ("Detected", "Detected")
+    for match in verdict.matches:
+        action = blocking if match.disruptive else scoring
+        log.write(
             FirewallRecord(
                 resource_id,
                 instance_id,
                 client_ip,
                 client_port,
                 request_uri,
-                rule_set_version,
+                settings.rule_set_version,
                 match,
                 action,
                 hostname,
@@ -110,4 +117,3 @@ def records(
                 stamp,
             )
         )
-    return lines

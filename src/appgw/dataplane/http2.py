@@ -422,10 +422,8 @@ class Http2Session(asyncio.Protocol):
         self.deadline.set(self.limits.idle_timeout, self.drain)
 
     def _preface_timed_out(self) -> None:
-        if not self.preface_done:
-            self._fail("no HTTP/2 preface within the header timeout")
-        elif not self.streams:
-            self.drain()
+        # Once the preface is in, the idle deadline or a first stream replaced this one.
+        self._fail("no HTTP/2 preface within the header timeout")
 
     def _header_block_timed_out(self) -> None:
         self._fail("a header block was not finished within the header timeout")
