@@ -97,20 +97,36 @@ def test_a_waf_sku_needs_a_configuration(sku: dict[str, Any]) -> None:
         document(sku, None),
         "ApplicationGatewayWafConfigurationRequired",
         "",
-        "a WAF SKU needs webApplicationFirewallConfiguration (or a firewall policy, which appgw "
-        "does not implement yet)",
+        "a WAF SKU needs webApplicationFirewallConfiguration or a WAF policy (firewallPolicy)",
     )
 
 
-def test_firewall_policy_is_still_refused() -> None:
-    built = document()
-    built["properties"]["firewallPolicy"] = {
-        "id": "/subscriptions/sub1/resourceGroups/rg1/providers/Microsoft.Network/"
-        "ApplicationGatewayWebApplicationFirewallPolicies/p"
-    }
+POLICY = (
+    "/subscriptions/sub1/resourceGroups/rg1/providers/Microsoft.Network/"
+    "ApplicationGatewayWebApplicationFirewallPolicies/p"
+)
+
+
+def test_a_waf_policy_stands_in_for_the_configuration() -> None:
+    built = document(config=None)
+    built["properties"]["firewallPolicy"] = {"id": POLICY}
+    assert found(built) == []
+
+
+def test_policy_links_name_a_waf_policy_on_waf_v2_only() -> None:
+    built = document(config=None)
+    built["properties"]["firewallPolicy"] = {"id": POLICY.replace("WebApplicationFirewall", "")}
+    built["properties"]["httpListeners"][0]["properties"]["firewallPolicy"] = {"id": POLICY}
     assert [(d.code, d.field) for d in found(built)] == [
-        ("FeatureNotSupported", "properties.firewallPolicy")
+        ("LinkedInvalidPropertyId", "properties.firewallPolicy")
     ]
+    standard = document(sku={"name": "Standard_v2", "tier": "Standard_v2"}, config=None)
+    standard["properties"]["httpListeners"][0]["properties"]["firewallPolicy"] = {"id": POLICY}
+    diagnostics = found(standard)
+    assert [(d.code, d.resource_id.rsplit("/", 2)[-2:]) for d in diagnostics] == [
+        ("ApplicationGatewayFirewallPolicyNotSupportedForSku", ["httpListeners", "listener"])
+    ]
+    assert "WAF policies need the WAF_v2 SKU, not 'Standard_v2'" in diagnostics[0].text
 
 
 def test_firewall_mode_is_required_when_enabled() -> None:

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from appgw import certificates
 from appgw.compile import stored_certificates
+from appgw.compile.firewall import Firewalls
 from appgw.compile.matching import CertificateSelector, HostMatcher, PathMatcher
 from appgw.compile.rewrite import compile_rewrite_set
 from appgw.compile.snapshot import (
@@ -22,6 +23,7 @@ from appgw.compile.snapshot import (
     BackendPool,
     BackendSettings,
     Endpoint,
+    FirewallScope,
     ForwardTarget,
     ListenerTls,
     PathRoute,
@@ -53,14 +55,11 @@ from appgw.model.resource import (
     RequestRoutingRule,
     SslProfile,
     SubResource,
-    WebApplicationFirewallConfiguration,
 )
 from appgw.model.validate import is_v1
 from appgw.tls.client_auth import ClientAuth, issuer_dn_of_upload
 from appgw.tls.server import TlsPolicy, policy_from_model, server_context
 from appgw.tls.trust import BackendTrust
-from appgw.waf.engine import Firewall, RuleSetUnavailable, firewall_for
-from appgw.waf.seclang import Exclusion, WafSettings
 
 # Azure's defaults (spec §5.2, §7.2, §7.4).
 DEFAULT_REQUEST_TIMEOUT = 20.0  # seconds, the portal's and service's default
@@ -298,6 +297,13 @@ class _Compiler:
         self.rewrite_sets = {
             item.name.casefold(): compile_rewrite_set(item) for item in self.props.rewrite_rule_sets
         }
+        self.firewalls = Firewalls(
+            gateway_id,
+            self.props.web_application_firewall_configuration,
+            self.props.firewall_policy,
+            secrets,
+            self.problems,
+        )
 
     def build(self, *, seq: int, version: int, running: bool) -> Snapshot:
         rules = list(self.props.request_routing_rules)
@@ -360,7 +366,6 @@ class _Compiler:
             sku_v1=self.v1,
             endpoints=endpoints,
             custom_errors=_custom_errors(self.props.custom_error_configurations),
-            firewall=self._firewall(),
             backend_addresses=frozenset(self.backend_addresses),
             forward_targets=tuple(self.forward_targets),
             probe_specs=probe_specs,
@@ -399,9 +404,15 @@ class _Compiler:
     def _site(self, listener: HttpListener, rule: RequestRoutingRule) -> Site:
         p = rule.properties
         self.listener_hosts = self._hosts(listener) or ("",)
+        waf = self.firewalls.listener(
+            listener.properties.firewall_policy,
+            listener.name,
+            f"{self.gateway_id}/httpListeners/{listener.name}",
+        )
         route: Route
         if p.rule_type == RuleType.PATH_BASED_ROUTING:
-            path_map = self.path_maps[_name(p.url_path_map)].properties
+            path_map_model = self.path_maps[_name(p.url_path_map)]
+            path_map = path_map_model.properties
             default = self._target(
                 rule.name,
                 path_map.default_backend_address_pool,
@@ -409,6 +420,7 @@ class _Compiler:
                 path_map.default_redirect_configuration,
                 None,
                 path_map.default_rewrite_rule_set,
+                waf,
             )
             route = PathRoute(
                 rule.name,
@@ -423,6 +435,13 @@ class _Compiler:
                                 path_rule.properties.redirect_configuration,
                                 path_rule.name,
                                 path_rule.properties.rewrite_rule_set,
+                                self.firewalls.path_rule(
+                                    path_rule.properties.firewall_policy,
+                                    path_rule.name,
+                                    f"{self.gateway_id}/urlPathMaps/{path_map_model.name}"
+                                    f"/pathRules/{path_rule.name}",
+                                    waf,
+                                ),
                             ),
                         )
                         for path_rule in path_map.path_rules
@@ -438,6 +457,7 @@ class _Compiler:
                 p.redirect_configuration,
                 None,
                 p.rewrite_rule_set,
+                waf,
             )
         https = listener.properties.protocol == Protocol.HTTPS
         tls = self._listener_tls(listener) if https else None
@@ -458,9 +478,10 @@ class _Compiler:
         redirect: SubResource | None,
         path_rule_name: str | None,
         rewrite: SubResource | None,
+        waf: FirewallScope | None,
     ) -> Target:
         if redirect is not None:  # Azure: rewrites do not apply to redirects
-            return self._redirect(rule_name, self.redirects[_name(redirect)], path_rule_name)
+            return self._redirect(rule_name, self.redirects[_name(redirect)], path_rule_name, waf)
         backend_pool, backend_settings = self.pools[_name(pool)], self.settings[_name(settings)]
         pair = (backend_pool.name, backend_settings.name)
         # Once per (pool, settings) pair, not per rule: at Azure's limits (100 x 100 path rules
@@ -479,6 +500,7 @@ class _Compiler:
             path_rule_name,
             upstreams=upstreams,
             rewrite=self.rewrite_sets[_name(rewrite)] if rewrite is not None else None,
+            waf=waf,
         )
         if first:
             self.backend_addresses.update(
@@ -488,7 +510,11 @@ class _Compiler:
         return target
 
     def _redirect(
-        self, rule_name: str, redirect: RedirectConfiguration, path_rule_name: str | None
+        self,
+        rule_name: str,
+        redirect: RedirectConfiguration,
+        path_rule_name: str | None,
+        waf: FirewallScope | None,
     ) -> RedirectTarget:
         p = redirect.properties
         scheme = host = None
@@ -510,26 +536,8 @@ class _Compiler:
             include_path=bool(p.include_path),
             include_query=bool(p.include_query_string),
             path_rule_name=path_rule_name,
+            waf=waf,
         )
-
-    def _firewall(self) -> Firewall | None:
-        """The enabled webApplicationFirewallConfiguration's rules, loaded (once per distinct
-        configuration and process: waf.engine memoizes them)."""
-        config = self.props.web_application_firewall_configuration
-        if config is None or not config.enabled:
-            return None
-        try:
-            return firewall_for(waf_settings(config))
-        except RuleSetUnavailable as error:
-            self.problems.append(
-                Diagnostic(
-                    "ApplicationGatewayWafRuleSetUnavailable",
-                    self.gateway_id,
-                    "properties.webApplicationFirewallConfiguration",
-                    f"the web application firewall cannot start: {error}",
-                )
-            )
-            return None
 
     def _probe_specs(self) -> tuple[ProbeSpec, ...]:
         probes = {probe.name.casefold(): probe for probe in self.props.probes}
@@ -713,35 +721,3 @@ class _Compiler:
                 )
         self.contexts[(certificate_name, profile_name)] = context
         return context
-
-
-def waf_settings(config: WebApplicationFirewallConfiguration) -> WafSettings:
-    """Azure's webApplicationFirewallConfiguration (validated) as the engine's settings. A
-    disabled rule group without rules disables the group; with rules, just those."""
-    groups: list[str] = []
-    rules: list[int] = []
-    for entry in config.disabled_rule_groups or ():
-        listed = entry.get("rules") or []
-        if listed:
-            rules += (int(rule) for rule in listed)
-        else:
-            groups.append(str(entry.get("ruleGroupName", "")))
-    exclusions = tuple(
-        Exclusion(
-            str(item.get("matchVariable", "")),
-            str(item.get("selectorMatchOperator") or "EqualsAny"),
-            str(item.get("selector") or ""),
-        )
-        for item in config.exclusions or ()
-    )
-    kb = config.max_request_body_size_in_kb or config.max_request_body_size or 128
-    return WafSettings(
-        prevention=(config.firewall_mode or "Detection") == "Prevention",
-        rule_set_version=config.rule_set_version or "3.2",
-        disabled_groups=tuple(groups),
-        disabled_rules=tuple(sorted(set(rules))),
-        exclusions=exclusions,
-        request_body_check=config.request_body_check is not False,
-        max_request_body_bytes=kb * 1024,
-        file_upload_limit_bytes=(config.file_upload_limit_in_mb or 100) * 1024 * 1024,
-    )

@@ -113,6 +113,21 @@ class UpstreamSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class FirewallScope:
+    """The WAF that inspects a rule's (or path rule's) requests: the rules loaded for the
+    policy (or the gateway's inline configuration) in force there, and what the firewall log
+    says of it. Azure: a path rule's policy wins over its listener's, which wins over the
+    gateway's."""
+
+    firewall: Firewall
+    policy_id: str  # the policy's resource id; "default" for the inline configuration
+    scope: str  # Azure's policyScope: Global, Listener or Location (a path rule)
+    scope_name: str  # the listener's or path rule's name; "Global"
+    block_status: int = 403  # customBlockResponseStatusCode
+    block_body: bytes | None = None  # customBlockResponseBody, decoded
+
+
+@dataclass(frozen=True, slots=True)
 class ForwardTarget:
     rule_name: str
     pool: BackendPool
@@ -121,6 +136,7 @@ class ForwardTarget:
     # member address -> how traffic reaches it; shared by every rule using this pool + settings
     upstreams: Mapping[str, UpstreamSpec] = field(default_factory=dict, compare=False)
     rewrite: RewriteSet | None = field(default=None, compare=False)  # the rule's rewrite set
+    waf: FirewallScope | None = field(default=None, compare=False)  # None: not inspected
 
     def upstream(self, member: BackendMember, *, sku_v1: bool) -> UpstreamSpec:
         """How traffic reaches `member`: precompiled, or made now for a member that left the
@@ -171,6 +187,7 @@ class RedirectTarget:
     include_path: bool
     include_query: bool
     path_rule_name: str | None = None
+    waf: FirewallScope | None = field(default=None, compare=False)  # None: not inspected
 
 
 Target = ForwardTarget | RedirectTarget
@@ -320,8 +337,6 @@ class Snapshot:
     request_hosts: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     # Every custom error page URL of the gateway and its listeners (fetched off the hot path).
     custom_error_urls: frozenset[str] = frozenset()
-    # The gateway's WAF (webApplicationFirewallConfiguration enabled): its loaded rules.
-    firewall: Firewall | None = field(default=None, compare=False)
     # The case-folded id: how the store, the health board and the balancer key this gateway
     # (computed once here rather than per request).
     gateway_key: str = field(init=False)

@@ -11,11 +11,12 @@ import errno
 import functools
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
+from appgw.compile.firewall import LINKED_POLICIES
 from appgw.compile.gateway import (
     ALL_ADDRESSES,
     WILDCARDS,
@@ -33,8 +34,15 @@ from appgw.control.throttle import AuthThrottle, Entry
 from appgw.gc_pause import collector_paused
 from appgw.health.report import HealthReportError, HealthReports, MonitorNotReachable
 from appgw.model.diagnostics import Diagnostic, ValidationFailed
+from appgw.model.document import document_links
 from appgw.model.enums import OperationalState
-from appgw.model.ids import RESOURCE_GROUP_NAME, SUBSCRIPTION_ID, GatewayId, shown_name
+from appgw.model.ids import (
+    RESOURCE_GROUP_NAME,
+    SUBSCRIPTION_ID,
+    GatewayId,
+    ResourceId,
+    shown_name,
+)
 from appgw.model.resource import ApplicationGateway, OnDemandProbe, TagsObject
 from appgw.model.validate import is_v1, tag_problems, validate_gateway
 from appgw.model.wire import canonical_document, parse_gateway, parse_model, read_view
@@ -42,6 +50,7 @@ from appgw.store.sql import (
     # Re-exported: adapters read activity events through the service, never from the store.
     ActivityEvent as ActivityEvent,
     GatewayVersion,
+    LinkChanged,
     PreconditionFailed,
     SqlStore,
     StoreCorrupt,
@@ -217,6 +226,42 @@ class GatewaySummary:
 class Page:
     views: list[dict[str, Any]]
     next_after: str | None  # key of the last gateway returned when more may follow
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedPolicies:
+    """What a gateway write keeps of the policies it links: their content (for its secrets)
+    and their etags (which must still hold when it commits)."""
+
+    content: dict[str, Any]
+    etags: dict[str, str]
+
+
+def resolve_links(
+    store: SqlStore, document: Mapping[str, Any], gateway_id: GatewayId
+) -> tuple[ResolvedPolicies, list[Diagnostic]]:
+    """The policies `document` links, read from the store; a diagnostic per missing one."""
+    content: dict[str, Any] = {}
+    etags: dict[str, str] = {}
+    problems: list[Diagnostic] = []
+    for link in document_links(document, str(gateway_id)):
+        if link.policy_key in content:
+            continue
+        stored = store.policy(link.policy_key)
+        if stored is None:
+            problems.append(
+                Diagnostic(
+                    "InvalidResourceReference",
+                    link.owner_id,
+                    "properties.firewallPolicy",
+                    f"the WAF policy '{link.policy_key}' does not exist; create it first "
+                    "(PUT it, or `appgw waf-policy create`)",
+                )
+            )
+            continue
+        content[link.policy_key] = stored.document
+        etags[link.policy_key] = stored.etag
+    return ResolvedPolicies(content, etags), problems
 
 
 class GatewayService:
@@ -466,7 +511,7 @@ class GatewayService:
         if_match: str | None,
         if_none_match: str | None,
     ) -> WriteResult:
-        document, secrets = self._prepared(gateway_id, body, caller)
+        document, secrets, policies = self._prepared(gateway_id, body, caller)
         # Azure: any PUT on a stopped gateway starts it.
         return self._commit(
             gateway_id,
@@ -477,18 +522,19 @@ class GatewayService:
             OperationalState.RUNNING.value,
             if_match=if_match,
             if_none_match=if_none_match,
+            linked_policies=policies.etags,
         )
 
     def _prepared(
         self, gateway_id: GatewayId, body: object, caller: Caller | None
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The document and secrets to store for `body`, or the ServiceError that refuses it
-        (recorded in the activity log when a `caller` wrote it)."""
+    ) -> tuple[dict[str, Any], dict[str, Any], ResolvedPolicies]:
+        """The document and secrets to store for `body` and the WAF policies it links, or the
+        ServiceError that refuses it (recorded in the activity log when a `caller` wrote it)."""
 
         def refused(diagnostics: list[Diagnostic]) -> ServiceError:
             if caller is None:
                 return ServiceError.invalid(diagnostics)
-            return self._refused(gateway_id, WRITE, caller, diagnostics)
+            return self.refused(gateway_id, WRITE, caller, diagnostics)
 
         try:
             gateway = parse_gateway(body, gateway_id)
@@ -529,10 +575,14 @@ class GatewayService:
             entry["properties"].update(
                 data=stored_chain, validatedCertData=stored_chain, clientCertIssuerDN=issuer_dn
             )
-        diagnostics = self._dry_run(gateway_id, gateway, outcome.secrets)
+        policies, diagnostics = resolve_links(self.store, document, gateway_id)
         if diagnostics:
             raise refused(diagnostics)
-        return document, outcome.secrets
+        secrets = {**outcome.secrets, LINKED_POLICIES: policies.content}
+        diagnostics = self._dry_run(gateway_id, gateway, secrets)
+        if diagnostics:
+            raise refused(diagnostics)
+        return document, secrets, policies
 
     @store_answers
     def patch_tags(
@@ -542,10 +592,10 @@ class GatewayService:
         try:
             tags = parse_model(TagsObject, body, str(gateway_id))
         except ValidationFailed as failed:
-            raise self._refused(gateway_id, WRITE, caller, failed.diagnostics) from None
+            raise self.refused(gateway_id, WRITE, caller, failed.diagnostics) from None
         problems = tag_problems(tags.tags or {}, str(gateway_id))
         if problems:
-            raise self._refused(gateway_id, WRITE, caller, problems)
+            raise self.refused(gateway_id, WRITE, caller, problems)
         current = self._require(gateway_id)
         document = dict(current.document)
         document["tags"] = tags.tags or {}
@@ -557,6 +607,7 @@ class GatewayService:
             self.store.secrets(current),
             current.operational_state,
             if_match=if_match,
+            expected_etag=current.etag,  # the secrets read hold that version's WAF policies
         )
 
     @store_answers
@@ -653,6 +704,8 @@ class GatewayService:
         if_match: str | None = None,
         if_none_match: str | None = None,
         deleted: bool = False,
+        linked_policies: Mapping[str, str] | None = None,
+        expected_etag: str | None = None,
     ) -> WriteResult:
         existed = self.store.current_etag(gateway_id.key) is not None
         operation_id = str(uuid.uuid4())
@@ -669,13 +722,15 @@ class GatewayService:
                 if_none_match=if_none_match,
                 deleted=deleted,
                 operation_id=operation_id,
-                activity=self._event(gateway_id, operation, caller, "Succeeded", None, None),
+                activity=self.event(gateway_id, operation, caller, "Succeeded", None),
+                linked_policies=linked_policies,
+                expected_etag=expected_etag,
             )
+        except LinkChanged as changed:
+            raise ServiceError(409, "Conflict", f"{changed}; retry the request") from None
         except PreconditionFailed as failed:
             refused = {"code": "PreconditionFailed"}
-            self.store.record_activity(
-                self._event(gateway_id, operation, caller, "Failed", None, refused)
-            )
+            self.store.record_activity(self.event(gateway_id, operation, caller, "Failed", refused))
             raise ServiceError(
                 412,
                 "PreconditionFailed",
@@ -692,23 +747,21 @@ class GatewayService:
             location=location,
         )
 
-    def _refused(
-        self, gateway_id: GatewayId, operation: str, caller: Caller, diagnostics: list[Diagnostic]
+    def refused(
+        self, resource: ResourceId, operation: str, caller: Caller, diagnostics: list[Diagnostic]
     ) -> ServiceError:
+        """The 400 refusing a write of `resource`, recorded in the activity log."""
         error = ServiceError.invalid(diagnostics)
         detail = {"code": error.code, "problems": [d.code for d in diagnostics]}
-        self.store.record_activity(
-            self._event(gateway_id, operation, caller, "Failed", None, detail)
-        )
+        self.store.record_activity(self.event(resource, operation, caller, "Failed", detail))
         return error
 
-    def _event(
+    def event(
         self,
-        gateway_id: GatewayId,
+        resource: ResourceId,
         operation: str,
         caller: Caller,
         status: str,
-        version: int | None,
         detail: dict[str, Any] | None,
     ) -> ActivityEvent:
         return ActivityEvent(
@@ -717,9 +770,9 @@ class GatewayService:
             caller=caller.name,
             source_ip=caller.source_ip,
             operation=operation,
-            resource_id=str(gateway_id),
+            resource_id=str(resource),
             status=status,
-            version=version,
+            version=None,
             correlation_id=str(uuid.uuid4()),
             detail=detail,
         )

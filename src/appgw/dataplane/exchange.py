@@ -17,6 +17,7 @@ from appgw.compile.rewrite import RewriteSet
 from appgw.compile.snapshot import (
     BackendMember,
     Endpoint,
+    FirewallScope,
     ForwardTarget,
     ListenerTls,
     PathRoute,
@@ -57,7 +58,7 @@ from appgw.dataplane.upstream import BackendTlsRejected, UpstreamConnection, Ups
 from appgw.tasks import spawn
 from appgw.tls.client_auth import NO_CERTIFICATE, ClientAuth, ClientVerdict
 from appgw.tls.trust import describe_rejection
-from appgw.waf.engine import Firewall, Inspected
+from appgw.waf.engine import Inspected
 
 log = logging.getLogger("appgw.dataplane")
 
@@ -142,6 +143,7 @@ class Exchange:
         "trace_id",
         "upstream",
         "upstream_reused",
+        "waf",
         "waf_mode",
         "waf_seconds",
         "waiting",
@@ -194,6 +196,7 @@ class Exchange:
         # The WAF: the routing decision held while the body it inspects arrives; the access
         # log's WAFEvaluationTime and WAFMode.
         self.waiting: Decision | None = None
+        self.waf: FirewallScope | None = None  # the WAF of the decision's rule or path rule
         self.waf_seconds: float | None = None
         self.waf_mode = ""
 
@@ -228,17 +231,18 @@ class Exchange:
                 self.site = decision.site
                 self.answer(refused.status, refused.error_info, close=refused.close)
                 return
-        firewall = self.snapshot.firewall
-        if firewall is not None and not isinstance(decision, Reject):
+        waf = None if isinstance(decision, Reject) else decision.target.waf
+        if waf is not None and not isinstance(decision, Reject):
             # Azure's WAF sees the request as received, before rewrites and redirects.
             self.site = decision.site
-            settings = firewall.settings
+            self.waf = waf
+            settings = waf.firewall.settings
             if self.framing.has_body and settings.request_body_check:
                 self.waiting = decision  # the body arrives first (request_body/_complete)
                 if self.body_done or self.buffered > settings.max_request_body_bytes:
                     self._inspect_waiting()
                 return
-            if self._firewall_blocks(firewall, b""):
+            if self._firewall_blocks(waf, b""):
                 return
         self._go(decision)
 
@@ -329,9 +333,8 @@ class Exchange:
         self.body_buffer.append(data)
         self.buffered += len(data)
         if self.waiting is not None:
-            firewall = self.snapshot.firewall
-            assert firewall is not None
-            if self.buffered > firewall.settings.max_request_body_bytes:
+            assert self.waf is not None
+            if self.buffered > self.waf.firewall.settings.max_request_body_bytes:
                 self._inspect_waiting()  # as much as the WAF inspects is here
             return
         if self.buffered > MAX_BUFFERED_REQUEST_BODY:
@@ -351,26 +354,27 @@ class Exchange:
         """The body the WAF inspects is here (all of it, or its limit's worth): judge, then go
         on with the routing decision held meanwhile."""
         decision, self.waiting = self.waiting, None
-        firewall = self.snapshot.firewall
-        if decision is None or firewall is None or self.gone or self.finished:
+        waf = self.waf
+        if decision is None or waf is None or self.gone or self.finished:
             return
-        settings = firewall.settings
+        settings = waf.firewall.settings
         body = b"".join(self.body_buffer)
         if len(body) > settings.max_request_body_bytes:
-            if settings.prevention:
+            if settings.prevention and settings.enforce_body_limit:
                 # Azure: a body over maxRequestBodySizeInKb is refused when it is checked.
                 self.waf_mode = "Prevention"
                 self.answer(413, "ERRORINFO_WAF_REQUEST_BODY_TOO_LARGE", close=True)
                 return
             body = body[: settings.max_request_body_bytes]
-        if self._firewall_blocks(firewall, body):
+        if self._firewall_blocks(waf, body):
             return
         self._go(decision)
 
-    def _firewall_blocks(self, firewall: Firewall, body: bytes) -> bool:
-        """Inspect; log each match (firewall log, metrics); answer 403 when Prevention blocks."""
+    def _firewall_blocks(self, waf: FirewallScope, body: bytes) -> bool:
+        """Inspect; log each match (firewall log, metrics); answer the policy's block status
+        (403 by default) when Prevention blocks."""
         head, client = self.head, self.client
-        verdict = firewall.inspect(
+        verdict = waf.firewall.inspect(
             Inspected(
                 client.client_ip,
                 client.client_port,
@@ -382,13 +386,13 @@ class Exchange:
                 body,
             )
         )
-        settings = firewall.settings
+        settings = waf.firewall.settings
         self.waf_seconds = verdict.seconds
         self.waf_mode = "Prevention" if settings.prevention else "Detection"
         services = client.services
         firewall_report(
             verdict,
-            settings,
+            waf,
             log=services.firewall_log,
             metrics=services.waf_metrics,
             gateway_id=self.snapshot.gateway_id,
@@ -401,7 +405,7 @@ class Exchange:
             transaction_id=self.trace_id,
         )
         if verdict.blocked:
-            self.answer(verdict.status, "ERRORINFO_WAF_BLOCKED", close=False)
+            self.answer(waf.block_status, "ERRORINFO_WAF_BLOCKED", close=False, page=waf.block_body)
             return True
         return False
 
@@ -736,18 +740,22 @@ class Exchange:
         self._send_redirect(decision.target.status, decision.location)
         self._finish(close=not keep_alive or (self.framing.has_body and not self.body_done))
 
-    def answer(self, status: int, error_info: str, *, close: bool) -> None:
-        """The gateway's own error response (the site's or gateway's custom page if any)."""
+    def answer(
+        self, status: int, error_info: str, *, close: bool, page: bytes | None = None
+    ) -> None:
+        """The gateway's own error response: `page`, or the site's or gateway's custom page
+        for the status if any."""
         if self.finished or self.gone:
             return
         self.status = status
         self.error_info = error_info
         self.response_started = True
         close = close or not self.head.keep_alive or (self.framing.has_body and not self.body_done)
-        url = (self.site.custom_errors.get(status) if self.site else None) or (
-            self.snapshot.custom_errors.get(status)
-        )
-        page = self.client.services.error_pages.get(url)
+        if page is None:
+            url = (self.site.custom_errors.get(status) if self.site else None) or (
+                self.snapshot.custom_errors.get(status)
+            )
+            page = self.client.services.error_pages.get(url)
         self._send_error(status, page, close=close)
         self._finish(close=close)
 

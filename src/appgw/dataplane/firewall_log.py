@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 from typing import NamedTuple
 
+from appgw.compile.snapshot import FirewallScope
 from appgw.dataplane.access_log import LineLog, Rotation, utc_timestamp
 from appgw.observability import WafMetrics
 from appgw.waf.engine import RuleMatch, WafVerdict
-from appgw.waf.seclang import WafSettings, group_of
+from appgw.waf.seclang import group_of
 
 FIREWALL_LOG_FILE = "firewall.log"
 
@@ -21,16 +22,19 @@ class FirewallRecord(NamedTuple):
     client_ip: str
     client_port: int
     request_uri: str
-    rule_set_version: str
+    scope: FirewallScope
     match: RuleMatch
-    action: str  # Azure's: Matched (a rule's score), Blocked or Detected (the verdict)
+    # Azure's: Matched (a rule's score, a Log custom rule), Blocked or Detected (the verdict),
+    # Allowed (an Allow custom rule)
+    action: str
     hostname: str
     transaction_id: str
     time_stamp: str
 
 
 def render_firewall(r: FirewallRecord) -> str:
-    match = r.match
+    match, scope = r.match, r.scope
+    custom = scope.firewall.settings.custom_rule(match.rule_id)
     return (
         json.dumps(
             {
@@ -43,9 +47,9 @@ def render_firewall(r: FirewallRecord) -> str:
                     "clientIp": r.client_ip,
                     "clientPort": str(r.client_port),
                     "requestUri": r.request_uri,
-                    "ruleSetType": "OWASP",
-                    "ruleSetVersion": r.rule_set_version,
-                    "ruleId": str(match.rule_id),
+                    "ruleSetType": "Custom" if custom else "OWASP",
+                    "ruleSetVersion": "" if custom else scope.firewall.settings.rule_set_version,
+                    "ruleId": custom.name if custom else str(match.rule_id),
                     "ruleGroup": group_of(match.rule_id),
                     "message": match.message,
                     "action": r.action,
@@ -58,9 +62,9 @@ def render_firewall(r: FirewallRecord) -> str:
                     },
                     "hostname": r.hostname,
                     "transactionId": r.transaction_id,
-                    "policyId": "default",
-                    "policyScope": "Global",
-                    "policyScopeName": "Global",
+                    "policyId": scope.policy_id,
+                    "policyScope": scope.scope,
+                    "policyScopeName": scope.scope_name,
                 },
             },
             separators=(",", ":"),
@@ -76,7 +80,7 @@ class FirewallLog(LineLog[FirewallRecord]):
 
 def report(
     verdict: WafVerdict,
-    settings: WafSettings,
+    scope: FirewallScope,
     *,
     log: FirewallLog,
     metrics: WafMetrics,
@@ -90,8 +94,10 @@ def report(
     transaction_id: str,
 ) -> None:
     """An inspected request's metrics, and a firewall-log line per match. The blocking
-    evaluation (949110) is Blocked in Prevention; the matches that scored are Matched; in
-    Detection every match is Detected."""
+    evaluation (949110) or custom rule is Blocked in Prevention; the matches that scored are
+    Matched; in Detection every match is Detected. An Allow custom rule is Allowed, a Log one
+    Matched."""
+    settings = scope.firewall.settings
     metrics.inspected(
         gateway_id,
         prevention=settings.prevention,
@@ -101,7 +107,13 @@ def report(
     stamp = utc_timestamp()
     blocking, scoring = ("Blocked", "Matched") if verdict.blocked else ("Detected", "Detected")
     for match in verdict.matches:
-        action = blocking if match.disruptive else scoring
+        custom = settings.custom_rule(match.rule_id)
+        if custom is not None and custom.action != "Block":
+            action = "Allowed" if custom.action == "Allow" else "Matched"
+        elif match.disruptive or (custom is not None and not verdict.blocked):
+            action = blocking
+        else:
+            action = scoring
         log.write(
             FirewallRecord(
                 resource_id,
@@ -109,7 +121,7 @@ def report(
                 client_ip,
                 client_port,
                 request_uri,
-                settings.rule_set_version,
+                scope,
                 match,
                 action,
                 hostname,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from appgw.model.ids import GatewayId
@@ -63,3 +65,33 @@ _BASE64_TEXT = re.compile(rb"[A-Za-z0-9+/=\r\n]+")
 def is_v2(view: dict[str, Any]) -> bool:
     sku = view["properties"].get("sku", {}).get("name", "")
     return str(sku) in ("Standard_v2", "WAF_v2", "Basic")
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """One firewallPolicy link in a gateway document."""
+
+    owner_id: str  # the gateway, listener or path rule that links
+    kind: str  # applicationGateways, httpListeners or pathBasedRules (the policy's lists)
+    policy_key: str  # the folded policy id
+
+
+def document_links(document: Mapping[str, Any], gateway_id: str) -> list[Link]:
+    """Every firewallPolicy link of a stored gateway document (read as JSON: parsing a large
+    gateway's model costs far more than this walk)."""
+    properties = document.get("properties") or {}
+    found: list[Link] = []
+
+    def linked(owner: str, kind: str, holder: Mapping[str, Any]) -> None:
+        reference = (holder.get("properties") or {}).get("firewallPolicy") if holder else None
+        if isinstance(reference, Mapping) and isinstance(reference.get("id"), str):
+            found.append(Link(owner, kind, reference["id"].casefold()))
+
+    linked(gateway_id, "applicationGateways", {"properties": properties})
+    for listener in properties.get("httpListeners") or []:
+        linked(f"{gateway_id}/httpListeners/{listener.get('name')}", "httpListeners", listener)
+    for path_map in properties.get("urlPathMaps") or []:
+        for rule in (path_map.get("properties") or {}).get("pathRules") or []:
+            owner = f"{gateway_id}/urlPathMaps/{path_map.get('name')}/pathRules/{rule.get('name')}"
+            linked(owner, "pathBasedRules", rule)
+    return found

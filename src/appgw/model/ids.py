@@ -9,8 +9,10 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
+from typing import ClassVar, Self
 
 GATEWAY_TYPE = "Microsoft.Network/applicationGateways"
+FIREWALL_POLICY_TYPE = "Microsoft.Network/ApplicationGatewayWebApplicationFirewallPolicies"
 PATH_RULES = "pathRules"
 
 # Child collections (JSON name) in the order Azure lists them in `properties`.
@@ -61,6 +63,13 @@ GATEWAY_NAME = NameRule(
     "1-80 characters: letters, digits, '_', '.' and '-'; it starts with a letter or digit and "
     "ends with a letter, digit or '_'",
 )
+# Azure: WAF policy names are 1-128 characters of the gateway's alphabet.
+FIREWALL_POLICY_NAME = NameRule(
+    "WAF policy name",
+    re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,126}[A-Za-z0-9_])?"),
+    "1-128 characters: letters, digits, '_', '.' and '-'; it starts with a letter or digit and "
+    "ends with a letter, digit or '_'",
+)
 # Azure: 1-90 characters, Unicode letters and digits, '_', '(', ')', '-', '.'; not ending in '.'.
 RESOURCE_GROUP_NAME = NameRule(
     "resource group name",
@@ -90,6 +99,12 @@ _GATEWAY_ID = re.compile(
     rf"/providers/Microsoft\.Network/applicationGateways/(?P<name>{_SEGMENT})$",
     re.IGNORECASE,
 )
+_FIREWALL_POLICY_ID = re.compile(
+    rf"^/subscriptions/(?P<sub>{_SEGMENT})/resourceGroups/(?P<rg>{_SEGMENT})"
+    rf"/providers/Microsoft\.Network/ApplicationGatewayWebApplicationFirewallPolicies"
+    rf"/(?P<name>{_SEGMENT})$",
+    re.IGNORECASE,
+)
 # Any fully qualified ARM id: what Azure calls a "linked property id".
 _ARM_ID = re.compile(
     r"^/subscriptions/[^/]+(/resourceGroups/[^/]+)?/providers/[A-Za-z0-9.]+/[^/]+/[^/]+(/[^/]+/[^/]+)*$",
@@ -98,20 +113,26 @@ _ARM_ID = re.compile(
 
 
 @dataclass(frozen=True, slots=True)
-class GatewayId:
+class ResourceId:
+    """A top-level resource of one type in a resource group; subclasses say which type."""
+
     subscription: str
     resource_group: str
     name: str
 
+    TYPE: ClassVar[str] = ""  # the ARM resource type
+    _PATTERN: ClassVar[re.Pattern[str]] = _GATEWAY_ID
+    _NAME_RULE: ClassVar[NameRule] = GATEWAY_NAME
+
     def __str__(self) -> str:
         return (
             f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
-            f"/providers/{GATEWAY_TYPE}/{self.name}"
+            f"/providers/{self.TYPE}/{self.name}"
         )
 
     @property
     def key(self) -> str:
-        """The case-folded id under which the store keeps this gateway."""
+        """The case-folded id under which the store keeps this resource."""
         return str(self).casefold()
 
     @property
@@ -127,10 +148,22 @@ class GatewayId:
             for rule, value in (
                 (SUBSCRIPTION_ID, self.subscription),
                 (RESOURCE_GROUP_NAME, self.resource_group),
-                (GATEWAY_NAME, self.name),
+                (self._NAME_RULE, self.name),
             )
         ]
         return [problem for problem in found if problem is not None]
+
+    @classmethod
+    def parse(cls, text: str) -> Self | None:
+        match = cls._PATTERN.match(text)
+        if match is None:
+            return None
+        return cls(match["sub"], match["rg"], match["name"])
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayId(ResourceId):
+    TYPE: ClassVar[str] = GATEWAY_TYPE
 
     def child(self, collection: str, name: str) -> str:
         return f"{self}/{collection}/{name}"
@@ -138,12 +171,14 @@ class GatewayId:
     def path_rule(self, path_map: str, rule: str) -> str:
         return f"{self}/urlPathMaps/{path_map}/{PATH_RULES}/{rule}"
 
-    @classmethod
-    def parse(cls, text: str) -> GatewayId | None:
-        match = _GATEWAY_ID.match(text)
-        if match is None:
-            return None
-        return cls(match["sub"], match["rg"], match["name"])
+
+@dataclass(frozen=True, slots=True)
+class FirewallPolicyId(ResourceId):
+    """An ApplicationGatewayWebApplicationFirewallPolicies resource (a WAF policy)."""
+
+    TYPE: ClassVar[str] = FIREWALL_POLICY_TYPE
+    _PATTERN: ClassVar[re.Pattern[str]] = _FIREWALL_POLICY_ID
+    _NAME_RULE: ClassVar[NameRule] = FIREWALL_POLICY_NAME
 
 
 def is_arm_id(text: str) -> bool:

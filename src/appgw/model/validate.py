@@ -415,7 +415,6 @@ class _Validator:
                 bool(self.props.load_distribution_policies),
                 "load distribution policies",
             ),
-            ("firewallPolicy", self.props.firewall_policy is not None, "WAF policies"),
             ("enableFips", bool(self.props.enable_fips), "FIPS mode"),
         ]
         for field, present, what in unsupported:
@@ -814,7 +813,6 @@ class _Validator:
                     "an SSL profile applies to HTTPS listeners only; set 'protocol' to 'Https' or "
                     "remove 'sslProfile'",
                 )
-            self.external_id(owner, "properties.firewallPolicy", p.firewall_policy)
             hosts = self.check_listener_hosts(owner, listener)
             for index, custom in enumerate(p.custom_error_configurations or []):
                 if not _is_http_url(custom.custom_error_page_url):

@@ -2,16 +2,22 @@
 (`webApplicationFirewallConfiguration`, Azure's inline WAF configuration), checked with the
 gateway's other rules by `model/validate.py`.
 
-appgw's engine runs the OWASP Core Rule Set 3.x (docs/waf.md), so CRS 2.2.9 is refused;
-WAF policies (`firewallPolicy`) are refused by validate.py as not implemented."""
+appgw's engine runs the OWASP Core Rule Set 3.x (docs/waf.md), so CRS 2.2.9 is refused. Links
+to WAF policies (`firewallPolicy` of the gateway, a listener or a path rule) are checked here
+for their shape and SKU; that the policy exists is the service's check (it reads the store)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from appgw.model.enums import FirewallMode, SkuName, WafRuleSetType
-from appgw.model.ids import GatewayId
-from appgw.model.resource import ApplicationGatewayProperties, WebApplicationFirewallConfiguration
+from appgw.model.ids import FIREWALL_POLICY_TYPE, FirewallPolicyId, GatewayId
+from appgw.model.resource import (
+    ApplicationGatewayProperties,
+    SubResource,
+    WebApplicationFirewallConfiguration,
+)
 from appgw.model.waf_rule_sets import (
     GROUPS_FROM_3_1,
     REFUSED_VERSIONS,
@@ -47,10 +53,11 @@ EQUALS_ANY = "EqualsAny"
 MAX_EXCLUSIONS = 100
 
 NEEDS_CONFIGURATION = (
-    "a WAF SKU needs webApplicationFirewallConfiguration (or a firewall policy, which appgw "
-    "does not implement yet); set it (e.g. `appgw waf-config set --enabled true "
-    "--firewall-mode Detection`) or choose Standard_v2"
+    "a WAF SKU needs webApplicationFirewallConfiguration or a WAF policy (firewallPolicy); set "
+    "one (e.g. `appgw waf-config set --enabled true --firewall-mode Detection`, or "
+    "`appgw update --waf-policy <policy id>`) or choose Standard_v2"
 )
+POLICY_FIELD = "properties.firewallPolicy"
 
 
 class Checks(Protocol):
@@ -63,7 +70,49 @@ class Checks(Protocol):
     def add(self, code: str, resource_id: str, field: str, text: str) -> None: ...
 
 
+def policy_links(
+    props: ApplicationGatewayProperties, gid: GatewayId
+) -> list[tuple[str, SubResource]]:
+    """(owner id, reference) of every firewallPolicy link: the gateway's, its listeners' and
+    its path rules'."""
+    links = [(str(gid), props.firewall_policy)]
+    links += (
+        (gid.child("httpListeners", item.name), item.properties.firewall_policy)
+        for item in props.http_listeners
+    )
+    links += (
+        (gid.path_rule(path_map.name, rule.name), rule.properties.firewall_policy)
+        for path_map in props.url_path_maps
+        for rule in path_map.properties.path_rules
+    )
+    return [(owner, reference) for owner, reference in links if reference is not None]
+
+
+def check_policy_links(checks: Checks) -> None:
+    """Each link names a WAF policy resource, and only WAF_v2 gateways link one (Azure)."""
+    sku = checks.props.sku.name if checks.props.sku is not None else None
+    for owner, reference in policy_links(checks.props, checks.gid):
+        if FirewallPolicyId.parse(reference.id) is None:
+            checks.add(
+                "LinkedInvalidPropertyId",
+                owner,
+                POLICY_FIELD,
+                f"'{reference.id}' is not the id of a WAF policy; expected "
+                "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroup}/providers/"
+                f"{FIREWALL_POLICY_TYPE}/{{name}}",
+            )
+        elif sku is not None and sku != SkuName.WAF_V2:
+            checks.add(
+                "ApplicationGatewayFirewallPolicyNotSupportedForSku",
+                owner,
+                POLICY_FIELD,
+                f"WAF policies need the WAF_v2 SKU, not '{sku.value}'; change the SKU or "
+                "remove 'firewallPolicy'",
+            )
+
+
 def check_waf_configuration(checks: Checks) -> None:
+    check_policy_links(checks)
     props = checks.props
     sku = props.sku.name if props.sku is not None else None
     config = props.web_application_firewall_configuration
@@ -81,7 +130,7 @@ def check_waf_configuration(checks: Checks) -> None:
             )
         return
     if config is None:
-        if props.firewall_policy is None:  # refused on its own by validate.py
+        if props.firewall_policy is None:
             checks.add(
                 "ApplicationGatewayWafConfigurationRequired", gid, FIELD, NEEDS_CONFIGURATION
             )
@@ -238,48 +287,53 @@ class _Config:
             )
 
     def _exclusions(self) -> None:
-        exclusions = self.config.exclusions or []
-        if len(exclusions) > MAX_EXCLUSIONS:
-            self.add(
-                "ApplicationGatewayLimitExceeded",
-                "exclusions",
-                f"{len(exclusions)} exclusions; at most {MAX_EXCLUSIONS} are allowed",
-            )
-        for index, entry in enumerate(exclusions):
-            where = f"exclusions[{index}]"
-            item: dict[str, Any] = entry if isinstance(entry, dict) else {}
-            variable = item.get("matchVariable")
-            operator = item.get("selectorMatchOperator")
-            selector = item.get("selector")
-            for field, value, choices in (
-                ("matchVariable", variable, EXCLUSION_VARIABLES),
-                ("selectorMatchOperator", operator, EXCLUSION_OPERATORS),
-            ):
-                if value is None:
-                    self.add(
-                        "MissingRequiredProperty",
-                        f"{where}.{field}",
-                        f"'{field}' is required: one of {', '.join(choices)}",
-                    )
-                elif value not in choices:
-                    self.add(
-                        "ApplicationGatewayFirewallExclusionInvalid",
-                        f"{where}.{field}",
-                        f"'{value}' is not one of {', '.join(choices)}",
-                    )
-            if selector is not None and not isinstance(selector, str):
-                self.add("InvalidRequestFormat", f"{where}.selector", "'selector' must be a string")
-            elif operator == EQUALS_ANY:
-                if selector not in (None, "", "*"):
-                    self.add(
-                        "ApplicationGatewayFirewallExclusionInvalid",
-                        f"{where}.selector",
-                        f"EqualsAny excludes every {variable or 'match variable'}: its selector "
-                        f"is '*', not '{selector}'",
-                    )
-            elif not selector:
-                self.add(
+        check_exclusions(self.add, self.config.exclusions or [])
+
+
+def check_exclusions(add: Callable[[str, str, str], None], exclusions: list[Any]) -> None:
+    """Azure's exclusion entries (as JSON objects), `add(code, field, text)` per problem; the
+    inline configuration's and a WAF policy's managedRules.exclusions share the rules."""
+    if len(exclusions) > MAX_EXCLUSIONS:
+        add(
+            "ApplicationGatewayLimitExceeded",
+            "exclusions",
+            f"{len(exclusions)} exclusions; at most {MAX_EXCLUSIONS} are allowed",
+        )
+    for index, entry in enumerate(exclusions):
+        where = f"exclusions[{index}]"
+        item: dict[str, Any] = entry if isinstance(entry, dict) else {}
+        variable = item.get("matchVariable")
+        operator = item.get("selectorMatchOperator")
+        selector = item.get("selector")
+        for field, value, choices in (
+            ("matchVariable", variable, EXCLUSION_VARIABLES),
+            ("selectorMatchOperator", operator, EXCLUSION_OPERATORS),
+        ):
+            if value is None:
+                add(
                     "MissingRequiredProperty",
-                    f"{where}.selector",
-                    "'selector' is required: the name (or part of it) to exclude",
+                    f"{where}.{field}",
+                    f"'{field}' is required: one of {', '.join(choices)}",
                 )
+            elif value not in choices:
+                add(
+                    "ApplicationGatewayFirewallExclusionInvalid",
+                    f"{where}.{field}",
+                    f"'{value}' is not one of {', '.join(choices)}",
+                )
+        if selector is not None and not isinstance(selector, str):
+            add("InvalidRequestFormat", f"{where}.selector", "'selector' must be a string")
+        elif operator == EQUALS_ANY:
+            if selector not in (None, "", "*"):
+                add(
+                    "ApplicationGatewayFirewallExclusionInvalid",
+                    f"{where}.selector",
+                    f"EqualsAny excludes every {variable or 'match variable'}: its selector "
+                    f"is '*', not '{selector}'",
+                )
+        elif not selector:
+            add(
+                "MissingRequiredProperty",
+                f"{where}.selector",
+                "'selector' is required: the name (or part of it) to exclude",
+            )

@@ -17,7 +17,7 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
@@ -98,6 +98,22 @@ versions_table = sa.Table(
     sa.UniqueConstraint("gateway_key", "version"),
 )
 
+# WAF policies (ApplicationGatewayWebApplicationFirewallPolicies): the current document of each.
+# A policy's history is in the versions of the gateways that link it: each gateway version
+# keeps the content of its policies (compile/firewall.py), so a policy needs no versions here.
+firewall_policies_table = sa.Table(
+    "firewall_policies",
+    metadata,
+    sa.Column("key", sa.String(512), primary_key=True),  # case-folded resource id
+    sa.Column("resource_id", sa.String(512), nullable=False),
+    sa.Column("subscription", sa.String(128), nullable=False, index=True),  # folded
+    sa.Column("resource_group", sa.String(128), nullable=False),  # folded
+    sa.Column("etag", sa.String(64), nullable=False),
+    sa.Column("document", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+)
+
 activity_table = sa.Table(
     "activity_log",
     metadata,
@@ -170,6 +186,34 @@ class StoreCorrupt(StoreFailure):
 
 class PreconditionFailed(Exception):
     """The caller's If-Match / If-None-Match does not hold for the current version."""
+
+
+class PolicyInUse(Exception):
+    """A WAF policy that gateways link cannot be deleted; the text names them."""
+
+
+class LinkChanged(Exception):
+    """A write read a linked resource that changed before it committed (a WAF policy a
+    gateway links, or a gateway a policy's write re-commits): nothing was kept; read again
+    and retry. The text names what changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPolicy:
+    resource_id: str
+    etag: str
+    document: dict[str, Any]
+    updated_at: datetime
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class Recommit:
+    """A gateway version to append with a policy's write: its current version as read (which
+    must still be current) and the secrets to store with the same document."""
+
+    current: GatewayVersion
+    secrets: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,74 +479,111 @@ class SqlStore:
         deleted: bool = False,
         operation_id: str | None = None,
         activity: ActivityEvent | None = None,
+        linked_policies: Mapping[str, str] | None = None,
+        expected_etag: str | None = None,
     ) -> GatewayVersion:
         """Append a version and make it current, atomically checking the preconditions; its
         operation record (Succeeded) and its activity entry (with the new version number) are
-        written in the same transaction: all of them are kept, or none."""
-        subscription, resource_group = _scope_of(resource_id)
+        written in the same transaction: all of them are kept, or none. `linked_policies`
+        (policy key -> etag) are the WAF policies whose content the version keeps: each must
+        still be at that etag (LinkChanged otherwise), and so must the gateway when
+        `expected_etag` says which version the write was made from."""
         with self._write() as conn:
             # No row lock needed: the write lock already keeps other writers out (also the one
             # creating this very gateway, which a row lock could not, as there is no row yet).
-            gateway = conn.execute(
-                sa.select(gateways_table).where(gateways_table.c.key == key)
-            ).first()
             current_etag = self._current_etag(conn, key)
             _check_preconditions(current_etag, if_match, if_none_match)
-            if deleted and current_etag is None:
-                raise LookupError(key)
-            version = (gateway.last_version if gateway is not None else 0) + 1
-            etag = new_etag()
-            now = utcnow()
-            seq = conn.execute(
-                versions_table.insert().values(
-                    gateway_key=key,
-                    version=version,
-                    etag=etag,
-                    document=json_text.dumps_text(document, sort_keys=True),
-                    secrets=self._key.encrypt(
-                        json_text.dumps(secrets, sort_keys=True),
-                        _secrets_aad(resource_id, version),
-                    ),
-                    operational_state=operational_state,
-                    deleted=deleted,
-                    created_at=now,
-                    actor=actor,
+            if expected_etag is not None and current_etag != expected_etag:
+                raise LinkChanged(f"the gateway {resource_id} changed meanwhile")
+            for policy_key, etag in (linked_policies or {}).items():
+                if _policy_etag(conn, policy_key) != etag:
+                    raise LinkChanged(f"the WAF policy {policy_key} changed meanwhile")
+            return self._append(
+                conn,
+                resource_id,
+                key,
+                document,
+                secrets,
+                operational_state=operational_state,
+                actor=actor,
+                deleted=deleted,
+                operation_id=operation_id,
+                activity=activity,
+            )
+
+    def _append(
+        self,
+        conn: Connection,
+        resource_id: str,
+        key: str,
+        document: Mapping[str, Any],
+        secrets: Mapping[str, Any],
+        *,
+        operational_state: str,
+        actor: str,
+        deleted: bool = False,
+        operation_id: str | None = None,
+        activity: ActivityEvent | None = None,
+    ) -> GatewayVersion:
+        """commit's writes, in the caller's transaction (which holds the write lock)."""
+        subscription, resource_group = _scope_of(resource_id)
+        gateway = conn.execute(sa.select(gateways_table).where(gateways_table.c.key == key)).first()
+        current_etag = self._current_etag(conn, key)
+        if deleted and current_etag is None:
+            raise LookupError(key)
+        version = (gateway.last_version if gateway is not None else 0) + 1
+        etag = new_etag()
+        now = utcnow()
+        seq = conn.execute(
+            versions_table.insert().values(
+                gateway_key=key,
+                version=version,
+                etag=etag,
+                document=json_text.dumps_text(document, sort_keys=True),
+                secrets=self._key.encrypt(
+                    json_text.dumps(secrets, sort_keys=True),
+                    _secrets_aad(resource_id, version),
+                ),
+                operational_state=operational_state,
+                deleted=deleted,
+                created_at=now,
+                actor=actor,
+            )
+        ).inserted_primary_key
+        assert seq is not None
+        values = {
+            "resource_id": resource_id
+            if current_etag is None or gateway is None
+            else gateway.resource_id,
+            "current_version": None if deleted else version,
+            "last_version": version,
+        }
+        if gateway is None:
+            conn.execute(
+                gateways_table.insert().values(
+                    key=key, subscription=subscription, resource_group=resource_group, **values
                 )
-            ).inserted_primary_key
-            assert seq is not None
-            values = {
-                "resource_id": resource_id
-                if current_etag is None or gateway is None
-                else gateway.resource_id,
-                "current_version": None if deleted else version,
-                "last_version": version,
-            }
-            if gateway is None:
-                conn.execute(
-                    gateways_table.insert().values(
-                        key=key, subscription=subscription, resource_group=resource_group, **values
-                    )
+            )
+        else:
+            conn.execute(
+                gateways_table.update().where(gateways_table.c.key == key).values(**values)
+            )
+        if deleted or self.keep_secret_versions is not None:
+            kept = 0 if deleted else self.keep_secret_versions or 0
+            conn.execute(
+                _purge.where(
+                    versions_table.c.gateway_key == key,
+                    versions_table.c.version <= version - kept,
                 )
-            else:
-                conn.execute(
-                    gateways_table.update().where(gateways_table.c.key == key).values(**values)
-                )
-            if deleted or self.keep_secret_versions is not None:
-                kept = 0 if deleted else self.keep_secret_versions or 0
-                conn.execute(
-                    _purge.where(
-                        versions_table.c.gateway_key == key,
-                        versions_table.c.version <= version - kept,
-                    )
-                )
-            if operation_id is not None:
-                conn.execute(_operation_row(operation_id, resource_id, "Succeeded", now))
-            if activity is not None:
-                conn.execute(_activity_row(replace(activity, version=version)))
-            if conn.dialect.name == "postgresql":
-                # Delivered at COMMIT and not at all on rollback: a woken watch always finds the
-                # version (see appgw.store.watch).
-                conn.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, str(seq[0]))))
+            )
+        if operation_id is not None:
+            conn.execute(_operation_row(operation_id, resource_id, "Succeeded", now))
+        if activity is not None:
+            conn.execute(_activity_row(replace(activity, version=version)))
+        if conn.dialect.name == "postgresql":
+            # Delivered at COMMIT and not at all on rollback: a woken watch always finds the
+            # version (see appgw.store.watch).
+            conn.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, str(seq[0]))))
         return GatewayVersion(
             resource_id=str(values["resource_id"]),
             version=version,
@@ -514,6 +595,120 @@ class SqlStore:
             created_at=now,
             actor=actor,
         )
+
+    # --- WAF policies ----------------------------------------------------------------------------
+
+    def policy(self, key: str) -> StoredPolicy | None:
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(firewall_policies_table).where(firewall_policies_table.c.key == key)
+            ).first()
+        return _policy_from_row(row) if row is not None else None
+
+    def list_policies(self, subscription: str, resource_group: str | None) -> list[StoredPolicy]:
+        query = (
+            sa.select(firewall_policies_table)
+            .where(firewall_policies_table.c.subscription == subscription.casefold())
+            .order_by(firewall_policies_table.c.key)
+        )
+        if resource_group is not None:
+            query = query.where(
+                firewall_policies_table.c.resource_group == resource_group.casefold()
+            )
+        with self._read() as conn:
+            return [_policy_from_row(row) for row in conn.execute(query)]
+
+    def commit_policy(
+        self,
+        resource_id: str,
+        key: str,
+        document: Mapping[str, Any] | None,
+        *,
+        actor: str,
+        recommits: Sequence[Recommit] = (),
+        if_match: str | None = None,
+        if_none_match: str | None = None,
+        operation_id: str | None = None,
+        activity: ActivityEvent | None = None,
+        linking: Callable[[GatewayVersion], list[str]] | None = None,
+    ) -> tuple[StoredPolicy | None, list[GatewayVersion]]:
+        """Write a policy (`document`), or delete it (None), and append a version of each
+        gateway that links it, in one transaction: every gateway serves the new content, or
+        nothing was kept. `linking` says what in a gateway version links the policy: the
+        gateways that link it now must be exactly `recommits`, each still at the version read
+        (LinkChanged otherwise: a gateway changed since); a delete is refused (PolicyInUse)
+        while any links it."""
+        subscription, resource_group = _scope_of(resource_id)
+        with self._write() as conn:
+            _check_preconditions(_policy_etag(conn, key), if_match, if_none_match)
+            if linking is not None:
+                current = [
+                    _version_from_row(row)
+                    for row in conn.execute(
+                        sa.select(versions_table, gateways_table.c.resource_id)
+                        .join(gateways_table, gateways_table.c.key == versions_table.c.gateway_key)
+                        .where(versions_table.c.version == gateways_table.c.current_version)
+                    )
+                ]
+                owners = {g.resource_id.casefold(): linking(g) for g in current}
+                linked = {
+                    g.resource_id.casefold(): g.etag
+                    for g in current
+                    if owners[g.resource_id.casefold()]
+                }
+                if document is None and linked:
+                    raise PolicyInUse(", ".join(o for found in owners.values() for o in found))
+                read = {r.current.resource_id.casefold(): r.current.etag for r in recommits}
+                if linked != read:
+                    raise LinkChanged(
+                        "a gateway linking the policy changed meanwhile: "
+                        + ", ".join(sorted(set(linked.items()) ^ set(read.items()))[0][:1])
+                    )
+            now = utcnow()
+            stored = None
+            table = firewall_policies_table
+            if document is None:
+                conn.execute(table.delete().where(table.c.key == key))
+            else:
+                stored = StoredPolicy(resource_id, new_etag(), dict(document), now, actor)
+                values = {
+                    "etag": stored.etag,
+                    "document": json_text.dumps_text(document, sort_keys=True),
+                    "updated_at": now,
+                    "actor": actor,
+                }
+                found = conn.execute(sa.select(table.c.resource_id).where(table.c.key == key))
+                existing = found.scalar()
+                if existing is None:
+                    conn.execute(
+                        table.insert().values(
+                            key=key,
+                            resource_id=resource_id,
+                            subscription=subscription,
+                            resource_group=resource_group,
+                            **values,
+                        )
+                    )
+                else:
+                    conn.execute(table.update().where(table.c.key == key).values(**values))
+                    stored = replace(stored, resource_id=existing)
+            versions = [
+                self._append(
+                    conn,
+                    recommit.current.resource_id,
+                    recommit.current.resource_id.casefold(),
+                    recommit.current.document,
+                    recommit.secrets,
+                    operational_state=recommit.current.operational_state,
+                    actor=actor,
+                )
+                for recommit in recommits
+            ]
+            if operation_id is not None:
+                conn.execute(_operation_row(operation_id, resource_id, "Succeeded", now))
+            if activity is not None:
+                conn.execute(_activity_row(activity))
+        return stored, versions
 
     def purge_superseded_secrets(self) -> None:
         """What commits do per gateway, for every gateway at once: secrets are kept by the
@@ -981,6 +1176,21 @@ def _utc(moment: datetime) -> datetime:
     # SQLite hands back naive datetimes (we store UTC); PostgreSQL aware ones in the session's
     # time zone, which is the server's unless the client sets one. Callers always get UTC.
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _policy_etag(conn: Connection, key: str) -> str | None:
+    table = firewall_policies_table
+    return conn.execute(sa.select(table.c.etag).where(table.c.key == key)).scalar()
+
+
+def _policy_from_row(row: Any) -> StoredPolicy:
+    return StoredPolicy(
+        resource_id=row.resource_id,
+        etag=row.etag,
+        document=json.loads(row.document),
+        updated_at=_utc(row.updated_at),
+        actor=row.actor,
+    )
 
 
 def _version_from_row(row: Any) -> GatewayVersion:

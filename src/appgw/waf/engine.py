@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from appgw.memo import BoundedMemo
-from appgw.waf.seclang import CRS_FILES, WafSettings, after_rules, before_rules
+from appgw.waf.seclang import (
+    CRS_FILES,
+    WafSettings,
+    after_rules,
+    before_rules,
+    custom_rules_seclang,
+)
 
 if TYPE_CHECKING:
     # Loaded on first use (~35 ms): processes that serve no WAF gateway never pay for it.
@@ -188,6 +194,9 @@ def _load(settings: WafSettings) -> RulesSet:
 
     rules = RulesSet()
     _loaded(rules, rules.load(before_rules(settings)), "the WAF settings")
+    custom = custom_rules_seclang(settings)
+    if custom:
+        _loaded(rules, rules.load(custom), "the custom rules")
     for name in CRS_FILES:
         _loaded(rules, rules.load_from_uri(str(CRS_RULES / name)), name)
     edits = after_rules(settings)

@@ -47,6 +47,47 @@ CRS_FILES = (
 # Azure: a request is blocked once its inbound anomaly score reaches 5 (one critical match).
 INBOUND_ANOMALY_THRESHOLD = 5
 PARANOIA_LEVEL = 1  # Azure's managed CRS runs at paranoia level 1
+# ModSecurity ids of custom rules: the n-th (in priority order) is CUSTOM_RULE_IDS + n, in the
+# range ModSecurity leaves to local rules (1-99,999), clear of the CRS's 9xxxxx.
+CUSTOM_RULE_IDS = 10_000
+# Azure's custom-rule match variables -> ModSecurity variables ("{}" takes the selector).
+CUSTOM_VARIABLES = {
+    "RemoteAddr": "REMOTE_ADDR",
+    "RequestMethod": "REQUEST_METHOD",
+    "QueryString": "QUERY_STRING",
+    "PostArgs": "ARGS_POST",
+    "RequestUri": "REQUEST_URI",
+    "RequestHeaders": "REQUEST_HEADERS",
+    "RequestBody": "REQUEST_BODY",
+    "RequestCookies": "REQUEST_COOKIES",
+}
+# Variables only the body phase knows: a rule using one runs in phase 2.
+BODY_VARIABLES = frozenset({"PostArgs", "RequestBody"})
+# Azure's transforms -> ModSecurity's.
+CUSTOM_TRANSFORMS = {
+    "Lowercase": "lowercase",
+    "Uppercase": "upperCase",
+    "Trim": "trim",
+    "UrlDecode": "urlDecodeUni",
+    "UrlEncode": "urlEncode",
+    "RemoveNulls": "removeNulls",
+    "HtmlEntityDecode": "htmlEntityDecode",
+}
+# Azure's numeric operators -> ModSecurity's, and how several values combine: "less than any
+# of them" is "less than the largest".
+NUMERIC_OPERATORS = {
+    "LessThan": ("lt", max),
+    "LessThanOrEqual": ("le", max),
+    "GreaterThan": ("gt", min),
+    "GreaterThanOrEqual": ("ge", min),
+}
+# Azure's string operators as anchored alternatives of literal values.
+_STRING_PATTERNS = {
+    "Equal": "^(?:{})$",
+    "Contains": "(?:{})",
+    "BeginsWith": "^(?:{})",
+    "EndsWith": "(?:{})$",
+}
 # Azure's matchVariable -> the ModSecurity collection an exclusion removes a key from.
 _EXCLUDED_COLLECTIONS = {
     "RequestHeaderNames": ("REQUEST_HEADERS",),
@@ -66,6 +107,29 @@ class Exclusion:
     match_variable: str  # Azure's matchVariable, e.g. RequestArgNames
     operator: str  # Equals, StartsWith, EndsWith, Contains, EqualsAny
     selector: str
+    # A WAF policy's exclusion may name the rules it applies to (exclusionManagedRuleSets,
+    # groups already expanded to their rules); none: every managed rule.
+    rule_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """One of a custom rule's matchConditions: any of `variables` meets any of `values`."""
+
+    variables: tuple[tuple[str, str | None], ...]  # (variableName, selector)
+    operator: str  # Azure's: IPMatch, Equal, Contains, BeginsWith, EndsWith, Regex, Any, ...
+    negate: bool
+    values: tuple[str, ...]
+    transforms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CustomRule:
+    """A WAF policy's custom rule (a MatchRule): all conditions met -> the action."""
+
+    name: str
+    action: str  # Allow, Block, Log
+    conditions: tuple[Condition, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +143,17 @@ class WafSettings:
     exclusions: tuple[Exclusion, ...] = ()
     request_body_check: bool = True
     max_request_body_bytes: int = 128 * 1024  # Azure's default maxRequestBodySizeInKb, 128
+    # Prevention refuses a body over the limit (413); a policy's requestBodyEnforcement false
+    # inspects the limit's worth and forwards the rest.
+    enforce_body_limit: bool = True
     file_upload_limit_bytes: int = 100 * 1024 * 1024  # Azure's default, 100 MB
+    # A WAF policy's custom rules, in priority order: they run before the managed rules.
+    custom_rules: tuple[CustomRule, ...] = ()
+
+    def custom_rule(self, rule_id: int) -> CustomRule | None:
+        """The custom rule a ModSecurity rule id stands for (see custom_rules_seclang)."""
+        index = rule_id - CUSTOM_RULE_IDS
+        return self.custom_rules[index] if 0 <= index < len(self.custom_rules) else None
 
 
 def before_rules(settings: WafSettings) -> str:
@@ -110,6 +184,71 @@ def before_rules(settings: WafSettings) -> str:
     return "\n".join(lines) + "\n"
 
 
+def custom_rules_seclang(settings: WafSettings) -> str:
+    """The custom rules, loaded before the CRS so that they run first (Azure: custom rules
+    before managed ones): each is a chain of one SecRule per condition. Block denies (in
+    Prevention; Detection only logs it), Allow skips every later rule, Log just logs."""
+    lines: list[str] = []
+    for index, rule in enumerate(settings.custom_rules):
+        phase = (
+            2
+            if any(name in BODY_VARIABLES for c in rule.conditions for name, _ in c.variables)
+            else 1
+        )
+        action = {"Block": "deny", "Allow": "allow", "Log": "pass"}[rule.action]
+        for number, condition in enumerate(rule.conditions):
+            variables = "|".join(
+                CUSTOM_VARIABLES[name] + (f":{_selector(selector)}" if selector else "")
+                for name, selector in condition.variables
+            )
+            transforms = "".join(f",t:{CUSTOM_TRANSFORMS[t]}" for t in condition.transforms)
+            if number == 0:
+                actions = (
+                    f"id:{CUSTOM_RULE_IDS + index},phase:{phase},{action},log,"
+                    f"msg:'Custom rule {rule.name}',tag:'custom-rule',t:none{transforms}"
+                )
+            else:
+                actions = f"t:none{transforms}"
+            if number < len(rule.conditions) - 1:
+                actions += ",chain"
+            lines.append(f'SecRule {variables} "{_operator(condition)}" "{actions}"')
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _selector(selector: str) -> str:
+    """A selector as a ModSecurity key: literal when plain, else an exact, case-insensitive
+    regex (header and cookie names are matched without regard to case)."""
+    if re.fullmatch(r"[A-Za-z0-9_.\-]+", selector):
+        return selector
+    return f"/^{_literal(selector)}$/"
+
+
+def _operator(condition: Condition) -> str:
+    negate = "!" if condition.negate else ""
+    operator, values = condition.operator, condition.values
+    if operator == "Any":
+        return f"{negate}@unconditionalMatch"
+    if operator == "IPMatch":
+        return f"{negate}@ipMatch {','.join(values)}"
+    if operator in NUMERIC_OPERATORS:
+        name, pick = NUMERIC_OPERATORS[operator]
+        return f"{negate}@{name} {pick(int(value) for value in values)}"
+    if operator == "Regex":
+        pattern = "|".join(f"(?:{value})" for value in values).replace('"', "\\x22")
+    else:
+        pattern = _STRING_PATTERNS[operator].format("|".join(_literal(v) for v in values))
+    return f"{negate}@rx {pattern}"
+
+
+def _literal(text: str) -> str:
+    """`text` as a PCRE pattern matching it literally: every byte but letters and digits as
+    \\xHH, so no quote, space or backslash can end or change the directive."""
+    return "".join(
+        chr(byte) if chr(byte).isalnum() and byte < 128 else f"\\x{byte:02x}"
+        for byte in text.encode("utf-8")
+    )
+
+
 def after_rules(settings: WafSettings) -> str:
     """Disabled groups and rules, and exclusions: they edit rules already loaded."""
     lines: list[str] = []
@@ -119,8 +258,13 @@ def after_rules(settings: WafSettings) -> str:
     lines += (f"SecRuleRemoveById {rule}" for rule in settings.disabled_rules)
     for exclusion in settings.exclusions:
         for target in exclusion_targets(exclusion):
-            # Azure's exclusions apply to every managed rule; all CRS rules carry this tag.
-            lines.append(f'SecRuleUpdateTargetByTag "OWASP_CRS" "!{target}"')
+            if exclusion.rule_ids:
+                lines += (
+                    f'SecRuleUpdateTargetById {rule} "!{target}"' for rule in exclusion.rule_ids
+                )
+            else:
+                # Azure's exclusions apply to every managed rule; all CRS rules carry this tag.
+                lines.append(f'SecRuleUpdateTargetByTag "OWASP_CRS" "!{target}"')
     return "\n".join(lines) + ("\n" if lines else "")
 
 
@@ -148,6 +292,8 @@ def exclusion_targets(exclusion: Exclusion) -> list[str]:
 def group_of(rule_id: int) -> str:
     """Azure's rule group name of a CRS rule id (what the firewall log and metrics name); the
     CRS's own initialization and scoring rules are named for their files."""
+    if CUSTOM_RULE_IDS <= rule_id < CUSTOM_RULE_IDS + 1000:
+        return "Custom"
     group = group_of_rule(rule_id)
     if group is not None:
         return group

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from appgw.api.routers import (
     activity,
+    firewall_policies,
     gateways,
     health,
     monitoring,
@@ -22,4 +23,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     activity.router,
     ssl_options.router,
     waf_rule_sets.router,
+    firewall_policies.router,
 )
