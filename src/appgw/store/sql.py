@@ -660,9 +660,10 @@ class SqlStore:
                     raise PolicyInUse(", ".join(o for found in owners.values() for o in found))
                 read = {r.current.resource_id.casefold(): r.current.etag for r in recommits}
                 if linked != read:
+                    changed = {key for key, _ in set(linked.items()) ^ set(read.items())}
                     raise LinkChanged(
-                        "a gateway linking the policy changed meanwhile: "
-                        + ", ".join(sorted(set(linked.items()) ^ set(read.items()))[0][:1])
+                        "gateways linking the policy changed meanwhile: "
+                        + ", ".join(sorted(changed))
                     )
             now = utcnow()
             stored = None
