@@ -14,12 +14,19 @@ from typing import Any
 
 from appgw.compile.firewall import LINKED_POLICIES, linked_policies
 from appgw.compile.gateway import CompileError, compile_gateway
-from appgw.control.service import Caller, GatewayService, ServiceError, store_answers
+from appgw.control.service import (
+    Caller,
+    GatewayService,
+    ServiceError,
+    not_found,
+    refuse_names,
+    store_answers,
+)
 from appgw.gc_pause import collector_paused
 from appgw.model.diagnostics import Diagnostic, ValidationFailed
 from appgw.model.document import document_links
 from appgw.model.firewall_policy import READ_ONLY_PROPERTIES, FirewallPolicy
-from appgw.model.ids import FIREWALL_POLICY_TYPE, FirewallPolicyId, shown_name
+from appgw.model.ids import FIREWALL_POLICY_TYPE, FirewallPolicyId
 from appgw.model.validate_firewall_policy import check_firewall_policy, policy_view_defaults
 from appgw.model.wire import parse_model
 from appgw.store.sql import (
@@ -48,7 +55,7 @@ class FirewallPolicies:
     def get(self, policy_id: FirewallPolicyId) -> dict[str, Any]:
         stored = self.store.policy(policy_id.key)
         if stored is None:
-            raise _not_found(policy_id)
+            raise not_found(policy_id)
         return self._view(stored, self.store.current_all())
 
     @store_answers
@@ -99,7 +106,7 @@ class FirewallPolicies:
         if_none_match: str | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """(the view, whether it was created)."""
-        _refuse_names(policy_id)
+        refuse_names(policy_id.problems())
         with collector_paused():
             document = self._checked(policy_id, body, caller)
             existed = self.store.policy(policy_id.key) is not None
@@ -226,21 +233,6 @@ class FirewallPolicies:
         self, policy_id: FirewallPolicyId, caller: Caller, problems: list[Diagnostic]
     ) -> ServiceError:
         return self.service.refused(policy_id, WRITE, caller, problems)
-
-
-def _refuse_names(policy_id: FirewallPolicyId) -> None:
-    problems = policy_id.problems()
-    if problems:
-        raise _service_error(400, "InvalidResourceName", "; ".join(problems))
-
-
-def _not_found(policy_id: FirewallPolicyId) -> ServiceError:
-    return _service_error(
-        404,
-        "ResourceNotFound",
-        f"The Resource '{FIREWALL_POLICY_TYPE}/{shown_name(policy_id.name)}' under resource "
-        f"group '{shown_name(policy_id.resource_group)}' was not found.",
-    )
 
 
 def _service_error(status: int, code: str, message: str) -> ServiceError:

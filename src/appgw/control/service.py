@@ -407,7 +407,7 @@ class GatewayService:
         problems = [SUBSCRIPTION_ID.problem(subscription)]
         if resource_group is not None:
             problems.append(RESOURCE_GROUP_NAME.problem(resource_group))
-        _refuse_names([problem for problem in problems if problem is not None])
+        refuse_names([problem for problem in problems if problem is not None])
         limit = max(1, min(limit, MAX_PAGE_SIZE))
         versions = self.store.list_current(
             subscription, resource_group, after_key=after, limit=limit + 1
@@ -438,7 +438,7 @@ class GatewayService:
     def history(self, gateway_id: GatewayId) -> list[dict[str, Any]]:
         versions = self.store.history(gateway_id.key)
         if not versions:
-            raise _not_found(gateway_id)
+            raise not_found(gateway_id)
         return [
             {
                 "version": version.version,
@@ -490,7 +490,7 @@ class GatewayService:
         if_match: str | None = None,
         if_none_match: str | None = None,
     ) -> WriteResult:
-        _refuse_names(gateway_id.problems())
+        refuse_names(gateway_id.problems())
         with collector_paused():
             return self._put(gateway_id, body, caller, if_match, if_none_match)
 
@@ -499,7 +499,7 @@ class GatewayService:
         """Every check a PUT of `body` makes (shape, rules, certificates and their passwords,
         the compile every worker runs, ports of the other gateways), without writing or
         recording anything: the portal's Review + create runs it."""
-        _refuse_names(gateway_id.problems())
+        refuse_names(gateway_id.problems())
         with collector_paused():
             self._prepared(gateway_id, body, None)
 
@@ -588,7 +588,7 @@ class GatewayService:
     def patch_tags(
         self, gateway_id: GatewayId, body: object, caller: Caller, *, if_match: str | None = None
     ) -> WriteResult:
-        _refuse_names(gateway_id.problems())
+        refuse_names(gateway_id.problems())
         try:
             tags = parse_model(TagsObject, body, str(gateway_id))
         except ValidationFailed as failed:
@@ -614,7 +614,7 @@ class GatewayService:
     def set_operational_state(
         self, gateway_id: GatewayId, caller: Caller, state: OperationalState
     ) -> WriteResult:
-        _refuse_names(gateway_id.problems())
+        refuse_names(gateway_id.problems())
         current = self._require(gateway_id)
         return self._commit(
             gateway_id,
@@ -689,7 +689,7 @@ class GatewayService:
     def _require(self, gateway_id: GatewayId) -> GatewayVersion:
         current = self.store.current(gateway_id.key)
         if current is None:
-            raise _not_found(gateway_id)
+            raise not_found(gateway_id)
         return current
 
     def _commit(
@@ -794,19 +794,19 @@ def _view(version: GatewayVersion, *, owned: bool = False) -> dict[str, Any]:
     )
 
 
-def _refuse_names(problems: list[str]) -> None:
+def refuse_names(problems: list[str]) -> None:
     """A write (or a list) naming what ARM's naming rules refuse is a 400, before anything is
     read, stored or logged under that name. Reads and deletes just find nothing by it."""
     if problems:
         raise ServiceError(400, "InvalidResourceName", "; ".join(problems))
 
 
-def _not_found(gateway_id: GatewayId) -> ServiceError:
+def not_found(resource: ResourceId) -> ServiceError:
     return ServiceError(
         404,
         "ResourceNotFound",
-        f"The Resource 'Microsoft.Network/applicationGateways/{shown_name(gateway_id.name)}' "
-        f"under resource group '{shown_name(gateway_id.resource_group)}' was not found.",
+        f"The Resource '{resource.TYPE}/{shown_name(resource.name)}' "
+        f"under resource group '{shown_name(resource.resource_group)}' was not found.",
     )
 
 
