@@ -637,7 +637,7 @@ def _rule_editor(
         errors=errors,
         etag=etag,
         rule=rule,
-        actions=[(a, a) for a in ACTIONS],
+        rule_actions=[(a, a) for a in ACTIONS],
         states=[(s, s) for s in STATES],
         variables=[(v, v) for v in VARIABLES],
         operators=[(o, o) for o in CONDITION_OPERATORS],
