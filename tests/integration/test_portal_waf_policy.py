@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from helpers import API_VERSION, RG, SUB, Api, Pfx
+from helpers import API_VERSION, RG, SUB, Api, Pfx, skeleton
 from portal_forms import (
     Browser,
     error_only_at,
@@ -24,12 +24,25 @@ from portal_forms import (
     stored,
     value_of,
 )
-from test_portal_waf import WAF, waf_gateway
 
 POLICY_TYPE = "Microsoft.Network/ApplicationGatewayWebApplicationFirewallPolicies"
 POLICY_ID = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/{POLICY_TYPE}/shop-policy"
 PAGES = f"/portal/wafpolicies/{SUB}/{RG}/shop-policy"
 SQLI = "REQUEST-942-APPLICATION-ATTACK-SQLI"
+WAF = f"/portal/gateways/{SUB}/{RG}/appgw/waf"
+
+
+def waf_gateway(pfx: Pfx, root_cer: str) -> dict[str, Any]:
+    """A WAF_v2 gateway with the inline configuration the WAF blade starts from."""
+    document = skeleton(pfx, root_cer)
+    document["properties"]["sku"].update(name="WAF_v2", tier="WAF_v2")
+    document["properties"]["webApplicationFirewallConfiguration"] = {
+        "enabled": True,
+        "firewallMode": "Detection",
+        "ruleSetType": "OWASP",
+        "ruleSetVersion": "3.2",
+    }
+    return document
 
 
 @pytest.fixture
