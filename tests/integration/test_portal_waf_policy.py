@@ -30,6 +30,7 @@ POLICY_ID = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/{POLICY_TYPE}/s
 PAGES = f"/portal/wafpolicies/{SUB}/{RG}/shop-policy"
 SQLI = "REQUEST-942-APPLICATION-ATTACK-SQLI"
 WAF = f"/portal/gateways/{SUB}/{RG}/appgw/waf"
+LISTENER = f"/portal/gateways/{SUB}/{RG}/appgw/listeners/appGatewayHttpListener"
 
 
 def waf_gateway(pfx: Pfx, root_cer: str) -> dict[str, Any]:
@@ -55,6 +56,11 @@ def policy(api: Api) -> dict[str, Any]:
     response = api.client.get(f"{POLICY_ID}?api-version={API_VERSION}")
     assert response.status_code == 200, response.text
     return response.json()  # type: ignore[no-any-return]
+
+
+def listener(api: Api) -> dict[str, Any]:
+    found = stored(api)["properties"]["httpListeners"]
+    return next(item["properties"] for item in found if item["name"] == "appGatewayHttpListener")
 
 
 def saved(answer: httpx.Response, blade: str) -> None:
@@ -199,9 +205,19 @@ def test_a_policy_is_created_edited_associated_and_kept_while_linked(
     refused = browser.submit(page, WAF, firewall_policy=POLICY_ID.replace("shop", "none"))
     assert refused.status_code == 400 and field_error(refused.text, "firewall_policy")
 
+    # A listener links it too, from its editor on the Listeners blade.
+    edit = f"{LISTENER}/edit"
+    page = browser.get(edit)
+    assert selected(page, "waf_policy") == ""
+    answer = browser.submit(page, edit, waf_policy=POLICY_ID)
+    assert answer.status_code == 303, general_error(answer.text) or answer.text
+    assert listener(api)["firewallPolicy"] == {"id": POLICY_ID}
+    assert selected(browser.get(edit), "waf_policy") == POLICY_ID
+
     # ... which the policy's Associations blade shows, and which keeps it from being deleted.
     page = browser.get(f"{PAGES}/associations")
     assert "Application gateway" in page and ">appgw</a>" in page
+    assert "Listener" in page and ">appGatewayHttpListener</a>" in page
     page = browser.get(f"{PAGES}/delete")
     refused = browser.submit(page, f"{PAGES}/delete")
     assert refused.status_code == 400
@@ -210,6 +226,8 @@ def test_a_policy_is_created_edited_associated_and_kept_while_linked(
     assert policy(api)["name"] == "shop-policy"
 
     # Unlinked, it goes.
+    answer = browser.submit(browser.get(edit), edit, waf_policy="")
+    assert answer.status_code == 303 and "firewallPolicy" not in listener(api)
     answer = browser.submit(browser.get(WAF), WAF, firewall_policy="")
     assert answer.status_code == 303 and "firewallPolicy" not in stored(api)["properties"]
     answer = browser.submit(browser.get(f"{PAGES}/delete"), f"{PAGES}/delete")
