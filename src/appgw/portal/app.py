@@ -39,6 +39,7 @@ from appgw.portal.screens import (
     ssl,
     ssl_profiles,
     waf,
+    waf_policies,
     wizard,
 )
 from appgw.portal.sessions import COOKIE
@@ -57,6 +58,7 @@ SCREENS = (
     ssl,
     ssl_profiles,
     waf,
+    waf_policies,
     activity,
     wizard,
 )
@@ -215,7 +217,10 @@ def portal_router(portal: Portal) -> APIRouter:
             }
             for summary in portal.service.all_gateways()
         ]
-        return portal.render(request, "resources.html", session, gateways=gateways)
+        policies = waf_policies.all_policies(portal)
+        return portal.render(
+            request, "resources.html", session, gateways=gateways, policies=policies
+        )
 
     for screen in SCREENS:
         screen.register(router, portal)

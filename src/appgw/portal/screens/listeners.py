@@ -3,8 +3,10 @@ Multi site, HTTP or HTTPS with an uploaded PFX or an existing certificate)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
+from fastapi import APIRouter
 from starlette.datastructures import FormData
 
 from appgw.certificates import public_cert_data_leaf
@@ -15,6 +17,7 @@ from appgw.portal.common import (
     FieldMapping,
     FieldsForm,
     FormErrors,
+    Portal,
     child_of,
     name_of,
     ref,
@@ -22,6 +25,7 @@ from appgw.portal.common import (
     text,
 )
 from appgw.portal.screens.rules import refused_while_used, rules_using
+from appgw.portal.screens.waf_policies import policy_options
 
 COLLECTION = "httpListeners"
 PFX = CertificateChoice(
@@ -37,6 +41,7 @@ _FIELDS = (
     "host_type",
     "host_names",
     "ssl_profile",
+    "waf_policy",
 )
 
 
@@ -75,6 +80,7 @@ def _blank(view: dict[str, Any]) -> FieldsForm:
             "host_names": "",
             "ssl_profile_on": "",
             "ssl_profile": "",
+            "waf_policy": "",
         }
     )
 
@@ -102,6 +108,7 @@ def _of_listener(view: dict[str, Any], listener: dict[str, Any]) -> FieldsForm:
             "host_names": ", ".join(hosts),
             "ssl_profile_on": "on" if p.get("sslProfile") else "",
             "ssl_profile": name_of(p.get("sslProfile")),
+            "waf_policy": str((p.get("firewallPolicy") or {}).get("id", "")),
         }
     )
 
@@ -176,6 +183,8 @@ def _apply(
         elif names:
             properties["hostName"] = names[0]
         properties["requireServerNameIndication"] = values["protocol"] == "Https"
+    if values["waf_policy"]:
+        properties["firewallPolicy"] = {"id": values["waf_policy"]}
     listener = {"name": values["listener_name"], "properties": properties}
     save_child(document, COLLECTION, listener, previous)
     return _mapping(values["listener_name"], certificate_name, port_name)
@@ -196,7 +205,25 @@ BLADE = ChildScreen(
     check=_check,
     delete_refusal=refused_while_used(COLLECTION),
 )
-register = BLADE.register
+
+
+def register(router: APIRouter, portal: Portal) -> None:
+    """The blade, its editor offering the WAF policies of the gateway's subscription."""
+
+    def editor_context(view: dict[str, Any], form: FieldsForm, adding: bool) -> dict[str, Any]:
+        context = _editor_context(view, form, adding)
+        chosen = form.values.get("waf_policy", "")
+        sku = str((view["properties"].get("sku") or {}).get("name", ""))
+        options: list[tuple[str, str]] = []
+        gateway_id = GatewayId.parse(str(view["id"]))
+        if gateway_id is not None and (sku == "WAF_v2" or chosen):
+            options = policy_options(portal, gateway_id.subscription)
+        if chosen and chosen.casefold() not in {o.casefold() for o, _ in options}:
+            options.append((chosen, chosen))
+        context["waf_policies"] = options
+        return context
+
+    replace(BLADE, editor_context=editor_context).register(router, portal)
 
 
 def _frontend_port(document: dict[str, Any], port: int) -> str:
@@ -233,6 +260,8 @@ def _mapping(listener: str, certificate: str | None, port_name: str) -> FieldMap
                 return "port"
             if "protocol" in path:
                 return "protocol"
+            if "firewallPolicy" in path:
+                return "waf_policy"
         return None
 
     return field

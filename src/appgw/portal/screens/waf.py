@@ -10,15 +10,17 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from fastapi import APIRouter
 from starlette.datastructures import FormData
 
-from appgw.model.ids import GatewayId
+from appgw.model.ids import FirewallPolicyId, GatewayId
 from appgw.model.validate_waf import (
     EQUALS_ANY,
     EXCLUSION_OPERATORS,
     EXCLUSION_VARIABLES,
     FIELD,
     MAX_EXCLUSIONS,
+    POLICY_FIELD,
     WAF_SKUS,
 )
 from appgw.model.waf_rule_sets import (
@@ -27,8 +29,9 @@ from appgw.model.waf_rule_sets import (
     default_configuration,
     group_of_rule,
 )
-from appgw.portal.common import FieldMapping, FormErrors, GatewayScreen, text
+from appgw.portal.common import FieldMapping, FormErrors, GatewayScreen, Portal, text
 from appgw.portal.screens.rules import number_or_text
+from appgw.portal.screens.waf_policies import policy_options, policy_url
 
 CONFIG = "webApplicationFirewallConfiguration"
 ENABLED = "Enabled"
@@ -62,6 +65,8 @@ class WafForm:
     exclusions: list[ExclusionRow] = field(default_factory=list)
     disabled_groups: list[str] = field(default_factory=list)
     disabled_rules: str = ""
+    # The WAF policy the gateway links (its id; "" for none).
+    policy: str = ""
     # Where the stored rule ids are filed (a rule stays in its group when saved again).
     rule_groups: dict[int, str] = field(default_factory=dict)
 
@@ -96,6 +101,7 @@ class WafForm:
             disabled_groups=groups,
             disabled_rules=" ".join(str(rule) for rule in rules),
             rule_groups=rules,
+            policy=str((props.get("firewallPolicy") or {}).get("id", "")),
         )
 
     @classmethod
@@ -122,6 +128,7 @@ class WafForm:
             disabled_groups=[g for g in form.getlist("disabled_groups") if isinstance(g, str)],
             disabled_rules=text(form, "disabled_rules"),
             rule_groups=stored.rule_groups,
+            policy=text(form, "firewall_policy", stored.policy),
         )
 
     def rule_ids(self) -> list[str]:
@@ -172,6 +179,10 @@ class WafForm:
             else:
                 config.pop(key, None)
         props[CONFIG] = config
+        if self.policy:
+            props["firewallPolicy"] = {"id": self.policy}
+        else:
+            props.pop("firewallPolicy", None)
 
 
 def _one_of(value: str, choices: tuple[str, ...], otherwise: str) -> str:
@@ -228,7 +239,11 @@ _EXCLUSION_FIELDS = {
 
 def _fields(gateway_id: GatewayId) -> FieldMapping:
     def mapping(resource: str, path: str) -> str | None:
-        if resource.casefold() != str(gateway_id).casefold() or not path.startswith(FIELD):
+        if resource.casefold() != str(gateway_id).casefold():
+            return None
+        if path.startswith(POLICY_FIELD):
+            return "firewall_policy"
+        if not path.startswith(FIELD):
             return None
         rest = path.removeprefix(FIELD)
         if rest in _SIMPLE_FIELDS:
@@ -259,15 +274,31 @@ def _context(view: dict[str, Any], form: WafForm) -> dict[str, Any]:
     }
 
 
-BLADE = GatewayScreen(
-    screen="waf",
-    saved="Saved the web application firewall configuration.",
-    form_of_view=WafForm.of_view,
-    form_of_post=WafForm.of_form,
-    context=_context,
-    apply=lambda document, form: form.apply(document),
-    fields=_fields,
-    rows=_rows,
-    problems=_problems,
-)
-register = BLADE.register
+def _blade(portal: Portal) -> GatewayScreen[WafForm]:
+    def context(view: dict[str, Any], form: WafForm) -> dict[str, Any]:
+        gateway_id = GatewayId.parse(str(view["id"]))
+        options = policy_options(portal, gateway_id.subscription) if gateway_id else []
+        if form.policy and form.policy.casefold() not in {o.casefold() for o, _ in options}:
+            options.append((form.policy, form.policy))  # linked, but not (any more) listed
+        linked = FirewallPolicyId.parse(form.policy) if form.policy else None
+        return {
+            **_context(view, form),
+            "policies": [("", "None"), *options],
+            "policy_link": policy_url(linked, "settings") if linked else "",
+        }
+
+    return GatewayScreen(
+        screen="waf",
+        saved="Saved the web application firewall configuration.",
+        form_of_view=WafForm.of_view,
+        form_of_post=WafForm.of_form,
+        context=context,
+        apply=lambda document, form: form.apply(document),
+        fields=_fields,
+        rows=_rows,
+        problems=_problems,
+    )
+
+
+def register(router: APIRouter, portal: Portal) -> None:
+    _blade(portal).register(router, portal)
