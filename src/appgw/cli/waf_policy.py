@@ -154,28 +154,34 @@ def _refusal(response: httpx.Response) -> None:
         details = error.get("details") or []
     except (ValueError, KeyError, TypeError):
         fail(f"HTTP {response.status_code}: {response.text[:500]}")
-    lines = [f"({code}) {message}"]
+    problems = []
     for detail in details:
         text = str(detail.get("message", ""))
-        target = str(detail.get("target", ""))
-        field = target.partition("#")[2]
+        field = str(detail.get("target", "")).partition("#")[2]
         flag = flag_of(field) if field else None
         if flag is not None:
             text = text.split(f" (property '{field}'", 1)[0]
             text = f"{flag}: {text} (property '{field}')"
-        lines.append(f"  - {text}")
+        problems.append((str(detail.get("code", code)), text))
+    if len(problems) == 1:
+        lines = [f"({problems[0][0]}) {problems[0][1]}"]
+    elif problems:
+        lines = [f"({code}) {len(problems)} problems:"]
+        lines += [f"  - ({detail_code}) {text}" for detail_code, text in problems]
+    else:
+        lines = [f"({code}) {message}"]
     fail("\n".join(lines))
 
 
 # --- reading and writing a policy -------------------------------------------------------------
 
 
-def read_policy(api: Api, resource_group: str, name: str) -> dict[str, Any]:
+def read_policy(
+    api: Api, resource_group: str, name: str, flag: str = "--policy-name"
+) -> dict[str, Any]:
     response = api.call("GET", policy_path(api, resource_group, name), allow=(404,))
     if response.status_code == 404:
-        fail(
-            f"--policy-name {name!r}: no WAF policy of that name in resource group {resource_group}"
-        )
+        fail(f"{flag} {name!r}: no WAF policy of that name in resource group {resource_group}")
     found: dict[str, Any] = response.json()
     return found
 
@@ -200,7 +206,7 @@ def edit_policy(
     anything is written), PUT it with If-Match; the policy as stored."""
     api = connect(arguments)
     group, name = arguments["resource_group"], arguments[name_key]
-    document = read_policy(api, group, name)
+    document = read_policy(api, group, name, "--name" if name_key == "name" else "--policy-name")
     etag = document.get("etag")
     change(document)
     headers = {"If-Match": etag} if etag else {}
@@ -276,7 +282,7 @@ def _create(arguments: dict[str, Any]) -> None:
 
 def _show(arguments: dict[str, Any]) -> None:
     api = connect(arguments)
-    _emit(read_policy(api, arguments["resource_group"], arguments["name"]), arguments)
+    _emit(read_policy(api, arguments["resource_group"], arguments["name"], "--name"), arguments)
 
 
 def _list(arguments: dict[str, Any]) -> None:
@@ -774,7 +780,7 @@ def _rule_set_flags(arguments: dict[str, Any]) -> tuple[str, str]:
 
 def _overrides(arguments: dict[str, Any], version: str) -> tuple[str | None, list[str]]:
     """--group-name (Azure's spelling) and --rules (ids of that group)."""
-    group, rules = arguments["group_name"], _words(arguments["rules"])
+    group, rules = arguments["group_name"], _words(arguments.get("rules"))
     if group is None:
         if rules:
             fail("--rules needs --group-name: the rule group the rules are in", 2)
