@@ -144,18 +144,31 @@ def test_a_policy_built_with_the_cli_and_linked_to_a_gateway_and_a_listener(
         "id": listener["firewallPolicy"]["id"]
     }
 
+    on_gateway = ("-g", "rg1", "--gateway-name", "appgw", "--subscription", "sub1")
+    cli_ok(
+        server, "url-path-map", "create", *on_gateway, "-n", "paths", "--paths", "/api/*",
+        "--address-pool", "appGatewayBackendPool", "--http-settings",
+        "appGatewayBackendHttpSettings", "--rule-name", "api", "--no-wait",
+    )  # fmt: skip
+    path_rule = cli_ok(
+        server, "url-path-map", "rule", "update", *on_gateway, "--path-map-name", "paths",
+        "-n", "api", "--waf-policy", "pol1",
+    )  # fmt: skip
+    assert path_rule["firewallPolicy"]["id"].casefold() == policy_id("pol1").casefold()
+
     shown = cli_ok(server, "waf-policy", "show", *AT, "-n", "pol1")
     gateway_id = gateway["id"].casefold()
     assert [link["id"].casefold() for link in shown["applicationGateways"]] == [gateway_id]
     assert [link["id"].casefold() for link in shown["httpListeners"]] == [
         f"{gateway_id}/httplisteners/appgatewayhttplistener"
     ]
+    assert [link["id"].casefold() for link in shown["pathBasedRules"]] == [
+        f"{gateway_id}/urlpathmaps/paths/pathrules/api"
+    ]
     assert [r["name"] for r in shown["customRules"]] == ["BlockEvil"]
 
     refused = cli_refused(server, "waf-policy", "delete", *AT, "-n", "pol1")
     assert "InUseWebApplicationFirewallPolicyCannotBeDeleted" in refused
-    listed = cli_ok(server, "waf-policy", "list", *AT, "--query", "[].name")
-    assert listed == ["pol1"]
     assert stored_policy(api)["properties"]["customRules"][0]["name"] == "BlockEvil"
 
 
@@ -203,6 +216,13 @@ def test_refusals_name_the_flag(server: ServeProcess, api: httpx.Client) -> None
     )  # fmt: skip
     assert "--match-variables: " in refused
     assert stored_policy(api) == before  # nothing was written
+
+    updated = cli_ok(
+        server, "waf-policy", "update", *AT, "-n", "pol1", "--set",
+        "policySettings.mode=Prevention", "--tags", "team=web",
+    )  # fmt: skip
+    assert updated["policySettings"]["mode"] == "Prevention" and updated["tags"] == {"team": "web"}
+    assert "pol1" in cli_ok(server, "waf-policy", "list", *AT, "--query", "[].name")
 
     refused = cli_refused(
         server, "update", "-g", "rg1", "-n", "appgw", "--subscription", "sub1",
