@@ -36,7 +36,7 @@ from appgw.cli.options import (
     unsupported_option,
 )
 from appgw.cli.uploads import read_pfx
-from appgw.cli.waf_policy import policy_ref
+from appgw.cli.waf_policy_link import policy_ref
 from appgw.model.document import ref
 from appgw.model.ids import GatewayId
 from appgw.model.quick_create import (

@@ -9,7 +9,7 @@ checked here against Azure's values before anything is written; what the API ref
 back with the fields it names, shown as the flags that set them.
 
 Linking a policy (`appgw update --waf-policy`, `http-listener create/update --waf-policy`,
-`url-path-map rule create/update --waf-policy`) uses `policy_ref`."""
+`url-path-map rule create/update --waf-policy`) uses `waf_policy_link.policy_ref`."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from appgw.model.firewall_policy_values import (
     TRANSFORMS,
     VARIABLES,
 )
-from appgw.model.ids import FIREWALL_POLICY_TYPE, FirewallPolicyId, GatewayId
+from appgw.model.ids import FIREWALL_POLICY_TYPE
 from appgw.model.waf_rule_sets import (
     DEFAULT_RULE_SET_VERSION,
     RULE_SET_VERSIONS,
@@ -76,27 +76,6 @@ def policy_path(api: Api, resource_group: str, name: str | None = None) -> str:
     path = f"/subscriptions/{api.subscription}/resourceGroups/{resource_group}/providers/"
     path += FIREWALL_POLICY_TYPE
     return f"{path}/{name}" if name is not None else path
-
-
-def policy_ref(gateway: GatewayId, value: str, flag: str) -> dict[str, str] | None:
-    """The `{"id": ...}` a --waf-policy value links: a policy id, or the name of a policy in
-    the gateway's resource group; None (the link removed) for an empty value."""
-    if not value:
-        return None
-    if value.startswith("/"):
-        parsed = FirewallPolicyId.parse(value)
-        if parsed is None:
-            fail(
-                f"{flag} {value!r}: not the id of a WAF policy (/subscriptions/S/resourceGroups/"
-                f"RG/providers/{FIREWALL_POLICY_TYPE}/NAME); or give a policy's name",
-                2,
-            )
-        return {"id": str(parsed)}
-    found = FirewallPolicyId(gateway.subscription, gateway.resource_group, value)
-    problems = found.problems()
-    if problems:
-        fail(f"{flag} {value!r}: {'; '.join(problems)}", 2)
-    return {"id": str(found)}
 
 
 # --- where the API's fields come from ---------------------------------------------------------

@@ -11,7 +11,7 @@ from appgw.cli.children.ssl_policy import policy_flags
 from appgw.cli.client import fail
 from appgw.cli.options import KEY_VAULT
 from appgw.cli.uploads import read_file, read_pfx
-from appgw.cli.waf_policy import policy_ref
+from appgw.cli.waf_policy_link import policy_ref
 from appgw.hostnames import is_ip_address
 from appgw.model.document import certificate_field
 from appgw.model.enums import (
