@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-import click
 import pytest
+import typer
 
 from appgw.cli.waf_policy import flag_of
 from appgw.cli.waf_policy_link import policy_ref
@@ -50,5 +50,5 @@ def test_a_waf_policy_value_is_a_name_or_an_id() -> None:
     linked = policy_ref(GATEWAY, POLICY.lower(), "--waf-policy")
     assert linked is not None and linked["id"].casefold() == POLICY.casefold()
     assert policy_ref(GATEWAY, "", "--waf-policy") is None
-    with pytest.raises(click.exceptions.Exit):
+    with pytest.raises(typer.Exit):
         policy_ref(GATEWAY, "/subscriptions/sub1/nope", "--waf-policy")
