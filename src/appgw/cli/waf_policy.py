@@ -757,12 +757,14 @@ def _rule_set_flags(arguments: dict[str, Any]) -> tuple[str, str]:
     )
 
 
-def _overrides(arguments: dict[str, Any], version: str) -> tuple[str | None, list[str]]:
+def _overrides(
+    arguments: dict[str, Any], version: str, rules_flag: str = "--rules"
+) -> tuple[str | None, list[str]]:
     """--group-name (Azure's spelling) and --rules (ids of that group)."""
     group, rules = arguments["group_name"], _words(arguments.get("rules"))
     if group is None:
         if rules:
-            fail("--rules needs --group-name: the rule group the rules are in", 2)
+            fail(f"{rules_flag} needs --group-name: the rule group the rules are in", 2)
         return None, []
     known = {g.casefold(): g for g in groups_of(version)}
     name = known.get(group.casefold())
@@ -771,9 +773,9 @@ def _overrides(arguments: dict[str, Any], version: str) -> tuple[str | None, lis
     for rule in rules:
         owner = group_of_rule(int(rule)) if rule.isdigit() else None
         if owner is None:
-            fail(f"--rules: {rule!r} is not a rule of the OWASP Core Rule Set 3.x", 2)
+            fail(f"{rules_flag}: {rule!r} is not a rule of the OWASP Core Rule Set 3.x", 2)
         if owner != name:
-            fail(f"--rules: {rule} is a rule of {owner}, not of --group-name {name}", 2)
+            fail(f"{rules_flag}: {rule} is a rule of {owner}, not of --group-name {name}", 2)
     return name, rules
 
 
@@ -827,10 +829,7 @@ def _rule_set_write(arguments: dict[str, Any], verb: str) -> None:
         if current is None:
             fail("--type: the policy has no OWASP rule set; add one with 'rule-set add'", 2)
         if verb == "update":
-            if current.get("ruleSetVersion") != version:
-                current["ruleSetVersion"] = version
-                if group is None:
-                    current.pop("ruleGroupOverrides", None)
+            current["ruleSetVersion"] = version
             if group is None:
                 current.pop("ruleGroupOverrides", None)
             elif rules:
@@ -987,7 +986,7 @@ def _exclusion_list(arguments: dict[str, Any]) -> None:
 def _exclusion_rule_set_add(arguments: dict[str, Any]) -> None:
     wanted = _exclusion_of(arguments)
     rule_set_type, version = _rule_set_flags(arguments)
-    group, rules = _overrides(arguments, version)
+    group, rules = _overrides(arguments, version, "--rule-ids")
 
     def change(document: dict[str, Any]) -> None:
         entry = next((e for e in _exclusions(document) if _same(e, wanted)), None)
