@@ -36,6 +36,7 @@ from appgw.cli.options import (
     unsupported_option,
 )
 from appgw.cli.uploads import read_pfx
+from appgw.cli.waf_policy_link import policy_ref
 from appgw.model.document import ref
 from appgw.model.ids import GatewayId
 from appgw.model.quick_create import (
@@ -403,6 +404,14 @@ def register_update(app: typer.Typer) -> None:
         enable_fips: Annotated[bool | None, typer.Option(help="true or false.")] = None,
         custom_error_pages: CustomErrorPages = None,
         tags: Tags = None,
+        waf_policy: Annotated[
+            str | None,
+            typer.Option(
+                "--waf-policy",
+                help="WAF policy of the whole gateway (WAF_v2): a policy's id, or the name of one "
+                "in the gateway's resource group; empty unlinks it.",
+            ),
+        ] = None,
         set_: Annotated[
             list[str] | None,
             typer.Option("--set", help="PATH=VALUE, e.g. sku.capacity=3 (VALUE may be JSON)."),
@@ -458,6 +467,12 @@ def register_update(app: typer.Typer) -> None:
                 ]
             if tags is not None:
                 document["tags"] = _tags(tags)
+            if waf_policy is not None:
+                link = policy_ref(edit.gateway, waf_policy, "--waf-policy")
+                if link is None:
+                    properties.pop("firewallPolicy", None)
+                else:
+                    properties["firewallPolicy"] = link
             for assignment in set_ or ():
                 set_value(document, assignment)
             for group in add or ():

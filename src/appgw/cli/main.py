@@ -12,6 +12,7 @@ from appgw.cli.cert import cert_app
 from appgw.cli.children import register as register_child_groups
 from appgw.cli.gateway import register as register_gateway_commands
 from appgw.cli.transfer import register as register_transfer_commands
+from appgw.cli.waf_policy import waf_policy_app
 from appgw.defaults import (
     DEFAULT_ADMIN_LISTEN,
     DEFAULT_KEEP_SECRET_VERSIONS,
@@ -217,6 +218,7 @@ def serve_command(
 register_gateway_commands(app)
 register_transfer_commands(app)
 register_child_groups(app)
+app.add_typer(waf_policy_app(), name="waf-policy")
 
 
 @app.callback()

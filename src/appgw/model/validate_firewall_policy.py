@@ -19,6 +19,18 @@ from appgw.model.firewall_policy import (
     MatchCondition,
     PolicySettings,
 )
+from appgw.model.firewall_policy_values import (
+    ACTIONS,
+    BLOCK_STATUSES,
+    MODES,
+    NUMERIC_OPERATORS,
+    OPERATORS,
+    SELECTOR_ALLOWED,
+    SELECTOR_REQUIRED,
+    STATES,
+    TRANSFORMS,
+    VARIABLES,
+)
 from appgw.model.ids import FirewallPolicyId
 from appgw.model.validate import tag_problems
 from appgw.model.validate_waf import (
@@ -29,41 +41,12 @@ from appgw.model.validate_waf import (
 )
 from appgw.model.waf_rule_sets import REFUSED_VERSIONS, RULE_SET_VERSIONS, group_of_rule, groups_of
 
-STATES = ("Enabled", "Disabled")
-MODES = ("Prevention", "Detection")
-# Azure's customBlockResponseStatusCode values.
-BLOCK_STATUSES = (200, 403, 405, 406, 429)
 MAX_BLOCK_BODY = 32_768  # Azure: customBlockResponseBody is at most 32 KB of base64
 MAX_CUSTOM_RULES = 100  # Azure: 100 custom rules per policy
 MAX_PRIORITY = 100  # Azure: priorities 1-100, unique
 MAX_CONDITIONS = 10  # Azure: match conditions per custom rule
 MAX_MATCH_VALUES = 600  # Azure: IP ranges per IPMatch condition (and values per condition)
 CUSTOM_RULE_NAME = re.compile(r"[A-Za-z0-9_]{1,128}")  # Azure: letters, digits, '_'
-ACTIONS = ("Allow", "Block", "Log")
-VARIABLES = (
-    "RemoteAddr",
-    "RequestMethod",
-    "QueryString",
-    "PostArgs",
-    "RequestUri",
-    "RequestHeaders",
-    "RequestBody",
-    "RequestCookies",
-)
-SELECTOR_REQUIRED = ("RequestHeaders", "RequestCookies")  # the header or cookie to look at
-SELECTOR_ALLOWED = (*SELECTOR_REQUIRED, "PostArgs")
-STRING_OPERATORS = ("Equal", "Contains", "BeginsWith", "EndsWith", "Regex")
-NUMERIC_OPERATORS = ("LessThan", "GreaterThan", "LessThanOrEqual", "GreaterThanOrEqual")
-OPERATORS = ("IPMatch", "Any", *STRING_OPERATORS, *NUMERIC_OPERATORS, "GeoMatch")
-TRANSFORMS = (
-    "Lowercase",
-    "Uppercase",
-    "Trim",
-    "UrlDecode",
-    "UrlEncode",
-    "RemoveNulls",
-    "HtmlEntityDecode",
-)
 # Azure's managed rule sets that are not the OWASP CRS: appgw's engine runs the CRS only.
 OTHER_RULE_SETS = ("Microsoft_DefaultRuleSet", "Microsoft_BotManagerRuleSet")
 

@@ -11,6 +11,7 @@ from appgw.cli.children.ssl_policy import policy_flags
 from appgw.cli.client import fail
 from appgw.cli.options import KEY_VAULT
 from appgw.cli.uploads import read_file, read_pfx
+from appgw.cli.waf_policy_link import policy_ref
 from appgw.hostnames import is_ip_address
 from appgw.model.document import certificate_field
 from appgw.model.enums import (
@@ -341,7 +342,21 @@ HTTP_SETTINGS = Group(
 )
 
 
+WAF_POLICY = Flag(
+    ("--waf-policy",),
+    "WAF policy that inspects its requests: a policy's id, or the name of one in the "
+    "gateway's resource group; empty unlinks it.",
+)
+
+
+def _link_waf_policy(change: Change) -> None:
+    if change.given("waf_policy"):
+        link = policy_ref(change.edit.gateway, change.values["waf_policy"], WAF_POLICY.long)
+        set_field(change.properties, "firewallPolicy", link)
+
+
 def _listener(change: Change) -> None:
+    _link_waf_policy(change)
     properties = change.properties
     if change.given("ssl_cert"):
         properties["protocol"] = "Https" if change.values["ssl_cert"] else "Http"
@@ -392,6 +407,7 @@ HTTP_LISTENER = Group(
             key="sslProfile",
             link=SSL_PROFILES,
         ),
+        WAF_POLICY,
     ),
     example_name="appGatewayHttpListener",
     example="--frontend-port appGatewayFrontendPort --ssl-cert contosoSslCert "
@@ -609,6 +625,7 @@ def _url_path_map(change: Change) -> None:
 
 
 def _path_rule(change: Change) -> None:
+    _link_waf_policy(change)
     _path_rule_targets(change, change.properties)
     parent = change.parent
     if change.creating and parent is not None and "redirectConfiguration" not in change.properties:
@@ -681,6 +698,7 @@ URL_PATH_MAP_RULE = Group(
         Flag(("--http-settings",), "HTTP settings (default: the map's)."),
         Flag(("--redirect-config",), "Redirect configuration."),
         Flag(("--rewrite-rule-set",), "Rewrite rule set; empty detaches it."),
+        WAF_POLICY,
     ),
     example_name="videoRule",
     example="--paths /video/* --address-pool videoPool",
