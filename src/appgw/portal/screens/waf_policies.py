@@ -20,15 +20,7 @@ from starlette.datastructures import FormData
 
 from appgw.control.firewall_policies import FirewallPolicies
 from appgw.control.service import STORE_UNAVAILABLE, ServiceError
-from appgw.model.ids import (
-    FIREWALL_POLICY_NAME,
-    RESOURCE_GROUP_NAME,
-    SUBSCRIPTION_ID,
-    FirewallPolicyId,
-    GatewayId,
-    parse_child_ref,
-)
-from appgw.model.validate_firewall_policy import (
+from appgw.model.firewall_policy_values import (
     ACTIONS,
     BLOCK_STATUSES,
     OPERATORS,
@@ -36,6 +28,14 @@ from appgw.model.validate_firewall_policy import (
     STATES,
     TRANSFORMS,
     VARIABLES,
+)
+from appgw.model.ids import (
+    FIREWALL_POLICY_NAME,
+    RESOURCE_GROUP_NAME,
+    SUBSCRIPTION_ID,
+    FirewallPolicyId,
+    GatewayId,
+    parse_child_ref,
 )
 from appgw.model.validate_waf import EQUALS_ANY, EXCLUSION_OPERATORS, EXCLUSION_VARIABLES
 from appgw.model.waf_rule_sets import RULE_GROUPS, RULE_SET_VERSIONS
