@@ -32,6 +32,7 @@ from appgw.control.service import GatewayService
 from appgw.serve import create_app
 from appgw.store.secrets import MasterKey
 from appgw.store.sql import GatewayVersion, SqlStore
+from cli_runner import run_appgw
 
 API_VERSION = "2026-03-01"
 SUB = "sub1"
@@ -447,21 +448,13 @@ def fill(directory: Path) -> Path:
 def run_cli(
     *args: str, config: Path, stdin: str = "", env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """The real `appgw` executable, with only the APPGW_* variables given here."""
+    """`python -m appgw ARGS` (see cli_runner), with only the APPGW_* variables given here."""
     environment = {
         **{k: v for k, v in os.environ.items() if not k.startswith("APPGW_")},
         "APPGW_CONFIG": str(config),
         **(env or {}),
     }
-    return subprocess.run(
-        [sys.executable, "-m", "appgw", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=60,
-        check=False,
-    )
+    return run_appgw(list(args), environment, stdin)
 
 
 def cli(
