@@ -54,8 +54,9 @@ PASSWORD = "S3ntinel-Pfx-Iterations"
 HOSTILE = 20_000_000
 # CPU seconds of this process (not wall time, which other test processes inflate): a refusal
 # reads a few kilobytes and derives nothing hostile; the whole allowed budget of
-# MAX_PFX_TOTAL_ITERATIONS costs ~0.25 s here.
-FAST = 0.5
+# MAX_PFX_TOTAL_ITERATIONS costs ~0.25 s here. Twice that flaked with both cores busy (CPU
+# time inflates under contention); a derivation left unbounded costs many seconds.
+FAST = 1.0
 
 
 class Leaf(NamedTuple):

@@ -87,6 +87,52 @@ def test_a_body_attack_is_found_in_a_form_body() -> None:
     assert verdict.blocked and any(m.rule_id // 1000 == 942 for m in verdict.matches)
 
 
+SQLI_VALUE = "1' OR '1'='1"
+MULTIPART = b'--XX\r\nContent-Disposition: form-data; name="a"\r\n\r\n%s\r\n--XX--\r\n'
+
+
+@pytest.mark.parametrize(
+    ("content_type", "attack", "clean"),
+    [
+        (
+            b"application/json",
+            b'{"user": "admin", "q": "%s"}' % SQLI_VALUE.encode(),
+            b'{"user": "admin", "q": "hello"}',
+        ),
+        (
+            b"application/xml",
+            b"<a><q>%s</q></a>" % SQLI_VALUE.encode(),
+            b"<a><q>hello</q></a>",
+        ),
+        (
+            b"multipart/form-data; boundary=XX",
+            MULTIPART % SQLI_VALUE.encode(),
+            MULTIPART % b"hello",
+        ),
+    ],
+    ids=["json", "xml", "multipart"],
+)
+def test_json_xml_and_multipart_bodies_are_parsed_and_their_values_inspected(
+    content_type: bytes, attack: bytes, clean: bytes
+) -> None:
+    headers = [(b"Content-Type", content_type)]
+    verdict = inspect(PREVENTION, "/api", method="POST", headers=headers, body=attack)
+    assert verdict.blocked and 942100 in rule_ids(verdict)
+    assert not inspect(PREVENTION, "/api", method="POST", headers=headers, body=clean).blocked
+
+
+def test_a_body_that_does_not_parse_is_refused_by_the_general_group() -> None:
+    headers = [(b"Content-Type", b"application/json")]
+    broken = inspect(PREVENTION, "/api", method="POST", headers=headers, body=b'{"q": ')
+    assert broken.blocked and rule_ids(broken) == {200002}
+    assert group_of(200002) == "General"
+    # Turning the group off keeps the parsing (attacks inside are still found) ...
+    general_off = WafSettings(prevention=True, rule_set_version="3.2", disabled_groups=("General",))
+    assert not inspect(general_off, "/api", method="POST", headers=headers, body=b'{"q": ').blocked
+    attack = b'{"q": "%s"}' % SQLI_VALUE.encode()
+    assert inspect(general_off, "/api", method="POST", headers=headers, body=attack).blocked
+
+
 def test_body_inspection_off_does_not_see_the_body() -> None:
     settings = WafSettings(prevention=True, rule_set_version="3.2", request_body_check=False)
     verdict = inspect(

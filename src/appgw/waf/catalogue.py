@@ -10,7 +10,7 @@ from pathlib import Path
 
 from appgw.model.waf_rule_sets import RULE_SET_VERSIONS
 from appgw.waf.engine import CRS_RULES
-from appgw.waf.seclang import CRS_FILES, RULE_GROUPS
+from appgw.waf.seclang import CRS_FILES, RULE_GROUPS, WafSettings, before_rules
 
 __all__ = ["RULE_SET_VERSIONS", "Rule", "RuleGroup", "rule_groups"]
 _ID = re.compile(r"\bid:'?(\d+)")
@@ -43,7 +43,8 @@ def rule_groups(rules_dir: Path = CRS_RULES) -> tuple[RuleGroup, ...]:
 
 @functools.lru_cache(maxsize=4)
 def _rule_groups(rules_dir: str) -> tuple[RuleGroup, ...]:
-    found: dict[int, str] = {}
+    # Azure's "General" rules are appgw's own directives (seclang.before_rules), not the CRS's.
+    found = _described_rules(before_rules(WafSettings(prevention=True, rule_set_version="3.2")))
     for name in CRS_FILES:
         path = Path(rules_dir) / name
         if path.is_file():

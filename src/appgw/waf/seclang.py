@@ -180,6 +180,21 @@ def before_rules(settings: WafSettings) -> str:
         f"setvar:tx.inbound_anomaly_score_threshold={INBOUND_ANOMALY_THRESHOLD},"
         'setvar:tx.outbound_anomaly_score_threshold=4"',
         'SecAction "id:900990,phase:1,nolog,pass,t:none,setvar:tx.crs_setup_version=334"',
+        # ModSecurity's recommended body processors: JSON and XML bodies are parsed into ARGS
+        # (XML) so that the CRS inspects their values, as Azure's WAF does. Their ids are local
+        # ones outside Azure's "General" group, so that turning the group off keeps the parsing.
+        'SecRule REQUEST_HEADERS:Content-Type "^(?:application(?:/soap\\+|/)|text/)xml" '
+        '"id:9000,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=XML"',
+        'SecRule REQUEST_HEADERS:Content-Type "^application/json" '
+        '"id:9001,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"',
+        # Azure's "General" group: a body that does not parse, or a multipart body that is not
+        # strictly valid, is refused (in Prevention) rather than let through uninspected.
+        'SecRule REQBODY_ERROR "!@eq 0" "id:200002,phase:2,t:none,log,deny,status:403,'
+        "msg:'Failed to parse request body.',logdata:'%{reqbody_error_msg}',severity:2\"",
+        'SecRule MULTIPART_STRICT_ERROR "!@eq 0" "id:200003,phase:2,t:none,log,deny,status:403,'
+        "msg:'Multipart request body failed strict validation',severity:2\"",
+        'SecRule MULTIPART_UNMATCHED_BOUNDARY "@eq 1" "id:200004,phase:2,t:none,log,deny,'
+        "status:403,msg:'Multipart parser detected a possible unmatched boundary.',severity:2\"",
     ]
     return "\n".join(lines) + "\n"
 
