@@ -190,3 +190,11 @@ def test_exclusion_targets_use_literal_keys_or_anchored_patterns() -> None:
         "ARGS",
         "ARGS_NAMES",
     ]
+
+
+def test_matches_on_bytes_that_are_not_utf8_are_kept() -> None:
+    # %bc decodes to a lone byte that ModSecurity quotes in the match data: the binding's
+    # strict UTF-8 once dropped those matches (and could lose the blocking rule).
+    verdict = inspect(PREVENTION, "/search?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E%bc%ff")
+    assert verdict.blocked and {941100, 949110} <= rule_ids(verdict)
+    assert any("\ufffd" in match.data for match in verdict.matches)

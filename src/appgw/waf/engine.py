@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -91,12 +91,13 @@ class _Engine:
         self.modsecurity.set_rule_message_callback(self._message)
 
     def _message(self, message: RuleMessage) -> None:
+        file = _text(lambda: message.file)
         self.collecting.append(
             RuleMatch(
                 rule_id=message.rule_id,
-                message=message.message,
-                data=message.data,
-                file=Path(message.file).name if message.file else "",
+                message=_text(lambda: message.message),
+                data=_text(lambda: message.data),
+                file=Path(file).name if file else "",
                 line=message.line,
                 severity=message.severity,
                 disruptive=message.disruptive,
@@ -147,15 +148,28 @@ class Firewall:
             matches = tuple(engine.collecting)
             engine.collecting = []
         blocked = intervention is not None and intervention.disruptive
-        if blocked and intervention is not None and intervention.log:
+        if blocked and intervention is not None:
             # The blocking rule (949110) reaches the connector only in the intervention.
-            matches += (_blocking_match(intervention.log),)
+            log = _text(lambda: intervention.log)
+            if log:
+                matches += (_blocking_match(log),)
         return WafVerdict(
             matches=matches,
             blocked=blocked,
             status=intervention.status if blocked and intervention is not None else 200,
             seconds=time.perf_counter() - started,
         )
+
+
+def _text(read: Callable[[], str | None]) -> str:
+    """A string the engine hands over: what matched can hold any bytes of the request (a
+    URL-decoded %bc), which the binding's strict UTF-8 refuses; those bytes are shown with
+    replacement characters instead of losing the match (or the request)."""
+    try:
+        return read() or ""
+    except UnicodeDecodeError as error:
+        raw = error.object if isinstance(error.object, bytes) else bytes(error.object)
+        return raw.decode("utf-8", "replace")
 
 
 _LOG_FIELD = re.compile(r'\[(file|line|id|msg|data|severity) "([^"]*)"\]')
