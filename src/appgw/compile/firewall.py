@@ -158,6 +158,8 @@ class Firewalls:
         self.gateway_id = gateway_id
         self.policies = linked_policies(secrets)
         self.problems = problems
+        # folded policy id -> (its settings, None when Disabled; block status; block body)
+        self.parsed: dict[str, tuple[WafSettings | None, int, bytes | None]] = {}
         if gateway_policy is not None:
             self.gateway = self._policy(gateway_policy, GLOBAL, GLOBAL, gateway_id)
         elif config is not None and config.enabled:
@@ -203,22 +205,21 @@ class Firewalls:
                 )
             )
             return None
-        policy = FirewallPolicy.model_validate(stored)
-        settings = policy_waf_settings(policy.properties)
+        key = reference.id.casefold()
+        if key not in self.parsed:  # once per policy, however many listeners and paths link it
+            policy = FirewallPolicy.model_validate(stored).properties
+            custom = policy.policy_settings
+            body = custom.custom_block_response_body if custom else None
+            self.parsed[key] = (
+                policy_waf_settings(policy),
+                (custom.custom_block_response_status_code if custom else None) or 403,
+                base64.b64decode(body) if body else None,
+            )
+        settings, status, block_body = self.parsed[key]
         if settings is None:
             return None
-        custom = policy.properties.policy_settings
-        status = (custom.custom_block_response_status_code if custom else None) or 403
-        body = custom.custom_block_response_body if custom else None
         return self._scope(
-            settings,
-            reference.id,
-            scope,
-            scope_name,
-            owner,
-            field,
-            status,
-            base64.b64decode(body) if body else None,
+            settings, reference.id, scope, scope_name, owner, field, status, block_body
         )
 
     def _scope(

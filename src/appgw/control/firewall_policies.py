@@ -111,11 +111,10 @@ class FirewallPolicies:
             document = self._checked(policy_id, body, caller)
             existed = self.store.policy(policy_id.key) is not None
             recommits = self._recommits(policy_id, document, caller)
-            stored, versions = self._commit(
+            stored, _versions = self._commit(
                 policy_id, document, caller, recommits, if_match, if_none_match, WRITE
             )
         assert stored is not None
-        del versions
         return self._view(stored, self.store.current_all()), not existed
 
     @store_answers
@@ -125,7 +124,7 @@ class FirewallPolicies:
         """False when there was nothing to delete (ARM answers 204)."""
         if self.store.policy(policy_id.key) is None:
             if if_match is not None:
-                raise _service_error(412, "PreconditionFailed", "the WAF policy does not exist")
+                raise ServiceError(412, "PreconditionFailed", "the WAF policy does not exist")
             return False
         self._commit(policy_id, None, caller, [], if_match, None, DELETE)
         return True
@@ -210,20 +209,20 @@ class FirewallPolicies:
                 ],
             )
         except PreconditionFailed as failed:
-            raise _service_error(
+            raise ServiceError(
                 412,
                 "PreconditionFailed",
                 f"{failed} for '{policy_id}'; GET the policy again and retry with its etag",
             ) from None
         except PolicyInUse as in_use:
-            raise _service_error(
+            raise ServiceError(
                 400,
                 "InUseWebApplicationFirewallPolicyCannotBeDeleted",
                 f"the WAF policy '{policy_id}' is linked by {in_use}; remove the links "
                 "(firewallPolicy) first",
             ) from None
         except LinkChanged as changed:
-            raise _service_error(409, "Conflict", f"{changed}; retry the request") from None
+            raise ServiceError(409, "Conflict", f"{changed}; retry the request") from None
         if versions:
             last = versions[-1]
             service.operations.committed(operation_id, last.resource_id.casefold(), last.seq)
@@ -233,7 +232,3 @@ class FirewallPolicies:
         self, policy_id: FirewallPolicyId, caller: Caller, problems: list[Diagnostic]
     ) -> ServiceError:
         return self.service.refused(policy_id, WRITE, caller, problems)
-
-
-def _service_error(status: int, code: str, message: str) -> ServiceError:
-    return ServiceError(status, code, message)
