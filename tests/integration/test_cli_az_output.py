@@ -162,6 +162,24 @@ def test_show_prints_the_gateway_as_az_does(server: ServeProcess, api: httpx.Cli
 # --- table and tsv -----------------------------------------------------------------------------
 
 
+def test_a_bad_output_or_query_refuses_the_command_before_it_writes(
+    server: ServeProcess, api: httpx.Client
+) -> None:
+    before = api.get(gateway_url()).json()
+    for flags, named in (
+        (("-o", "yaml"), "'--output' / '-o': 'yaml': use one of json, table, tsv, none"),
+        (("--query", "tags.["), "'--query': Invalid jmespath expression"),
+    ):
+        result = appgw(server.base_url, "update", *GATEWAY, "--tags", "changed=yes", *flags)
+        assert result.returncode == 2 and named in result.stderr, result.stderr
+    after = api.get(gateway_url()).json()
+    assert after["etag"] == before["etag"] and "changed" not in after.get("tags", {})
+    # az's -o none: the change is made, nothing is printed.
+    done = appgw(server.base_url, "update", *GATEWAY, "--tags", "changed=yes", "-o", "none")
+    assert done.returncode == 0 and done.stdout == ""
+    assert api.get(gateway_url()).json()["tags"] == {"changed": "yes"}
+
+
 def test_table_and_tsv_as_az(server: ServeProcess, api: httpx.Client) -> None:
     url = server.base_url
     table = printed(url, "list", "-g", "rg1", "--subscription", "sub1", "-o", "table")

@@ -171,6 +171,15 @@ def test_a_policy_built_with_the_cli_and_linked_to_a_gateway_and_a_listener(
     assert "InUseWebApplicationFirewallPolicyCannotBeDeleted" in refused
     assert stored_policy(api)["properties"]["customRules"][0]["name"] == "BlockEvil"
 
+    # A gateway created with the policy (az's `create --waf-policy`): no inline configuration.
+    created = cli_ok(
+        server, "create", *AT, "-n", "second", "--sku", "WAF_v2", "--servers", "127.0.0.1",
+        "--frontend-port", str(free_port()), "--priority", "100", "--waf-policy", "pol1",
+    )  # fmt: skip
+    assert created["firewallPolicy"]["id"].casefold() == policy_id("pol1").casefold()
+    assert "webApplicationFirewallConfiguration" not in created
+    cli_ok(server, "delete", *AT, "-n", "second")
+
 
 def test_refusals_name_the_flag(server: ServeProcess, api: httpx.Client) -> None:
     answer = api.put(

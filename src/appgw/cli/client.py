@@ -178,8 +178,8 @@ def emit(value: Any, output: str, query: str | None, *, as_az: bool = True) -> N
             value = jmespath.search(query, value, options=options)
         except jmespath.exceptions.JMESPathError as error:
             fail(f"--query: {error}", 2)
-    if value is None:
-        return  # az prints nothing for a null result, in every format
+    if value is None or output == "none":
+        return  # az prints nothing for a null result, in every format, nor with -o none
     if output == "json":
         typer.echo(json.dumps(value, indent=2))
     elif output == "tsv":
@@ -188,7 +188,7 @@ def emit(value: Any, output: str, query: str | None, *, as_az: bool = True) -> N
     elif output == "table":
         typer.echo(_table(value if isinstance(value, list) else [value], sort=not query))
     else:
-        fail(f"-o {output}: use json, table or tsv", 2)
+        fail(f"-o {output}: use json, table, tsv or none", 2)
 
 
 def _tsv_row(item: Any) -> str:

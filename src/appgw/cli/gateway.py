@@ -47,6 +47,15 @@ from appgw.model.quick_create import (
     sku_tier,
 )
 
+WafPolicy = Annotated[
+    str | None,
+    typer.Option(
+        "--waf-policy",
+        help="WAF policy of the whole gateway (WAF_v2): a policy's id, or the name of one in "
+        "the gateway's resource group; empty (update) unlinks it.",
+    ),
+]
+
 
 def register(app: typer.Typer) -> None:
     @app.command("login", cls=AzCommand)
@@ -320,6 +329,7 @@ def register_create(app: typer.Typer) -> None:
         subnet: Annotated[str, typer.Option(help="Subnet name.")] = "default",
         http2: Http2 = None,
         tags: Tags = None,
+        waf_policy: WafPolicy = None,
         key_vault_secret_id: KeyVaultSecretId = None,
         identity: Identity = None,
         no_wait: NoWait = False,
@@ -379,6 +389,11 @@ def register_create(app: typer.Typer) -> None:
         if priority is not None and not options.v2:
             typer.echo("appgw: warning: --priority applies to v2 SKUs only; ignored", err=True)
         document = quick_create_document(gateway, options)
+        link = policy_ref(gateway, waf_policy, "--waf-policy") if waf_policy else None
+        if link is not None:
+            # As az: a gateway created with a policy has no inline WAF configuration.
+            document["properties"]["firewallPolicy"] = link
+            document["properties"].pop("webApplicationFirewallConfiguration", None)
         response = api.call(
             "PUT",
             api.gateway_path(resource_group, name),
@@ -404,14 +419,7 @@ def register_update(app: typer.Typer) -> None:
         enable_fips: Annotated[bool | None, typer.Option(help="true or false.")] = None,
         custom_error_pages: CustomErrorPages = None,
         tags: Tags = None,
-        waf_policy: Annotated[
-            str | None,
-            typer.Option(
-                "--waf-policy",
-                help="WAF policy of the whole gateway (WAF_v2): a policy's id, or the name of one "
-                "in the gateway's resource group; empty unlinks it.",
-            ),
-        ] = None,
+        waf_policy: WafPolicy = None,
         set_: Annotated[
             list[str] | None,
             typer.Option("--set", help="PATH=VALUE, e.g. sku.capacity=3 (VALUE may be JSON)."),

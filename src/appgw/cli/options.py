@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import jmespath
 import typer
 from typer.core import TyperCommand
 
@@ -20,8 +21,35 @@ Server = Annotated[
     str | None,
     typer.Option(envvar="APPGW_SERVER", help="appgw API address, e.g. http://host:7480."),
 ]
-Output = Annotated[str, typer.Option("--output", "-o", help="json, table or tsv.")]
-Query = Annotated[str | None, typer.Option(help="JMESPath query applied to the result.")]
+OUTPUT_FORMATS = ("json", "table", "tsv", "none")
+
+
+def _output_format(value: str) -> str:
+    """Checked when the command line is read: a bad format refuses the command before it
+    changes anything (az's `-o none` prints nothing)."""
+    if value not in OUTPUT_FORMATS:
+        raise typer.BadParameter(f"'{value}': use one of {', '.join(OUTPUT_FORMATS)}")
+    return value
+
+
+def _query_expression(value: str | None) -> str | None:
+    """A --query that does not parse refuses the command before it changes anything."""
+    if value:
+        try:
+            jmespath.compile(value)
+        except jmespath.exceptions.JMESPathError as error:
+            raise typer.BadParameter(str(error)) from None
+    return value
+
+
+Output = Annotated[
+    str,
+    typer.Option("--output", "-o", help="json, table, tsv or none.", callback=_output_format),
+]
+Query = Annotated[
+    str | None,
+    typer.Option(help="JMESPath query applied to the result.", callback=_query_expression),
+]
 NoWait = Annotated[
     bool,
     typer.Option(

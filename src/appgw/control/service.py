@@ -254,7 +254,7 @@ def resolve_links(
                     "InvalidResourceReference",
                     link.owner_id,
                     "properties.firewallPolicy",
-                    f"the WAF policy '{link.policy_key}' does not exist; create it first "
+                    f"the WAF policy '{link.policy_id}' does not exist; create it first "
                     "(PUT it, or `appgw waf-policy create`)",
                 )
             )

@@ -74,6 +74,7 @@ class Link:
     owner_id: str  # the gateway, listener or path rule that links
     kind: str  # applicationGateways, httpListeners or pathBasedRules (the policy's lists)
     policy_key: str  # the folded policy id
+    policy_id: str  # as the document spells it (for messages)
 
 
 def document_links(document: Mapping[str, Any], gateway_id: str) -> list[Link]:
@@ -85,7 +86,7 @@ def document_links(document: Mapping[str, Any], gateway_id: str) -> list[Link]:
     def linked(owner: str, kind: str, holder: Mapping[str, Any]) -> None:
         reference = (holder.get("properties") or {}).get("firewallPolicy") if holder else None
         if isinstance(reference, Mapping) and isinstance(reference.get("id"), str):
-            found.append(Link(owner, kind, reference["id"].casefold()))
+            found.append(Link(owner, kind, reference["id"].casefold(), reference["id"]))
 
     linked(gateway_id, "applicationGateways", {"properties": properties})
     for listener in properties.get("httpListeners") or []:
