@@ -231,8 +231,7 @@ class Exchange:
                 self.site = decision.site
                 self.answer(refused.status, refused.error_info, close=refused.close)
                 return
-        waf = None if isinstance(decision, Reject) else decision.target.waf
-        if waf is not None and not isinstance(decision, Reject):
+        if not isinstance(decision, Reject) and (waf := decision.target.waf) is not None:
             # Azure's WAF sees the request as received, before rewrites and redirects.
             self.site = decision.site
             self.waf = waf
