@@ -298,6 +298,16 @@ def caller_of(session: Session, request: Request) -> Caller:
     return Caller(session.caller, request.client.host if request.client else None)
 
 
+def form_status(errors: FormErrors | None, status: int | None) -> tuple[int, str | None]:
+    """A page's status and why the store was unavailable (if it was): a form shown again with
+    `errors` is a 400, or a 503 when the store was unavailable, unless `status` says
+    otherwise."""
+    unavailable = errors.unavailable if errors is not None else None
+    if status is None:
+        status = 503 if unavailable else 400 if errors else 200
+    return status, unavailable
+
+
 @dataclass(frozen=True)
 class Blade:
     """A request to one of a gateway's blades (Azure's word for a portal page): the signed-in
@@ -319,9 +329,9 @@ class Blade:
         A form shown again with `errors` is a 400 (503 when the store was unavailable) unless
         the status says otherwise."""
         errors = context.get("errors")
-        unavailable = errors.unavailable if isinstance(errors, FormErrors) else None
-        if status is None:
-            status = 503 if unavailable else 400 if errors else 200
+        status, unavailable = form_status(
+            errors if isinstance(errors, FormErrors) else None, status
+        )
         return self.portal.render(
             self.request,
             template,

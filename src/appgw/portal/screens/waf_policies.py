@@ -46,6 +46,7 @@ from appgw.portal.common import (
     PageNotFound,
     Portal,
     caller_of,
+    form_status,
     gateway_url,
     place_problems,
     redirect,
@@ -158,9 +159,7 @@ class PolicyPage:
         status: int | None = None,
         **context: Any,
     ) -> HTMLResponse:
-        unavailable = errors.unavailable if errors is not None else None
-        if status is None:
-            status = 503 if unavailable else 400 if errors else 200
+        status, unavailable = form_status(errors, status)
         return self.portal.render(
             self.request,
             template,
