@@ -29,7 +29,10 @@ from appgw.store.secrets import MasterKey, SecretsError
 from appgw.store.sql import (
     ActivityEvent,
     GatewayVersion,
+    LinkChanged,
+    PolicyInUse,
     PreconditionFailed,
+    Recommit,
     SqlStore,
     StoreError,
 )
@@ -480,3 +483,155 @@ def test_superseded_secrets_are_purged_on_both_engines(store_url: str, key: Mast
         assert len(keeping.history(key_of("a"))) == 4  # the documents stay
     finally:
         keeping.close()
+
+
+# --- WAF policies -----------------------------------------------------------------------------
+
+WAF_POLICY = (
+    "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/"
+    "ApplicationGatewayWebApplicationFirewallPolicies/p"
+)
+LINKING_GATEWAY = (
+    "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/applicationGateways/gw"
+)
+LINKED_DOCUMENT = {"properties": {"firewallPolicy": {"id": WAF_POLICY}}}
+
+
+def _links(version: Any) -> list[str]:
+    return [version.resource_id] if version.document == LINKED_DOCUMENT else []
+
+
+def _put_policy(store: SqlStore, content: str, recommits: list[Recommit]) -> Any:
+    return store.commit_policy(
+        WAF_POLICY,
+        WAF_POLICY.casefold(),
+        {"properties": {"x": content}},
+        actor="t",
+        recommits=recommits,
+        linking=_links,
+    )
+
+
+def test_a_policy_and_its_gateways_commit_together(store: SqlStore) -> None:
+    """A WAF policy and the versions of the gateways that link it commit together or not at
+    all; writes that read something that changed before they commit are refused."""
+    policy, _ = _put_policy(store, "one", [])
+    gateway = store.commit(
+        LINKING_GATEWAY,
+        LINKING_GATEWAY.casefold(),
+        LINKED_DOCUMENT,
+        {"firewallPolicies": {"p": "one"}},
+        operational_state="Running",
+        actor="t",
+        linked_policies={WAF_POLICY.casefold(): policy.etag},
+    )
+    # A policy write that does not re-commit a gateway linking it is refused, and keeps nothing.
+    with pytest.raises(LinkChanged):
+        _put_policy(store, "two", [])
+    stored = store.policy(WAF_POLICY.casefold())
+    assert stored is not None and stored.document == {"properties": {"x": "one"}}
+    stored_policy, versions = _put_policy(
+        store, "two", [Recommit(gateway, {"firewallPolicies": {"p": "two"}})]
+    )
+    assert [v.version for v in versions] == [2]
+    current = store.current(LINKING_GATEWAY.casefold())
+    assert current is not None and store.secrets(current) == {"firewallPolicies": {"p": "two"}}
+    # The gateway moved on since `gateway` was read: re-committing that version is refused.
+    with pytest.raises(LinkChanged):
+        _put_policy(store, "three", [Recommit(gateway, {})])
+    # A gateway write made from a policy etag that is no longer current is refused too.
+    with pytest.raises(LinkChanged):
+        store.commit(
+            LINKING_GATEWAY,
+            LINKING_GATEWAY.casefold(),
+            LINKED_DOCUMENT,
+            {"firewallPolicies": {"p": "one"}},
+            operational_state="Running",
+            actor="t",
+            linked_policies={WAF_POLICY.casefold(): policy.etag},
+        )
+    assert stored_policy is not None
+    # A linked policy cannot be deleted; unlinked, it can.
+    with pytest.raises(PolicyInUse, match="applicationGateways/gw"):
+        store.commit_policy(WAF_POLICY, WAF_POLICY.casefold(), None, actor="t", linking=_links)
+    assert store.policy(WAF_POLICY.casefold()) is not None
+    store.commit(
+        LINKING_GATEWAY,
+        LINKING_GATEWAY.casefold(),
+        {"properties": {}},
+        {},
+        operational_state="Running",
+        actor="t",
+    )
+    store.commit_policy(WAF_POLICY, WAF_POLICY.casefold(), None, actor="t", linking=_links)
+    assert store.policy(WAF_POLICY.casefold()) is None
+
+
+def test_policy_and_gateway_writers_racing_never_leave_stale_policy_content(
+    store_url: str, key: MasterKey
+) -> None:
+    """A gateway writer (re-linking the policy with the content it read) and a policy writer
+    (re-committing the gateways it found linking) race on separate connections; each retries
+    what the store refuses. Whatever the interleaving, no gateway version holds older policy
+    content than the version before it, and the last holds the policy's current content."""
+    setup = SqlStore(store_url, key)
+    _put_policy(setup, "v0", [])
+    rounds = 20
+
+    def gateway_writer() -> None:
+        store = SqlStore(store_url, key)
+        try:
+            for _ in range(rounds):
+                while True:
+                    policy = store.policy(WAF_POLICY.casefold())
+                    assert policy is not None
+                    time.sleep(0.003)  # a PUT's validation and dry run, between read and commit
+                    try:
+                        store.commit(
+                            LINKING_GATEWAY,
+                            LINKING_GATEWAY.casefold(),
+                            LINKED_DOCUMENT,
+                            {"firewallPolicies": {"p": policy.document["properties"]["x"]}},
+                            operational_state="Running",
+                            actor="gateway-writer",
+                            linked_policies={WAF_POLICY.casefold(): policy.etag},
+                        )
+                        break
+                    except LinkChanged:
+                        continue
+        finally:
+            store.close()
+
+    def policy_writer() -> None:
+        store = SqlStore(store_url, key)
+        try:
+            for number in range(1, rounds + 1):
+                content = f"v{number}"
+                while True:
+                    linking = [v for v in store.current_all() if _links(v)]
+                    recommits = [Recommit(v, {"firewallPolicies": {"p": content}}) for v in linking]
+                    try:
+                        _put_policy(store, content, recommits)
+                        break
+                    except LinkChanged:
+                        continue
+        finally:
+            store.close()
+
+    threads = [threading.Thread(target=gateway_writer), threading.Thread(target=policy_writer)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    policy = setup.policy(WAF_POLICY.casefold())
+    current = setup.current(LINKING_GATEWAY.casefold())
+    assert policy is not None and current is not None
+    assert policy.document["properties"]["x"] == f"v{rounds}"
+    assert setup.secrets(current) == {"firewallPolicies": {"p": f"v{rounds}"}}
+    held = [
+        int(setup.secrets(version)["firewallPolicies"]["p"].removeprefix("v"))
+        for version in setup.history(LINKING_GATEWAY.casefold())
+    ]
+    assert held == sorted(held), held
+    setup.close()
