@@ -434,6 +434,16 @@ def problems(document: dict[str, Any]) -> dict[str, str]:
             "properties.customRules[0].matchConditions",
             "MissingRequiredProperty",
         ),
+        (
+            {"customRules": [rule("R", 1, "Block", cond("RequestUri", "Regex", r"\u0041dmin"))]},
+            "properties.customRules[0].matchConditions[0].matchValues[0]",
+            "InvalidMatchValues",
+        ),
+        (
+            {"customRules": [rule("R", 1, "Block", cond("RequestUri", "Regex", "(?=x)y"))]},
+            "properties.customRules[0].matchConditions[0].matchValues[0]",
+            "InvalidMatchValues",
+        ),
     ],
 )
 def test_each_refusal_names_the_field(change: dict[str, Any], field: str, code: str) -> None:

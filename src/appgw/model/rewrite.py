@@ -132,20 +132,28 @@ def parse_template(text: str) -> Template:
 def compile_pattern(pattern: str, *, ignore_case: bool) -> Any:
     """The RE2 pattern, or RewriteSyntaxError with RE2's reason (a look-around or a back
     reference: constructs whose matching time can explode, which RE2 leaves out)."""
+    try:
+        return compile_re2(pattern, ignore_case=ignore_case)
+    except re2.error as error:
+        raise RewriteSyntaxError(
+            f"'{pattern}' is not an RE2 regular expression ({re2_reason(error)}); Azure's "
+            "patterns are RE2: no look-ahead, look-behind or back references"
+        ) from None
+
+
+def re2_reason(error: Exception) -> str:
+    """RE2's reason for refusing a pattern, as text."""
+    reason = error.args[0] if error.args else error
+    return reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)
+
+
+def compile_re2(pattern: str, *, ignore_case: bool) -> Any:
+    """The RE2 pattern; raises re2.error."""
     options = re2.Options()
     options.log_errors = False  # the reason goes into the diagnostic, not to stderr
     options.case_sensitive = not ignore_case
     options.max_mem = PATTERN_MAX_MEMORY
-    try:
-        return re2.compile(pattern, options=options)
-    except re2.error as error:
-        reason = error.args[0] if error.args else error
-        if isinstance(reason, bytes):
-            reason = reason.decode("utf-8", "replace")
-        raise RewriteSyntaxError(
-            f"'{pattern}' is not an RE2 regular expression ({reason}); Azure's patterns are RE2: "
-            "no look-ahead, look-behind or back references"
-        ) from None
+    return re2.compile(pattern, options=options)
 
 
 def is_header_name(name: str) -> bool:

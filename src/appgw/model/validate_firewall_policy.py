@@ -11,6 +11,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import re2
+
 from appgw.model.diagnostics import Diagnostic
 from appgw.model.firewall_policy import (
     CustomRule,
@@ -32,6 +34,7 @@ from appgw.model.firewall_policy_values import (
     VARIABLES,
 )
 from appgw.model.ids import FirewallPolicyId
+from appgw.model.rewrite import compile_re2, re2_reason
 from appgw.model.validate import tag_problems
 from appgw.model.validate_waf import (
     MAX_BODY_KB,
@@ -409,10 +412,16 @@ def _value_problem(operator: str, value: str) -> str | None:
         if not re.fullmatch(r"-?\d{1,18}", value):
             return f"{operator} compares numbers; give a whole number"
     elif operator == "Regex":
+        # RE2's syntax, a subset that ModSecurity's PCRE reads the same way: a pattern such
+        # as `\u0041`, which Python's re accepts and PCRE refuses, would leave the rule
+        # silently matching nothing in the engine.
         try:
-            re.compile(value)
-        except re.error as error:
-            return f"not a regular expression: {error}"
+            compile_re2(value, ignore_case=False)
+        except re2.error as error:
+            return (
+                f"not a pattern appgw can check ({re2_reason(error)}); custom rules take RE2's "
+                "syntax, which ModSecurity reads the same way: no look-around or back references"
+            )
     elif not value:
         return "an empty value matches everything; use the Any operator instead"
     return None
