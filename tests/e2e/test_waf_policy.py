@@ -392,6 +392,19 @@ def test_a_policy_put_reapplies_the_gateways_that_link_it(site: Site) -> None:
         with site.gateway.api() as api:
             after = api.get(f"{gateway_id()}/revisions?api-version={API_VERSION}").json()["value"]
         assert len(after) == len(before) + 1  # one new version of the linking gateway
+        # The gateway's activity log says why it changed; the policy's has its own write.
+        with site.gateway.api() as api:
+            events = api.get(
+                f"/subscriptions/{SUB}/providers/Microsoft.Insights/eventtypes/management/values"
+                f"?api-version=2015-04-01&$filter=resourceGroupName eq '{RG}'"
+            ).json()["value"]
+        by_gateway = [e for e in events if e["resourceId"] == gateway_id()]
+        # newest first, as Azure lists them
+        assert by_gateway[0]["properties"]["detail"] == {"firewallPolicy": policy_id("global")}
+        assert by_gateway[0]["properties"]["version"] == after[-1]["version"]
+        assert any(
+            e["resourceId"] == policy_id("global") and e["resourceGroupName"] == RG for e in events
+        )
         m = mark()
         assert send(site.shop_port, f"/{m}{false_positive}").status_code == 200 and site.saw(m)
         # ... but only that argument: the same value under another name is still an attack.

@@ -15,6 +15,7 @@ from typing import Any
 from appgw.compile.firewall import LINKED_POLICIES, linked_policies
 from appgw.compile.gateway import CompileError, compile_gateway
 from appgw.control.service import (
+    WRITE as GATEWAY_WRITE,
     Caller,
     GatewayService,
     ServiceError,
@@ -26,7 +27,7 @@ from appgw.gc_pause import collector_paused
 from appgw.model.diagnostics import Diagnostic, ValidationFailed
 from appgw.model.document import document_links
 from appgw.model.firewall_policy import READ_ONLY_PROPERTIES, FirewallPolicy
-from appgw.model.ids import FIREWALL_POLICY_TYPE, FirewallPolicyId
+from appgw.model.ids import FIREWALL_POLICY_TYPE, FirewallPolicyId, GatewayId
 from appgw.model.validate_firewall_policy import check_firewall_policy, policy_view_defaults
 from appgw.model.wire import parse_model
 from appgw.store.sql import (
@@ -173,7 +174,13 @@ class FirewallPolicies:
                 )
             except CompileError as error:
                 problems += error.diagnostics
-            recommits.append(Recommit(gateway, secrets))
+            gateway_id = GatewayId.parse(gateway.resource_id)
+            assert gateway_id is not None, "the store holds only valid gateway ids"
+            # The gateway's activity log says why it changed: its policy did.
+            event = self.service.event(
+                gateway_id, GATEWAY_WRITE, caller, "Succeeded", {"firewallPolicy": str(policy_id)}
+            )
+            recommits.append(Recommit(gateway, secrets, event))
         if problems:
             raise self.refused(policy_id, caller, problems)
         return recommits

@@ -214,6 +214,7 @@ class Recommit:
 
     current: GatewayVersion
     secrets: Mapping[str, Any]
+    activity: ActivityEvent | None = None  # the gateway's write, in its own activity log
 
 
 @dataclass(frozen=True, slots=True)
@@ -702,6 +703,7 @@ class SqlStore:
                     recommit.secrets,
                     operational_state=recommit.current.operational_state,
                     actor=actor,
+                    activity=recommit.activity,
                 )
                 for recommit in recommits
             ]

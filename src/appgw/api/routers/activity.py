@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 
 from appgw.api.common import NETWORK, SUBSCRIPTION, ApiVersion, Authenticated, Service
 from appgw.control.service import ActivityEvent, ServiceError
-from appgw.model.ids import GatewayId
+from appgw.model.ids import FirewallPolicyId, GatewayId
 
 ACTIVITY = SUBSCRIPTION + "/providers/Microsoft.Insights/eventtypes/management/values"
 _FILTER_CLAUSE = re.compile(r"(\w+)\s+(eq|ge|le)\s+'([^']*)'", re.IGNORECASE)
@@ -54,7 +54,7 @@ def _parse_filter(subscription_id: str, text: str | None) -> tuple[str, datetime
 
 
 def _event_json(subscription_id: str, event: ActivityEvent) -> dict[str, Any]:
-    gateway = GatewayId.parse(event.resource_id)
+    resource = GatewayId.parse(event.resource_id) or FirewallPolicyId.parse(event.resource_id)
     return {
         "authorization": {"action": event.operation, "scope": event.resource_id},
         "caller": event.caller,
@@ -63,7 +63,7 @@ def _event_json(subscription_id: str, event: ActivityEvent) -> dict[str, Any]:
         "eventName": {"value": "EndRequest", "localizedValue": "End request"},
         "eventTimestamp": event.time.isoformat().replace("+00:00", "Z"),
         "operationName": {"value": event.operation, "localizedValue": event.operation},
-        "resourceGroupName": gateway.resource_group if gateway is not None else None,
+        "resourceGroupName": resource.resource_group if resource is not None else None,
         "resourceId": event.resource_id,
         "resourceProviderName": {"value": NETWORK, "localizedValue": NETWORK},
         "status": {"value": event.status, "localizedValue": event.status},
