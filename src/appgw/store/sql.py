@@ -643,14 +643,7 @@ class SqlStore:
         with self._write() as conn:
             _check_preconditions(_policy_etag(conn, key), if_match, if_none_match)
             if linking is not None:
-                current = [
-                    _version_from_row(row)
-                    for row in conn.execute(
-                        sa.select(versions_table, gateways_table.c.resource_id)
-                        .join(gateways_table, gateways_table.c.key == versions_table.c.gateway_key)
-                        .where(versions_table.c.version == gateways_table.c.current_version)
-                    )
-                ]
+                current = [_version_from_row(row) for row in conn.execute(_CURRENT_VERSIONS)]
                 owners = {g.resource_id.casefold(): linking(g) for g in current}
                 linked = {
                     g.resource_id.casefold(): g.etag
@@ -661,7 +654,7 @@ class SqlStore:
                     raise PolicyInUse(", ".join(o for found in owners.values() for o in found))
                 read = {r.current.resource_id.casefold(): r.current.etag for r in recommits}
                 if linked != read:
-                    changed = {key for key, _ in set(linked.items()) ^ set(read.items())}
+                    changed = {gateway for gateway, _ in set(linked.items()) ^ set(read.items())}
                     raise LinkChanged(
                         "gateways linking the policy changed meanwhile: "
                         + ", ".join(sorted(changed))
@@ -766,12 +759,7 @@ class SqlStore:
     def current_all(self, *, excluding: str | None = None) -> list[GatewayVersion]:
         """The current version of every gateway (what a starting data plane serves), but the
         one whose key is `excluding`."""
-        query = (
-            sa.select(versions_table, gateways_table.c.resource_id)
-            .join(gateways_table, gateways_table.c.key == versions_table.c.gateway_key)
-            .where(versions_table.c.version == gateways_table.c.current_version)
-            .order_by(gateways_table.c.key)
-        )
+        query = _CURRENT_VERSIONS.order_by(gateways_table.c.key)
         if excluding is not None:
             query = query.where(gateways_table.c.key != excluding)
         with self._read() as conn:
@@ -1179,6 +1167,14 @@ def _utc(moment: datetime) -> datetime:
     # SQLite hands back naive datetimes (we store UTC); PostgreSQL aware ones in the session's
     # time zone, which is the server's unless the client sets one. Callers always get UTC.
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+# The current version of every gateway (with its resource id).
+_CURRENT_VERSIONS = (
+    sa.select(versions_table, gateways_table.c.resource_id)
+    .join(gateways_table, gateways_table.c.key == versions_table.c.gateway_key)
+    .where(versions_table.c.version == gateways_table.c.current_version)
+)
 
 
 def _policy_etag(conn: Connection, key: str) -> str | None:
