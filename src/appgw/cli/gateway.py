@@ -20,7 +20,7 @@ from appgw.cli.client import (
     read_secret_stdin,
     save_login,
 )
-from appgw.cli.generic_update import add_item, key_values, remove_item, set_value
+from appgw.cli.generic_update import add_item, key_values, remove_item, set_value, tag_values
 from appgw.cli.options import (
     GROUP_SEPARATOR,
     KEY_VAULT,
@@ -384,7 +384,7 @@ def register_create(app: typer.Typer) -> None:
             vnet_name=vnet_name,
             subnet=subnet,
             http2=_enabled(http2, "--http2"),
-            tags=_tags(tags) or {},
+            tags=tag_values(tags) or {},
         )
         if priority is not None and not options.v2:
             typer.echo("appgw: warning: --priority applies to v2 SKUs only; ignored", err=True)
@@ -474,7 +474,7 @@ def register_update(app: typer.Typer) -> None:
                     for status, url in _pairs(custom_error_pages, "--custom-error-pages").items()
                 ]
             if tags is not None:
-                document["tags"] = _tags(tags)
+                document["tags"] = tag_values(tags)
             if waf_policy is not None:
                 link = policy_ref(edit.gateway, waf_policy, "--waf-policy")
                 if link is None:
@@ -620,14 +620,6 @@ def _enabled(value: str | None, flag: str) -> bool | None:
     if value is None:
         return None
     return _choice(value, ("Enabled", "Disabled"), flag) == "Enabled"
-
-
-def _tags(values: list[str] | None) -> dict[str, str] | None:
-    if values is None:
-        return None
-    if values == [""]:
-        return {}
-    return key_values(values, "--tags", require_value=False)
 
 
 def _pairs(values: list[str], flag: str) -> dict[str, str]:

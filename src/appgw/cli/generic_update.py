@@ -61,6 +61,15 @@ def remove_item(document: dict[str, Any], path: str, index: str | None) -> None:
         del container[_key(container, name)]
 
 
+def tag_values(values: list[str] | None) -> dict[str, str] | None:
+    """az's --tags: None when not given, {} for '' (clear them), else KEY[=VALUE] pairs."""
+    if values is None:
+        return None
+    if values == [""]:
+        return {}
+    return key_values(values, "--tags", require_value=False)
+
+
 def key_values(values: Sequence[str], flag: str, *, require_value: bool = True) -> dict[str, str]:
     pairs: dict[str, str] = {}
     for value in values:

@@ -24,7 +24,7 @@ import typer
 
 from appgw.cli.children.commands import add_command, connect, connection, keyword
 from appgw.cli.client import Api, await_operation, emit, fail
-from appgw.cli.generic_update import add_item, key_values, remove_item, set_value
+from appgw.cli.generic_update import add_item, remove_item, set_value, tag_values
 from appgw.cli.options import GROUP_SEPARATOR, ResourceGroup
 from appgw.model.firewall_policy_values import (
     ACTIONS,
@@ -62,14 +62,6 @@ def choice(value: str, choices: Sequence[str], flag: str) -> str:
 def _words(values: Sequence[str] | None) -> list[str]:
     """az's list values: repeated, or separated by spaces (AzCommand) or commas."""
     return [word for value in values or () for word in re.split(r"[\s,]+", value) if word]
-
-
-def _tags(values: list[str] | None) -> dict[str, str] | None:
-    if values is None:
-        return None
-    if values == [""]:
-        return {}
-    return key_values(values, "--tags", require_value=False)
 
 
 def policy_path(api: Api, resource_group: str, name: str | None = None) -> str:
@@ -252,7 +244,7 @@ def _create(arguments: dict[str, Any]) -> None:
             },
         },
     }
-    tags = _tags(arguments["tags"])
+    tags = tag_values(arguments["tags"])
     if tags is not None:
         body["tags"] = tags
     path = policy_path(api, arguments["resource_group"], arguments["name"])
@@ -284,7 +276,7 @@ def _delete(arguments: dict[str, Any]) -> None:
 
 def _update(arguments: dict[str, Any]) -> None:
     def change(document: dict[str, Any]) -> None:
-        tags = _tags(arguments["tags"])
+        tags = tag_values(arguments["tags"])
         if tags is not None:
             document["tags"] = tags
         for assignment in arguments["set_"] or ():
